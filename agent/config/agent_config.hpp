@@ -1,0 +1,81 @@
+#pragma once
+// agent.yaml -> validated, immutable AgentConfig. See docs/configuration.md for every key.
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace opsagent::config {
+
+using std::chrono::milliseconds;
+
+/// One address to listen on. `host` is a numeric IPv4 or IPv6 literal; port 0 = pick a free one.
+struct ListenAddress {
+  std::string host;
+  std::uint16_t port = 9999;
+};
+
+struct TlsSettings {
+  std::filesystem::path certificate;        ///< server certificate chain (PEM)
+  std::filesystem::path private_key;        ///< server key (PEM); must not be group/world readable
+  std::filesystem::path client_ca;          ///< CA bundle that client certificates must chain to
+  std::filesystem::path crl;                ///< optional CRL file (PEM); empty = no CRL checking
+  bool allow_tls12 = false;                 ///< "min_version: 1.2"; default is TLS 1.3 only
+  int verify_depth = 4;                     ///< max intermediate CAs in a client chain
+};
+
+struct Timeouts {
+  milliseconds handshake{10'000};  ///< TCP accept -> verified identity
+  milliseconds idle{300'000};      ///< no complete line while no command runs
+  milliseconds kill_grace{2'000};  ///< SIGTERM -> SIGKILL
+  milliseconds drain{1'000};       ///< after a child exits, how long to wait for its pipes to close
+};
+
+struct Limits {
+  int max_clients = 64;               ///< authenticated sessions (the seed's clients_max)
+  int max_clients_per_identity = 8;   ///< per principal
+  int max_handshakes = 64;            ///< connections not yet authenticated
+  std::size_t max_line_bytes = 8192;  ///< one command line, without its LF
+  int max_pipelined = 16;             ///< complete lines queued behind the running command
+  int io_threads = 2;                 ///< threads running the network event loop
+  int hash_threads = 2;               ///< threads for hashing and other blocking file work
+  int max_children = 16;              ///< concurrent subprocesses, agent-wide
+};
+
+struct LastlogSettings {
+  std::filesystem::path path = "/var/log/syslog";  ///< the system log `lastlog` tails
+  int lines = 10;
+  bool journal_fallback = true;  ///< read the journal (journalctl) when `path` does not exist
+};
+
+struct ExecSettings {
+  std::vector<std::string> environment{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"};
+  std::filesystem::path working_directory = "/";
+  mode_t umask = 077;
+};
+
+struct AgentConfig {
+  std::filesystem::path source;            ///< the file this came from
+  std::vector<ListenAddress> listen;       ///< at least one
+  TlsSettings tls;
+  Timeouts timeouts;
+  Limits limits;
+  LastlogSettings lastlog;
+  ExecSettings exec;
+  std::string log_level = "info";          ///< operational log: trace|debug|info|warn|error
+  std::filesystem::path audit_path;        ///< JSON-lines audit log (required)
+  std::filesystem::path policy_path;       ///< policy.yaml
+};
+
+/// Loads and validates agent.yaml. Relative paths are resolved against the file's directory.
+/// Throws ConfigError naming file, line and key for every problem (unknown keys included).
+AgentConfig load_agent_config(const std::filesystem::path& file);
+
+/// Parses "127.0.0.1:9999", "[::1]:9999" (numeric hosts only). Throws std::invalid_argument.
+ListenAddress parse_listen_address(std::string_view text);
+
+}  // namespace opsagent::config

@@ -1,0 +1,63 @@
+#pragma once
+// (identity, command) -> Decision. Pure and deterministic: the same policy snapshot and request
+// always give the same answer, and every answer names the rule that made it.
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "agent/identity/peer_identity.hpp"
+#include "agent/policy/policy.hpp"
+
+namespace opsagent::policy {
+
+/// Who the certificate holder is in policy terms.
+struct Principal {
+  std::string name;
+  std::vector<std::string> roles;
+  std::string rule;  ///< the identity rule that matched, e.g. "identities[0]"
+};
+
+/// Maps a verified identity to a principal: the first identity rule whose field equals the
+/// certificate's value. nullopt when none matches (the connection is then refused).
+std::optional<Principal> map_identity(const Policy& policy, const PeerIdentity& identity);
+
+/// A file a hash command may open: beneath `root`, at `relative` (no "..", no links followed).
+struct PathGrant {
+  std::filesystem::path root;
+  std::filesystem::path relative;
+  std::string pattern;  ///< the pattern that allowed it
+};
+
+/// The outcome of one authorisation. When allowed, carries what the executor needs.
+struct Decision {
+  bool allowed = false;
+  std::string rule;    ///< "roles.ops.commands", "roles.ops.deny", "builtin", "default-deny", ...
+  std::string reason;  ///< human-readable, for ERR denied and the audit log
+  // Filled only when allowed:
+  std::optional<PathGrant> path;        ///< hash, comphash
+  std::string algorithm;                ///< hash, comphash
+  std::filesystem::path log_path;       ///< tail
+  int lines = 0;                        ///< tail
+  const RunCommand* run = nullptr;      ///< run (points into the policy it was decided with)
+  std::vector<std::string> argv;        ///< run: full argv, fixed part + "--" + client args
+};
+
+/// Verbs every mapped principal may use (help, json, exit, quit).
+bool is_builtin(std::string_view verb);
+
+/// Decides whether `principal` may run `verb args...` under `policy`. Arity has been checked
+/// by the caller; anything unexpected is denied. Rules, in order: builtin verbs are allowed;
+/// a verb in any role's `deny` is denied; a verb in no role's `commands` is denied (default);
+/// then per verb: tail needs the log in a role's `logs` (and lines <= tail_max_lines); hash
+/// and comphash need the algorithm and a matching path pattern in the same role; run needs the
+/// command in a role's `run` and every argument to full-match its pattern.
+Decision authorize(const Policy& policy, const Principal& principal, std::string_view verb,
+                   const std::vector<std::string>& args);
+
+/// The verbs `principal` may use at all (for `help`), sorted.
+std::vector<std::string> allowed_verbs(const Policy& policy, const Principal& principal);
+
+}  // namespace opsagent::policy

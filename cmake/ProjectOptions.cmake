@@ -1,0 +1,23 @@
+# Warnings and sanitizers travel on INTERFACE targets so every component gets the same flags.
+add_library(opsagent_warnings INTERFACE)
+target_compile_options(opsagent_warnings INTERFACE
+  -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wno-sign-conversion
+  -Wnon-virtual-dtor -Wold-style-cast -Wcast-align -Wunused -Woverloaded-virtual
+  -Wnull-dereference -Wdouble-promotion -Wformat=2 -Wimplicit-fallthrough)
+
+add_library(opsagent_options INTERFACE)
+target_compile_definitions(opsagent_options INTERFACE
+  BOOST_ASIO_NO_DEPRECATED
+  BOOST_ASIO_DISABLE_BOOST_COROUTINE
+  OPSAGENT_VERSION="${PROJECT_VERSION}")
+target_link_libraries(opsagent_options INTERFACE opsagent_warnings)
+
+if(OPSAGENT_SANITIZE)
+  target_compile_options(opsagent_options INTERFACE -fsanitize=${OPSAGENT_SANITIZE} -fno-omit-frame-pointer -fno-sanitize-recover=all)
+  target_link_options(opsagent_options INTERFACE -fsanitize=${OPSAGENT_SANITIZE})
+endif()
+
+# Hardening for release binaries (Debian's own defaults, stated explicitly).
+target_compile_options(opsagent_options INTERFACE -fstack-protector-strong -fPIE)
+target_compile_definitions(opsagent_options INTERFACE $<$<NOT:$<CONFIG:Debug>>:_FORTIFY_SOURCE=2>)
+target_link_options(opsagent_options INTERFACE -pie -Wl,-z,relro,-z,now)
