@@ -1,1 +1,182 @@
-int main() { return 0; }
+// opsagent: flags, load, wire, run — nothing else.
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "agent/audit/audit_log.hpp"
+#include "agent/config/agent_config.hpp"
+#include "agent/config/config_error.hpp"
+#include "agent/policy/policy.hpp"
+#include "agent/server/server.hpp"
+#include "agent/tls/tls_context.hpp"
+
+namespace {
+
+constexpr int kExitUsage = 64;   // EX_USAGE
+constexpr int kExitConfig = 78;  // EX_CONFIG
+
+void print_usage(std::FILE* to) {
+  std::fprintf(to,
+               "usage: opsagent --config FILE [--check-config]\n"
+               "       opsagent --version\n\n"
+               "  --config FILE    agent configuration (YAML); see docs/configuration.md\n"
+               "  --check-config   validate the configuration, policy and TLS files, then exit\n"
+               "Runs in the foreground and logs to stderr; the audit trail goes to audit.path.\n");
+}
+
+std::string host_name() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) != 0) return "unknown";
+  return buf;
+}
+
+struct Options {
+  std::string config;
+  bool check_only = false;
+};
+
+int parse_args(int argc, char** argv, Options& opts) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--config" && i + 1 < argc) {
+      opts.config = argv[++i];
+    } else if (arg.rfind("--config=", 0) == 0) {
+      opts.config = arg.substr(9);
+    } else if (arg == "--check-config") {
+      opts.check_only = true;
+    } else if (arg == "--version") {
+      std::printf("opsagent %s\n", OPSAGENT_VERSION);
+      return 0;
+    } else if (arg == "--help" || arg == "-h") {
+      print_usage(stdout);
+      return 0;
+    } else {
+      std::fprintf(stderr, "opsagent: unknown argument '%s'\n", arg.c_str());
+      print_usage(stderr);
+      return kExitUsage;
+    }
+  }
+  if (opts.config.empty()) {
+    std::fprintf(stderr, "opsagent: --config FILE is required\n");
+    print_usage(stderr);
+    return kExitUsage;
+  }
+  return -1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace opsagent;
+  Options opts;
+  if (const int rc = parse_args(argc, argv, opts); rc >= 0) return rc;
+
+  auto logger = spdlog::stderr_color_mt("opsagent");
+  spdlog::set_default_logger(logger);
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+  // Writes to a vanished peer must fail with EPIPE, never kill the agent.
+  std::signal(SIGPIPE, SIG_IGN);
+
+  config::AgentConfig cfg;
+  std::shared_ptr<const policy::Policy> policy;
+  std::optional<boost::asio::ssl::context> tls;
+  try {
+    cfg = config::load_agent_config(opts.config);
+    spdlog::set_level(spdlog::level::from_str(cfg.log_level));
+    policy = policy::load_policy(cfg.policy_path);
+    tls.emplace(tls::make_server_context(cfg.tls));
+  } catch (const config::ConfigError& e) {
+    spdlog::error("configuration error: {}", e.what());
+    return kExitConfig;
+  }
+  if (opts.check_only) {
+    std::printf("configuration OK: %s (policy %s, version %s)\n", opts.config.c_str(),
+                cfg.policy_path.c_str(), policy->version.c_str());
+    return 0;
+  }
+
+  // Children inherit the process umask (posix_spawn cannot set one), so it is set here once.
+  ::umask(cfg.exec.umask);
+
+  auto audit = audit::AuditLog::open(cfg.audit_path);
+  if (!audit) {
+    spdlog::error("{}", audit.error().message);
+    return kExitConfig;
+  }
+
+  boost::asio::io_context io(cfg.limits.io_threads);
+  boost::asio::thread_pool blocking(static_cast<std::size_t>(cfg.limits.hash_threads));
+  server::PolicyStore policy_store(policy);
+  server::SessionRegistry registry({cfg.limits.max_handshakes, cfg.limits.max_clients,
+                                    cfg.limits.max_clients_per_identity, cfg.limits.max_children});
+  server::ServerContext ctx{cfg, *tls, policy_store, *audit.value(), registry, blocking, host_name()};
+  server::Server server(io, ctx);
+  try {
+    server.start();
+  } catch (const std::exception& e) {
+    spdlog::error("{}", e.what());
+    return kExitConfig;
+  }
+
+  nlohmann::json listening = nlohmann::json::array();
+  for (const auto& ep : server.endpoints()) listening.push_back(ep.address().to_string() + " " + std::to_string(ep.port()));
+  ctx.audit.record("agent_start", {{"version", OPSAGENT_VERSION},
+                                   {"config", cfg.source.string()},
+                                   {"policy", cfg.policy_path.string()},
+                                   {"policy_version", policy->version},
+                                   {"listen", listening}});
+
+  // Signals only through signal_set: handlers run as ordinary completion handlers.
+  boost::asio::signal_set stop_signals(io, SIGINT, SIGTERM);
+  boost::asio::signal_set reload_signal(io, SIGHUP);
+  stop_signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+    if (ec) return;
+    spdlog::info("received signal {}; shutting down", sig);
+    reload_signal.cancel();
+    server.stop();
+  });
+  std::function<void(const boost::system::error_code&, int)> on_hup = [&](const boost::system::error_code& ec, int) {
+    if (ec) return;
+    boost::asio::post(blocking, [&] {
+      try {
+        auto next = policy::load_policy(cfg.policy_path);
+        ctx.audit.record("policy_reload", {{"policy", cfg.policy_path.string()},
+                                           {"old_version", policy_store.snapshot()->version},
+                                           {"policy_version", next->version}});
+        spdlog::info("policy reloaded: version {}", next->version);
+        policy_store.replace(std::move(next));
+      } catch (const config::ConfigError& e) {
+        ctx.audit.record("policy_reload_failed", {{"policy", cfg.policy_path.string()},
+                                                  {"error", e.what()},
+                                                  {"policy_version", policy_store.snapshot()->version}});
+        spdlog::error("policy reload failed, keeping version {}: {}", policy_store.snapshot()->version, e.what());
+      }
+    });
+    reload_signal.async_wait(on_hup);
+  };
+  reload_signal.async_wait(on_hup);
+
+  std::vector<std::thread> threads;
+  for (int i = 1; i < cfg.limits.io_threads; ++i) threads.emplace_back([&io] { io.run(); });
+  io.run();
+  for (auto& t : threads) t.join();
+  blocking.join();
+
+  ctx.audit.record("agent_stop", {{"reason", "signal"}});
+  spdlog::info("stopped");
+  return 0;
+}

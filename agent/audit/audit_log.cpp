@@ -1,1 +1,93 @@
-// TODO: implemented in the next commit
+#include "agent/audit/audit_log.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+
+namespace opsagent::audit {
+namespace {
+
+std::string utc_timestamp() {
+  using namespace std::chrono;
+  const auto now = system_clock::now();
+  const auto secs = time_point_cast<seconds>(now);
+  const auto micros = duration_cast<microseconds>(now - secs).count();
+  const std::time_t t = system_clock::to_time_t(secs);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[64];
+  const std::size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  char frac[16];
+  std::snprintf(frac, sizeof frac, ".%06ldZ", static_cast<long>(micros));
+  return std::string(buf, n) + frac;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<AuditLog>> AuditLog::open(const std::filesystem::path& path) {
+  // O_NOFOLLOW: a link planted at the log path is refused, not followed. The mode is passed
+  // explicitly; the process umask can only narrow it. O_NONBLOCK: a FIFO planted at the path
+  // fails (ENXIO) instead of blocking start-up forever; it has no effect on a regular file.
+  const int fd = ::open(path.c_str(),
+                        O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, 0640);
+  if (fd < 0) {
+    return Error{ErrorCode::internal, "cannot open audit log " + path.string() + ": " + std::strerror(errno)};
+  }
+  UniqueFd owned(fd);
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    return Error{ErrorCode::internal, "audit log " + path.string() + " is not a regular file"};
+  }
+  return std::unique_ptr<AuditLog>(new AuditLog(path, std::move(owned)));
+}
+
+std::string AuditLog::encode(const nlohmann::json& record) {
+  // ensure_ascii: nothing a client sends (newlines, U+2028, ANSI escapes, invalid UTF-8) can
+  // split a record or act on the terminal of whoever reads the log.
+  return record.dump(-1, ' ', true, nlohmann::json::error_handler_t::replace);
+}
+
+bool AuditLog::record(std::string_view event, nlohmann::json fields) {
+  // The standard keys are set after the caller's fields so no field can overwrite them.
+  nlohmann::json rec = fields.is_object() ? std::move(fields) : nlohmann::json::object();
+  rec["ts"] = utc_timestamp();
+  rec["event"] = std::string(event);
+  rec["pid"] = static_cast<long>(::getpid());
+
+  std::lock_guard lock(mutex_);
+  rec["seq"] = ++seq_;
+  std::string line = encode(rec);
+  line.push_back('\n');
+  // One write per record; a short write on a regular file means the disk is full.
+  std::size_t done = 0;
+  while (done < line.size()) {
+    const ssize_t n = ::write(fd_.get(), line.data() + done, line.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const int err = n < 0 ? errno : ENOSPC;
+      // Take a torn fragment back off the file so the next record starts on a line of its own.
+      struct stat st {};
+      if (done > 0 && ::fstat(fd_.get(), &st) == 0 && st.st_size >= static_cast<off_t>(done) &&
+          ::ftruncate(fd_.get(), st.st_size - static_cast<off_t>(done)) != 0) {
+        spdlog::critical("audit log {}: cannot remove a partial record: {}", path_.string(),
+                         std::strerror(errno));
+      }
+      if (healthy_.exchange(false)) {
+        spdlog::critical("audit log {} write failed: {}; refusing new commands until it recovers",
+                         path_.string(), std::strerror(err));
+      }
+      return false;
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  if (!healthy_.exchange(true)) spdlog::warn("audit log {} writable again", path_.string());
+  return true;
+}
+
+}  // namespace opsagent::audit

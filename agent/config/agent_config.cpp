@@ -1,1 +1,369 @@
-// TODO: implemented in the next commit
+#include "agent/config/agent_config.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <initializer_list>
+#include <stdexcept>
+
+#include "agent/config/config_error.hpp"
+#include "agent/config/config_file.hpp"
+#include "agent/config/strict_yaml.hpp"
+#include "agent/config/yaml_reader.hpp"
+
+namespace opsagent::config {
+namespace {
+
+using namespace std::chrono_literals;
+
+// A null node stands in for an absent optional section, so MapReader sees an empty map.
+const YamlNode kAbsent{};
+
+constexpr std::int64_t kMaxCount = 100'000;
+
+// Rejects unknown keys before anything else is read, so a misspelt key ("polcy:") is reported
+// as such rather than as the required key it was meant to be.
+void expect_keys(MapReader& map, std::initializer_list<std::string_view> keys) {
+  for (const auto key : keys) map.find(key);
+  map.finish();
+}
+
+int as_count(const YamlNode& n, const NodeContext& ctx, int min, int max) {
+  return static_cast<int>(as_int(n, ctx, min, max));
+}
+
+// What the agent will do with a file decides how it is checked: everything named in the config
+// must exist and be readable now, so a typo fails at start-up and not at the first connection.
+struct stat require_readable_file(const std::filesystem::path& path, const NodeContext& ctx,
+                                  const YamlNode& node) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  if (fd < 0) {
+    fail(ctx, node, "cannot open " + path.string() + ": " + std::strerror(errno));
+  }
+  struct stat st {};
+  const int rc = ::fstat(fd, &st);
+  const int saved_errno = errno;
+  ::close(fd);
+  if (rc != 0) fail(ctx, node, "cannot stat " + path.string() + ": " + std::strerror(saved_errno));
+  if (!S_ISREG(st.st_mode)) fail(ctx, node, path.string() + " is not a regular file");
+  return st;
+}
+
+std::filesystem::path read_existing_file(MapReader& map, std::string_view key,
+                                         const std::filesystem::path& base_dir) {
+  const YamlNode& node = map.require(key);
+  auto path = as_path(node, map.ctx(key), base_dir);
+  require_readable_file(path, map.ctx(key), node);
+  return path;
+}
+
+void read_tls(const YamlNode& node, const NodeContext& ctx, const std::filesystem::path& base_dir,
+              TlsSettings& tls) {
+  MapReader map(node, ctx);
+  expect_keys(map, {"certificate", "private_key", "client_ca", "crl", "min_version", "verify_depth"});
+  tls.certificate = read_existing_file(map, "certificate", base_dir);
+
+  const YamlNode& key_node = map.require("private_key");
+  tls.private_key = as_path(key_node, map.ctx("private_key"), base_dir);
+  const struct stat key_status = require_readable_file(tls.private_key, map.ctx("private_key"), key_node);
+  // Like sshd StrictModes: a key others can read is a key that may already be copied.
+  if ((key_status.st_mode & 077) != 0) {
+    fail(map.ctx("private_key"), key_node,
+         tls.private_key.string() + " has mode " + format_mode(key_status.st_mode) +
+             "; a private key must not be accessible by group or others (chmod 600)");
+  }
+
+  tls.client_ca = read_existing_file(map, "client_ca", base_dir);
+
+  if (const YamlNode* crl = map.find("crl")) {
+    // `crl: ""` (or an empty value) means "no CRL", so the key can stay in the file as a hint.
+    const bool empty = crl->kind == YamlNode::Kind::null ||
+                       (crl->kind == YamlNode::Kind::scalar && crl->scalar.empty());
+    if (!empty) {
+      tls.crl = as_path(*crl, map.ctx("crl"), base_dir);
+      require_readable_file(tls.crl, map.ctx("crl"), *crl);
+    }
+  }
+
+  if (const YamlNode* v = map.find("min_version")) {
+    if (v->kind == YamlNode::Kind::scalar && v->scalar == "1.3") {
+      tls.allow_tls12 = false;
+    } else if (v->kind == YamlNode::Kind::scalar && v->scalar == "1.2") {
+      tls.allow_tls12 = true;
+    } else {
+      fail(map.ctx("min_version"), *v, "expected \"1.3\" or \"1.2\"");
+    }
+  }
+  if (const YamlNode* v = map.find("verify_depth")) {
+    tls.verify_depth = as_count(*v, map.ctx("verify_depth"), 1, 10);
+  }
+  map.finish();
+}
+
+void read_timeouts(const YamlNode& node, const NodeContext& ctx, Timeouts& t) {
+  MapReader map(node, ctx);
+  expect_keys(map, {"handshake", "idle", "kill_grace", "drain", "write_stall"});
+  if (const YamlNode* v = map.find("handshake")) {
+    t.handshake = as_duration(*v, map.ctx("handshake"), 100ms, 5min);
+  }
+  if (const YamlNode* v = map.find("idle")) t.idle = as_duration(*v, map.ctx("idle"), 1s, 24h);
+  if (const YamlNode* v = map.find("kill_grace")) {
+    t.kill_grace = as_duration(*v, map.ctx("kill_grace"), 0ms, 1min);
+  }
+  if (const YamlNode* v = map.find("drain")) t.drain = as_duration(*v, map.ctx("drain"), 0ms, 1min);
+  if (const YamlNode* v = map.find("write_stall")) {
+    t.write_stall = as_duration(*v, map.ctx("write_stall"), 100ms, 1h);
+  }
+  map.finish();
+}
+
+void read_limits(const YamlNode& node, const NodeContext& ctx, Limits& l) {
+  MapReader map(node, ctx);
+  expect_keys(map, {"max_clients", "max_clients_per_identity", "max_handshakes", "max_line_bytes",
+                    "max_pipelined", "io_threads", "hash_threads", "max_children"});
+  const auto count = [&map](std::string_view key, int& out, int min, int max) {
+    if (const YamlNode* v = map.find(key)) out = as_count(*v, map.ctx(key), min, max);
+  };
+  count("max_clients", l.max_clients, 1, kMaxCount);
+  count("max_clients_per_identity", l.max_clients_per_identity, 1, kMaxCount);
+  count("max_handshakes", l.max_handshakes, 1, kMaxCount);
+  if (const YamlNode* v = map.find("max_line_bytes")) {
+    l.max_line_bytes = as_size(*v, map.ctx("max_line_bytes"), 64, 1U << 20);
+  }
+  count("max_pipelined", l.max_pipelined, 0, 4096);
+  count("io_threads", l.io_threads, 1, 256);
+  count("hash_threads", l.hash_threads, 1, 256);
+  count("max_children", l.max_children, 1, 4096);
+
+  if (l.max_clients_per_identity > l.max_clients) {
+    const YamlNode* v = map.find("max_clients_per_identity");
+    fail(map.ctx("max_clients_per_identity"), v != nullptr ? *v : node,
+         "max_clients_per_identity (" + std::to_string(l.max_clients_per_identity) +
+             ") is larger than max_clients (" + std::to_string(l.max_clients) + ")");
+  }
+  map.finish();
+}
+
+void read_lastlog(const YamlNode& node, const NodeContext& ctx,
+                  const std::filesystem::path& base_dir, LastlogSettings& s) {
+  MapReader map(node, ctx);
+  expect_keys(map, {"path", "lines", "journal_fallback"});
+  // The log may be rotated away or not exist yet (journal_fallback), so it is not opened here.
+  if (const YamlNode* v = map.find("path")) s.path = as_path(*v, map.ctx("path"), base_dir);
+  if (const YamlNode* v = map.find("lines")) s.lines = as_count(*v, map.ctx("lines"), 1, 10'000);
+  if (const YamlNode* v = map.find("journal_fallback")) {
+    s.journal_fallback = as_bool(*v, map.ctx("journal_fallback"));
+  }
+  map.finish();
+}
+
+bool is_env_name(std::string_view name) {
+  if (name.empty()) return false;
+  for (std::size_t i = 0; i < name.size(); ++i) {
+    const char c = name[i];
+    const bool alpha = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_';
+    const bool digit = c >= '0' && c <= '9';
+    if (!(alpha || (i > 0 && digit))) return false;
+  }
+  return true;
+}
+
+void read_exec(const YamlNode& node, const NodeContext& ctx, const std::filesystem::path& base_dir,
+               ExecSettings& e) {
+  MapReader map(node, ctx);
+  expect_keys(map, {"environment", "working_directory", "umask"});
+  if (const YamlNode* v = map.find("environment")) {
+    const NodeContext list_ctx = map.ctx("environment");
+    if (v->kind != YamlNode::Kind::sequence) fail(list_ctx, *v, "expected a list of NAME=value");
+    e.environment.clear();
+    std::vector<std::string> names;
+    for (std::size_t i = 0; i < v->items.size(); ++i) {
+      const YamlNode& item = v->items[i];
+      std::string entry = as_string(item, list_ctx.index(i));
+      const auto eq = entry.find('=');
+      const std::string name = entry.substr(0, eq);
+      if (eq == std::string::npos || !is_env_name(name)) {
+        fail(list_ctx.index(i), item, "expected NAME=value with NAME matching [A-Za-z_][A-Za-z0-9_]*");
+      }
+      for (std::size_t j = 0; j < names.size(); ++j) {
+        if (names[j] == name) {
+          fail(list_ctx.index(i), item,
+               "variable " + name + " is set twice (also at line " +
+                   std::to_string(v->items[j].mark.line) + ")");
+        }
+      }
+      names.push_back(name);
+      e.environment.push_back(std::move(entry));
+    }
+  }
+  if (const YamlNode* v = map.find("working_directory")) {
+    e.working_directory = as_path(*v, map.ctx("working_directory"), base_dir);
+    std::error_code ec;
+    if (!std::filesystem::is_directory(e.working_directory, ec)) {
+      fail(map.ctx("working_directory"), *v, e.working_directory.string() + " is not a directory");
+    }
+  }
+  if (const YamlNode* v = map.find("umask")) {
+    // An octal string like "0077"; YAML 1.1 would read plain 0077 as octal and 1.2 as decimal,
+    // so the digits are taken as written and always read as octal.
+    const std::string text = as_string(*v, map.ctx("umask"));
+    bool ok = text.size() <= 4;
+    unsigned value = 0;
+    for (const char c : text) {
+      if (c < '0' || c > '7') ok = false;
+      value = value * 8 + static_cast<unsigned>(c - '0');
+    }
+    if (!ok || value > 0777) fail(map.ctx("umask"), *v, "expected an octal mask like \"0077\"");
+    e.umask = static_cast<mode_t>(value);
+  }
+  map.finish();
+}
+
+std::string read_log_level(const YamlNode& node, const NodeContext& ctx) {
+  MapReader map(node, ctx);
+  expect_keys(map, {"level"});
+  std::string level = "info";
+  if (const YamlNode* v = map.find("level")) {
+    level = as_string(*v, map.ctx("level"));
+    if (level != "trace" && level != "debug" && level != "info" && level != "warn" &&
+        level != "error") {
+      fail(map.ctx("level"), *v, "expected one of trace, debug, info, warn, error");
+    }
+  }
+  map.finish();
+  return level;
+}
+
+}  // namespace
+
+ListenAddress parse_listen_address(std::string_view text) {
+  const auto colon = text.rfind(':');
+  if (colon == std::string_view::npos) {
+    throw std::invalid_argument("expected HOST:PORT, e.g. 127.0.0.1:9999 or [::1]:9999");
+  }
+  std::string_view host = text.substr(0, colon);
+  const std::string_view port_text = text.substr(colon + 1);
+
+  ListenAddress out;
+  if (!host.empty() && host.front() == '[') {
+    if (host.size() < 2 || host.back() != ']') {
+      throw std::invalid_argument("unterminated '[' in IPv6 address");
+    }
+    host = host.substr(1, host.size() - 2);
+    in6_addr addr{};
+    const std::string h(host);
+    if (::inet_pton(AF_INET6, h.c_str(), &addr) != 1) {
+      throw std::invalid_argument("'" + h + "' is not a numeric IPv6 address");
+    }
+    char buf[INET6_ADDRSTRLEN];
+    ::inet_ntop(AF_INET6, &addr, buf, sizeof buf);
+    out.host = buf;
+  } else {
+    in_addr addr{};
+    const std::string h(host);
+    if (h.find(':') != std::string::npos) {
+      throw std::invalid_argument("IPv6 addresses must be written in brackets, e.g. [::1]:9999");
+    }
+    // inet_pton(AF_INET) accepts only dotted-quad decimal, unlike inet_aton ("0x7f.1").
+    if (::inet_pton(AF_INET, h.c_str(), &addr) != 1) {
+      throw std::invalid_argument("'" + h + "' is not a numeric IPv4 address (host names are not resolved)");
+    }
+    char buf[INET_ADDRSTRLEN];
+    ::inet_ntop(AF_INET, &addr, buf, sizeof buf);
+    out.host = buf;
+  }
+
+  bool digits = !port_text.empty() && port_text.size() <= 5;
+  unsigned port = 0;
+  for (const char c : port_text) {
+    if (c < '0' || c > '9') digits = false;
+    port = port * 10 + static_cast<unsigned>(c - '0');
+  }
+  if (!digits || port > 65535) {
+    throw std::invalid_argument("port must be a number between 0 and 65535");
+  }
+  out.port = static_cast<std::uint16_t>(port);
+  return out;
+}
+
+AgentConfig load_agent_config(const std::filesystem::path& file) {
+  const ConfigFile contents = read_config_file(file, YamlLimits{}.max_bytes);
+  // agent.yaml names the policy file, so whoever may write it decides the policy too.
+  check_not_writable_by_others(file, contents.status);
+  const YamlNode root = parse_yaml(contents.text, file.string());
+
+  // Relative paths are resolved against an absolute directory so that they keep their
+  // meaning if the process later changes its working directory.
+  std::error_code ec;
+  std::filesystem::path base_dir = std::filesystem::absolute(file, ec).parent_path();
+  if (ec) base_dir = file.parent_path();
+
+  AgentConfig cfg;
+  cfg.source = file;
+  const NodeContext top{file.string(), ""};
+  MapReader map(root, top);
+  expect_keys(map, {"listen", "tls", "timeouts", "limits", "lastlog", "exec", "logging", "audit",
+                    "policy"});
+
+  {
+    const YamlNode& listen = map.require("listen");
+    const NodeContext ctx = map.ctx("listen");
+    if (listen.kind != YamlNode::Kind::sequence || listen.items.empty()) {
+      fail(ctx, listen, "expected a non-empty list of addresses like \"127.0.0.1:9999\"");
+    }
+    for (std::size_t i = 0; i < listen.items.size(); ++i) {
+      const YamlNode& item = listen.items[i];
+      const std::string text = as_string(item, ctx.index(i));
+      ListenAddress addr;
+      try {
+        addr = parse_listen_address(text);
+      } catch (const std::invalid_argument& e) {
+        fail(ctx.index(i), item, e.what());
+      }
+      for (std::size_t j = 0; j < cfg.listen.size(); ++j) {
+        if (cfg.listen[j].host == addr.host && cfg.listen[j].port == addr.port) {
+          fail(ctx.index(i), item,
+               "duplicate address (same as listen[" + std::to_string(j) + "] at line " +
+                   std::to_string(listen.items[j].mark.line) + ")");
+        }
+      }
+      cfg.listen.push_back(addr);
+    }
+  }
+
+  read_tls(map.require("tls"), map.ctx("tls"), base_dir, cfg.tls);
+  const YamlNode* timeouts = map.find("timeouts");
+  read_timeouts(timeouts != nullptr ? *timeouts : kAbsent, map.ctx("timeouts"), cfg.timeouts);
+  const YamlNode* limits = map.find("limits");
+  read_limits(limits != nullptr ? *limits : kAbsent, map.ctx("limits"), cfg.limits);
+  const YamlNode* lastlog = map.find("lastlog");
+  read_lastlog(lastlog != nullptr ? *lastlog : kAbsent, map.ctx("lastlog"), base_dir, cfg.lastlog);
+  const YamlNode* exec = map.find("exec");
+  read_exec(exec != nullptr ? *exec : kAbsent, map.ctx("exec"), base_dir, cfg.exec);
+  const YamlNode* logging = map.find("logging");
+  cfg.log_level = read_log_level(logging != nullptr ? *logging : kAbsent, map.ctx("logging"));
+
+  {
+    MapReader audit(map.require("audit"), map.ctx("audit"));
+    expect_keys(audit, {"path"});
+    // The audit log is created by the agent, so only its name is checked here.
+    cfg.audit_path = as_path(audit.require("path"), audit.ctx("path"), base_dir);
+    audit.finish();
+  }
+
+  {
+    const YamlNode& policy = map.require("policy");
+    cfg.policy_path = as_path(policy, map.ctx("policy"), base_dir);
+    require_readable_file(cfg.policy_path, map.ctx("policy"), policy);
+  }
+
+  map.finish();
+  return cfg;
+}
+
+}  // namespace opsagent::config

@@ -33,6 +33,7 @@ struct Timeouts {
   milliseconds idle{300'000};      ///< no complete line while no command runs
   milliseconds kill_grace{2'000};  ///< SIGTERM -> SIGKILL
   milliseconds drain{1'000};       ///< after a child exits, how long to wait for its pipes to close
+  milliseconds write_stall{30'000};  ///< a reply write that makes no progress this long drops the client
 };
 
 struct Limits {

@@ -1,1 +1,309 @@
-// TODO: implemented in the next commit
+#include "agent/config/strict_yaml.hpp"
+
+#include <cstdint>
+#include <map>
+#include <sstream>
+
+#include <yaml-cpp/depthguard.h>
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/exceptions.h>
+#include <yaml-cpp/mark.h>
+#include <yaml-cpp/parser.h>
+
+#include "agent/config/config_error.hpp"
+#include "agent/config/config_file.hpp"
+
+namespace opsagent::config {
+namespace {
+
+// yaml-cpp reports the tag "?" for plain scalars and collections and "!" for quoted scalars
+// when nothing was written; anything else is an explicit tag such as "!!str" or "!2".
+constexpr const char* kPlainTag = "?";
+constexpr const char* kQuotedTag = "!";
+
+Mark to_mark(const YAML::Mark& m) {
+  if (m.is_null()) return {};
+  return Mark{m.line + 1, m.column + 1};
+}
+
+std::string located(const std::string& file, Mark mark, std::string_view message) {
+  std::ostringstream out;
+  out << file;
+  if (mark.line > 0) out << ':' << mark.line << ':' << mark.column;
+  out << ": " << message;
+  return out.str();
+}
+
+// Builds a YamlNode tree from parser events. Every rejection throws ConfigError from inside the
+// handler, which aborts the parse at once: an alias bomb or a 10k-deep nesting never gets past
+// its first offending event.
+class TreeBuilder : public YAML::EventHandler {
+ public:
+  TreeBuilder(const std::string& text, const std::string& file, const YamlLimits& limits)
+      : text_(text), file_(file), limits_(limits) {}
+
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    if (documents_ > 0) fail(to_mark(mark), "several documents in one file are not allowed");
+    ++documents_;
+  }
+  void OnDocumentEnd() override {}
+
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t anchor) override {
+    check_anchor(mark, anchor);
+    YamlNode node;
+    node.mark = to_mark(mark);
+    add(std::move(node));
+  }
+
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t /*anchor*/) override {
+    fail(to_mark(mark), "anchors and aliases are not allowed");
+  }
+
+  void OnAnchor(const YAML::Mark& mark, const std::string& /*anchor_name*/) override {
+    fail(to_mark(mark), "anchors and aliases are not allowed");
+  }
+
+  void OnScalar(const YAML::Mark& mark, const std::string& tag, YAML::anchor_t anchor,
+                const std::string& value) override {
+    check_anchor(mark, anchor);
+    YamlNode node;
+    node.kind = YamlNode::Kind::scalar;
+    node.mark = to_mark(mark);
+    if (tag == kPlainTag) {
+      node.quoted = false;
+    } else if (tag == kQuotedTag && starts_quoted(mark)) {
+      node.quoted = true;
+      check_closed(mark);
+    } else {
+      fail(node.mark, "explicit tags are not allowed (found '" + tag + "')");
+    }
+    node.scalar = value;
+    add(std::move(node));
+  }
+
+  void OnSequenceStart(const YAML::Mark& mark, const std::string& tag, YAML::anchor_t anchor,
+                       YAML::EmitterStyle::value /*style*/) override {
+    open(mark, tag, anchor, YamlNode::Kind::sequence);
+  }
+  void OnSequenceEnd() override { close(); }
+
+  void OnMapStart(const YAML::Mark& mark, const std::string& tag, YAML::anchor_t anchor,
+                  YAML::EmitterStyle::value /*style*/) override {
+    open(mark, tag, anchor, YamlNode::Kind::map);
+  }
+  void OnMapEnd() override { close(); }
+
+  YamlNode take_root() { return std::move(root_); }
+
+ private:
+  struct Frame {
+    YamlNode node;
+    bool has_key = false;  // map: a key was read and waits for its value
+    YamlNode key;
+    std::map<std::string, Mark, std::less<>> seen;  // map: key text -> where it was first written
+  };
+
+  // "!" is also what an explicit non-specific tag (`! 10`) produces; only a scalar that really
+  // starts with a quote is a quoted one.
+  [[nodiscard]] bool starts_quoted(const YAML::Mark& mark) const {
+    if (mark.pos < 0 || static_cast<std::size_t>(mark.pos) >= text_.size()) return false;
+    const char c = text_[static_cast<std::size_t>(mark.pos)];
+    return c == '"' || c == '\'';
+  }
+
+  // yaml-cpp 0.7 ends a quoted scalar silently at the end of the input, so `key: "unclosed`
+  // would swallow the rest of the file into one string. Find the closing quote ourselves.
+  void check_closed(const YAML::Mark& mark) const {
+    const auto start = static_cast<std::size_t>(mark.pos);
+    const char quote = text_[start];
+    for (std::size_t i = start + 1; i < text_.size(); ++i) {
+      if (quote == '"' && text_[i] == '\\') {
+        ++i;  // an escape: the next byte cannot close the string
+      } else if (text_[i] == quote) {
+        if (quote == '\'' && i + 1 < text_.size() && text_[i + 1] == '\'') {
+          ++i;  // '' is an escaped single quote
+        } else {
+          return;
+        }
+      }
+    }
+    fail(to_mark(mark), "unclosed quoted string");
+  }
+
+  [[noreturn]] void fail(Mark mark, std::string_view message) const {
+    throw ConfigError(located(file_, mark, message));
+  }
+
+  void check_anchor(const YAML::Mark& mark, YAML::anchor_t anchor) const {
+    if (anchor != YAML::NullAnchor) fail(to_mark(mark), "anchors and aliases are not allowed");
+  }
+
+  void count_node(Mark mark) {
+    if (++nodes_ > limits_.max_nodes) {
+      fail(mark, "too many nodes (more than " + std::to_string(limits_.max_nodes) + ")");
+    }
+  }
+
+  void open(const YAML::Mark& ymark, const std::string& tag, YAML::anchor_t anchor,
+            YamlNode::Kind kind) {
+    const Mark mark = to_mark(ymark);
+    check_anchor(ymark, anchor);
+    if (tag != kPlainTag) fail(mark, "explicit tags are not allowed (found '" + tag + "')");
+    if (expecting_key()) fail(mark, "map keys must be scalars");
+    if (static_cast<int>(stack_.size()) >= limits_.max_depth) {
+      fail(mark, "nesting deeper than " + std::to_string(limits_.max_depth) + " levels");
+    }
+    count_node(mark);
+    Frame frame;
+    frame.node.kind = kind;
+    frame.node.mark = mark;
+    stack_.push_back(std::move(frame));
+  }
+
+  void close() {
+    YamlNode done = std::move(stack_.back().node);
+    stack_.pop_back();
+    attach(std::move(done));
+  }
+
+  [[nodiscard]] bool expecting_key() const {
+    return !stack_.empty() && stack_.back().node.kind == YamlNode::Kind::map &&
+           !stack_.back().has_key;
+  }
+
+  // A scalar or null just parsed (collections are counted when opened).
+  void add(YamlNode node) {
+    count_node(node.mark);
+    attach(std::move(node));
+  }
+
+  void attach(YamlNode node) {
+    if (stack_.empty()) {
+      root_ = std::move(node);
+      return;
+    }
+    Frame& top = stack_.back();
+    if (top.node.kind == YamlNode::Kind::sequence) {
+      top.node.items.push_back(std::move(node));
+      return;
+    }
+    if (!top.has_key) {
+      if (node.kind != YamlNode::Kind::scalar) fail(node.mark, "map keys must be non-empty scalars");
+      // Duplicate keys are the classic way to hide a second, different value behind the first
+      // one a reviewer reads; yaml-cpp silently keeps one of them, so we check ourselves.
+      if (auto it = top.seen.find(node.scalar); it != top.seen.end()) {
+        fail(node.mark, "duplicate key '" + node.scalar + "' (first defined at line " +
+                            std::to_string(it->second.line) + ")");
+      }
+      top.seen.emplace(node.scalar, node.mark);
+      top.key = std::move(node);
+      top.has_key = true;
+      return;
+    }
+    top.node.entries.emplace_back(std::move(top.key), std::move(node));
+    top.key = YamlNode{};
+    top.has_key = false;
+  }
+
+  const std::string& text_;
+  const std::string& file_;
+  const YamlLimits& limits_;
+  std::vector<Frame> stack_;
+  YamlNode root_;
+  std::size_t nodes_ = 0;
+  int documents_ = 0;
+};
+
+// Checks on the raw bytes before yaml-cpp sees them:
+// - NUL and other control characters (except TAB, LF, CR): YAML forbids them, yaml-cpp lets some
+//   through, and they have no business in a configuration value (terminal escapes in logs);
+// - invalid UTF-8: yaml-cpp would guess UTF-16 from a BOM-like prefix and decode junk, and the
+//   byte offsets used below would no longer match;
+// - tabs in indentation: YAML forbids them, yaml-cpp accepts some, and a tab renders as
+//   different widths in different editors, so the structure a reviewer sees may not be the one
+//   parsed.
+void check_text(const std::string& text, const std::string& file) {
+  int line = 1;
+  int column = 1;
+  bool in_indent = true;
+  const auto fail_at = [&](std::string_view message) {
+    throw ConfigError(located(file, Mark{line, column}, message));
+  };
+  std::size_t i = 0;
+  while (i < text.size()) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c == '\n') {
+      ++line;
+      column = 1;
+      in_indent = true;
+      ++i;
+      continue;
+    }
+    if (c == '\t' && in_indent) fail_at("tab character in indentation");
+    if (c != ' ' && c != '\t') in_indent = false;
+    if (c == 0) fail_at("NUL byte in file (binary data?)");
+    if ((c < 0x20 && c != '\t' && c != '\r') || c == 0x7f) fail_at("control character in file");
+    std::size_t length = 1;
+    if (c >= 0x80) {
+      // Decode one UTF-8 sequence, refusing overlong forms, surrogates and C1 controls.
+      std::uint32_t cp = 0;
+      if (c >= 0xc2 && c <= 0xdf) {
+        length = 2;
+        cp = c & 0x1fU;
+      } else if (c >= 0xe0 && c <= 0xef) {
+        length = 3;
+        cp = c & 0x0fU;
+      } else if (c >= 0xf0 && c <= 0xf4) {
+        length = 4;
+        cp = c & 0x07U;
+      } else {
+        fail_at("invalid UTF-8");
+      }
+      if (i + length > text.size()) fail_at("invalid UTF-8");
+      for (std::size_t k = 1; k < length; ++k) {
+        const auto cc = static_cast<unsigned char>(text[i + k]);
+        if ((cc & 0xc0U) != 0x80U) fail_at("invalid UTF-8");
+        cp = (cp << 6U) | (cc & 0x3fU);
+      }
+      const bool overlong = (length == 3 && cp < 0x800) || (length == 4 && cp < 0x10000);
+      if (overlong || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) fail_at("invalid UTF-8");
+      if (cp >= 0x80 && cp <= 0x9f && cp != 0x85) fail_at("control character in file");
+    }
+    i += length;
+    ++column;
+  }
+}
+
+}  // namespace
+
+YamlNode parse_yaml(const std::string& text, const std::string& file, const YamlLimits& limits) {
+  if (text.size() > limits.max_bytes) {
+    throw ConfigError(file + ": file is larger than " + std::to_string(limits.max_bytes) +
+                      " bytes");
+  }
+  check_text(text, file);
+  // A UTF-8 byte order mark is harmless; drop it so that yaml-cpp's positions are byte offsets
+  // into `body`.
+  const std::string body = text.rfind("\xef\xbb\xbf", 0) == 0 ? text.substr(3) : text;
+
+  std::istringstream in(body);
+  TreeBuilder builder(body, file, limits);
+  try {
+    YAML::Parser parser(in);
+    // HandleNextDocument returns false once the stream is exhausted; a second document is
+    // rejected by the builder as soon as it starts.
+    while (parser.HandleNextDocument(builder)) {
+    }
+  } catch (const YAML::Exception& e) {
+    // DeepRecursion and ParserException carry a 0-based mark; some errors have none.
+    throw ConfigError(located(file, to_mark(e.mark), e.msg));
+  }
+  return builder.take_root();
+}
+
+YamlNode load_yaml_file(const std::filesystem::path& path, const YamlLimits& limits) {
+  const ConfigFile contents = read_config_file(path, limits.max_bytes);
+  return parse_yaml(contents.text, path.string(), limits);
+}
+
+}  // namespace opsagent::config

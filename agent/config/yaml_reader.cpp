@@ -1,1 +1,263 @@
-// TODO: implemented in the next commit
+#include "agent/config/yaml_reader.hpp"
+
+#include <limits>
+#include <sstream>
+
+#include "agent/config/config_error.hpp"
+
+namespace opsagent::config {
+namespace {
+
+using std::chrono::milliseconds;
+
+// Values echoed in messages are cut and stripped of control bytes so that one bad scalar
+// cannot flood or garble the terminal that shows the error.
+std::string sanitize(std::string_view text) {
+  constexpr std::size_t kMaxShown = 64;
+  std::string out;
+  for (std::size_t i = 0; i < text.size() && i < kMaxShown; ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20 || c == 0x7f) {
+      static constexpr char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 0xf];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  if (text.size() > kMaxShown) out += "...";
+  return out;
+}
+
+std::string quote_value(std::string_view text) { return "\"" + sanitize(text) + "\""; }
+
+std::string describe(const YamlNode& n) {
+  switch (n.kind) {
+    case YamlNode::Kind::null: return "nothing";
+    case YamlNode::Kind::sequence: return "a list";
+    case YamlNode::Kind::map: return "a map";
+    case YamlNode::Kind::scalar: break;
+  }
+  return n.quoted ? "quoted " + quote_value(n.scalar) : quote_value(n.scalar);
+}
+
+bool all_digits(std::string_view s) {
+  if (s.empty()) return false;
+  for (const char c : s) {
+    if (c < '0' || c > '9') return false;
+  }
+  return true;
+}
+
+// Plain decimal without sign or leading zeros; nullopt on anything else or on overflow.
+std::optional<std::uint64_t> parse_decimal(std::string_view s) {
+  if (!all_digits(s) || (s.size() > 1 && s[0] == '0')) return std::nullopt;
+  std::uint64_t value = 0;
+  for (const char c : s) {
+    const auto digit = static_cast<std::uint64_t>(c - '0');
+    if (value > (std::numeric_limits<std::uint64_t>::max() - digit) / 10) return std::nullopt;
+    value = value * 10 + digit;
+  }
+  return value;
+}
+
+std::string format_duration(milliseconds d) {
+  const auto ms = d.count();
+  if (ms % 3'600'000 == 0 && ms != 0) return std::to_string(ms / 3'600'000) + "h";
+  if (ms % 60'000 == 0 && ms != 0) return std::to_string(ms / 60'000) + "m";
+  if (ms % 1'000 == 0 && ms != 0) return std::to_string(ms / 1'000) + "s";
+  return std::to_string(ms) + "ms";
+}
+
+std::string format_size(std::uint64_t n) {
+  if (n != 0 && n % (1ULL << 30) == 0) return std::to_string(n >> 30) + "GiB";
+  if (n != 0 && n % (1ULL << 20) == 0) return std::to_string(n >> 20) + "MiB";
+  if (n != 0 && n % (1ULL << 10) == 0) return std::to_string(n >> 10) + "KiB";
+  return std::to_string(n);
+}
+
+}  // namespace
+
+NodeContext NodeContext::key(std::string_view k) const {
+  NodeContext child{file, path};
+  if (!child.path.empty()) child.path += '.';
+  child.path += k;
+  return child;
+}
+
+NodeContext NodeContext::index(std::size_t i) const {
+  return NodeContext{file, path + "[" + std::to_string(i) + "]"};
+}
+
+void fail(const NodeContext& ctx, const YamlNode& node, std::string_view message) {
+  std::ostringstream out;
+  out << ctx.file;
+  if (node.mark.line > 0) out << ':' << node.mark.line << ':' << node.mark.column;
+  out << ": ";
+  if (!ctx.path.empty()) out << ctx.path << ": ";
+  out << message;
+  throw ConfigError(out.str());
+}
+
+std::string as_string(const YamlNode& n, const NodeContext& ctx) {
+  if (n.kind != YamlNode::Kind::scalar) fail(ctx, n, "expected a string, got " + describe(n));
+  if (n.scalar.empty()) fail(ctx, n, "must not be empty");
+  return n.scalar;
+}
+
+std::int64_t as_int(const YamlNode& n, const NodeContext& ctx, std::int64_t min,
+                    std::int64_t max) {
+  const std::string expected =
+      "expected an integer between " + std::to_string(min) + " and " + std::to_string(max);
+  if (n.kind != YamlNode::Kind::scalar || n.quoted) {
+    // A quoted "10" is a string in YAML; accepting it would make the type rules depend on
+    // which field is read.
+    fail(ctx, n, expected + ", got " + describe(n));
+  }
+  std::string_view text = n.scalar;
+  const bool negative = !text.empty() && text[0] == '-';
+  if (negative) text.remove_prefix(1);
+  const auto magnitude = parse_decimal(text);
+  constexpr auto kMaxMagnitude = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+  if (!magnitude || *magnitude > kMaxMagnitude + (negative ? 1U : 0U) ||
+      (negative && *magnitude == 0)) {
+    fail(ctx, n, expected + ", got " + describe(n));
+  }
+  std::int64_t value = 0;
+  if (negative) {
+    // -(2^63) does not fit a positive int64, so build it from (magnitude - 1).
+    value = -static_cast<std::int64_t>(*magnitude - 1) - 1;
+  } else {
+    value = static_cast<std::int64_t>(*magnitude);
+  }
+  if (value < min || value > max) fail(ctx, n, expected + ", got " + describe(n));
+  return value;
+}
+
+bool as_bool(const YamlNode& n, const NodeContext& ctx) {
+  // YAML 1.1 also reads yes/no/on/off/y/n as booleans (the "Norway problem"); only the two
+  // unambiguous spellings are accepted so a value never means something unexpected.
+  if (n.kind == YamlNode::Kind::scalar && !n.quoted) {
+    if (n.scalar == "true") return true;
+    if (n.scalar == "false") return false;
+  }
+  fail(ctx, n, "expected true or false, got " + describe(n));
+}
+
+milliseconds as_duration(const YamlNode& n, const NodeContext& ctx, milliseconds min,
+                         milliseconds max) {
+  const std::string expected = "expected a duration between " + format_duration(min) + " and " +
+                               format_duration(max) + " (like 250ms, 10s, 5m, 1h)";
+  if (n.kind != YamlNode::Kind::scalar || n.quoted) fail(ctx, n, expected + ", got " + describe(n));
+  std::string_view text = n.scalar;
+  std::size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  const auto number = parse_decimal(text.substr(0, digits));
+  const std::string_view unit = text.substr(digits);
+  std::uint64_t scale = 0;
+  if (unit == "ms") {
+    scale = 1;
+  } else if (unit == "s") {
+    scale = 1'000;
+  } else if (unit == "m") {
+    scale = 60'000;
+  } else if (unit == "h") {
+    scale = 3'600'000;
+  }
+  if (!number || scale == 0) fail(ctx, n, expected + ", got " + describe(n));
+  const auto max_ms = static_cast<std::uint64_t>(max.count());
+  if (*number > max_ms / scale) fail(ctx, n, expected + ", got " + describe(n));
+  const milliseconds value{static_cast<milliseconds::rep>(*number * scale)};
+  if (value < min || value > max) fail(ctx, n, expected + ", got " + describe(n));
+  return value;
+}
+
+std::uint64_t as_size(const YamlNode& n, const NodeContext& ctx, std::uint64_t min,
+                      std::uint64_t max) {
+  const std::string expected = "expected a size between " + format_size(min) + " and " +
+                               format_size(max) + " (bytes, or with KiB, MiB, GiB)";
+  if (n.kind != YamlNode::Kind::scalar || n.quoted) fail(ctx, n, expected + ", got " + describe(n));
+  std::string_view text = n.scalar;
+  std::size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  const auto number = parse_decimal(text.substr(0, digits));
+  const std::string_view unit = text.substr(digits);
+  unsigned shift = 64;
+  if (unit.empty()) {
+    shift = 0;
+  } else if (unit == "KiB") {
+    shift = 10;
+  } else if (unit == "MiB") {
+    shift = 20;
+  } else if (unit == "GiB") {
+    shift = 30;
+  }
+  if (!number || shift == 64) fail(ctx, n, expected + ", got " + describe(n));
+  if (*number > (max >> shift)) fail(ctx, n, expected + ", got " + describe(n));
+  const std::uint64_t value = *number << shift;
+  if (value < min || value > max) fail(ctx, n, expected + ", got " + describe(n));
+  return value;
+}
+
+std::vector<std::string> as_string_list(const YamlNode& n, const NodeContext& ctx) {
+  if (n.kind != YamlNode::Kind::sequence) fail(ctx, n, "expected a list, got " + describe(n));
+  std::vector<std::string> out;
+  out.reserve(n.items.size());
+  for (std::size_t i = 0; i < n.items.size(); ++i) {
+    std::string value = as_string(n.items[i], ctx.index(i));
+    for (std::size_t j = 0; j < i; ++j) {
+      if (out[j] == value) {
+        fail(ctx.index(i), n.items[i],
+             "duplicate entry " + quote_value(value) + " (also at line " +
+                 std::to_string(n.items[j].mark.line) + ")");
+      }
+    }
+    out.push_back(std::move(value));
+  }
+  return out;
+}
+
+std::filesystem::path as_path(const YamlNode& n, const NodeContext& ctx,
+                              const std::filesystem::path& base_dir) {
+  std::filesystem::path p = as_string(n, ctx);
+  if (p.is_relative()) p = base_dir / p;
+  return p;
+}
+
+MapReader::MapReader(const YamlNode& node, NodeContext ctx) : node_(node), ctx_(std::move(ctx)) {
+  if (node_.kind != YamlNode::Kind::map && node_.kind != YamlNode::Kind::null) {
+    fail(ctx_, node_, "expected a map, got " + describe(node_));
+  }
+}
+
+const YamlNode* MapReader::find(std::string_view key) {
+  known_.emplace(key);
+  for (const auto& [k, v] : node_.entries) {
+    if (k.scalar == key) return &v;
+  }
+  return nullptr;
+}
+
+const YamlNode& MapReader::require(std::string_view key) {
+  if (const YamlNode* v = find(key)) return *v;
+  fail(ctx_, node_, "missing required key '" + std::string(key) + "'");
+}
+
+void MapReader::finish() const {
+  for (const auto& [k, v] : node_.entries) {
+    if (known_.find(k.scalar) != known_.end()) continue;
+    std::string allowed;
+    for (const auto& name : known_) {
+      if (!allowed.empty()) allowed += ", ";
+      allowed += name;
+    }
+    const std::string name = sanitize(k.scalar);
+    fail(ctx_.key(name), k, "unknown key '" + name + "' (allowed: " + allowed + ")");
+  }
+}
+
+}  // namespace opsagent::config

@@ -18,7 +18,9 @@ namespace opsagent::exec {
 struct SpawnSpec {
   std::vector<std::string> argv;         ///< argv[0] is an absolute path; no PATH lookup
   std::vector<std::string> environment;  ///< "KEY=value", the complete environment
-  std::filesystem::path working_directory = "/";
+  std::filesystem::path working_directory = "/";  ///< must exist; opened before the spawn
+  /// Must equal the agent's process umask, which start-up sets to the configured value
+  /// (posix_spawn has no umask action); spawn() refuses a mismatch with ErrorCode::internal.
   mode_t umask = 077;
 };
 
@@ -62,7 +64,9 @@ class ChildProcess {
   UniqueFd stderr_;
 };
 
-/// Starts `spec`. Errors: notfound (no such program), denied (not executable), internal.
+/// Starts `spec`. Errors: usage (empty argv, relative argv[0], NUL bytes, malformed environment),
+/// notfound (no such program or working directory), denied (not executable), busy (out of
+/// descriptors or processes), internal (including a umask mismatch).
 /// The pipes are O_CLOEXEC|O_NONBLOCK on our side.
 Result<ChildProcess> spawn(const SpawnSpec& spec);
 

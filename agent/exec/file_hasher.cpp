@@ -1,1 +1,115 @@
-// TODO: implemented in the next commit
+#include "agent/exec/file_hasher.hpp"
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <memory>
+#include <system_error>
+#include <vector>
+
+namespace opsagent::exec {
+namespace {
+
+constexpr std::size_t kChunkBytes = 64 * 1024;
+
+struct MdDeleter {
+  void operator()(EVP_MD* md) const noexcept { EVP_MD_free(md); }
+};
+struct MdCtxDeleter {
+  void operator()(EVP_MD_CTX* ctx) const noexcept { EVP_MD_CTX_free(ctx); }
+};
+using MdPtr = std::unique_ptr<EVP_MD, MdDeleter>;
+using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, MdCtxDeleter>;
+
+struct AlgorithmName {
+  std::string_view wire;     // what clients and the policy say
+  const char* openssl;       // the OpenSSL 3 provider name
+};
+
+// An explicit allow-list: clients never reach OpenSSL's name lookup with arbitrary text, and
+// weak digests (md5, ...) are not offered even if a provider has them.
+constexpr std::array<AlgorithmName, 7> kAlgorithms{{
+    {"sha1", "SHA1"},
+    {"sha224", "SHA2-224"},
+    {"sha256", "SHA2-256"},
+    {"sha384", "SHA2-384"},
+    {"sha512", "SHA2-512"},
+    {"sha3-256", "SHA3-256"},
+    {"sha3-512", "SHA3-512"},
+}};
+
+const char* openssl_name(std::string_view algorithm) noexcept {
+  for (const auto& a : kAlgorithms) {
+    if (a.wire == algorithm) return a.openssl;
+  }
+  return nullptr;
+}
+
+// Explicit fetch (not EVP_get_digestbyname) so a provider that lacks the digest, e.g. FIPS
+// without SHA1, makes the algorithm unavailable instead of failing later.
+MdPtr fetch(std::string_view algorithm) noexcept {
+  const char* name = openssl_name(algorithm);
+  if (name == nullptr) return nullptr;
+  MdPtr md(EVP_MD_fetch(nullptr, name, nullptr));
+  // The error queue is per thread; leave nothing behind for the next job on this pool thread.
+  if (!md) ERR_clear_error();
+  return md;
+}
+
+std::string to_hex(const unsigned char* data, unsigned int size) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string hex;
+  hex.reserve(std::size_t{size} * 2);
+  for (unsigned int i = 0; i < size; ++i) {
+    hex.push_back(kDigits[data[i] >> 4]);
+    hex.push_back(kDigits[data[i] & 0x0f]);
+  }
+  return hex;
+}
+
+Error openssl_failure(const char* what) {
+  ERR_clear_error();
+  return {ErrorCode::internal, std::string("digest failed: ") + what};
+}
+
+}  // namespace
+
+bool hash_algorithm_available(std::string_view algorithm) { return fetch(algorithm) != nullptr; }
+
+Result<Digest> hash_fd(int fd, std::string_view algorithm, const std::atomic<bool>& cancel,
+                       std::uint64_t max_bytes) {
+  MdPtr md = fetch(algorithm);
+  if (!md) return Error{ErrorCode::usage, "unknown hash algorithm: " + std::string(algorithm)};
+  MdCtxPtr ctx(EVP_MD_CTX_new());
+  if (!ctx) return openssl_failure("EVP_MD_CTX_new");
+  if (EVP_DigestInit_ex2(ctx.get(), md.get(), nullptr) != 1) return openssl_failure("init");
+
+  std::vector<unsigned char> buffer(kChunkBytes);
+  std::uint64_t total = 0;
+  while (true) {
+    if (cancel.load(std::memory_order_relaxed)) return Error{ErrorCode::internal, "cancelled"};
+    const ssize_t n = ::read(fd, buffer.data(), buffer.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Error{ErrorCode::internal, "read failed: " + std::generic_category().message(errno)};
+    }
+    if (n == 0) break;  // EOF; a file truncated under us simply ends here
+    total += static_cast<std::uint64_t>(n);
+    if (total > max_bytes) {
+      return Error{ErrorCode::limit, "file is larger than " + std::to_string(max_bytes) + " bytes"};
+    }
+    if (EVP_DigestUpdate(ctx.get(), buffer.data(), static_cast<std::size_t>(n)) != 1) {
+      return openssl_failure("update");
+    }
+  }
+
+  std::array<unsigned char, EVP_MAX_MD_SIZE> out{};
+  unsigned int out_size = 0;
+  if (EVP_DigestFinal_ex(ctx.get(), out.data(), &out_size) != 1) return openssl_failure("final");
+  return Digest{to_hex(out.data(), out_size), total};
+}
+
+}  // namespace opsagent::exec

@@ -17,6 +17,13 @@ namespace opsagent::exec {
 /// outside root), internal.
 Result<UniqueFd> open_beneath(const std::filesystem::path& root, const std::filesystem::path& relative);
 
+namespace detail {
+/// The per-component O_NOFOLLOW walk that open_beneath falls back to when openat2 is missing
+/// (ENOSYS). Same contract and errors; exposed only so tests can exercise it on new kernels.
+Result<UniqueFd> open_beneath_by_walk(const std::filesystem::path& root,
+                                      const std::filesystem::path& relative);
+}  // namespace detail
+
 /// Opens an operator-configured log file (absolute path from the policy or config):
 /// O_NOFOLLOW on the last component, O_NONBLOCK, regular files only.
 Result<UniqueFd> open_log_file(const std::filesystem::path& path);

@@ -1,1 +1,329 @@
-// TODO: implemented in the next commit
+#include "agent/policy/authorizer.hpp"
+
+#include <algorithm>
+#include <set>
+
+namespace opsagent::policy {
+namespace {
+
+// Longest argument a `run` command accepts; longer ones are refused before any regex runs.
+constexpr std::size_t kMaxArgBytes = 4096;
+constexpr int kDefaultTailLines = 10;
+
+// Client bytes echoed in reasons are cut and control bytes escaped: reasons go to the client and
+// the audit log, and must stay one printable line.
+std::string shown(std::string_view text) {
+  constexpr std::size_t kMaxShown = 80;
+  std::string out = "'";
+  for (std::size_t i = 0; i < text.size() && i < kMaxShown; ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c < 0x20 || c == 0x7f || c == '\'') {
+      static constexpr char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 0xf];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  if (text.size() > kMaxShown) out += "...";
+  out += '\'';
+  return out;
+}
+
+Decision deny(std::string rule, std::string reason) {
+  Decision d;
+  d.allowed = false;
+  d.rule = std::move(rule);
+  d.reason = std::move(reason);
+  return d;
+}
+
+Decision allow(std::string rule, std::string reason) {
+  Decision d;
+  d.allowed = true;
+  d.rule = std::move(rule);
+  d.reason = std::move(reason);
+  return d;
+}
+
+Decision malformed(std::string_view verb) {
+  return deny("malformed", "malformed request: wrong number of arguments for " + shown(verb));
+}
+
+std::string role_rule(const Role& role, std::string_view what) {
+  return "roles." + role.name + "." + std::string(what);
+}
+
+// The principal's roles that exist in this policy, in name order: the outcome, and the rule it
+// names, never depend on the order roles were listed in.
+std::vector<const Role*> roles_of(const Policy& policy, const Principal& principal) {
+  std::vector<const Role*> out;
+  for (const auto& name : principal.roles) {
+    const auto it = policy.roles.find(name);
+    if (it != policy.roles.end()) out.push_back(&it->second);
+  }
+  std::sort(out.begin(), out.end(), [](const Role* a, const Role* b) { return a->name < b->name; });
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+// A plain decimal without sign, spaces or leading zeros; anything else is nullopt, so
+// "10;", "0x10", " 10", "-1", "1e9" and "99999999999" are all refused.
+std::optional<int> parse_line_count(std::string_view text) {
+  if (text.empty() || text.size() > 9 || text[0] == '0') return std::nullopt;
+  int value = 0;
+  for (const char c : text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    value = value * 10 + (c - '0');
+  }
+  return value;
+}
+
+Decision authorize_tail(const Policy& policy, const Principal& principal,
+                        const std::vector<const Role*>& allowing,
+                        const std::vector<std::string>& args) {
+  if (args.empty() || args.size() > 2) return malformed("tail");
+  const std::string& log = args[0];
+
+  const Role* granting = nullptr;
+  for (const Role* role : allowing) {
+    if (role->logs.count(log) != 0) {
+      granting = role;
+      break;
+    }
+  }
+  if (granting == nullptr) {
+    return deny("default-deny", "no role of " + principal.name + " allows tail of log " + shown(log));
+  }
+  const auto path = policy.logs.find(log);
+  if (path == policy.logs.end()) {
+    // Cannot happen with a policy from load_policy; refuse rather than trust it.
+    return deny("default-deny", "log " + shown(log) + " is not defined");
+  }
+
+  int lines = std::min(kDefaultTailLines, policy.tail_max_lines);
+  if (args.size() == 2) {
+    const auto n = parse_line_count(args[1]);
+    if (!n || *n < 1 || *n > policy.tail_max_lines) {
+      return deny("tail.max_lines", "line count " + shown(args[1]) +
+                                        " must be a decimal number from 1 to " +
+                                        std::to_string(policy.tail_max_lines));
+    }
+    lines = *n;
+  }
+  Decision d = allow(role_rule(*granting, "logs"), "role " + granting->name + " allows log " + log);
+  d.log_path = path->second;
+  d.lines = lines;
+  return d;
+}
+
+Decision authorize_hash(const Principal& principal, const std::vector<const Role*>& allowing,
+                        std::string_view verb, const std::string& algorithm,
+                        const std::string& path) {
+  auto components = split_client_path(path);
+  if (!components) {
+    return deny("default-deny", "path " + shown(path) + " rejected: " + components.error().message);
+  }
+  if (supported_hash_algorithms().count(algorithm) == 0) {
+    return deny("default-deny", "unsupported hash algorithm " + shown(algorithm));
+  }
+  const bool is_comphash = verb == "comphash";
+  bool algorithm_granted = false;
+  // The algorithm and the path must be granted by the same role: two roles each granting half
+  // of a request must not add up to a grant neither of them made.
+  for (const Role* role : allowing) {
+    if (!is_comphash && role->hash.algorithms.count(algorithm) == 0) continue;
+    algorithm_granted = true;
+    for (const auto& pattern : role->hash.paths) {
+      // Something must remain beneath the root to open: "/var/log/**" does not grant "/var/log".
+      if (components.value().size() <= pattern.root_depth()) continue;
+      if (!pattern.matches(components.value())) continue;
+      std::filesystem::path relative;
+      for (std::size_t i = pattern.root_depth(); i < components.value().size(); ++i) {
+        relative /= components.value()[i];
+      }
+      Decision d = allow(role_rule(*role, "hash.paths"),
+                         "role " + role->name + " allows " + pattern.text());
+      d.algorithm = algorithm;
+      d.path = PathGrant{pattern.root(), std::move(relative), pattern.text()};
+      return d;
+    }
+  }
+  if (!algorithm_granted) {
+    return deny("default-deny", "no role of " + principal.name + " allows " + std::string(verb) +
+                                    " with " + shown(algorithm));
+  }
+  return deny("default-deny", "no path pattern of " + principal.name + "'s roles matches " +
+                                  shown(path));
+}
+
+Decision authorize_run(const Policy& policy, const Principal& principal,
+                       const std::vector<const Role*>& allowing,
+                       const std::vector<std::string>& args) {
+  if (args.empty()) return malformed("run");
+  const std::string& name = args[0];
+  const Role* granting = nullptr;
+  for (const Role* role : allowing) {
+    if (role->run.count(name) != 0) {
+      granting = role;
+      break;
+    }
+  }
+  if (granting == nullptr) {
+    return deny("default-deny", "no role of " + principal.name + " allows run " + shown(name));
+  }
+  const auto it = policy.commands.find(name);
+  if (it == policy.commands.end()) {
+    return deny("default-deny", "command " + shown(name) + " is not defined");
+  }
+  const RunCommand& cmd = it->second;
+
+  const std::size_t given = args.size() - 1;
+  const auto required = static_cast<std::size_t>(
+      std::count_if(cmd.args.begin(), cmd.args.end(), [](const ArgSpec& a) { return !a.optional; }));
+  if (given < required || given > cmd.args.size()) {
+    std::string expected = required == cmd.args.size()
+                               ? std::to_string(required)
+                               : std::to_string(required) + " to " + std::to_string(cmd.args.size());
+    return deny("commands." + name + ".args",
+                "run " + name + " takes " + expected + " argument(s), got " + std::to_string(given));
+  }
+  for (std::size_t i = 0; i < given; ++i) {
+    const ArgSpec& spec = cmd.args[i];
+    const std::string& arg = args[i + 1];
+    const std::string which = "argument " + std::to_string(i + 1) + " (" + spec.name + ")";
+    if (arg.size() > kMaxArgBytes) {
+      return deny("commands." + name + ".args",
+                  which + " is longer than " + std::to_string(kMaxArgBytes) + " bytes");
+    }
+    // FullMatch anchors at both ends: "10;x" does not satisfy "\d+".
+    if (!spec.pattern || !RE2::FullMatch(arg, *spec.pattern)) {
+      return deny("commands." + name + ".args",
+                  which + " " + shown(arg) + " does not match " + shown(spec.pattern_text));
+    }
+  }
+
+  Decision d = allow(role_rule(*granting, "run"), "role " + granting->name + " allows run " + name);
+  d.run = &cmd;
+  d.argv = cmd.argv;
+  // "--" ends option parsing in the program, so a client "-rf" can only ever be an operand.
+  if (cmd.end_of_options && given > 0) d.argv.emplace_back("--");
+  d.argv.insert(d.argv.end(), args.begin() + 1, args.end());
+  return d;
+}
+
+bool fingerprint_equal(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const auto upper = [](char c) { return (c >= 'a' && c <= 'f') ? static_cast<char>(c - 'a' + 'A') : c; };
+    if (upper(a[i]) != upper(b[i])) return false;
+  }
+  return true;
+}
+
+bool rule_matches(const IdentityRule& rule, const PeerIdentity& identity) {
+  switch (rule.field) {
+    case MatchField::common_name:
+      return identity.common_name.has_value() && *identity.common_name == rule.value;
+    case MatchField::san_dns:
+      return std::find(identity.san_dns.begin(), identity.san_dns.end(), rule.value) !=
+             identity.san_dns.end();
+    case MatchField::san_uri:
+      return std::find(identity.san_uri.begin(), identity.san_uri.end(), rule.value) !=
+             identity.san_uri.end();
+    case MatchField::fingerprint:
+      return !identity.fingerprint_sha256.empty() &&
+             fingerprint_equal(identity.fingerprint_sha256, rule.value);
+  }
+  return false;
+}
+
+Decision authorize_checked(const Policy& policy, const Principal& principal, std::string_view verb,
+                           const std::vector<std::string>& args) {
+  // The one visible sequence: builtin, unknown, explicit deny, default deny, per-verb checks.
+  if (is_builtin(verb)) return allow("builtin", std::string(verb) + " is always available");
+  if (grantable_commands().count(std::string(verb)) == 0) {
+    return deny("default-deny", "unknown command " + shown(verb));
+  }
+
+  const std::vector<const Role*> roles = roles_of(policy, principal);
+  for (const Role* role : roles) {
+    if (role->deny.count(std::string(verb)) != 0) {
+      return deny(role_rule(*role, "deny"),
+                  "role " + role->name + " denies '" + std::string(verb) + "' to " + principal.name);
+    }
+  }
+  std::vector<const Role*> allowing;
+  for (const Role* role : roles) {
+    if (role->commands.count(std::string(verb)) != 0) allowing.push_back(role);
+  }
+  if (allowing.empty()) {
+    return deny("default-deny", "no role of " + principal.name + " allows '" + std::string(verb) + "'");
+  }
+
+  if (verb == "ping" || verb == "whoami" || verb == "lastlog") {
+    if (!args.empty()) return malformed(verb);
+    return allow(role_rule(*allowing.front(), "commands"),
+                 "role " + allowing.front()->name + " allows '" + std::string(verb) + "'");
+  }
+  if (verb == "tail") return authorize_tail(policy, principal, allowing, args);
+  if (verb == "hash") {
+    if (args.size() != 2) return malformed(verb);
+    return authorize_hash(principal, allowing, verb, args[0], args[1]);
+  }
+  if (verb == "comphash") {
+    if (args.size() != 1) return malformed(verb);
+    return authorize_hash(principal, allowing, verb, "sha1", args[0]);
+  }
+  if (verb == "run") return authorize_run(policy, principal, allowing, args);
+  // A grantable verb this function does not know yet: fail closed.
+  return deny("default-deny", "no authorisation rule for '" + std::string(verb) + "'");
+}
+
+}  // namespace
+
+bool is_builtin(std::string_view verb) {
+  return verb == "help" || verb == "json" || verb == "exit" || verb == "quit";
+}
+
+std::optional<Principal> map_identity(const Policy& policy, const PeerIdentity& identity) {
+  try {
+    for (const auto& rule : policy.identities) {
+      if (rule_matches(rule, identity)) return Principal{rule.principal, rule.roles, rule.rule};
+    }
+  } catch (...) {
+    // Only allocation can fail here; an identity that cannot be mapped is refused.
+  }
+  return std::nullopt;
+}
+
+Decision authorize(const Policy& policy, const Principal& principal, std::string_view verb,
+                   const std::vector<std::string>& args) {
+  // Nothing may escape: the only exceptions possible here are allocation failures, and the
+  // answer to those is "no".
+  try {
+    return authorize_checked(policy, principal, verb, args);
+  } catch (...) {
+    Decision d;
+    d.rule = "internal-error";
+    d.reason = "internal error while authorising";
+    return d;
+  }
+}
+
+std::vector<std::string> allowed_verbs(const Policy& policy, const Principal& principal) {
+  std::set<std::string> verbs{"help", "json", "exit", "quit"};
+  std::set<std::string> denied;
+  for (const Role* role : roles_of(policy, principal)) {
+    verbs.insert(role->commands.begin(), role->commands.end());
+    denied.insert(role->deny.begin(), role->deny.end());
+  }
+  std::vector<std::string> out;
+  for (const auto& verb : verbs) {
+    if (denied.count(verb) == 0) out.push_back(verb);
+  }
+  return out;
+}
+
+}  // namespace opsagent::policy

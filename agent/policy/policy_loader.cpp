@@ -1,1 +1,389 @@
-// TODO: implemented in the next commit
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <initializer_list>
+#include <stdexcept>
+
+#include "agent/config/config_error.hpp"
+#include "agent/config/config_file.hpp"
+#include "agent/config/strict_yaml.hpp"
+#include "agent/config/yaml_reader.hpp"
+#include "agent/policy/authorizer.hpp"
+#include "agent/policy/policy.hpp"
+
+namespace opsagent::policy {
+namespace {
+
+using config::as_bool;
+using config::as_duration;
+using config::as_int;
+using config::as_size;
+using config::as_string;
+using config::as_string_list;
+using config::fail;
+using config::MapReader;
+using config::NodeContext;
+using config::YamlNode;
+using namespace std::chrono_literals;
+
+const YamlNode kAbsent{};
+
+constexpr std::size_t kMaxNameBytes = 64;
+
+// Rejects unknown keys before anything else is read, so a misspelt key is reported as such.
+void expect_keys(MapReader& map, std::initializer_list<std::string_view> keys) {
+  for (const auto key : keys) map.find(key);
+  map.finish();
+}
+
+// Role, log, command and argument names appear in rule names, audit records and replies, so
+// they are kept to a small, unambiguous alphabet.
+void check_name(std::string_view name, const NodeContext& ctx, const YamlNode& node,
+                std::string_view what) {
+  bool ok = !name.empty() && name.size() <= kMaxNameBytes;
+  for (std::size_t i = 0; ok && i < name.size(); ++i) {
+    const char c = name[i];
+    const bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+    ok = alnum || (i > 0 && (c == '-' || c == '_' || c == '.' || c == '@'));
+  }
+  if (!ok) {
+    fail(ctx, node,
+         std::string(what) + " '" + std::string(name) +
+             "' must be 1-64 of A-Z a-z 0-9 - _ . @, starting with a letter or digit");
+  }
+}
+
+std::set<std::string> as_name_set(const YamlNode& n, const NodeContext& ctx) {
+  const auto list = as_string_list(n, ctx);
+  return {list.begin(), list.end()};
+}
+
+std::string sha256_hex(const std::string& bytes) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  if (EVP_Digest(bytes.data(), bytes.size(), digest, &length, EVP_sha256(), nullptr) != 1) {
+    throw std::runtime_error("SHA-256 failed");
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < length; ++i) {
+    out += kHex[digest[i] >> 4];
+    out += kHex[digest[i] & 0xf];
+  }
+  return out;
+}
+
+// "AB:CD:...": 32 bytes of hex separated by colons, stored upper-case like PeerIdentity's.
+std::string normalize_fingerprint(const std::string& text, const NodeContext& ctx,
+                                  const YamlNode& node) {
+  constexpr std::size_t kBytes = 32;
+  bool ok = text.size() == kBytes * 3 - 1;
+  std::string out;
+  for (std::size_t i = 0; ok && i < text.size(); ++i) {
+    const char c = text[i];
+    if (i % 3 == 2) {
+      ok = c == ':';
+      out += ':';
+    } else if ((c >= '0' && c <= '9') || (c >= 'A' && c <= 'F')) {
+      out += c;
+    } else if (c >= 'a' && c <= 'f') {
+      out += static_cast<char>(c - 'a' + 'A');
+    } else {
+      ok = false;
+    }
+  }
+  if (!ok) fail(ctx, node, "expected a SHA-256 fingerprint \"AB:CD:...\" (32 hex bytes)");
+  return out;
+}
+
+void read_logs(const YamlNode& node, const NodeContext& ctx, Policy& policy) {
+  const MapReader map(node, ctx);  // only to insist on a map
+  for (const auto& [k, v] : node.entries) {
+    check_name(k.scalar, ctx, k, "log name");
+    const std::string path = as_string(v, ctx.key(k.scalar));
+    // Logs are opened by absolute path only: a relative one would depend on the working directory.
+    if (path.front() != '/') fail(ctx.key(k.scalar), v, "log path must be absolute");
+    policy.logs.emplace(k.scalar, path);
+  }
+}
+
+ArgSpec read_arg(const YamlNode& node, const NodeContext& ctx) {
+  MapReader map(node, ctx);
+  expect_keys(map, {"name", "pattern", "optional"});
+  ArgSpec arg;
+  const YamlNode& name = map.require("name");
+  arg.name = as_string(name, map.ctx("name"));
+  check_name(arg.name, map.ctx("name"), name, "argument name");
+
+  const YamlNode& pattern = map.require("pattern");
+  arg.pattern_text = as_string(pattern, map.ctx("pattern"));
+  RE2::Options options;
+  options.set_log_errors(false);
+  auto re = std::make_shared<const re2::RE2>(arg.pattern_text, options);
+  if (!re->ok()) fail(map.ctx("pattern"), pattern, "invalid regular expression: " + re->error());
+  arg.pattern = std::move(re);
+
+  if (const YamlNode* v = map.find("optional")) arg.optional = as_bool(*v, map.ctx("optional"));
+  return arg;
+}
+
+RunCommand read_command(const std::string& name, const YamlNode& node, const NodeContext& ctx) {
+  MapReader map(node, ctx);
+  expect_keys(map, {"argv", "args", "end_of_options", "timeout", "max_output"});
+  RunCommand cmd;
+  cmd.name = name;
+
+  const YamlNode& argv = map.require("argv");
+  const NodeContext argv_ctx = map.ctx("argv");
+  if (argv.kind != YamlNode::Kind::sequence || argv.items.empty()) {
+    fail(argv_ctx, argv, "expected a non-empty list: the program's absolute path, then its arguments");
+  }
+  // Not as_string_list: repeated arguments ("-v", "-v") are legitimate in an argv.
+  for (std::size_t i = 0; i < argv.items.size(); ++i) {
+    cmd.argv.push_back(as_string(argv.items[i], argv_ctx.index(i)));
+  }
+  if (cmd.argv[0].front() != '/') {
+    fail(argv_ctx.index(0), argv.items[0],
+         "the program must be an absolute path (there is no PATH search)");
+  }
+
+  if (const YamlNode* args = map.find("args")) {
+    const NodeContext args_ctx = map.ctx("args");
+    if (args->kind != YamlNode::Kind::sequence) fail(args_ctx, *args, "expected a list of arguments");
+    for (std::size_t i = 0; i < args->items.size(); ++i) {
+      ArgSpec arg = read_arg(args->items[i], args_ctx.index(i));
+      // A required argument after an optional one would make the position of every later
+      // argument ambiguous.
+      if (!arg.optional && !cmd.args.empty() && cmd.args.back().optional) {
+        fail(args_ctx.index(i), args->items[i],
+             "required argument '" + arg.name + "' follows an optional one");
+      }
+      for (const auto& other : cmd.args) {
+        if (other.name == arg.name) {
+          fail(args_ctx.index(i), args->items[i], "duplicate argument name '" + arg.name + "'");
+        }
+      }
+      cmd.args.push_back(std::move(arg));
+    }
+  }
+  if (const YamlNode* v = map.find("end_of_options")) {
+    cmd.end_of_options = as_bool(*v, map.ctx("end_of_options"));
+  }
+  if (const YamlNode* v = map.find("timeout")) cmd.timeout = as_duration(*v, map.ctx("timeout"), 1ms, 24h);
+  if (const YamlNode* v = map.find("max_output")) {
+    cmd.max_output = as_size(*v, map.ctx("max_output"), 1, 1ULL << 30);
+  }
+  return cmd;
+}
+
+void read_commands(const YamlNode& node, const NodeContext& ctx, Policy& policy) {
+  const MapReader map(node, ctx);  // only to insist on a map
+  for (const auto& [k, v] : node.entries) {
+    check_name(k.scalar, ctx, k, "command name");
+    policy.commands.emplace(k.scalar, read_command(k.scalar, v, ctx.key(k.scalar)));
+  }
+}
+
+void check_verbs(const YamlNode& list, const NodeContext& ctx) {
+  for (std::size_t i = 0; i < list.items.size(); ++i) {
+    const std::string& verb = list.items[i].scalar;
+    if (grantable_commands().count(verb) != 0) continue;
+    if (is_builtin(verb)) {
+      fail(ctx.index(i), list.items[i],
+           "'" + verb + "' is always available and cannot be granted or denied");
+    }
+    std::string allowed;
+    for (const auto& v : grantable_commands()) allowed += (allowed.empty() ? "" : ", ") + v;
+    fail(ctx.index(i), list.items[i], "unknown command '" + verb + "' (known: " + allowed + ")");
+  }
+}
+
+Role read_role(const std::string& name, const YamlNode& node, const NodeContext& ctx,
+               const Policy& policy) {
+  MapReader map(node, ctx);
+  expect_keys(map, {"commands", "deny", "logs", "hash", "run"});
+  Role role;
+  role.name = name;
+
+  if (const YamlNode* v = map.find("commands")) {
+    role.commands = as_name_set(*v, map.ctx("commands"));
+    check_verbs(*v, map.ctx("commands"));
+  }
+  if (const YamlNode* v = map.find("deny")) {
+    role.deny = as_name_set(*v, map.ctx("deny"));
+    check_verbs(*v, map.ctx("deny"));
+    // Allowing and denying the same verb in one role can only be a mistake.
+    for (std::size_t i = 0; i < v->items.size(); ++i) {
+      if (role.commands.count(v->items[i].scalar) != 0) {
+        fail(map.ctx("deny").index(i), v->items[i],
+             "'" + v->items[i].scalar + "' is both allowed and denied by this role");
+      }
+    }
+  }
+  if (const YamlNode* v = map.find("logs")) {
+    role.logs = as_name_set(*v, map.ctx("logs"));
+    for (std::size_t i = 0; i < v->items.size(); ++i) {
+      if (policy.logs.count(v->items[i].scalar) == 0) {
+        fail(map.ctx("logs").index(i), v->items[i],
+             "log '" + v->items[i].scalar + "' is not defined under logs:");
+      }
+    }
+  }
+  if (const YamlNode* v = map.find("hash")) {
+    MapReader hash(*v, map.ctx("hash"));
+    expect_keys(hash, {"algorithms", "paths"});
+    if (const YamlNode* algs = hash.find("algorithms")) {
+      role.hash.algorithms = as_name_set(*algs, hash.ctx("algorithms"));
+      for (std::size_t i = 0; i < algs->items.size(); ++i) {
+        if (supported_hash_algorithms().count(algs->items[i].scalar) == 0) {
+          std::string known;
+          for (const auto& a : supported_hash_algorithms()) known += (known.empty() ? "" : ", ") + a;
+          fail(hash.ctx("algorithms").index(i), algs->items[i],
+               "unsupported hash algorithm '" + algs->items[i].scalar + "' (supported: " + known + ")");
+        }
+      }
+    }
+    if (const YamlNode* paths = hash.find("paths")) {
+      const auto texts = as_string_list(*paths, hash.ctx("paths"));
+      for (std::size_t i = 0; i < texts.size(); ++i) {
+        try {
+          role.hash.paths.emplace_back(texts[i]);
+        } catch (const std::invalid_argument& e) {
+          fail(hash.ctx("paths").index(i), paths->items[i], e.what());
+        }
+      }
+    }
+  }
+  if (const YamlNode* v = map.find("run")) {
+    role.run = as_name_set(*v, map.ctx("run"));
+    for (std::size_t i = 0; i < v->items.size(); ++i) {
+      if (policy.commands.count(v->items[i].scalar) == 0) {
+        fail(map.ctx("run").index(i), v->items[i],
+             "command '" + v->items[i].scalar + "' is not defined under commands:");
+      }
+    }
+  }
+  return role;
+}
+
+void read_roles(const YamlNode& node, const NodeContext& ctx, Policy& policy) {
+  const MapReader map(node, ctx);  // only to insist on a map
+  for (const auto& [k, v] : node.entries) {
+    check_name(k.scalar, ctx, k, "role name");
+    policy.roles.emplace(k.scalar, read_role(k.scalar, v, ctx.key(k.scalar), policy));
+  }
+}
+
+IdentityRule read_identity(const YamlNode& node, const NodeContext& ctx, const Policy& policy) {
+  MapReader map(node, ctx);
+  expect_keys(map, {"match", "principal", "roles"});
+  IdentityRule rule;
+
+  const YamlNode& match_node = map.require("match");
+  MapReader match(match_node, map.ctx("match"));
+  expect_keys(match, {"cn", "san_dns", "san_uri", "fingerprint"});
+  if (match_node.entries.size() != 1) {
+    fail(map.ctx("match"), match_node,
+         "expected exactly one of cn, san_dns, san_uri, fingerprint");
+  }
+  const auto& [field_key, field_value] = match_node.entries.front();
+  const NodeContext value_ctx = match.ctx(field_key.scalar);
+  rule.value = as_string(field_value, value_ctx);
+  if (field_key.scalar == "cn") {
+    rule.field = MatchField::common_name;
+  } else if (field_key.scalar == "san_dns") {
+    rule.field = MatchField::san_dns;
+  } else if (field_key.scalar == "san_uri") {
+    rule.field = MatchField::san_uri;
+  } else {
+    rule.field = MatchField::fingerprint;
+    rule.value = normalize_fingerprint(rule.value, value_ctx, field_value);
+  }
+
+  const YamlNode& principal = map.require("principal");
+  rule.principal = as_string(principal, map.ctx("principal"));
+  check_name(rule.principal, map.ctx("principal"), principal, "principal");
+
+  // An empty list is allowed: such a principal may connect but use only the builtins.
+  const YamlNode& roles = map.require("roles");
+  rule.roles = as_string_list(roles, map.ctx("roles"));
+  for (std::size_t i = 0; i < rule.roles.size(); ++i) {
+    if (policy.roles.count(rule.roles[i]) == 0) {
+      fail(map.ctx("roles").index(i), roles.items[i],
+           "role '" + rule.roles[i] + "' is not defined under roles:");
+    }
+  }
+  return rule;
+}
+
+void read_identities(const YamlNode& node, const NodeContext& ctx, Policy& policy) {
+  if (node.kind != YamlNode::Kind::sequence) fail(ctx, node, "expected a list of identity rules");
+  for (std::size_t i = 0; i < node.items.size(); ++i) {
+    const YamlNode& item = node.items[i];
+    IdentityRule rule = read_identity(item, ctx.index(i), policy);
+    rule.rule = "identities[" + std::to_string(i) + "]";
+    for (const auto& earlier : policy.identities) {
+      if (earlier.field == rule.field && earlier.value == rule.value) {
+        fail(ctx.index(i), item, "same match as " + earlier.rule + ", which always wins (first match)");
+      }
+      // One principal reached through several certificates must mean the same permissions,
+      // or what alice may do would depend on which of her certificates she used.
+      if (earlier.principal == rule.principal &&
+          std::set<std::string>(earlier.roles.begin(), earlier.roles.end()) !=
+              std::set<std::string>(rule.roles.begin(), rule.roles.end())) {
+        fail(ctx.index(i), item,
+             "principal '" + rule.principal + "' has different roles in " + earlier.rule);
+      }
+    }
+    policy.identities.push_back(std::move(rule));
+  }
+}
+
+}  // namespace
+
+const std::set<std::string>& grantable_commands() {
+  static const std::set<std::string> kVerbs{"ping", "whoami", "lastlog", "tail",
+                                            "comphash", "hash", "run"};
+  return kVerbs;
+}
+
+const std::set<std::string>& supported_hash_algorithms() {
+  static const std::set<std::string> kAlgorithms{"sha1",   "sha224",   "sha256",  "sha384",
+                                                 "sha512", "sha3-256", "sha3-512"};
+  return kAlgorithms;
+}
+
+std::shared_ptr<const Policy> load_policy(const std::filesystem::path& file) {
+  const config::YamlLimits limits;
+  // One descriptor for the mode check, the bytes parsed and the bytes hashed, so the version
+  // recorded in audit records is the version that was actually checked and loaded.
+  const config::ConfigFile contents = config::read_config_file(file, limits.max_bytes);
+  config::check_not_writable_by_others(file, contents.status);
+  const YamlNode root = config::parse_yaml(contents.text, file.string(), limits);
+
+  auto policy = std::make_shared<Policy>();
+  policy->source = file;
+  policy->version = sha256_hex(contents.text).substr(0, 16);
+
+  const NodeContext top{file.string(), ""};
+  if (root.kind == YamlNode::Kind::null) fail(top, root, "the policy is empty");
+  MapReader map(root, top);
+  expect_keys(map, {"identities", "roles", "logs", "tail", "commands"});
+
+  // Definitions first, so references to them can be checked as they are read.
+  if (const YamlNode* v = map.find("logs")) read_logs(*v, map.ctx("logs"), *policy);
+  if (const YamlNode* v = map.find("commands")) read_commands(*v, map.ctx("commands"), *policy);
+  {
+    const YamlNode* tail = map.find("tail");
+    MapReader tail_map(tail != nullptr ? *tail : kAbsent, map.ctx("tail"));
+    expect_keys(tail_map, {"max_lines"});
+    if (const YamlNode* v = tail_map.find("max_lines")) {
+      policy->tail_max_lines = static_cast<int>(as_int(*v, tail_map.ctx("max_lines"), 1, 1'000'000));
+    }
+  }
+  if (const YamlNode* v = map.find("roles")) read_roles(*v, map.ctx("roles"), *policy);
+  read_identities(map.require("identities"), map.ctx("identities"), *policy);
+  return policy;
+}
+
+}  // namespace opsagent::policy

@@ -1,1 +1,123 @@
-// TODO: implemented in the next commit
+#include "agent/protocol/command_parser.hpp"
+
+#include <fmt/format.h>
+
+#include <cstdint>
+
+namespace opsagent::protocol {
+namespace {
+
+Error usage(std::string message) { return Error{ErrorCode::usage, std::move(message)}; }
+
+// Length of the UTF-8 sequence starting at `pos`, or 0 when it is invalid (overlong forms,
+// surrogates, code points above U+10FFFF, truncated sequences).
+std::size_t utf8_sequence_length(std::string_view s, std::size_t pos, std::uint32_t& code_point) {
+  const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(s[i]); };
+  const unsigned char b0 = byte(pos);
+  std::size_t len = 0;
+  std::uint32_t cp = 0;
+  std::uint32_t min = 0;
+  if (b0 < 0x80) {
+    code_point = b0;
+    return 1;
+  }
+  if ((b0 & 0xE0U) == 0xC0U) {
+    len = 2; cp = b0 & 0x1FU; min = 0x80;
+  } else if ((b0 & 0xF0U) == 0xE0U) {
+    len = 3; cp = b0 & 0x0FU; min = 0x800;
+  } else if ((b0 & 0xF8U) == 0xF0U) {
+    len = 4; cp = b0 & 0x07U; min = 0x10000;
+  } else {
+    return 0;
+  }
+  if (pos + len > s.size()) return 0;
+  for (std::size_t i = 1; i < len; ++i) {
+    const unsigned char b = byte(pos + i);
+    if ((b & 0xC0U) != 0x80U) return 0;
+    cp = (cp << 6U) | (b & 0x3FU);
+  }
+  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+  code_point = cp;
+  return len;
+}
+
+// Refuses anything that could smuggle a second command, hide text on a terminal or confuse a
+// log reader: every C0 control (TAB and NUL included), DEL, C1 controls and invalid UTF-8.
+Status validate_characters(std::string_view line) {
+  for (std::size_t pos = 0; pos < line.size();) {
+    std::uint32_t cp = 0;
+    const std::size_t len = utf8_sequence_length(line, pos, cp);
+    if (len == 0) {
+      return usage(fmt::format("invalid UTF-8 at byte {}", pos + 1));
+    }
+    if (cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp <= 0x9F)) {
+      if (cp == '\r') return usage(fmt::format("carriage return inside the line at byte {}", pos + 1));
+      return usage(fmt::format("control character U+{:04X} at byte {}", cp, pos + 1));
+    }
+    pos += len;
+  }
+  return ok_status();
+}
+
+}  // namespace
+
+Result<Command> parse_command(std::string_view line) {
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  if (auto st = validate_characters(line); !st) return st.error();
+
+  std::vector<std::string> tokens;
+  std::size_t pos = 0;
+  const std::size_t n = line.size();
+  while (true) {
+    while (pos < n && line[pos] == ' ') ++pos;
+    if (pos >= n) break;
+    std::string token;
+    const char first = line[pos];
+    if (first == '\'' || first == '"') {
+      const std::size_t open = pos++;
+      bool closed = false;
+      while (pos < n) {
+        const char c = line[pos];
+        if (c == first) {
+          closed = true;
+          ++pos;
+          break;
+        }
+        if (first == '"' && c == '\\' && pos + 1 < n && (line[pos + 1] == '"' || line[pos + 1] == '\\')) {
+          token.push_back(line[pos + 1]);
+          pos += 2;
+          continue;
+        }
+        token.push_back(c);
+        ++pos;
+      }
+      if (!closed) return usage(fmt::format("unterminated quote starting at byte {}", open + 1));
+      if (pos < n && line[pos] != ' ') {
+        return usage(fmt::format("closing quote must be followed by a space at byte {}", pos + 1));
+      }
+    } else {
+      while (pos < n && line[pos] != ' ') token.push_back(line[pos++]);
+    }
+    tokens.push_back(std::move(token));
+  }
+
+  Command cmd;
+  if (tokens.empty()) return cmd;
+  cmd.verb = std::move(tokens.front());
+  cmd.args.assign(std::make_move_iterator(tokens.begin() + 1), std::make_move_iterator(tokens.end()));
+  return cmd;
+}
+
+std::string quote_argument(std::string_view arg) {
+  const bool plain = !arg.empty() && arg.find_first_of(" \"'\\") == std::string_view::npos;
+  if (plain) return std::string(arg);
+  std::string out = "\"";
+  for (const char c : arg) {
+    if (c == '"' || c == '\\') out.push_back('\\');
+    out.push_back(c);
+  }
+  out.push_back('"');
+  return out;
+}
+
+}  // namespace opsagent::protocol

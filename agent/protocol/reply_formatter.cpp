@@ -1,1 +1,144 @@
-// TODO: implemented in the next commit
+#include "agent/protocol/reply_formatter.hpp"
+
+#include <fmt/format.h>
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+
+namespace opsagent::protocol {
+namespace {
+
+constexpr std::string_view kOutPrefix = "| ";
+constexpr std::string_view kErrPrefix = "! ";
+constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
+
+void append_json_line(std::string& out, const nlohmann::json& j) {
+  // Invalid UTF-8 from a child or a file becomes U+FFFD instead of an exception.
+  out += j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  out.push_back('\n');
+}
+
+void append_fields_text(std::string& out, const std::vector<Field>& fields) {
+  for (const auto& f : fields) {
+    out.push_back(' ');
+    out += f.key;
+    out.push_back('=');
+    out += sanitize_line(f.value);
+  }
+}
+
+void add_fields_json(nlohmann::json& j, const std::vector<Field>& fields) {
+  for (const auto& f : fields) {
+    if (f.numeric) {
+      try {
+        j[f.key] = std::stoll(f.value);
+        continue;
+      } catch (const std::exception&) {
+        // fall through: keep the text as given
+      }
+    }
+    j[f.key] = f.value;
+  }
+}
+
+}  // namespace
+
+std::string sanitize_line(std::string_view bytes) {
+  std::string out;
+  out.reserve(bytes.size());
+  std::size_t i = 0;
+  while (i < bytes.size()) {
+    const auto b0 = static_cast<unsigned char>(bytes[i]);
+    if (b0 == '\t' || (b0 >= 0x20 && b0 < 0x7F)) {
+      out.push_back(static_cast<char>(b0));
+      ++i;
+      continue;
+    }
+    if (b0 < 0x20 || b0 == 0x7F) {
+      out += fmt::format("\\x{:02X}", b0);
+      ++i;
+      continue;
+    }
+    // Multi-byte: accept only well-formed UTF-8 and make C1 controls visible.
+    std::size_t len = 0;
+    std::uint32_t cp = 0;
+    std::uint32_t min = 0;
+    if ((b0 & 0xE0U) == 0xC0U) { len = 2; cp = b0 & 0x1FU; min = 0x80; }
+    else if ((b0 & 0xF0U) == 0xE0U) { len = 3; cp = b0 & 0x0FU; min = 0x800; }
+    else if ((b0 & 0xF8U) == 0xF0U) { len = 4; cp = b0 & 0x07U; min = 0x10000; }
+    bool valid = len != 0 && i + len <= bytes.size();
+    for (std::size_t k = 1; valid && k < len; ++k) {
+      const auto b = static_cast<unsigned char>(bytes[i + k]);
+      valid = (b & 0xC0U) == 0x80U;
+      cp = (cp << 6U) | (b & 0x3FU);
+    }
+    valid = valid && cp >= min && cp <= 0x10FFFF && !(cp >= 0xD800 && cp <= 0xDFFF);
+    if (!valid) {
+      out += kReplacement;
+      ++i;
+      continue;
+    }
+    if (cp <= 0x9F) {
+      out += fmt::format("\\u{:04X}", cp);
+    } else {
+      out.append(bytes.substr(i, len));
+    }
+    i += len;
+  }
+  return out;
+}
+
+void ReplyFormatter::data(std::string& out, Channel channel, std::string_view line) const {
+  if (mode_ == Mode::json) {
+    nlohmann::json j;
+    j["type"] = channel == Channel::out ? "stdout" : "stderr";
+    j["line"] = std::string(line);
+    append_json_line(out, j);
+    return;
+  }
+  out += channel == Channel::out ? kOutPrefix : kErrPrefix;
+  out += sanitize_line(line);
+  out.push_back('\n');
+}
+
+void ReplyFormatter::ok(std::string& out, std::string_view message,
+                        const std::vector<Field>& fields) const {
+  if (mode_ == Mode::json) {
+    nlohmann::json j;
+    j["type"] = "ok";
+    j["message"] = std::string(message);
+    add_fields_json(j, fields);
+    append_json_line(out, j);
+    return;
+  }
+  out += "OK";
+  if (!message.empty()) {
+    out.push_back(' ');
+    out += sanitize_line(message);
+  }
+  append_fields_text(out, fields);
+  out.push_back('\n');
+}
+
+void ReplyFormatter::error(std::string& out, ErrorCode code, std::string_view message,
+                           const std::vector<Field>& fields) const {
+  if (mode_ == Mode::json) {
+    nlohmann::json j;
+    j["type"] = "error";
+    j["code"] = std::string(to_string(code));
+    j["message"] = std::string(message);
+    add_fields_json(j, fields);
+    append_json_line(out, j);
+    return;
+  }
+  out += "ERR ";
+  out += to_string(code);
+  if (!message.empty()) {
+    out.push_back(' ');
+    out += sanitize_line(message);
+  }
+  append_fields_text(out, fields);
+  out.push_back('\n');
+}
+
+}  // namespace opsagent::protocol

@@ -1,1 +1,119 @@
-// TODO: implemented in the next commit
+#include "agent/server/server.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <system_error>
+
+#include "agent/server/session.hpp"
+
+namespace opsagent::server {
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using boost::system::error_code;
+
+namespace {
+constexpr auto kUse = asio::as_tuple(asio::use_awaitable);
+
+std::string endpoint_text(const tcp::endpoint& ep) {
+  return ep.address().is_v6() ? fmt::format("[{}]:{}", ep.address().to_string(), ep.port())
+                              : fmt::format("{}:{}", ep.address().to_string(), ep.port());
+}
+}  // namespace
+
+Server::Server(asio::io_context& io, ServerContext& ctx) : io_(io), ctx_(ctx) {}
+
+void Server::start() {
+  for (const auto& listen : ctx_.config.listen) {
+    const tcp::endpoint ep(asio::ip::make_address(listen.host), listen.port);
+    auto acceptor = std::make_unique<tcp::acceptor>(io_);
+    error_code ec;
+    acceptor->open(ep.protocol(), ec);
+    if (!ec) acceptor->set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec && ep.address().is_v6()) acceptor->set_option(asio::ip::v6_only(true), ec);
+    if (!ec) acceptor->bind(ep, ec);
+    if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      throw std::system_error(ec, "cannot listen on " + endpoint_text(ep));
+    }
+    spdlog::info("listening on {}", endpoint_text(acceptor->local_endpoint()));
+    acceptors_.push_back(std::move(acceptor));
+  }
+  for (auto& acceptor : acceptors_) {
+    asio::co_spawn(io_, accept_loop(*acceptor), asio::detached);
+  }
+}
+
+std::vector<tcp::endpoint> Server::endpoints() const {
+  std::vector<tcp::endpoint> out;
+  for (const auto& a : acceptors_) out.push_back(a->local_endpoint());
+  return out;
+}
+
+void Server::stop() {
+  std::vector<std::shared_ptr<Session>> live;
+  {
+    std::lock_guard lock(sessions_mutex_);
+    stopped_ = true;
+    for (auto& weak : sessions_) {
+      if (auto s = weak.lock()) live.push_back(std::move(s));
+    }
+    sessions_.clear();
+  }
+  asio::post(io_, [this] {
+    for (auto& a : acceptors_) {
+      error_code ec;
+      a->close(ec);
+    }
+  });
+  for (auto& s : live) s->stop();
+}
+
+asio::awaitable<void> Server::accept_loop(tcp::acceptor& acceptor) {
+  asio::steady_timer backoff(io_);
+  while (acceptor.is_open()) {
+    auto accepted = co_await acceptor.async_accept(asio::make_strand(io_), kUse);
+    auto ec = std::get<0>(accepted);
+    auto socket = std::get<1>(std::move(accepted));
+    if (ec == asio::error::operation_aborted || !acceptor.is_open()) break;
+    if (ec) {
+      // EMFILE and friends: wait a little instead of spinning; keep accepting afterwards.
+      spdlog::warn("accept on {} failed: {}; retrying", endpoint_text(acceptor.local_endpoint()), ec.message());
+      backoff.expires_after(std::chrono::milliseconds(100));
+      co_await backoff.async_wait(kUse);
+      continue;
+    }
+    const std::uint64_t id = ctx_.registry.next_connection_id();
+    error_code peer_ec;
+    const auto peer = socket.remote_endpoint(peer_ec);
+    if (!ctx_.registry.try_begin_handshake()) {
+      ctx_.audit.record("connection_refused",
+                        {{"conn", id},
+                         {"peer", peer_ec ? std::string("unknown") : endpoint_text(peer)},
+                         {"reason", fmt::format("too many unauthenticated connections (max_handshakes {})",
+                                                ctx_.config.limits.max_handshakes)}});
+      socket.close(peer_ec);
+      continue;
+    }
+    socket.set_option(tcp::no_delay(true), peer_ec);
+    auto session = std::make_shared<Session>(ctx_, std::move(socket), id);
+    {
+      std::lock_guard lock(sessions_mutex_);
+      if (stopped_) continue;  // the session's destructor returns the handshake slot
+      std::erase_if(sessions_, [](const std::weak_ptr<Session>& w) { return w.expired(); });
+      sessions_.push_back(session);
+    }
+    ctx_.audit.record("connection_accepted", {{"conn", id}, {"peer", peer_ec ? std::string("unknown") : endpoint_text(peer)}});
+    session->start();
+  }
+}
+
+}  // namespace opsagent::server

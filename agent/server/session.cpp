@@ -1,1 +1,325 @@
-// TODO: implemented in the next commit
+#include "agent/server/session.hpp"
+
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <array>
+
+#include "agent/protocol/line_framer.hpp"
+#include "agent/tls/peer_certificate.hpp"
+
+namespace opsagent::server {
+namespace asio = boost::asio;
+namespace ssl = boost::asio::ssl;
+using namespace asio::experimental::awaitable_operators;
+using boost::system::error_code;
+
+namespace {
+constexpr auto kUse = asio::as_tuple(asio::use_awaitable);
+constexpr std::size_t kReadChunk = 4096;
+constexpr auto kShutdownTimeout = std::chrono::seconds(2);
+
+std::string endpoint_text(const asio::ip::tcp::socket& s) {
+  error_code ec;
+  const auto ep = s.remote_endpoint(ec);
+  if (ec) return "unknown";
+  return ep.address().is_v6() ? fmt::format("[{}]:{}", ep.address().to_string(), ep.port())
+                              : fmt::format("{}:{}", ep.address().to_string(), ep.port());
+}
+
+nlohmann::json identity_json(const PeerIdentity& id) {
+  nlohmann::json j = {{"subject", id.subject},
+                      {"issuer", id.issuer},
+                      {"serial", id.serial},
+                      {"fingerprint_sha256", id.fingerprint_sha256},
+                      {"san_dns", id.san_dns},
+                      {"san_uri", id.san_uri}};
+  if (id.common_name) j["cn"] = *id.common_name;
+  return j;
+}
+}  // namespace
+
+Session::Session(ServerContext& ctx, asio::ip::tcp::socket socket, std::uint64_t id)
+    : ctx_(ctx),
+      stream_(std::move(socket), ctx.tls),
+      lines_(stream_.get_executor(), static_cast<std::size_t>(ctx.config.limits.max_pipelined)),
+      idle_timer_(stream_.get_executor()),
+      write_timer_(stream_.get_executor()),
+      reader_done_(stream_.get_executor()),
+      started_(std::chrono::steady_clock::now()) {
+  info_.id = id;
+  info_.peer = endpoint_text(stream_.next_layer());
+}
+
+Session::~Session() {
+  if (in_handshake_) ctx_.registry.end_handshake();
+  if (admitted_) ctx_.registry.release(info_.principal.name);
+}
+
+void Session::start() {
+  asio::co_spawn(stream_.get_executor(), [self = shared_from_this()] { return self->run(); },
+                 [id = info_.id](const std::exception_ptr& e) {
+                   if (!e) return;
+                   try {
+                     std::rethrow_exception(e);
+                   } catch (const std::exception& ex) {
+                     spdlog::error("conn {}: session ended by an unexpected error: {}", id, ex.what());
+                   }
+                 });
+}
+
+void Session::stop() {
+  asio::post(stream_.get_executor(), [self = shared_from_this()] {
+    self->stopping_ = true;
+    self->close_now();
+  });
+}
+
+void Session::close_now() noexcept {
+  if (dispatcher_) dispatcher_->cancel_active();
+  lines_.cancel();
+  idle_timer_.cancel();
+  error_code ec;
+  stream_.next_layer().cancel(ec);
+}
+
+asio::awaitable<void> Session::run() {
+  const bool secured = co_await handshake();
+  if (!secured) co_return;
+  const bool authenticated = co_await authenticate();
+  if (!authenticated) co_return;
+
+  reader_running_ = true;
+  asio::co_spawn(stream_.get_executor(), [self = shared_from_this()] { return self->read_loop(); },
+                 asio::detached);
+  const std::string reason = co_await serve();
+  co_await close_connection(!peer_gone_);
+
+  const auto duration = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started_);
+  nlohmann::json rec = {{"conn", info_.id},
+                        {"peer", info_.peer},
+                        {"principal", info_.principal.name},
+                        {"reason", reason},
+                        {"commands", dispatcher_->commands()},
+                        {"duration_ms", duration.count()}};
+  if (partial_bytes_ > 0) rec["partial_line_bytes"] = partial_bytes_;
+  ctx_.audit.record("disconnect", std::move(rec));
+  spdlog::info("conn {}: {} disconnected ({})", info_.id, info_.principal.name, reason);
+}
+
+asio::awaitable<bool> Session::handshake() {
+  asio::steady_timer timer(stream_.get_executor());
+  timer.expires_after(ctx_.config.timeouts.handshake);
+  auto result = co_await (stream_.async_handshake(ssl::stream_base::server, kUse) || timer.async_wait(kUse));
+  ctx_.registry.end_handshake();
+  in_handshake_ = false;
+
+  std::string reason;
+  if (result.index() == 1) {
+    reason = "handshake_timeout";
+  } else if (const error_code ec = std::get<0>(std::get<0>(result)); ec) {
+    reason = ec.message();
+  } else {
+    co_return true;
+  }
+  nlohmann::json rec = {{"conn", info_.id}, {"peer", info_.peer}, {"reason", reason}};
+  const long verify = SSL_get_verify_result(stream_.native_handle());
+  if (verify != X509_V_OK) {
+    rec["verify_code"] = verify;
+    rec["verify_error"] = X509_verify_cert_error_string(verify);
+  }
+  ctx_.audit.record("tls_failure", std::move(rec));
+  spdlog::info("conn {}: TLS handshake with {} failed: {}", info_.id, info_.peer, reason);
+  error_code ec;
+  stream_.next_layer().close(ec);
+  co_return false;
+}
+
+asio::awaitable<void> Session::refuse(ErrorCode code, const std::string& message) {
+  std::string out;
+  protocol::ReplyFormatter().error(out, code, message);
+  co_await send(std::move(out));
+  co_await close_connection(true);
+}
+
+asio::awaitable<bool> Session::authenticate() {
+  auto identity = tls::identity_from_connection(stream_.native_handle());
+  if (!identity) {
+    ctx_.audit.record("auth_denied", {{"conn", info_.id}, {"peer", info_.peer}, {"reason", identity.error().message}});
+    co_await refuse(ErrorCode::denied, identity.error().message + "; bye");
+    co_return false;
+  }
+  info_.identity = std::move(identity.value());
+
+  const auto policy = ctx_.policy.snapshot();
+  auto principal = policy::map_identity(*policy, info_.identity);
+  if (!principal) {
+    const std::string reason = fmt::format("certificate {} is not mapped to a principal", info_.identity.subject);
+    ctx_.audit.record("auth_denied", {{"conn", info_.id},
+                                      {"peer", info_.peer},
+                                      {"identity", identity_json(info_.identity)},
+                                      {"reason", reason},
+                                      {"policy_version", policy->version}});
+    co_await refuse(ErrorCode::denied, reason + "; bye");
+    co_return false;
+  }
+  info_.principal = std::move(*principal);
+
+  if (const std::string refused = ctx_.registry.try_admit(info_.principal.name); !refused.empty()) {
+    ctx_.audit.record("session_refused", {{"conn", info_.id},
+                                          {"peer", info_.peer},
+                                          {"principal", info_.principal.name},
+                                          {"reason", refused}});
+    co_await refuse(ErrorCode::busy, refused + "; bye");
+    co_return false;
+  }
+  admitted_ = true;
+
+  ctx_.audit.record("auth_ok", {{"conn", info_.id},
+                                {"peer", info_.peer},
+                                {"identity", identity_json(info_.identity)},
+                                {"principal", info_.principal.name},
+                                {"roles", info_.principal.roles},
+                                {"rule", info_.principal.rule},
+                                {"policy_version", policy->version}});
+  spdlog::info("conn {}: {} authenticated as {} from {}", info_.id, info_.identity.subject, info_.principal.name,
+               info_.peer);
+  dispatcher_.emplace(ctx_, info_, *this);
+
+  std::string roles;
+  for (const auto& r : info_.principal.roles) roles += (roles.empty() ? "" : ",") + r;
+  std::string greeting;
+  dispatcher_->formatter().ok(greeting, fmt::format("opsagent {} ready", OPSAGENT_VERSION),
+                              {{"host", ctx_.hostname}, {"principal", info_.principal.name}, {"roles", roles}});
+  co_return co_await send(std::move(greeting));
+}
+
+asio::awaitable<Session::LineEvent> Session::next_event() {
+  idle_timer_.expires_after(ctx_.config.timeouts.idle);
+  auto next = co_await (lines_.async_receive(kUse) || idle_timer_.async_wait(kUse));
+  LineEvent ev;
+  if (next.index() == 1) {
+    ev.kind = std::get<0>(std::get<1>(next)) ? LineEvent::Kind::eof : LineEvent::Kind::idle;
+  } else if (std::get<0>(std::get<0>(next))) {
+    ev.kind = LineEvent::Kind::eof;  // the queue was cancelled: the session is ending
+  } else {
+    ev = std::move(std::get<1>(std::get<0>(next)));
+  }
+  co_return ev;
+}
+
+// (Plain if/else around co_await: GCC 12 mishandles co_await inside switch and ?: bodies.)
+asio::awaitable<std::string> Session::serve() {
+  while (true) {
+    LineEvent ev = co_await next_event();
+    if (stopping_) co_return "server_shutdown";
+    if (peer_gone_ || ev.kind == LineEvent::Kind::eof) co_return "client_closed";
+    if (ev.kind == LineEvent::Kind::idle) {
+      std::string out;
+      dispatcher_->formatter().error(out, ErrorCode::timeout,
+                                     fmt::format("idle for {} s; bye", ctx_.config.timeouts.idle.count() / 1000));
+      co_await send(std::move(out));
+      co_return "idle_timeout";
+    }
+    if (ev.kind == LineEvent::Kind::overflow) {
+      ctx_.audit.record("line_too_long", {{"conn", info_.id},
+                                          {"principal", info_.principal.name},
+                                          {"limit", ctx_.config.limits.max_line_bytes}});
+      std::string out;
+      dispatcher_->formatter().error(
+          out, ErrorCode::limit, fmt::format("line longer than {} bytes; bye", ctx_.config.limits.max_line_bytes));
+      co_await send(std::move(out));
+      co_return "line_too_long";
+    }
+    const Dispatcher::Next next = co_await dispatcher_->handle_line(ev.text);
+    if (next == Dispatcher::Next::close) co_return peer_gone_ ? "client_closed" : "exit";
+  }
+}
+
+// Frames lines and queues them for serve(). The queue is bounded (limits.max_pipelined): when it
+// is full this coroutine stops reading and TCP flow control pushes back on the client.
+// Events are built as named locals before each co_await (GCC 12 mishandles temporaries there).
+asio::awaitable<void> Session::read_loop() {
+  protocol::LineFramer framer(ctx_.config.limits.max_line_bytes);
+  std::array<char, kReadChunk> buf{};
+  bool more = true;
+  while (more) {
+    const auto read = co_await stream_.async_read_some(asio::buffer(buf), kUse);
+    const error_code ec = std::get<0>(read);
+    if (ec) {
+      partial_bytes_ = framer.pending_bytes();
+      if (!stopping_ && ec != asio::error::operation_aborted) {
+        // The client is gone: whatever runs for it is killed now, queued lines are dropped.
+        peer_gone_ = true;
+        if (dispatcher_) dispatcher_->cancel_active();
+      }
+      LineEvent eof{LineEvent::Kind::eof, {}};
+      lines_.try_send(error_code{}, std::move(eof));
+      break;
+    }
+    std::string_view data(buf.data(), std::get<1>(read));
+    while (more && !data.empty()) {
+      data.remove_prefix(framer.feed(data));
+      LineEvent ev;
+      std::optional<std::string> line = framer.next_line();
+      if (line) {
+        ev.text = std::move(*line);
+      } else if (framer.overflowed()) {
+        ev.kind = LineEvent::Kind::overflow;
+        more = false;
+      } else {
+        continue;
+      }
+      const auto sent = co_await lines_.async_send(error_code{}, std::move(ev), kUse);
+      if (std::get<0>(sent)) more = false;
+    }
+  }
+  reader_running_ = false;
+  reader_done_.cancel();
+}
+
+asio::awaitable<void> Session::close_connection(bool graceful) {
+  if (reader_running_) {
+    // Stop the reader first: a TLS shutdown must not run beside a pending read.
+    error_code ec;
+    stream_.next_layer().cancel(ec);
+    lines_.cancel();
+    reader_done_.expires_at(asio::steady_timer::time_point::max());
+    if (reader_running_) co_await reader_done_.async_wait(kUse);
+  }
+  if (graceful && !peer_gone_) {
+    asio::steady_timer timer(stream_.get_executor());
+    timer.expires_after(kShutdownTimeout);
+    co_await (stream_.async_shutdown(kUse) || timer.async_wait(kUse));
+  }
+  error_code ec;
+  stream_.next_layer().shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+  stream_.next_layer().close(ec);
+}
+
+asio::awaitable<bool> Session::send(std::string bytes) {
+  if (peer_gone_) co_return false;
+  write_timer_.expires_after(ctx_.config.timeouts.write_stall);
+  auto result = co_await (asio::async_write(stream_, asio::buffer(bytes), kUse) || write_timer_.async_wait(kUse));
+  if (result.index() == 1) {
+    spdlog::warn("conn {}: client stopped reading for {} ms; dropping it", info_.id,
+                 ctx_.config.timeouts.write_stall.count());
+  } else if (!std::get<0>(std::get<0>(result))) {
+    co_return true;
+  }
+  peer_gone_ = true;
+  if (dispatcher_) dispatcher_->cancel_active();
+  co_return false;
+}
+
+}  // namespace opsagent::server

@@ -1,0 +1,51 @@
+# opsagent container image: build on Debian 12 (bookworm), run on Debian 12 slim as non-root.
+#
+#   docker build --network host -t opsagent .
+#   docker run --rm --network host \
+#     -v "$PWD/config:/etc/opsagent:ro" -v "$PWD/certs/dev:/etc/opsagent/certs:ro" opsagent
+#
+# The agent reads /etc/opsagent/agent.yaml (mount your own; paths inside it must point to
+# certificates, policy and the audit log as seen from inside the container) and listens on 9999.
+#
+# Note for this development machine: there is no running Docker engine, and the sandbox has no
+# bridge networking. Start the engine with `dockerd --bridge=none --iptables=false` and pass
+# `--network host` to both `docker build` and `docker run`.
+
+# ---- build stage ---------------------------------------------------------------------------
+FROM debian:12 AS build
+
+WORKDIR /src
+# Dependencies first, so this layer is cached until install-deps.sh itself changes.
+COPY scripts/install-deps.sh scripts/install-deps.sh
+RUN scripts/install-deps.sh && rm -rf /var/lib/apt/lists/*
+
+COPY . .
+# Tests are not needed in the image; CI runs them (scripts/test.sh).
+RUN rm -rf build \
+ && OPSAGENT_SKIP_DEPS=1 scripts/build.sh release -DOPSAGENT_BUILD_TESTS=OFF \
+ && install -D -m 0755 build/release/agent/app/opsagent /out/opsagent \
+ && strip --strip-unneeded /out/opsagent
+
+# ---- runtime stage -------------------------------------------------------------------------
+FROM debian:12-slim AS runtime
+
+# Runtime libraries only (Boost is used header-only). If a component starts linking a compiled
+# library, add its runtime package here; the ldd check below fails the build until you do.
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      libssl3 libyaml-cpp0.7 libspdlog1.10 libfmt9 libre2-9 ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+
+RUN groupadd --system opsagent \
+ && useradd --system --gid opsagent --home-dir /var/lib/opsagent --no-create-home \
+      --shell /usr/sbin/nologin opsagent \
+ && install -d -m 0755 /etc/opsagent \
+ && install -d -m 0750 -o opsagent -g opsagent /var/lib/opsagent /var/log/opsagent
+
+COPY --from=build /out/opsagent /usr/local/sbin/opsagent
+RUN ! ldd /usr/local/sbin/opsagent | grep -F "not found"
+
+USER opsagent
+WORKDIR /var/lib/opsagent
+EXPOSE 9999
+ENTRYPOINT ["/usr/local/sbin/opsagent", "--config", "/etc/opsagent/agent.yaml"]

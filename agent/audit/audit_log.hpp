@@ -1,0 +1,51 @@
+#pragma once
+// The audit trail: one JSON object per line, one write(2) per record, in its own file and never
+// mixed with diagnostics. See docs/audit.md for the events and their fields.
+
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "agent/common/error.hpp"
+#include "agent/common/unique_fd.hpp"
+
+namespace opsagent::audit {
+
+/// Thread-safe: record() may be called from any thread. Records are appended with O_APPEND in a
+/// single write each, so a crash can at worst truncate the last line. Every record carries a
+/// strictly increasing `seq`, the UTC time, the event name and the agent's pid.
+class AuditLog {
+ public:
+  /// Opens (creating with mode 0640) `path` for appending; refuses a symbolic link or anything
+  /// but a regular file at that path.
+  static Result<std::unique_ptr<AuditLog>> open(const std::filesystem::path& path);
+
+  /// Appends one record {"ts","seq","event",...fields}. Returns false when the write failed;
+  /// the log then reports unhealthy until a later write succeeds.
+  bool record(std::string_view event, nlohmann::json fields);
+
+  /// False after a failed write (disk full, I/O error): callers then refuse new commands.
+  [[nodiscard]] bool healthy() const noexcept { return healthy_.load(std::memory_order_acquire); }
+  [[nodiscard]] const std::filesystem::path& path() const noexcept { return path_; }
+
+  /// Encodes one record as a single line (no LF): ASCII-only JSON, every control character and
+  /// non-ASCII code point escaped, invalid UTF-8 replaced. Pure; exposed for tests.
+  static std::string encode(const nlohmann::json& record);
+
+ private:
+  AuditLog(std::filesystem::path path, UniqueFd fd) : path_(std::move(path)), fd_(std::move(fd)) {}
+
+  std::filesystem::path path_;
+  std::mutex mutex_;
+  UniqueFd fd_;                 // GUARDED_BY(mutex_)
+  std::uint64_t seq_ = 0;       // GUARDED_BY(mutex_)
+  std::atomic<bool> healthy_{true};
+};
+
+}  // namespace opsagent::audit

@@ -1,0 +1,82 @@
+#include "agent/config/config_file.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+
+#include "agent/config/config_error.hpp"
+
+namespace opsagent::config {
+namespace {
+
+class FdCloser {
+ public:
+  explicit FdCloser(int fd) : fd_(fd) {}
+  FdCloser(const FdCloser&) = delete;
+  FdCloser& operator=(const FdCloser&) = delete;
+  ~FdCloser() { ::close(fd_); }
+
+ private:
+  int fd_;
+};
+
+std::string errno_text() { return std::strerror(errno); }
+
+}  // namespace
+
+std::string format_mode(mode_t mode) {
+  char buf[8];
+  std::snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(mode & 07777));
+  return buf;
+}
+
+ConfigFile read_config_file(const std::filesystem::path& path, std::size_t max_bytes) {
+  const std::string file = path.string();
+  // O_NONBLOCK so that a FIFO planted in place of the file cannot hang start-up before the
+  // regular-file check below.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  if (fd < 0) throw ConfigError(file + ": cannot open: " + errno_text());
+  const FdCloser closer(fd);
+
+  ConfigFile out;
+  if (::fstat(fd, &out.status) != 0) throw ConfigError(file + ": cannot stat: " + errno_text());
+  if (!S_ISREG(out.status.st_mode)) throw ConfigError(file + ": not a regular file");
+  if (static_cast<std::uint64_t>(out.status.st_size) > max_bytes) {
+    throw ConfigError(file + ": file is larger than " + std::to_string(max_bytes) + " bytes");
+  }
+
+  // Read up to max_bytes + 1 whatever fstat said: the file may grow between the two calls.
+  out.text.resize(max_bytes + 1);
+  std::size_t used = 0;
+  while (used < out.text.size()) {
+    const ssize_t n = ::read(fd, out.text.data() + used, out.text.size() - used);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw ConfigError(file + ": cannot read: " + errno_text());
+    }
+    if (n == 0) break;
+    used += static_cast<std::size_t>(n);
+  }
+  if (used > max_bytes) {
+    throw ConfigError(file + ": file is larger than " + std::to_string(max_bytes) + " bytes");
+  }
+  out.text.resize(used);
+  return out;
+}
+
+void check_not_writable_by_others(const std::filesystem::path& path, const struct stat& status) {
+  if ((status.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+    throw ConfigError(path.string() + ": mode " + format_mode(status.st_mode) +
+                      " lets group or others write it; refusing (chmod go-w)");
+  }
+  if (status.st_uid != 0 && status.st_uid != ::geteuid()) {
+    throw ConfigError(path.string() + ": owned by uid " + std::to_string(status.st_uid) +
+                      ", not by root or the agent's user; refusing");
+  }
+}
+
+}  // namespace opsagent::config

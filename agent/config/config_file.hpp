@@ -1,0 +1,32 @@
+#pragma once
+// Reading configuration files safely: one open, checks on that descriptor, a bounded read.
+// Internal to the config and policy loaders.
+
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <cstddef>
+#include <filesystem>
+#include <string>
+
+namespace opsagent::config {
+
+/// The bytes of a configuration file and what fstat said about the descriptor they came from.
+struct ConfigFile {
+  std::string text;       ///< the whole file (at most the size limit)
+  struct stat status {};  ///< fstat of the open descriptor (so checks and bytes agree)
+};
+
+/// Opens `path` once, requires a regular file of at most `max_bytes`, and reads it.
+/// Throws ConfigError "FILE: what is wrong".
+ConfigFile read_config_file(const std::filesystem::path& path, std::size_t max_bytes);
+
+/// Refuses (ConfigError naming the file and its mode) a file that group or others may write,
+/// or that is owned by someone other than root or the effective user: whoever can write it
+/// controls what the agent allows (sshd StrictModes).
+void check_not_writable_by_others(const std::filesystem::path& path, const struct stat& status);
+
+/// "0644" for a st_mode.
+std::string format_mode(mode_t mode);
+
+}  // namespace opsagent::config

@@ -1,0 +1,42 @@
+#pragma once
+// Listens on every configured address, applies the pre-authentication cap, and hands each
+// connection to a Session on its own strand. Keeps weak references to live sessions so that
+// stop() can end them all.
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "agent/server/server_context.hpp"
+
+namespace opsagent::server {
+
+class Session;
+
+class Server {
+ public:
+  Server(boost::asio::io_context& io, ServerContext& ctx);
+
+  /// Binds and listens on every configured address (throws std::system_error naming the
+  /// address on failure) and starts accepting. Logs "listening on ADDR:PORT" for each.
+  void start();
+  /// Stops accepting and ends every session (children are killed). Thread-safe.
+  void stop();
+  /// The bound endpoints (ports resolved when the config said 0).
+  [[nodiscard]] std::vector<boost::asio::ip::tcp::endpoint> endpoints() const;
+
+ private:
+  boost::asio::awaitable<void> accept_loop(boost::asio::ip::tcp::acceptor& acceptor);
+
+  boost::asio::io_context& io_;
+  ServerContext& ctx_;
+  std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
+  std::mutex sessions_mutex_;
+  std::vector<std::weak_ptr<Session>> sessions_;  // GUARDED_BY(sessions_mutex_)
+  bool stopped_ = false;                          // GUARDED_BY(sessions_mutex_)
+};
+
+}  // namespace opsagent::server

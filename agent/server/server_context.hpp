@@ -1,0 +1,25 @@
+#pragma once
+// What every session shares. Everything here is either immutable or thread-safe itself.
+
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <string>
+
+#include "agent/audit/audit_log.hpp"
+#include "agent/config/agent_config.hpp"
+#include "agent/server/policy_store.hpp"
+#include "agent/server/session_registry.hpp"
+
+namespace opsagent::server {
+
+struct ServerContext {
+  const config::AgentConfig& config;          ///< immutable after start-up
+  boost::asio::ssl::context& tls;             ///< immutable after start-up
+  PolicyStore& policy;
+  audit::AuditLog& audit;
+  SessionRegistry& registry;
+  boost::asio::thread_pool& blocking_pool;    ///< hashing and file reads, never the I/O threads
+  std::string hostname;
+};
+
+}  // namespace opsagent::server

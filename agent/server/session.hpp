@@ -1,0 +1,69 @@
+#pragma once
+// One client connection, from TCP accept to close. Everything runs on the connection's strand:
+// the main coroutine (handshake, identity, admission, then one command at a time) is the only
+// writer of the stream; a reader coroutine frames lines into a small bounded queue so that a
+// disconnect is noticed even while a command runs.
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/experimental/channel.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "agent/server/dispatcher.hpp"
+#include "agent/server/server_context.hpp"
+
+namespace opsagent::server {
+
+class Session : public std::enable_shared_from_this<Session>, public ReplySink {
+ public:
+  /// `socket` must already use a strand executor (accept with make_strand). The caller has
+  /// reserved a handshake slot in the registry; the session releases it.
+  Session(ServerContext& ctx, boost::asio::ip::tcp::socket socket, std::uint64_t id);
+  ~Session() override;
+
+  /// Starts the session coroutines; the session keeps itself alive until it is done.
+  void start();
+  /// Asks the session to end (agent shutdown): kills its child, closes the connection.
+  /// Thread-safe: posts to the session's strand.
+  void stop();
+
+ private:
+  struct LineEvent {
+    enum class Kind { line, overflow, eof, idle } kind = Kind::line;
+    std::string text;
+  };
+  using LineChannel = boost::asio::experimental::channel<void(boost::system::error_code, LineEvent)>;
+
+  boost::asio::awaitable<void> run();
+  boost::asio::awaitable<bool> handshake();
+  boost::asio::awaitable<bool> authenticate();
+  boost::asio::awaitable<std::string> serve();
+  boost::asio::awaitable<LineEvent> next_event();
+  boost::asio::awaitable<void> read_loop();
+  boost::asio::awaitable<void> close_connection(bool graceful);
+  boost::asio::awaitable<bool> send(std::string bytes) override;  // ReplySink
+  boost::asio::awaitable<void> refuse(ErrorCode code, const std::string& message);
+  void close_now() noexcept;
+
+  ServerContext& ctx_;
+  boost::asio::ssl::stream<boost::asio::ip::tcp::socket> stream_;
+  LineChannel lines_;
+  boost::asio::steady_timer idle_timer_;
+  boost::asio::steady_timer write_timer_;
+  boost::asio::steady_timer reader_done_;  // cancelled (= signalled) when read_loop ends
+  SessionInfo info_;
+  std::optional<Dispatcher> dispatcher_;
+  bool in_handshake_ = true;   // holds a pre-authentication slot
+  bool admitted_ = false;      // holds a client slot
+  bool reader_running_ = false;
+  bool peer_gone_ = false;     // EOF/error from the client, or a failed write
+  bool stopping_ = false;      // agent shutdown
+  std::size_t partial_bytes_ = 0;  // unterminated line left when the client went away
+  std::chrono::steady_clock::time_point started_;
+};
+
+}  // namespace opsagent::server

@@ -1,0 +1,65 @@
+#include "agent/server/session_registry.hpp"
+
+#include <fmt/format.h>
+
+namespace opsagent::server {
+
+std::uint64_t SessionRegistry::next_connection_id() {
+  std::lock_guard lock(mutex_);
+  return ++next_id_;
+}
+
+bool SessionRegistry::try_begin_handshake() {
+  std::lock_guard lock(mutex_);
+  if (handshakes_ >= limits_.max_handshakes) return false;
+  ++handshakes_;
+  return true;
+}
+
+void SessionRegistry::end_handshake() {
+  std::lock_guard lock(mutex_);
+  --handshakes_;
+}
+
+std::string SessionRegistry::try_admit(const std::string& principal) {
+  std::lock_guard lock(mutex_);
+  if (clients_ >= limits_.max_clients) {
+    return fmt::format("too many connections (max_clients {})", limits_.max_clients);
+  }
+  int& mine = per_principal_[principal];
+  if (mine >= limits_.max_clients_per_identity) {
+    if (mine == 0) per_principal_.erase(principal);
+    return fmt::format("too many connections for {} (max_clients_per_identity {})", principal,
+                       limits_.max_clients_per_identity);
+  }
+  ++mine;
+  ++clients_;
+  return {};
+}
+
+void SessionRegistry::release(const std::string& principal) {
+  std::lock_guard lock(mutex_);
+  --clients_;
+  if (auto it = per_principal_.find(principal); it != per_principal_.end() && --it->second <= 0) {
+    per_principal_.erase(it);
+  }
+}
+
+bool SessionRegistry::try_reserve_child() {
+  std::lock_guard lock(mutex_);
+  if (children_ >= limits_.max_children) return false;
+  ++children_;
+  return true;
+}
+
+void SessionRegistry::release_child() {
+  std::lock_guard lock(mutex_);
+  --children_;
+}
+
+SessionRegistry::Counts SessionRegistry::counts() const {
+  std::lock_guard lock(mutex_);
+  return Counts{handshakes_, clients_, children_};
+}
+
+}  // namespace opsagent::server

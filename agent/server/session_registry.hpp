@@ -1,0 +1,55 @@
+#pragma once
+// Agent-wide admission counters: pending handshakes, authenticated clients (globally and per
+// principal) and running children. Thread-safe: every member takes the internal mutex.
+
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+
+namespace opsagent::server {
+
+class SessionRegistry {
+ public:
+  struct Limits {
+    int max_handshakes = 64;
+    int max_clients = 64;
+    int max_clients_per_identity = 8;
+    int max_children = 16;
+  };
+  explicit SessionRegistry(Limits limits) : limits_(limits) {}
+
+  /// A new connection id (1, 2, ...), for logs and audit records.
+  std::uint64_t next_connection_id();
+
+  /// Reserves a pre-authentication slot; false when max_handshakes are in progress.
+  bool try_begin_handshake();
+  void end_handshake();
+
+  /// Why admission failed, or empty when admitted.
+  std::string try_admit(const std::string& principal);
+  void release(const std::string& principal);
+
+  /// Reserves a child slot; false at max_children.
+  bool try_reserve_child();
+  void release_child();
+
+  /// Snapshot counters, for tests and status.
+  struct Counts {
+    int handshakes = 0;
+    int clients = 0;
+    int children = 0;
+  };
+  Counts counts() const;
+
+ private:
+  const Limits limits_;
+  mutable std::mutex mutex_;
+  std::uint64_t next_id_ = 0;                 // GUARDED_BY(mutex_)
+  int handshakes_ = 0;                        // GUARDED_BY(mutex_)
+  int clients_ = 0;                           // GUARDED_BY(mutex_)
+  int children_ = 0;                          // GUARDED_BY(mutex_)
+  std::map<std::string, int> per_principal_;  // GUARDED_BY(mutex_)
+};
+
+}  // namespace opsagent::server

@@ -1,0 +1,68 @@
+#pragma once
+// A blocking TLS client for tests, built on Boost.Asio with a timeout on every step.
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <chrono>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace opsagent::testing {
+
+using namespace std::chrono_literals;
+
+struct ClientOptions {
+  std::filesystem::path ca;            ///< trusted CA for the agent's certificate
+  std::filesystem::path cert;          ///< client certificate (empty: present none)
+  std::filesystem::path key;
+  int min_version = 0;                 ///< e.g. TLS1_2_VERSION; 0 = library default
+  int max_version = 0;
+  std::string host_name = "localhost"; ///< expected in the agent's certificate
+};
+
+/// One connection. Not thread-safe.
+class TlsClient {
+ public:
+  explicit TlsClient(ClientOptions options);
+  ~TlsClient();
+
+  /// TCP connect and TLS handshake. Returns an error message, or "" on success.
+  std::string connect(const std::string& host, std::uint16_t port, std::chrono::milliseconds timeout = 10s);
+  /// Writes all bytes. False on error.
+  bool write(const std::string& bytes, std::chrono::milliseconds timeout = 10s);
+  /// The next line without LF; nullopt on EOF, error or timeout (see last_error()).
+  std::optional<std::string> read_line(std::chrono::milliseconds timeout = 10s);
+  /// Lines up to and including the final "OK"/"ERR" line (text mode) or the final object with
+  /// type ok/error (JSON mode). Empty on EOF before any line.
+  std::vector<std::string> read_reply(std::chrono::milliseconds timeout = 10s);
+  /// Sends `line` + LF and returns read_reply().
+  std::vector<std::string> command(const std::string& line, std::chrono::milliseconds timeout = 10s);
+  /// True when the agent closes the connection within `timeout` (EOF or reset).
+  bool wait_closed(std::chrono::milliseconds timeout = 10s);
+  /// Sends close_notify and closes.
+  void close();
+  /// Closes with SO_LINGER 0 (the peer sees a reset).
+  void reset();
+  [[nodiscard]] const std::string& last_error() const { return last_error_; }
+  boost::asio::ssl::stream<boost::asio::ip::tcp::socket>& stream() { return *stream_; }
+
+ private:
+  template <typename Start>
+  boost::system::error_code run(Start start, std::chrono::milliseconds timeout);
+
+  ClientOptions options_;
+  boost::asio::io_context io_;
+  boost::asio::ssl::context ctx_;
+  std::optional<boost::asio::ssl::stream<boost::asio::ip::tcp::socket>> stream_;
+  std::string buffer_;
+  std::string last_error_;
+  bool timed_out_ = false;
+};
+
+/// True when `line` is a final line of a text-mode reply.
+bool is_final_line(const std::string& line);
+
+}  // namespace opsagent::testing

@@ -1,0 +1,420 @@
+// AuditLog: one strict, ASCII-only JSON object per line, safe file creation (SECURITY-MATRIX F1, F5).
+
+#include "agent/audit/audit_log.hpp"
+
+#include <gtest/gtest.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <csignal>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <regex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace opsagent::audit {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::string_literals;
+using nlohmann::json;
+
+constexpr std::string_view kFffd = "\xEF\xBF\xBD";
+
+// A fresh directory per test, removed afterwards.
+class AuditLogTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = (fs::temp_directory_path() / "opsagent-audit-XXXXXX").string();
+    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+
+  std::unique_ptr<AuditLog> open_log(const fs::path& path) {
+    auto log = AuditLog::open(path);
+    EXPECT_TRUE(log.ok()) << (log.ok() ? "" : log.error().message);
+    return log.ok() ? std::move(log).value() : nullptr;
+  }
+
+  static std::string read_file(const fs::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  }
+
+  // Every line of the file; the file must end with LF (no torn last record).
+  static std::vector<std::string> read_lines(const fs::path& path) {
+    const std::string content = read_file(path);
+    std::vector<std::string> lines;
+    if (content.empty()) return lines;
+    EXPECT_EQ(content.back(), '\n');
+    std::size_t start = 0;
+    for (std::size_t lf = content.find('\n'); lf != std::string::npos; lf = content.find('\n', start)) {
+      lines.push_back(content.substr(start, lf - start));
+      start = lf + 1;
+    }
+    return lines;
+  }
+
+  fs::path dir_;
+};
+
+// Sets the process umask for one test and restores it.
+class ScopedUmask {
+ public:
+  explicit ScopedUmask(mode_t mask) : old_(::umask(mask)) {}
+  ~ScopedUmask() { ::umask(old_); }
+  ScopedUmask(const ScopedUmask&) = delete;
+  ScopedUmask& operator=(const ScopedUmask&) = delete;
+
+ private:
+  mode_t old_;
+};
+
+bool is_printable_ascii(std::string_view s) {
+  for (const char c : s) {
+    const auto b = static_cast<unsigned char>(c);
+    if (b < 0x20 || b > 0x7E) return false;
+  }
+  return true;
+}
+
+TEST_F(AuditLogTest, AppendsOneJsonObjectPerLineWithTheStandardFields) {
+  const auto path = dir_ / "audit.log";
+  auto log = open_log(path);
+  ASSERT_NE(log, nullptr);
+  EXPECT_EQ(log->path(), path);
+  EXPECT_TRUE(log->healthy());
+
+  EXPECT_TRUE(log->record("allow", {{"rule", "ops-tail"}, {"args", {"-n", "10"}}}));
+  EXPECT_TRUE(log->record("deny", {{"rule", nullptr}}));
+
+  const auto lines = read_lines(path);
+  ASSERT_EQ(lines.size(), 2U);
+  const std::regex ts_format(R"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z)");
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    const auto j = json::parse(lines[i]);
+    ASSERT_TRUE(j.is_object());
+    EXPECT_TRUE(std::regex_match(j.at("ts").get<std::string>(), ts_format)) << j["ts"];
+    EXPECT_EQ(j.at("seq"), i + 1);
+    EXPECT_EQ(j.at("pid"), ::getpid());
+  }
+  const auto first = json::parse(lines[0]);
+  EXPECT_EQ(first["event"], "allow");
+  EXPECT_EQ(first["rule"], "ops-tail");
+  EXPECT_EQ(first["args"], json::array({"-n", "10"}));
+  const auto second = json::parse(lines[1]);
+  EXPECT_EQ(second["event"], "deny");
+  EXPECT_TRUE(second["rule"].is_null());
+}
+
+TEST_F(AuditLogTest, IgnoresFieldsThatAreNotAnObject) {
+  const auto path = dir_ / "audit.log";
+  auto log = open_log(path);
+  ASSERT_NE(log, nullptr);
+  EXPECT_TRUE(log->record("reload", nullptr));
+  EXPECT_TRUE(log->record("reload", json::array({1, 2})));
+  EXPECT_TRUE(log->record("reload", "text"));
+  const auto lines = read_lines(path);
+  ASSERT_EQ(lines.size(), 3U);
+  for (const auto& line : lines) {
+    const auto j = json::parse(line);
+    EXPECT_EQ(j.size(), 4U) << line;  // ts, seq, event, pid
+    EXPECT_EQ(j["event"], "reload");
+  }
+}
+
+TEST_F(AuditLogTest, KeepsTheStandardFieldsWhenACallerPassesTheSameKeys) {
+  const auto path = dir_ / "audit.log";
+  auto log = open_log(path);
+  ASSERT_NE(log, nullptr);
+  EXPECT_TRUE(log->record("deny", {{"event", "allow"}, {"seq", 999}, {"pid", 1}, {"ts", "forged"}}));
+  const auto lines = read_lines(path);
+  ASSERT_EQ(lines.size(), 1U);
+  const auto j = json::parse(lines[0]);
+  EXPECT_EQ(j["event"], "deny");
+  EXPECT_EQ(j["seq"], 1);
+  EXPECT_EQ(j["pid"], ::getpid());
+  EXPECT_NE(j["ts"], "forged");
+}
+
+TEST_F(AuditLogTest, KeepsSequenceNumbersStrictlyIncreasingAcrossThreads) {
+  constexpr int kThreads = 8;
+  constexpr int kPerThread = 1000;
+  const auto path = dir_ / "audit.log";
+  auto log = open_log(path);
+  ASSERT_NE(log, nullptr);
+
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&log, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        log->record("allow", {{"thread", t}, {"i", i}, {"command", "tail -n 10 syslog"}});
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_TRUE(log->healthy());
+
+  const auto lines = read_lines(path);
+  ASSERT_EQ(lines.size(), static_cast<std::size_t>(kThreads * kPerThread));
+  std::uint64_t previous_seq = 0;
+  std::vector<int> next_i(kThreads, 0);
+  for (const auto& line : lines) {
+    json j;
+    ASSERT_NO_THROW(j = json::parse(line)) << line;
+    const auto seq = j.at("seq").get<std::uint64_t>();
+    ASSERT_EQ(seq, previous_seq + 1) << "file order must be sequence order";
+    previous_seq = seq;
+    // Each thread's own records appear in the order it wrote them.
+    const int t = j.at("thread").get<int>();
+    ASSERT_EQ(j.at("i").get<int>(), next_i.at(static_cast<std::size_t>(t)));
+    ++next_i[static_cast<std::size_t>(t)];
+  }
+  EXPECT_EQ(previous_seq, static_cast<std::uint64_t>(kThreads * kPerThread));
+}
+
+// F1: client text in any field must not split a record, act on a terminal or act as a format.
+struct InjectionCase {
+  const char* what;
+  std::string payload;
+  std::string expected;  // what a strict JSON parser reads back
+};
+
+std::vector<InjectionCase> injection_table() {
+  const std::string fffd(kFffd);
+  return {
+      {"LF", "tail\n{\"event\":\"allow\"}", "tail\n{\"event\":\"allow\"}"},
+      {"CR", "tail\r{\"event\":\"allow\"}", "tail\r{\"event\":\"allow\"}"},
+      {"CRLF", "a\r\nb", "a\r\nb"},
+      {"double quote", R"(a", "event": "allow)", R"(a", "event": "allow)"},
+      {"backslash", R"(a\", \\)", R"(a\", \\)"},
+      {"U+2028 LINE SEPARATOR", "a\xE2\x80\xA8" "b", "a\xE2\x80\xA8" "b"},
+      {"U+2029 PARAGRAPH SEPARATOR", "a\xE2\x80\xA9" "b", "a\xE2\x80\xA9" "b"},
+      {"NEL U+0085", "a\xC2\x85" "b", "a\xC2\x85" "b"},
+      {"non-ASCII text", "caf\xC3\xA9 \xF0\x9F\x8E\x89", "caf\xC3\xA9 \xF0\x9F\x8E\x89"},
+      {"NUL", "a\0b"s, "a\0b"s},
+      {"ANSI escape", "\x1B[2J\x1B]0;title\x07", "\x1B[2J\x1B]0;title\x07"},
+      {"DEL", "a\x7F", "a\x7F"},
+      {"braces", "{}", "{}"},
+      {"fmt width bomb", "{:>99999999}", "{:>99999999}"},
+      {"printf conversions", "%s%n%x%p", "%s%n%x%p"},
+      {"invalid byte FF", "a\xFF" "b", "a" + fffd + "b"},
+      {"lone continuation byte", "\x80", fffd},
+      {"overlong C0 AF", "\xC0\xAF", fffd + fffd},
+      {"lone surrogate", "\xED\xA0\x80", fffd + fffd + fffd},
+  };
+}
+
+TEST_F(AuditLogTest, EncodesInjectedTextAsOneLineOfAsciiJson) {
+  for (const auto& row : injection_table()) {
+    SCOPED_TRACE(row.what);
+    std::string line;
+    ASSERT_NO_THROW(line = AuditLog::encode({{"command", row.payload}, {"args", {row.payload}}}));
+    EXPECT_TRUE(is_printable_ascii(line)) << line;
+    EXPECT_LT(line.size(), 200U) << "format specifiers must not expand";
+    json j;
+    ASSERT_NO_THROW(j = json::parse(line)) << line;
+    EXPECT_EQ(j["command"], row.expected);
+    EXPECT_EQ(j["args"][0], row.expected);
+  }
+}
+
+TEST_F(AuditLogTest, WritesExactlyOneParsableLinePerRecordWhateverTheFieldsHold) {
+  const auto path = dir_ / "audit.log";
+  auto log = open_log(path);
+  ASSERT_NE(log, nullptr);
+  const auto table = injection_table();
+  for (const auto& row : table) {
+    ASSERT_TRUE(log->record("deny", {{"command", row.payload},
+                                     {"args", {row.payload, "x"}},
+                                     {"subject", "CN=" + row.payload}}));
+  }
+  const auto lines = read_lines(path);
+  ASSERT_EQ(lines.size(), table.size());
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    SCOPED_TRACE(table[i].what);
+    EXPECT_TRUE(is_printable_ascii(lines[i])) << lines[i];
+    json j;
+    ASSERT_NO_THROW(j = json::parse(lines[i])) << lines[i];
+    EXPECT_EQ(j["event"], "deny");
+    EXPECT_EQ(j["seq"], i + 1);
+    EXPECT_EQ(j["command"], table[i].expected);
+    EXPECT_EQ(j["args"], json::array({table[i].expected, "x"}));
+    EXPECT_EQ(j["subject"], "CN=" + table[i].expected);
+  }
+}
+
+TEST_F(AuditLogTest, AppendsToAnExistingFile) {
+  const auto path = dir_ / "audit.log";
+  std::ofstream(path) << "{\"earlier\":true}\n";
+  auto log = open_log(path);
+  ASSERT_NE(log, nullptr);
+  EXPECT_TRUE(log->record("start", {}));
+  const auto lines = read_lines(path);
+  ASSERT_EQ(lines.size(), 2U);
+  EXPECT_EQ(lines[0], "{\"earlier\":true}");
+  EXPECT_EQ(json::parse(lines[1])["event"], "start");
+}
+
+TEST_F(AuditLogTest, CreatesTheFileWithMode0640EvenUnderUmaskZero) {
+  const ScopedUmask umask_zero(0);
+  const auto path = dir_ / "audit.log";
+  auto log = open_log(path);
+  ASSERT_NE(log, nullptr);
+  struct stat st {};
+  ASSERT_EQ(::lstat(path.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISREG(st.st_mode));
+  EXPECT_EQ(st.st_mode & 07777, 0640U);
+}
+
+TEST_F(AuditLogTest, LetsTheUmaskNarrowTheMode) {
+  const ScopedUmask umask_077(077);
+  const auto path = dir_ / "audit.log";
+  auto log = open_log(path);
+  ASSERT_NE(log, nullptr);
+  struct stat st {};
+  ASSERT_EQ(::lstat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0600U);
+}
+
+TEST_F(AuditLogTest, RefusesASymlinkAtThePath) {
+  const auto target = dir_ / "target";
+  std::ofstream(target) << "precious\n";
+  const auto path = dir_ / "audit.log";
+  fs::create_symlink(target, path);
+
+  auto log = AuditLog::open(path);
+  ASSERT_FALSE(log.ok());
+  EXPECT_EQ(log.error().code, ErrorCode::internal);
+  EXPECT_NE(log.error().message.find(path.string()), std::string::npos) << log.error().message;
+  EXPECT_EQ(read_file(target), "precious\n");
+  EXPECT_TRUE(fs::is_symlink(path));
+}
+
+TEST_F(AuditLogTest, RefusesADanglingSymlinkWithoutCreatingItsTarget) {
+  const auto target = dir_ / "planted";
+  const auto path = dir_ / "audit.log";
+  fs::create_symlink(target, path);
+  EXPECT_FALSE(AuditLog::open(path).ok());
+  EXPECT_FALSE(fs::exists(target));
+}
+
+TEST_F(AuditLogTest, RefusesADirectory) {
+  const auto path = dir_ / "audit.log";
+  fs::create_directory(path);
+  EXPECT_FALSE(AuditLog::open(path).ok());
+}
+
+TEST_F(AuditLogTest, RefusesACharacterDevice) {
+  // /dev/full would make every write fail; it is refused before any record is lost to it.
+  if (!fs::exists("/dev/full")) GTEST_SKIP() << "/dev/full is not available";
+  const auto log = AuditLog::open("/dev/full");
+  EXPECT_FALSE(log.ok());
+}
+
+TEST_F(AuditLogTest, RefusesAFifoWithoutBlocking) {
+  const auto path = dir_ / "audit.log";
+  ASSERT_EQ(::mkfifo(path.c_str(), 0600), 0);
+  auto pending = std::async(std::launch::async, [&path] { return AuditLog::open(path).ok(); });
+  if (pending.wait_for(std::chrono::seconds(5)) != std::future_status::ready) {
+    // Unblock the open by appearing as a reader so the test can finish, then fail.
+    const UniqueFd reader(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
+    ADD_FAILURE() << "AuditLog::open blocked on a FIFO with no reader";
+    EXPECT_FALSE(pending.get());
+    return;
+  }
+  EXPECT_FALSE(pending.get());
+}
+
+TEST_F(AuditLogTest, RefusesAFifoThatHasAReader) {
+  const auto path = dir_ / "audit.log";
+  ASSERT_EQ(::mkfifo(path.c_str(), 0600), 0);
+  const UniqueFd reader(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
+  ASSERT_TRUE(reader.valid());
+  EXPECT_FALSE(AuditLog::open(path).ok());
+}
+
+TEST_F(AuditLogTest, RefusesAPathInAMissingDirectory) {
+  EXPECT_FALSE(AuditLog::open(dir_ / "missing" / "audit.log").ok());
+}
+
+// A full disk is simulated with RLIMIT_FSIZE (write fails with EFBIG once the file reaches the
+// limit; SIGXFSZ is ignored for the duration). /dev/full cannot be used: open() refuses it.
+TEST_F(AuditLogTest, ReportsUnhealthyAfterAFailedWriteAndRecoversAfterASuccessfulOne) {
+  const auto path = dir_ / "audit.log";
+  auto log = open_log(path);
+  ASSERT_NE(log, nullptr);
+  ASSERT_TRUE(log->record("start", {}));
+  const auto size_before = fs::file_size(path);
+
+  rlimit saved {};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &saved), 0);
+  if (saved.rlim_max != RLIM_INFINITY && saved.rlim_max < size_before) {
+    GTEST_SKIP() << "RLIMIT_FSIZE hard limit too low";
+  }
+  const auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
+  rlimit tight = saved;
+  tight.rlim_cur = static_cast<rlim_t>(size_before);
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &tight), 0);
+  const bool written_when_full = log->record("allow", {{"command", "PING"}});
+  const bool healthy_when_full = log->healthy();
+  ::setrlimit(RLIMIT_FSIZE, &saved);
+  std::signal(SIGXFSZ, old_handler);
+
+  EXPECT_FALSE(written_when_full);
+  EXPECT_FALSE(healthy_when_full);
+  EXPECT_EQ(fs::file_size(path), size_before) << "no partial record may be left behind";
+
+  EXPECT_TRUE(log->record("allow", {{"command", "PING"}}));
+  EXPECT_TRUE(log->healthy());
+  const auto lines = read_lines(path);
+  ASSERT_EQ(lines.size(), 2U);
+  json last;
+  EXPECT_NO_THROW(last = json::parse(lines[1])) << lines[1];
+  EXPECT_EQ(last["seq"], 3) << "the failed record used seq 2";
+}
+
+TEST_F(AuditLogTest, RemovesATornRecordAfterAShortWrite) {
+  const auto path = dir_ / "audit.log";
+  auto log = open_log(path);
+  ASSERT_NE(log, nullptr);
+  ASSERT_TRUE(log->record("start", {}));
+  const auto size_before = fs::file_size(path);
+
+  rlimit saved {};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &saved), 0);
+  if (saved.rlim_max != RLIM_INFINITY && saved.rlim_max < size_before + 10) {
+    GTEST_SKIP() << "RLIMIT_FSIZE hard limit too low";
+  }
+  const auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
+  rlimit tight = saved;
+  tight.rlim_cur = static_cast<rlim_t>(size_before + 10);  // room for 10 bytes of the record
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &tight), 0);
+  const bool written_when_full = log->record("allow", {{"command", "tail -n 10 syslog"}});
+  ::setrlimit(RLIMIT_FSIZE, &saved);
+  std::signal(SIGXFSZ, old_handler);
+
+  EXPECT_FALSE(written_when_full);
+  EXPECT_FALSE(log->healthy());
+  EXPECT_EQ(fs::file_size(path), size_before) << "the partial record must be removed";
+  EXPECT_TRUE(log->record("allow", {{"command", "PING"}}));
+  const auto lines = read_lines(path);
+  ASSERT_EQ(lines.size(), 2U);
+  for (const auto& line : lines) EXPECT_NO_THROW((void)json::parse(line).size()) << line;
+}
+
+}  // namespace
+}  // namespace opsagent::audit

@@ -1,0 +1,539 @@
+#include <sys/stat.h>
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <cstdint>
+#include <fstream>
+#include <functional>
+#include <string>
+
+#include "agent/config/agent_config.hpp"
+#include "agent/config/config_error.hpp"
+#include "agent/config/strict_yaml.hpp"
+#include "agent/config/yaml_reader.hpp"
+
+namespace opsagent::config {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+const fs::path kData = OPSAGENT_TEST_DATA_DIR;
+
+// A scratch directory holding dummy TLS files and a policy, so agent.yaml texts can refer to
+// server.crt, server.key (0600), ca.crt and policy.yaml.
+class ConfigDir {
+ public:
+  ConfigDir() {
+    std::string templ = (fs::temp_directory_path() / "opsagent-config-XXXXXX").string();
+    path_ = ::mkdtemp(templ.data());
+    write("server.crt", "dummy certificate\n");
+    write("server.key", "dummy key\n", 0600);
+    write("ca.crt", "dummy CA\n");
+    write("policy.yaml", "identities: []\n", 0600);
+  }
+  ConfigDir(const ConfigDir&) = delete;
+  ConfigDir& operator=(const ConfigDir&) = delete;
+  ~ConfigDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+
+  fs::path write(const std::string& name, const std::string& text, mode_t mode = 0644) const {
+    const fs::path file = path_ / name;
+    std::ofstream(file, std::ios::binary | std::ios::trunc) << text;
+    ::chmod(file.c_str(), mode);
+    return file;
+  }
+  fs::path copy_fixture(const std::string& name) const {
+    std::ifstream in(kData / "config" / name, std::ios::binary);
+    EXPECT_TRUE(in.good()) << "missing fixture " << name;
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    return write("agent.yaml", text);
+  }
+  [[nodiscard]] const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+constexpr const char* kTlsAndRest =
+    "tls: {certificate: server.crt, private_key: server.key, client_ca: ca.crt}\n"
+    "audit: {path: audit.jsonl}\n"
+    "policy: policy.yaml\n";
+
+// The error of loading `text` as agent.yaml ("" when it loads).
+std::string load_error(const ConfigDir& dir, const std::string& text) {
+  try {
+    load_agent_config(dir.write("agent.yaml", text));
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+std::string fixture_error(const std::string& name) {
+  const ConfigDir dir;
+  try {
+    load_agent_config(dir.copy_fixture(name));
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+YamlNode yaml(const std::string& text) { return parse_yaml(text, "t.yaml"); }
+
+const YamlNode& value_of(const YamlNode& root) { return root.entries.at(0).second; }
+
+std::string reader_error(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+const NodeContext kCtx{"agent.yaml", "limits.max_clients"};
+
+// ---- ConfigReader: typed access to the tree ----
+
+TEST(ConfigReader, ReadsPlainDecimalIntegers) {
+  EXPECT_EQ(as_int(value_of(yaml("a: 42")), kCtx, 1, 100), 42);
+  EXPECT_EQ(as_int(value_of(yaml("a: -5")), kCtx, -10, 100), -5);
+  EXPECT_EQ(as_int(value_of(yaml("a: 0")), kCtx, 0, 0), 0);
+  EXPECT_EQ(as_int(value_of(yaml("a: -9223372036854775808")), kCtx, INT64_MIN, 0), INT64_MIN);
+  EXPECT_EQ(as_int(value_of(yaml("a: 9223372036854775807")), kCtx, 0, INT64_MAX), INT64_MAX);
+}
+
+TEST(ConfigReader, ExplainsAnIntegerErrorWithFileLineKeyAndValue) {
+  const YamlNode root = yaml("x: 1\na: abc\n");
+  const std::string err = reader_error([&] { as_int(root.entries[1].second, kCtx, 1, 100000); });
+  EXPECT_EQ(err, "agent.yaml:2:4: limits.max_clients: expected an integer between 1 and 100000, "
+                 "got \"abc\"");
+}
+
+TEST(ConfigReader, RejectsEverythingButPlainDecimalIntegers) {
+  for (const char* text : {"a: \"10\"", "a: '10'", "a: 0x10", "a: +5", "a: 1e3", "a: 10.0",
+                           "a: 010", "a: ' 10'", "a: 10;", "a: -0", "a: 1_000", "a: [1]",
+                           "a:", "a: 99999999999999999999", "a: 9223372036854775808",
+                           "a: -9223372036854775809", "a: true", "a: .inf"}) {
+    EXPECT_NE(reader_error([&] { as_int(value_of(yaml(text)), kCtx, INT64_MIN, INT64_MAX); }), "")
+        << text;
+  }
+}
+
+TEST(ConfigReader, ChecksIntegerRange) {
+  EXPECT_NE(reader_error([] { as_int(value_of(yaml("a: 0")), kCtx, 1, 10); }), "");
+  EXPECT_NE(reader_error([] { as_int(value_of(yaml("a: 11")), kCtx, 1, 10); }), "");
+}
+
+TEST(ConfigReader, AcceptsOnlyTrueAndFalseAsBooleans) {
+  EXPECT_TRUE(as_bool(value_of(yaml("a: true")), kCtx));
+  EXPECT_FALSE(as_bool(value_of(yaml("a: false")), kCtx));
+  for (const char* text : {"a: yes", "a: no", "a: on", "a: off", "a: y", "a: n", "a: True",
+                           "a: FALSE", "a: \"true\"", "a: 1", "a: 0", "a:"}) {
+    const std::string err = reader_error([&] { as_bool(value_of(yaml(text)), kCtx); });
+    EXPECT_NE(err.find("expected true or false"), std::string::npos) << text << ": " << err;
+  }
+}
+
+TEST(ConfigReader, ReadsDurationsWithMandatoryUnits) {
+  EXPECT_EQ(as_duration(value_of(yaml("a: 250ms")), kCtx, 0ms, 24h), 250ms);
+  EXPECT_EQ(as_duration(value_of(yaml("a: 10s")), kCtx, 0ms, 24h), 10s);
+  EXPECT_EQ(as_duration(value_of(yaml("a: 5m")), kCtx, 0ms, 24h), 5min);
+  EXPECT_EQ(as_duration(value_of(yaml("a: 1h")), kCtx, 0ms, 24h), 1h);
+  for (const char* text : {"a: 10", "a: \"10s\"", "a: 10 s", "a: 1.5s", "a: -1s", "a: 10S",
+                           "a: s", "a: 10sec", "a: 99999999999999999999h", "a: 25h"}) {
+    EXPECT_NE(reader_error([&] { as_duration(value_of(yaml(text)), kCtx, 0ms, 24h); }), "") << text;
+  }
+  EXPECT_NE(reader_error([] { as_duration(value_of(yaml("a: 50ms")), kCtx, 100ms, 1s); }), "");
+}
+
+TEST(ConfigReader, ReadsSizesInBytesOrBinaryUnits) {
+  EXPECT_EQ(as_size(value_of(yaml("a: 512")), kCtx, 0, 1ULL << 40), 512U);
+  EXPECT_EQ(as_size(value_of(yaml("a: 64KiB")), kCtx, 0, 1ULL << 40), 64U * 1024);
+  EXPECT_EQ(as_size(value_of(yaml("a: 8MiB")), kCtx, 0, 1ULL << 40), 8U << 20);
+  EXPECT_EQ(as_size(value_of(yaml("a: 1GiB")), kCtx, 0, 1ULL << 40), 1ULL << 30);
+  for (const char* text : {"a: 1KB", "a: 1k", "a: \"512\"", "a: 1.5MiB", "a: -1", "a: KiB",
+                           "a: 99999999999999999999GiB", "a: 17179869184GiB"}) {
+    EXPECT_NE(reader_error([&] { as_size(value_of(yaml(text)), kCtx, 0, 1ULL << 40); }), "") << text;
+  }
+  EXPECT_NE(reader_error([] { as_size(value_of(yaml("a: 2MiB")), kCtx, 0, 1U << 20); }), "");
+}
+
+TEST(ConfigReader, RejectsDuplicateListEntries) {
+  const std::string err =
+      reader_error([] { as_string_list(value_of(yaml("a: [x, y, x]")), {"f", "roles.r.logs"}); });
+  EXPECT_NE(err.find("roles.r.logs[2]: duplicate entry \"x\""), std::string::npos) << err;
+}
+
+TEST(ConfigReader, ResolvesRelativePathsAgainstTheBaseDirectory) {
+  EXPECT_EQ(as_path(value_of(yaml("a: x/y")), kCtx, "/etc/opsagent"), fs::path("/etc/opsagent/x/y"));
+  EXPECT_EQ(as_path(value_of(yaml("a: /abs")), kCtx, "/etc/opsagent"), fs::path("/abs"));
+}
+
+TEST(ConfigReader, ListsAllowedKeysWhenAKeyIsUnknown) {
+  const YamlNode root = yaml("allow: [a]\nalow: [b]\n");
+  MapReader map(root, {"policy.yaml", "roles.ops"});
+  map.find("allow");
+  map.find("deny");
+  const std::string err = reader_error([&] { map.finish(); });
+  EXPECT_EQ(err, "policy.yaml:2:1: roles.ops.alow: unknown key 'alow' (allowed: allow, deny)");
+}
+
+TEST(ConfigReader, NamesTheMissingRequiredKey) {
+  const YamlNode root = yaml("a: 1\n");
+  MapReader map(root, {"agent.yaml", "tls"});
+  const std::string err = reader_error([&] { map.require("certificate"); });
+  EXPECT_EQ(err, "agent.yaml:1:1: tls: missing required key 'certificate'");
+}
+
+TEST(ConfigReader, TreatsNullAsAnEmptyMapButRejectsScalars) {
+  const YamlNode null_node;
+  MapReader empty(null_node, {"f", "x"});
+  EXPECT_EQ(empty.find("a"), nullptr);
+  EXPECT_THROW(MapReader(value_of(yaml("a: 1")), NodeContext{"f", "a"}), ConfigError);
+}
+
+// ---- Config: agent.yaml ----
+
+TEST(Config, LoadsAMinimalFileWithDefaults) {
+  const ConfigDir dir;
+  const AgentConfig cfg = load_agent_config(dir.copy_fixture("good.yaml"));
+  ASSERT_EQ(cfg.listen.size(), 2U);
+  EXPECT_EQ(cfg.listen[0].host, "127.0.0.1");
+  EXPECT_EQ(cfg.listen[0].port, 9999);
+  EXPECT_EQ(cfg.listen[1].host, "::1");
+  EXPECT_EQ(cfg.tls.certificate, dir.path() / "server.crt");
+  EXPECT_EQ(cfg.tls.private_key, dir.path() / "server.key");
+  EXPECT_EQ(cfg.tls.client_ca, dir.path() / "ca.crt");
+  EXPECT_TRUE(cfg.tls.crl.empty());
+  EXPECT_FALSE(cfg.tls.allow_tls12);
+  EXPECT_EQ(cfg.tls.verify_depth, 4);
+  EXPECT_EQ(cfg.timeouts.handshake, 10s);
+  EXPECT_EQ(cfg.timeouts.idle, 5min);
+  EXPECT_EQ(cfg.limits.max_clients, 64);
+  EXPECT_EQ(cfg.limits.max_line_bytes, 8192U);
+  EXPECT_EQ(cfg.lastlog.path, fs::path("/var/log/syslog"));
+  EXPECT_EQ(cfg.exec.umask, 077U);
+  EXPECT_EQ(cfg.log_level, "info");
+  EXPECT_EQ(cfg.audit_path, dir.path() / "audit.jsonl");
+  EXPECT_EQ(cfg.policy_path, dir.path() / "policy.yaml");
+}
+
+TEST(Config, LoadsTheExampleConfiguration) {
+  // The example refers to ../certs/dev and ../var; rebuild that layout around a copy.
+  const ConfigDir root;
+  fs::create_directories(root.path() / "config");
+  fs::create_directories(root.path() / "certs" / "dev");
+  root.write("certs/dev/server.crt", "dummy\n");
+  root.write("certs/dev/server.key", "dummy\n", 0600);
+  root.write("certs/dev/ca.crt", "dummy\n");
+  const fs::path source = fs::path(OPSAGENT_TEST_DATA_DIR) / ".." / ".." / "config";
+  for (const char* name : {"agent.yaml", "policy.yaml"}) {
+    std::ifstream in(source / name, std::ios::binary);
+    ASSERT_TRUE(in.good()) << name;
+    root.write(std::string("config/") + name,
+               std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>()),
+               0644);
+  }
+  const AgentConfig cfg = load_agent_config(root.path() / "config" / "agent.yaml");
+  ASSERT_EQ(cfg.listen.size(), 2U);
+  EXPECT_EQ(cfg.listen[1].host, "::1");
+  EXPECT_EQ(cfg.tls.private_key, root.path() / "config" / "../certs/dev/server.key");
+  EXPECT_EQ(cfg.audit_path, root.path() / "config" / "../var/audit.jsonl");
+  EXPECT_EQ(cfg.policy_path, root.path() / "config" / "policy.yaml");
+  EXPECT_EQ(cfg.limits.max_line_bytes, 8192U);
+  EXPECT_EQ(cfg.exec.environment.size(), 2U);
+  EXPECT_EQ(cfg.timeouts.kill_grace, 2s);
+  EXPECT_EQ(cfg.timeouts.write_stall, 30s);
+}
+
+TEST(Config, ReadsEveryOptionalSection) {
+  const ConfigDir dir;
+  dir.write("crl.pem", "dummy\n");
+  const AgentConfig cfg = load_agent_config(dir.write("agent.yaml", R"(
+listen: ["0.0.0.0:0"]
+tls:
+  certificate: server.crt
+  private_key: server.key
+  client_ca: ca.crt
+  crl: crl.pem
+  min_version: 1.2
+  verify_depth: 2
+timeouts: {handshake: 500ms, idle: 1h, kill_grace: 0s, drain: 250ms, write_stall: 2m}
+limits: {max_clients: 10, max_clients_per_identity: 10, max_handshakes: 5, max_line_bytes: 1KiB,
+         max_pipelined: 0, io_threads: 4, hash_threads: 3, max_children: 7}
+lastlog: {path: /var/log/messages, lines: 50, journal_fallback: false}
+exec: {environment: ["PATH=/bin", "A_1="], working_directory: /tmp, umask: "0027"}
+logging: {level: debug}
+audit: {path: /var/log/opsagent/audit.jsonl}
+policy: policy.yaml
+)"));
+  EXPECT_EQ(cfg.listen[0].port, 0);
+  EXPECT_EQ(cfg.tls.crl, dir.path() / "crl.pem");
+  EXPECT_TRUE(cfg.tls.allow_tls12);
+  EXPECT_EQ(cfg.tls.verify_depth, 2);
+  EXPECT_EQ(cfg.timeouts.handshake, 500ms);
+  EXPECT_EQ(cfg.timeouts.kill_grace, 0ms);
+  EXPECT_EQ(cfg.timeouts.write_stall, 2min);
+  EXPECT_EQ(cfg.limits.max_line_bytes, 1024U);
+  EXPECT_EQ(cfg.limits.max_pipelined, 0);
+  EXPECT_EQ(cfg.limits.max_children, 7);
+  EXPECT_EQ(cfg.lastlog.lines, 50);
+  EXPECT_FALSE(cfg.lastlog.journal_fallback);
+  EXPECT_EQ(cfg.exec.environment, (std::vector<std::string>{"PATH=/bin", "A_1="}));
+  EXPECT_EQ(cfg.exec.umask, 027U);
+  EXPECT_EQ(cfg.log_level, "debug");
+  EXPECT_EQ(cfg.audit_path, fs::path("/var/log/opsagent/audit.jsonl"));
+}
+
+TEST(Config, ParsesListenAddresses) {
+  EXPECT_EQ(parse_listen_address("127.0.0.1:9999").host, "127.0.0.1");
+  EXPECT_EQ(parse_listen_address("[::1]:0").port, 0);
+  EXPECT_EQ(parse_listen_address("[0:0::1]:65535").host, "::1");
+  for (const char* bad : {"localhost:9999", "127.0.0.1", "127.0.0.1:", "127.0.0.1:65536",
+                          "127.0.0.1:-1", "127.0.0.1:+80", "::1:9999", "[::1:9999", "[::1]",
+                          "[fe80::1%eth0]:1", "0x7f.1:80", "127.1:80", "1.2.3.4:99999999",
+                          " 127.0.0.1:80", "127.0.0.1:80 ", ""}) {
+    EXPECT_THROW(parse_listen_address(bad), std::invalid_argument) << bad;
+  }
+}
+
+TEST(Config, RejectsDuplicateListenAddresses) {
+  const ConfigDir dir;
+  const std::string err =
+      load_error(dir, std::string("listen: [\"[::1]:1\", \"[0::1]:1\"]\n") + kTlsAndRest);
+  EXPECT_NE(err.find("listen[1]: duplicate address"), std::string::npos) << err;
+}
+
+TEST(Config, RejectsAnEmptyListenList) {
+  const ConfigDir dir;
+  EXPECT_NE(load_error(dir, std::string("listen: []\n") + kTlsAndRest).find("listen:"),
+            std::string::npos);
+}
+
+TEST(Config, RejectsHostNamesInListen) {
+  const ConfigDir dir;
+  const std::string err = load_error(dir, std::string("listen: [\"localhost:1\"]\n") + kTlsAndRest);
+  EXPECT_NE(err.find("agent.yaml:1:10: listen[0]: "), std::string::npos) << err;
+  EXPECT_NE(err.find("not a numeric IPv4 address"), std::string::npos) << err;
+}
+
+TEST(Config, RejectsAPrivateKeyOthersCanRead) {
+  const ConfigDir dir;
+  for (const mode_t mode : {0640, 0604, 0660, 0700 | 0001}) {
+    ::chmod((dir.path() / "server.key").c_str(), mode);
+    const std::string err = load_error(dir, std::string("listen: [\"127.0.0.1:1\"]\n") + kTlsAndRest);
+    EXPECT_NE(err.find("tls.private_key"), std::string::npos) << err;
+    EXPECT_NE(err.find("server.key has mode"), std::string::npos) << err;
+    EXPECT_NE(err.find("must not be accessible by group or others"), std::string::npos) << err;
+  }
+  ::chmod((dir.path() / "server.key").c_str(), 0400);
+  EXPECT_EQ(load_error(dir, std::string("listen: [\"127.0.0.1:1\"]\n") + kTlsAndRest), "");
+}
+
+TEST(Config, NamesLineAndKeyOfAMissingCertificate) {
+  const std::string err = fixture_error("missing_certificate.yaml");
+  EXPECT_NE(err.find("agent.yaml:3:16: tls.certificate: cannot open "), std::string::npos) << err;
+  EXPECT_NE(err.find("no-such.crt"), std::string::npos) << err;
+}
+
+TEST(Config, RequiresTheKeyCaCrlAndPolicyFilesToExist) {
+  const ConfigDir dir;
+  const std::string listen = "listen: [\"127.0.0.1:1\"]\n";
+  EXPECT_NE(load_error(dir, listen + "tls: {certificate: server.crt, private_key: nokey, client_ca: ca.crt}\n"
+                                     "audit: {path: a}\npolicy: policy.yaml\n")
+                .find("tls.private_key: cannot open"),
+            std::string::npos);
+  EXPECT_NE(load_error(dir, listen + "tls: {certificate: server.crt, private_key: server.key, client_ca: x}\n"
+                                     "audit: {path: a}\npolicy: policy.yaml\n")
+                .find("tls.client_ca: cannot open"),
+            std::string::npos);
+  EXPECT_NE(load_error(dir, listen + "tls: {certificate: server.crt, private_key: server.key, client_ca: ca.crt, crl: x}\n"
+                                     "audit: {path: a}\npolicy: policy.yaml\n")
+                .find("tls.crl: cannot open"),
+            std::string::npos);
+  EXPECT_NE(load_error(dir, listen + "tls: {certificate: server.crt, private_key: server.key, client_ca: ca.crt}\n"
+                                     "audit: {path: a}\npolicy: nopolicy.yaml\n")
+                .find("policy: cannot open"),
+            std::string::npos);
+  EXPECT_NE(load_error(dir, listen + "tls: {certificate: ., private_key: server.key, client_ca: ca.crt}\n"
+                                     "audit: {path: a}\npolicy: policy.yaml\n")
+                .find("not a regular file"),
+            std::string::npos);
+}
+
+TEST(Config, NamesEveryMissingRequiredKey) {
+  const ConfigDir dir;
+  EXPECT_NE(load_error(dir, "tls: {}\n").find("missing required key 'listen'"), std::string::npos);
+  EXPECT_NE(load_error(dir, "listen: [\"127.0.0.1:1\"]\n").find("missing required key 'tls'"),
+            std::string::npos);
+  EXPECT_NE(load_error(dir, "listen: [\"127.0.0.1:1\"]\ntls: {certificate: server.crt, private_key: "
+                            "server.key, client_ca: ca.crt}\npolicy: policy.yaml\n")
+                .find("missing required key 'audit'"),
+            std::string::npos);
+}
+
+TEST(Config, RejectsAnEmptyFile) {
+  const std::string err = fixture_error("empty.yaml");
+  EXPECT_NE(err.find("missing required key 'listen'"), std::string::npos) << err;
+}
+
+TEST(Config, RejectsTabIndentationWithPosition) {
+  const std::string err = fixture_error("tabs.yaml");
+  EXPECT_NE(err.find("agent.yaml:3:1: tab character in indentation"), std::string::npos) << err;
+}
+
+TEST(Config, RejectsAnUnclosedQuoteWithPosition) {
+  const std::string err = fixture_error("unclosed_quote.yaml");
+  EXPECT_NE(err.find("agent.yaml:2:9: unclosed quoted string"), std::string::npos) << err;
+}
+
+TEST(Config, RejectsExplicitTags) {
+  EXPECT_NE(fixture_error("tag.yaml").find("agent.yaml:3:16: explicit tags are not allowed"),
+            std::string::npos)
+      << fixture_error("tag.yaml");
+}
+
+TEST(Config, RejectsBinaryJunk) {
+  EXPECT_NE(fixture_error("binary_junk.yaml").find("agent.yaml:1:1: invalid UTF-8"),
+            std::string::npos);
+  EXPECT_NE(fixture_error("junk_without_nul.yaml").find("agent.yaml:1:1: invalid UTF-8"),
+            std::string::npos);
+}
+
+TEST(Config, RejectsADuplicateKeyThatWouldSwapThePolicy) {
+  const std::string err = fixture_error("duplicate_key.yaml");
+  EXPECT_NE(err.find("agent.yaml:8:1: duplicate key 'policy' (first defined at line 6)"),
+            std::string::npos)
+      << err;
+}
+
+TEST(Config, RejectsUnknownKeysListingTheAllowedOnes) {
+  const std::string err = fixture_error("unknown_key.yaml");
+  EXPECT_NE(err.find("agent.yaml:6:3: tls.verfy_depth: unknown key 'verfy_depth' (allowed: "
+                     "certificate, client_ca, crl, min_version, private_key, verify_depth)"),
+            std::string::npos)
+      << err;
+}
+
+TEST(Config, RejectsYaml11Booleans) {
+  const std::string err = fixture_error("yaml11_bool.yaml");
+  EXPECT_NE(err.find("agent.yaml:4:21: lastlog.journal_fallback: expected true or false, got \"yes\""),
+            std::string::npos)
+      << err;
+}
+
+TEST(Config, RejectsAQuotedNumber) {
+  const std::string err = fixture_error("quoted_number.yaml");
+  EXPECT_NE(err.find("agent.yaml:4:16: limits.max_clients: expected an integer between 1 and "
+                     "100000, got quoted \"10\""),
+            std::string::npos)
+      << err;
+}
+
+TEST(Config, RejectsANonNumber) {
+  const std::string err = fixture_error("not_a_number.yaml");
+  EXPECT_NE(err.find("agent.yaml:4:16: limits.max_clients: expected an integer between 1 and "
+                     "100000, got \"abc\""),
+            std::string::npos)
+      << err;
+}
+
+TEST(Config, RejectsADurationWithoutUnit) {
+  EXPECT_NE(fixture_error("duration_without_unit.yaml").find("timeouts.handshake: expected a duration"),
+            std::string::npos);
+}
+
+TEST(Config, RejectsAnchors) {
+  EXPECT_NE(fixture_error("anchors.yaml").find("anchors and aliases are not allowed"),
+            std::string::npos);
+}
+
+TEST(Config, RejectsMorePerIdentityClientsThanClients) {
+  const std::string err = fixture_error("per_identity_above_max.yaml");
+  EXPECT_NE(err.find("limits.max_clients_per_identity: max_clients_per_identity (8) is larger than "
+                     "max_clients (4)"),
+            std::string::npos)
+      << err;
+}
+
+TEST(Config, RejectsOutOfRangeValues) {
+  const ConfigDir dir;
+  const std::string head = "listen: [\"127.0.0.1:1\"]\n";
+  const std::string files = "audit: {path: a}\npolicy: policy.yaml\n";
+  const std::string tls = "tls: {certificate: server.crt, private_key: server.key, client_ca: ca.crt";
+  EXPECT_NE(load_error(dir, head + tls + ", verify_depth: 11}\n" + files).find("tls.verify_depth"),
+            std::string::npos);
+  EXPECT_NE(load_error(dir, head + tls + ", min_version: \"1.1\"}\n" + files).find("tls.min_version"),
+            std::string::npos);
+  EXPECT_NE(load_error(dir, head + tls + "}\nlimits: {max_handshakes: 0}\n" + files)
+                .find("limits.max_handshakes"),
+            std::string::npos);
+  EXPECT_NE(load_error(dir, head + tls + "}\nlimits: {max_line_bytes: 2MiB}\n" + files)
+                .find("limits.max_line_bytes"),
+            std::string::npos);
+  EXPECT_NE(load_error(dir, head + tls + "}\ntimeouts: {handshake: 0ms}\n" + files)
+                .find("timeouts.handshake"),
+            std::string::npos);
+  EXPECT_NE(load_error(dir, head + tls + "}\nlogging: {level: verbose}\n" + files)
+                .find("logging.level"),
+            std::string::npos);
+}
+
+TEST(Config, ValidatesTheChildEnvironment) {
+  const ConfigDir dir;
+  const std::string head = std::string("listen: [\"127.0.0.1:1\"]\n") + kTlsAndRest;
+  EXPECT_NE(load_error(dir, head + "exec: {environment: [\"PATH=/bin\", \"PATH=/usr/bin\"]}\n")
+                .find("exec.environment[1]: variable PATH is set twice"),
+            std::string::npos);
+  for (const char* bad : {"NOEQUALS", "=x", "1A=x", "A-B=x", "A B=x"}) {
+    EXPECT_NE(load_error(dir, head + "exec: {environment: [\"" + bad + "\"]}\n")
+                  .find("exec.environment[0]: expected NAME=value"),
+              std::string::npos)
+        << bad;
+  }
+}
+
+TEST(Config, ValidatesUmaskAndWorkingDirectory) {
+  const ConfigDir dir;
+  const std::string head = std::string("listen: [\"127.0.0.1:1\"]\n") + kTlsAndRest;
+  for (const char* bad : {"\"0778\"", "\"1777\"", "\"abc\"", "\"00777\"", "\"-1\""}) {
+    EXPECT_NE(load_error(dir, head + "exec: {umask: " + bad + "}\n").find("exec.umask"),
+              std::string::npos)
+        << bad;
+  }
+  EXPECT_NE(load_error(dir, head + "exec: {working_directory: /no/such/dir}\n")
+                .find("exec.working_directory"),
+            std::string::npos);
+}
+
+TEST(Config, RefusesAConfigFileOthersCanWrite) {
+  const ConfigDir dir;
+  const fs::path file = dir.copy_fixture("good.yaml");
+  ::chmod(file.c_str(), 0666);
+  try {
+    load_agent_config(file);
+    FAIL() << "loaded a world-writable config";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("mode 0666"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(file.string()), std::string::npos) << e.what();
+  }
+}
+
+TEST(Config, NamesAMissingConfigFile) {
+  const ConfigDir dir;
+  try {
+    load_agent_config(dir.path() / "nope.yaml");
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("nope.yaml: cannot open"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace opsagent::config
