@@ -56,11 +56,11 @@ std::string AuditLog::encode(const nlohmann::json& record) {
 bool AuditLog::record(std::string_view event, nlohmann::json fields) {
   // The standard keys are set after the caller's fields so no field can overwrite them.
   nlohmann::json rec = fields.is_object() ? std::move(fields) : nlohmann::json::object();
-  rec["ts"] = utc_timestamp();
   rec["event"] = std::string(event);
   rec["pid"] = static_cast<long>(::getpid());
 
   std::lock_guard lock(mutex_);
+  rec["ts"] = utc_timestamp();  // under the lock, so time order and seq order agree
   rec["seq"] = ++seq_;
   std::string line = encode(rec);
   line.push_back('\n');
