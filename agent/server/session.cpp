@@ -27,7 +27,9 @@ using boost::system::error_code;
 namespace {
 constexpr auto kUse = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t kReadChunk = 4096;
-constexpr auto kShutdownTimeout = std::chrono::seconds(2);
+// How long to wait for the client's close_notify after sending ours; short when the agent stops.
+constexpr auto kShutdownTimeout = std::chrono::seconds(1);
+constexpr auto kStoppingShutdownTimeout = std::chrono::milliseconds(100);
 
 std::string endpoint_text(const asio::ip::tcp::socket& s) {
   error_code ec;
@@ -299,7 +301,7 @@ asio::awaitable<void> Session::close_connection(bool graceful) {
   }
   if (graceful && !peer_gone_) {
     asio::steady_timer timer(stream_.get_executor());
-    timer.expires_after(kShutdownTimeout);
+    timer.expires_after(stopping_ ? std::chrono::milliseconds(kStoppingShutdownTimeout) : kShutdownTimeout);
     co_await (stream_.async_shutdown(kUse) || timer.async_wait(kUse));
   }
   error_code ec;

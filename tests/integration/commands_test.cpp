@@ -68,7 +68,7 @@ TEST_F(Commands, ComphashIsSha1LikeTheSeed) {
 }
 
 TEST_F(Commands, HashesWithTheRequestedAlgorithm) {
-  for (const std::string alg : {"sha256", "sha512"}) {
+  for (const std::string& alg : std::vector<std::string>{"sha256", "sha512"}) {
     std::string expected;
     ASSERT_EQ(run_shell("openssl dgst -" + alg + " -r " + file("files/data.txt") + " | cut -d' ' -f1", &expected), 0);
     expected.pop_back();
@@ -80,7 +80,7 @@ TEST_F(Commands, HashesWithTheRequestedAlgorithm) {
 }
 
 TEST_F(Commands, RefusesPathsOutsideTheAllowedTree) {
-  for (const std::string p : {file("secret.txt"), file("files/../secret.txt"), file("files//data.txt"),
+  for (const std::string& p : {file("secret.txt"), file("files/../secret.txt"), file("files//data.txt"),
                               std::string("files/data.txt"), file("files/%2e%2e/secret.txt"), std::string("/etc/shadow")}) {
     const auto r = client->command("hash sha256 " + p);
     ASSERT_EQ(r.size(), 1U) << p;

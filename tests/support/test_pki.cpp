@@ -1,6 +1,9 @@
 #include "tests/support/test_pki.hpp"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstdio>
@@ -23,12 +26,15 @@ int run_shell(const std::string& command, std::string* output) {
 
 const TestPki& TestPki::get() {
   static const TestPki pki = [] {
+    // Generated once per build tree and reused by every test process (the script is a no-op
+    // when valid certificates exist); an exclusive lock keeps parallel test runs from racing.
     TestPki p;
-    char tmpl[] = "/tmp/opsagent-pki-XXXXXX";
-    if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
-    const std::filesystem::path base = tmpl;
+    const std::filesystem::path base = std::filesystem::path(OPSAGENT_TEST_PKI_DIR);
+    std::filesystem::create_directories(base);
     p.dir = base / "trusted";
     p.rogue_dir = base / "rogue";
+    const int lock = ::open((base / ".lock").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+    if (lock < 0 || ::flock(lock, LOCK_EX) != 0) throw std::runtime_error("cannot lock " + base.string());
     const std::string script = std::string(OPSAGENT_SOURCE_DIR) + "/scripts/gen-dev-certs.sh";
     std::string out;
     if (run_shell(script + " " + p.dir.string() + " 2>&1", &out) != 0 ||
@@ -36,6 +42,7 @@ const TestPki& TestPki::get() {
       std::fprintf(stderr, "certificate generation failed:\n%s\n", out.c_str());
       std::abort();
     }
+    ::close(lock);  // releases the lock
     return p;
   }();
   return pki;

@@ -53,7 +53,9 @@ std::string TlsClient::connect(const std::string& host, std::uint16_t port, std:
   const asio::ip::tcp::endpoint ep(asio::ip::make_address(host), port);
   error_code ec = run([&](error_code& r) { stream_->next_layer().async_connect(ep, [&](error_code e) { r = e; }); }, timeout);
   if (ec) return last_error_ = "connect: " + ec.message();
-  SSL_set_tlsext_host_name(stream_->native_handle(), options_.host_name.c_str());
+  // SSL_set_tlsext_host_name is a macro with a C cast; call what it expands to.
+  SSL_ctrl(stream_->native_handle(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
+           const_cast<char*>(options_.host_name.c_str()));
   stream_->set_verify_callback(asio::ssl::host_name_verification(options_.host_name));
   ec = run([&](error_code& r) { stream_->async_handshake(asio::ssl::stream_base::client, [&](error_code e) { r = e; }); },
            timeout);

@@ -1,0 +1,81 @@
+// The agent's life: policy reload on SIGHUP, clean shutdown on SIGTERM with work in flight.
+
+#include <signal.h>
+
+#include <filesystem>
+#include <fstream>
+#include <gtest/gtest.h>
+#include <regex>
+
+#include "tests/integration/test_policy.hpp"
+#include "tests/support/agent_process.hpp"
+
+namespace opsagent::testing {
+namespace {
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+// Replaces the policy file atomically (write + rename), as an operator's tooling would.
+void replace_policy(const AgentProcess& agent, const std::string& text) {
+  const fs::path tmp = agent.dir() / "policy.yaml.new";
+  std::ofstream(tmp) << text;
+  fs::rename(tmp, agent.dir() / "policy.yaml");
+}
+
+TEST(Lifecycle, ReloadsThePolicyOnSighupAndKeepsTheOldOneWhenTheNewIsInvalid) {
+  AgentProcess agent{AgentSpec{kTestPolicy, {}}};
+  auto reader = agent.connect("ci-bot");
+  EXPECT_EQ(reader->command("tail app 1")[0], "| syslog line 15");
+  const std::string old_version = agent.wait_for_audit("agent_start")["policy_version"];
+
+  // An invalid policy: the reload fails and the old policy stays in force.
+  replace_policy(agent, "identities: [\n");
+  ::kill(agent.pid(), SIGHUP);
+  const auto failed = agent.wait_for_audit("policy_reload_failed");
+  EXPECT_EQ(failed["policy_version"], old_version);
+  EXPECT_NE(failed["error"].get<std::string>().find("policy.yaml:"), std::string::npos) << failed.dump();
+  EXPECT_EQ(reader->command("tail app 1")[0], "| syslog line 15");
+
+  // A valid policy without the reader's tail grant: new decisions follow it at once.
+  std::string stricter = kTestPolicy;
+  const std::string grant = "commands: [ping, whoami, tail]\n    deny: [run]\n    logs: [app]\n";
+  stricter.replace(stricter.find(grant), grant.size(), "commands: [ping, whoami]\n    deny: [run]\n");
+  stricter = std::regex_replace(stricter, std::regex("@DIR@"), agent.dir().string());
+  stricter = std::regex_replace(stricter, std::regex("@HELPERS@"), std::string(OPSAGENT_HELPER_DIR));
+  replace_policy(agent, stricter);
+  ::kill(agent.pid(), SIGHUP);
+  const auto reloaded = agent.wait_for_audit("policy_reload");
+  EXPECT_EQ(reloaded["old_version"], old_version);
+  EXPECT_NE(reloaded["policy_version"], old_version);
+  const auto r = reader->command("tail app 1");
+  ASSERT_EQ(r.size(), 1U);
+  EXPECT_EQ(r[0].rfind("ERR denied", 0), 0U) << r[0];
+  EXPECT_EQ(reader->command("ping"), std::vector<std::string>{"OK pong"});
+}
+
+TEST(Lifecycle, StopsCleanlyOnSigtermKillingRunningCommands) {
+  AgentProcess agent{AgentSpec{kTestPolicy, {}}};
+  auto client = agent.connect("alice");
+  const std::string marker = unique_marker("shutdown");
+  ASSERT_TRUE(client->write("run forker " + marker + "\n"));
+  ASSERT_TRUE(client->read_line().has_value());  // the child is running
+  auto idle = agent.connect("ci-bot");
+
+  const auto started = std::chrono::steady_clock::now();
+  EXPECT_EQ(agent.stop(), 0) << agent.log();
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 5s);
+  EXPECT_TRUE(wait_no_process_with_marker(marker, 2s));
+  EXPECT_TRUE(idle->wait_closed(2s));
+
+  const auto records = agent.audit();
+  ASSERT_FALSE(records.empty());
+  EXPECT_EQ(records.back()["event"], "agent_stop");
+  int disconnects = 0;
+  for (const auto& r : records) {
+    if (r["event"] == "disconnect") ++disconnects;
+  }
+  EXPECT_EQ(disconnects, 2);
+}
+
+}  // namespace
+}  // namespace opsagent::testing
