@@ -1,21 +1,21 @@
 // opsagent: flags, load, wire, run — nothing else.
 
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <string>
 #include <sys/stat.h>
+#include <thread>
 #include <unistd.h>
+#include <vector>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/thread_pool.hpp>
-#include <csignal>
-#include <cstdio>
-#include <cstring>
-#include <iostream>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
-#include <string>
-#include <thread>
-#include <vector>
 
 #include "agent/audit/audit_log.hpp"
 #include "agent/config/agent_config.hpp"
@@ -123,7 +123,8 @@ int main(int argc, char** argv) {
   server::PolicyStore policy_store(policy);
   server::SessionRegistry registry({cfg.limits.max_handshakes, cfg.limits.max_clients,
                                     cfg.limits.max_clients_per_identity, cfg.limits.max_children});
-  server::ServerContext ctx{cfg, *tls, policy_store, *audit.value(), registry, blocking, host_name()};
+  server::ServerContext ctx{cfg,      *tls,     policy_store, *audit.value(),
+                            registry, blocking, host_name()};
   server::Server server(io, ctx);
   try {
     server.start();
@@ -133,7 +134,8 @@ int main(int argc, char** argv) {
   }
 
   nlohmann::json listening = nlohmann::json::array();
-  for (const auto& ep : server.endpoints()) listening.push_back(ep.address().to_string() + " " + std::to_string(ep.port()));
+  for (const auto& ep : server.endpoints())
+    listening.push_back(ep.address().to_string() + " " + std::to_string(ep.port()));
   ctx.audit.record("agent_start", {{"version", OPSAGENT_VERSION},
                                    {"config", cfg.source.string()},
                                    {"policy", cfg.policy_path.string()},
@@ -149,25 +151,28 @@ int main(int argc, char** argv) {
     reload_signal.cancel();
     server.stop();
   });
-  std::function<void(const boost::system::error_code&, int)> on_hup = [&](const boost::system::error_code& ec, int) {
-    if (ec) return;
-    boost::asio::post(blocking, [&] {
-      try {
-        auto next = policy::load_policy(cfg.policy_path);
-        ctx.audit.record("policy_reload", {{"policy", cfg.policy_path.string()},
-                                           {"old_version", policy_store.snapshot()->version},
-                                           {"policy_version", next->version}});
-        spdlog::info("policy reloaded: version {}", next->version);
-        policy_store.replace(std::move(next));
-      } catch (const config::ConfigError& e) {
-        ctx.audit.record("policy_reload_failed", {{"policy", cfg.policy_path.string()},
-                                                  {"error", e.what()},
-                                                  {"policy_version", policy_store.snapshot()->version}});
-        spdlog::error("policy reload failed, keeping version {}: {}", policy_store.snapshot()->version, e.what());
-      }
-    });
-    reload_signal.async_wait(on_hup);
-  };
+  std::function<void(const boost::system::error_code&, int)> on_hup =
+      [&](const boost::system::error_code& ec, int) {
+        if (ec) return;
+        boost::asio::post(blocking, [&] {
+          try {
+            auto next = policy::load_policy(cfg.policy_path);
+            ctx.audit.record("policy_reload", {{"policy", cfg.policy_path.string()},
+                                               {"old_version", policy_store.snapshot()->version},
+                                               {"policy_version", next->version}});
+            spdlog::info("policy reloaded: version {}", next->version);
+            policy_store.replace(std::move(next));
+          } catch (const config::ConfigError& e) {
+            ctx.audit.record("policy_reload_failed",
+                             {{"policy", cfg.policy_path.string()},
+                              {"error", e.what()},
+                              {"policy_version", policy_store.snapshot()->version}});
+            spdlog::error("policy reload failed, keeping version {}: {}",
+                          policy_store.snapshot()->version, e.what());
+          }
+        });
+        reload_signal.async_wait(on_hup);
+      };
   reload_signal.async_wait(on_hup);
 
   std::vector<std::thread> threads;

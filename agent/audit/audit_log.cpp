@@ -1,14 +1,13 @@
 #include "agent/audit/audit_log.hpp"
 
+#include <cerrno>
+#include <chrono>
+#include <cstring>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <spdlog/spdlog.h>
-
-#include <cerrno>
-#include <chrono>
-#include <cstring>
 
 namespace opsagent::audit {
 namespace {
@@ -34,10 +33,12 @@ Result<std::unique_ptr<AuditLog>> AuditLog::open(const std::filesystem::path& pa
   // O_NOFOLLOW: a link planted at the log path is refused, not followed. The mode is passed
   // explicitly; the process umask can only narrow it. O_NONBLOCK: a FIFO planted at the path
   // fails (ENXIO) instead of blocking start-up forever; it has no effect on a regular file.
-  const int fd = ::open(path.c_str(),
-                        O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, 0640);
+  const int fd =
+      ::open(path.c_str(),
+             O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, 0640);
   if (fd < 0) {
-    return Error{ErrorCode::internal, "cannot open audit log " + path.string() + ": " + std::strerror(errno)};
+    return Error{ErrorCode::internal,
+                 "cannot open audit log " + path.string() + ": " + std::strerror(errno)};
   }
   UniqueFd owned(fd);
   struct stat st {};

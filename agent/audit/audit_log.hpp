@@ -43,8 +43,8 @@ class AuditLog {
 
   std::filesystem::path path_;
   std::mutex mutex_;
-  UniqueFd fd_;                 // GUARDED_BY(mutex_)
-  std::uint64_t seq_ = 0;       // GUARDED_BY(mutex_)
+  UniqueFd fd_;            // GUARDED_BY(mutex_)
+  std::uint64_t seq_ = 0;  // GUARDED_BY(mutex_)
   std::atomic<bool> healthy_{true};
 };
 

@@ -1,15 +1,14 @@
 #include "agent/config/agent_config.hpp"
 
 #include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <cerrno>
 #include <cstring>
+#include <fcntl.h>
 #include <initializer_list>
+#include <netinet/in.h>
 #include <stdexcept>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "agent/config/config_error.hpp"
 #include "agent/config/config_file.hpp"
@@ -65,12 +64,14 @@ std::filesystem::path read_existing_file(MapReader& map, std::string_view key,
 void read_tls(const YamlNode& node, const NodeContext& ctx, const std::filesystem::path& base_dir,
               TlsSettings& tls) {
   MapReader map(node, ctx);
-  expect_keys(map, {"certificate", "private_key", "client_ca", "crl", "min_version", "verify_depth"});
+  expect_keys(map,
+              {"certificate", "private_key", "client_ca", "crl", "min_version", "verify_depth"});
   tls.certificate = read_existing_file(map, "certificate", base_dir);
 
   const YamlNode& key_node = map.require("private_key");
   tls.private_key = as_path(key_node, map.ctx("private_key"), base_dir);
-  const struct stat key_status = require_readable_file(tls.private_key, map.ctx("private_key"), key_node);
+  const struct stat key_status =
+      require_readable_file(tls.private_key, map.ctx("private_key"), key_node);
   // Like sshd StrictModes: a key others can read is a key that may already be copied.
   if ((key_status.st_mode & 077) != 0) {
     fail(map.ctx("private_key"), key_node,
@@ -188,7 +189,8 @@ void read_exec(const YamlNode& node, const NodeContext& ctx, const std::filesyst
       const auto eq = entry.find('=');
       const std::string name = entry.substr(0, eq);
       if (eq == std::string::npos || !is_env_name(name)) {
-        fail(list_ctx.index(i), item, "expected NAME=value with NAME matching [A-Za-z_][A-Za-z0-9_]*");
+        fail(list_ctx.index(i), item,
+             "expected NAME=value with NAME matching [A-Za-z_][A-Za-z0-9_]*");
       }
       for (std::size_t j = 0; j < names.size(); ++j) {
         if (names[j] == name) {
@@ -271,7 +273,8 @@ ListenAddress parse_listen_address(std::string_view text) {
     }
     // inet_pton(AF_INET) accepts only dotted-quad decimal, unlike inet_aton ("0x7f.1").
     if (::inet_pton(AF_INET, h.c_str(), &addr) != 1) {
-      throw std::invalid_argument("'" + h + "' is not a numeric IPv4 address (host names are not resolved)");
+      throw std::invalid_argument("'" + h +
+                                  "' is not a numeric IPv4 address (host names are not resolved)");
     }
     char buf[INET_ADDRSTRLEN];
     ::inet_ntop(AF_INET, &addr, buf, sizeof buf);

@@ -1,12 +1,11 @@
 #pragma once
 // agent.yaml -> validated, immutable AgentConfig. See docs/configuration.md for every key.
 
-#include <sys/types.h>
-
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <sys/types.h>
 #include <vector>
 
 namespace opsagent::config {
@@ -20,12 +19,12 @@ struct ListenAddress {
 };
 
 struct TlsSettings {
-  std::filesystem::path certificate;        ///< server certificate chain (PEM)
-  std::filesystem::path private_key;        ///< server key (PEM); must not be group/world readable
-  std::filesystem::path client_ca;          ///< CA bundle that client certificates must chain to
-  std::filesystem::path crl;                ///< optional CRL file (PEM); empty = no CRL checking
-  bool allow_tls12 = false;                 ///< "min_version: 1.2"; default is TLS 1.3 only
-  int verify_depth = 4;                     ///< max intermediate CAs in a client chain
+  std::filesystem::path certificate;  ///< server certificate chain (PEM)
+  std::filesystem::path private_key;  ///< server key (PEM); must not be group/world readable
+  std::filesystem::path client_ca;    ///< CA bundle that client certificates must chain to
+  std::filesystem::path crl;          ///< optional CRL file (PEM); empty = no CRL checking
+  bool allow_tls12 = false;           ///< "min_version: 1.2"; default is TLS 1.3 only
+  int verify_depth = 4;               ///< max intermediate CAs in a client chain
 };
 
 struct Timeouts {
@@ -33,7 +32,8 @@ struct Timeouts {
   milliseconds idle{300'000};      ///< no complete line while no command runs
   milliseconds kill_grace{2'000};  ///< SIGTERM -> SIGKILL
   milliseconds drain{1'000};       ///< after a child exits, how long to wait for its pipes to close
-  milliseconds write_stall{30'000};  ///< a reply write that makes no progress this long drops the client
+  milliseconds write_stall{
+      30'000};  ///< a reply write that makes no progress this long drops the client
 };
 
 struct Limits {
@@ -60,16 +60,16 @@ struct ExecSettings {
 };
 
 struct AgentConfig {
-  std::filesystem::path source;            ///< the file this came from
-  std::vector<ListenAddress> listen;       ///< at least one
+  std::filesystem::path source;       ///< the file this came from
+  std::vector<ListenAddress> listen;  ///< at least one
   TlsSettings tls;
   Timeouts timeouts;
   Limits limits;
   LastlogSettings lastlog;
   ExecSettings exec;
-  std::string log_level = "info";          ///< operational log: trace|debug|info|warn|error
-  std::filesystem::path audit_path;        ///< JSON-lines audit log (required)
-  std::filesystem::path policy_path;       ///< policy.yaml
+  std::string log_level = "info";     ///< operational log: trace|debug|info|warn|error
+  std::filesystem::path audit_path;   ///< JSON-lines audit log (required)
+  std::filesystem::path policy_path;  ///< policy.yaml
 };
 
 /// Loads and validates agent.yaml. Relative paths are resolved against the file's directory.

@@ -2,12 +2,11 @@
 // Reading configuration files safely: one open, checks on that descriptor, a bounded read.
 // Internal to the config and policy loaders.
 
-#include <sys/stat.h>
-#include <sys/types.h>
-
 #include <cstddef>
 #include <filesystem>
 #include <string>
+#include <sys/stat.h>
+#include <sys/types.h>
 
 namespace opsagent::config {
 

@@ -23,10 +23,10 @@ struct YamlNode {
   enum class Kind { null, scalar, sequence, map };
   Kind kind = Kind::null;
   Mark mark;
-  std::string scalar;  ///< text of a scalar (empty otherwise)
-  bool quoted = false; ///< scalar was written '...' or "..." (so `"10"` is a string, not a number)
-  std::vector<YamlNode> items;                          ///< sequence elements
-  std::vector<std::pair<YamlNode, YamlNode>> entries;   ///< map entries (key, value)
+  std::string scalar;   ///< text of a scalar (empty otherwise)
+  bool quoted = false;  ///< scalar was written '...' or "..." (so `"10"` is a string, not a number)
+  std::vector<YamlNode> items;                         ///< sequence elements
+  std::vector<std::pair<YamlNode, YamlNode>> entries;  ///< map entries (key, value)
 };
 
 /// Limits applied while parsing (hostile-input bounds, see SECURITY-MATRIX G4).
@@ -38,8 +38,10 @@ struct YamlLimits {
 
 /// Parses exactly one document. Rejects (with ConfigError naming `file`, line and column):
 /// syntax errors, duplicate map keys, non-scalar keys, aliases and anchors, explicit tags,
-/// several documents, nesting/size beyond `limits`, NUL bytes. An empty document yields a null node.
-YamlNode parse_yaml(const std::string& text, const std::string& file, const YamlLimits& limits = {});
+/// several documents, nesting/size beyond `limits`, NUL bytes. An empty document yields a null
+/// node.
+YamlNode parse_yaml(const std::string& text, const std::string& file,
+                    const YamlLimits& limits = {});
 
 /// Reads `path` (regular file, at most limits.max_bytes) and parses it with parse_yaml.
 YamlNode load_yaml_file(const std::filesystem::path& path, const YamlLimits& limits = {});

@@ -37,10 +37,14 @@ std::string quote_value(std::string_view text) { return "\"" + sanitize(text) + 
 
 std::string describe(const YamlNode& n) {
   switch (n.kind) {
-    case YamlNode::Kind::null: return "nothing";
-    case YamlNode::Kind::sequence: return "a list";
-    case YamlNode::Kind::map: return "a map";
-    case YamlNode::Kind::scalar: break;
+    case YamlNode::Kind::null:
+      return "nothing";
+    case YamlNode::Kind::sequence:
+      return "a list";
+    case YamlNode::Kind::map:
+      return "a map";
+    case YamlNode::Kind::scalar:
+      break;
   }
   return n.quoted ? "quoted " + quote_value(n.scalar) : quote_value(n.scalar);
 }
@@ -109,8 +113,7 @@ std::string as_string(const YamlNode& n, const NodeContext& ctx) {
   return n.scalar;
 }
 
-std::int64_t as_int(const YamlNode& n, const NodeContext& ctx, std::int64_t min,
-                    std::int64_t max) {
+std::int64_t as_int(const YamlNode& n, const NodeContext& ctx, std::int64_t min, std::int64_t max) {
   const std::string expected =
       "expected an integer between " + std::to_string(min) + " and " + std::to_string(max);
   if (n.kind != YamlNode::Kind::scalar || n.quoted) {
@@ -122,7 +125,8 @@ std::int64_t as_int(const YamlNode& n, const NodeContext& ctx, std::int64_t min,
   const bool negative = !text.empty() && text[0] == '-';
   if (negative) text.remove_prefix(1);
   const auto magnitude = parse_decimal(text);
-  constexpr auto kMaxMagnitude = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+  constexpr auto kMaxMagnitude =
+      static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
   if (!magnitude || *magnitude > kMaxMagnitude + (negative ? 1U : 0U) ||
       (negative && *magnitude == 0)) {
     fail(ctx, n, expected + ", got " + describe(n));

@@ -29,14 +29,15 @@ struct NodeContext {
 
 // Scalar conversions. Plain and quoted scalars are both strings; numbers, booleans and
 // durations must be plain. Booleans are exactly `true` / `false` (no YAML 1.1 yes/no/on/off).
-std::string as_string(const YamlNode& n, const NodeContext& ctx);             ///< non-empty scalar
+std::string as_string(const YamlNode& n, const NodeContext& ctx);  ///< non-empty scalar
 std::int64_t as_int(const YamlNode& n, const NodeContext& ctx, std::int64_t min, std::int64_t max);
 bool as_bool(const YamlNode& n, const NodeContext& ctx);
 /// "250ms", "10s", "5m", "1h" (a bare number is an error: units are mandatory).
 std::chrono::milliseconds as_duration(const YamlNode& n, const NodeContext& ctx,
                                       std::chrono::milliseconds min, std::chrono::milliseconds max);
 /// "512", "64KiB", "8MiB", "1GiB" (bytes).
-std::uint64_t as_size(const YamlNode& n, const NodeContext& ctx, std::uint64_t min, std::uint64_t max);
+std::uint64_t as_size(const YamlNode& n, const NodeContext& ctx, std::uint64_t min,
+                      std::uint64_t max);
 /// Sequence of non-empty strings; duplicates are an error.
 std::vector<std::string> as_string_list(const YamlNode& n, const NodeContext& ctx);
 /// A path; relative paths are taken relative to `base_dir` (the file's directory).

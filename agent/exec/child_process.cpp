@@ -1,20 +1,18 @@
 #include "agent/exec/child_process.hpp"
 
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/stat.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <array>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <fcntl.h>
+#include <spawn.h>
 #include <string_view>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <system_error>
+#include <unistd.h>
 #include <utility>
-
 
 // Umask policy. posix_spawn has no umask action and umask(2) is process-wide (shared by all
 // threads), so temporarily switching it around posix_spawn would race with every other thread
@@ -66,7 +64,8 @@ Result<mode_t> process_umask() {
   if (n <= 0) return Error{ErrorCode::internal, "cannot read the umask"};
   const std::string_view status(buffer.data(), static_cast<std::size_t>(n));
   const auto at = status.find("\nUmask:\t");
-  if (at == std::string_view::npos) return Error{ErrorCode::internal, "the kernel does not report the umask"};
+  if (at == std::string_view::npos)
+    return Error{ErrorCode::internal, "the kernel does not report the umask"};
   mode_t mask = 0;
   for (std::size_t i = at + 8; i < status.size() && status[i] >= '0' && status[i] <= '7'; ++i) {
     mask = static_cast<mode_t>(mask * 8 + static_cast<mode_t>(status[i] - '0'));
@@ -243,8 +242,9 @@ Result<ChildProcess> spawn(const SpawnSpec& spec) {
   auto mask = process_umask();
   if (!mask) return mask.error();
   if (mask.value() != spec.umask) {
-    return Error{ErrorCode::internal, "child umask " + octal(spec.umask) + " differs from the agent's umask " +
-                                          octal(mask.value()) + " (set once at start-up)"};
+    return Error{ErrorCode::internal, "child umask " + octal(spec.umask) +
+                                          " differs from the agent's umask " + octal(mask.value()) +
+                                          " (set once at start-up)"};
   }
 
   // Opened here rather than chdir'ed by path in the child, so a bad directory gets its own
@@ -253,7 +253,8 @@ Result<ChildProcess> spawn(const SpawnSpec& spec) {
   if (!cwd.valid()) {
     const int err = errno;
     if (err == ENOENT || err == ENOTDIR) {
-      return Error{ErrorCode::notfound, "no such working directory: " + spec.working_directory.string()};
+      return Error{ErrorCode::notfound,
+                   "no such working directory: " + spec.working_directory.string()};
     }
     return resource_error("cannot open the working directory", err);
   }
@@ -290,8 +291,9 @@ Result<ChildProcess> spawn(const SpawnSpec& spec) {
   // close_range in the child: nothing the agent opened without O_CLOEXEC (or that another
   // thread opened a moment ago) reaches the program.
   step(posix_spawn_file_actions_addclosefrom_np(&fa.actions, 3));
-  step(posix_spawnattr_setflags(&sa.attributes, static_cast<short>(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-                                                                   POSIX_SPAWN_SETSIGDEF)));
+  step(posix_spawnattr_setflags(
+      &sa.attributes,
+      static_cast<short>(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)));
   step(posix_spawnattr_setpgroup(&sa.attributes, 0));  // own group: one kill reaches the tree
   step(posix_spawnattr_setsigmask(&sa.attributes, &empty_mask));
   step(posix_spawnattr_setsigdefault(&sa.attributes, &defaults));

@@ -4,10 +4,9 @@
 // descriptor closed, its own process group. A pidfd tracks it so exits can be awaited without
 // SIGCHLD handlers. Thread-safe: ChildProcess is a move-only owner used by one strand.
 
-#include <sys/types.h>
-
 #include <filesystem>
 #include <string>
+#include <sys/types.h>
 #include <vector>
 
 #include "agent/common/error.hpp"
@@ -16,8 +15,8 @@
 namespace opsagent::exec {
 
 struct SpawnSpec {
-  std::vector<std::string> argv;         ///< argv[0] is an absolute path; no PATH lookup
-  std::vector<std::string> environment;  ///< "KEY=value", the complete environment
+  std::vector<std::string> argv;                  ///< argv[0] is an absolute path; no PATH lookup
+  std::vector<std::string> environment;           ///< "KEY=value", the complete environment
   std::filesystem::path working_directory = "/";  ///< must exist; opened before the spawn
   /// Must equal the agent's process umask, which start-up sets to the configured value
   /// (posix_spawn has no umask action); spawn() refuses a mismatch with ErrorCode::internal.
@@ -26,8 +25,8 @@ struct SpawnSpec {
 
 /// How a child ended.
 struct ExitStatus {
-  int code = -1;    ///< exit code, or -1 when killed by a signal
-  int signal = 0;   ///< terminating signal, or 0
+  int code = -1;   ///< exit code, or -1 when killed by a signal
+  int signal = 0;  ///< terminating signal, or 0
 };
 
 /// A running child that is the leader of its own process group. The destructor SIGKILLs the

@@ -1,14 +1,14 @@
 #include "agent/exec/file_hasher.hpp"
 
-#include <openssl/err.h>
-#include <openssl/evp.h>
-#include <unistd.h>
-
 #include <array>
 #include <cerrno>
 #include <memory>
 #include <system_error>
+#include <unistd.h>
 #include <vector>
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
 
 namespace opsagent::exec {
 namespace {
@@ -25,8 +25,8 @@ using MdPtr = std::unique_ptr<EVP_MD, MdDeleter>;
 using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, MdCtxDeleter>;
 
 struct AlgorithmName {
-  std::string_view wire;     // what clients and the policy say
-  const char* openssl;       // the OpenSSL 3 provider name
+  std::string_view wire;  // what clients and the policy say
+  const char* openssl;    // the OpenSSL 3 provider name
 };
 
 // An explicit allow-list: clients never reach OpenSSL's name lookup with arbitrary text, and

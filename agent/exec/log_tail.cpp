@@ -1,13 +1,12 @@
 #include "agent/exec/log_tail.hpp"
 
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <string_view>
+#include <sys/stat.h>
 #include <system_error>
+#include <unistd.h>
 
 namespace opsagent::exec {
 namespace {
@@ -78,7 +77,8 @@ Result<std::vector<std::string>> tail_lines(int fd, std::size_t lines, std::size
   std::size_t start = 0;
   while (true) {
     const auto lf = body.find('\n', start);
-    pieces.push_back(body.substr(start, lf == std::string_view::npos ? std::string_view::npos : lf - start));
+    pieces.push_back(
+        body.substr(start, lf == std::string_view::npos ? std::string_view::npos : lf - start));
     if (lf == std::string_view::npos) break;
     start = lf + 1;
   }

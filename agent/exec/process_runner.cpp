@@ -1,6 +1,9 @@
 #include "agent/exec/process_runner.hpp"
 
+#include <array>
 #include <csignal>
+#include <optional>
+#include <tuple>
 #include <unistd.h>
 
 #include <boost/asio/as_tuple.hpp>
@@ -11,9 +14,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <array>
-#include <optional>
-#include <tuple>
 
 namespace opsagent::exec {
 namespace asio = boost::asio;
@@ -57,7 +57,8 @@ struct RunState {
 };
 
 // Splits what the pipe gives into lines; the unfinished tail waits for more (bounded).
-std::vector<std::string> split_lines(std::string& partial, std::string_view data, std::size_t max_line) {
+std::vector<std::string> split_lines(std::string& partial, std::string_view data,
+                                     std::size_t max_line) {
   std::vector<std::string> lines;
   for (const char c : data) {
     if (c == '\n') {
@@ -203,7 +204,8 @@ asio::awaitable<RunOutcome> run_process(ChildProcess child, RunLimits limits, Ou
 
   control.child_ = nullptr;
   outcome.status = st.status;
-  outcome.duration = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+  outcome.duration = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - started);
   if (control.cancelled()) {
     outcome.end = RunEnd::cancelled;
   } else if (st.kill_reason) {

@@ -4,11 +4,12 @@
 // delivered), enforces the time and output limits, and always ends with the child reaped and
 // its process group killed. Every way out is a signal to the group; no Asio cancellation games.
 
-#include <boost/asio/awaitable.hpp>
 #include <chrono>
 #include <cstdint>
 #include <string>
 #include <vector>
+
+#include <boost/asio/awaitable.hpp>
 
 #include "agent/exec/child_process.hpp"
 
@@ -22,15 +23,16 @@ class OutputSink {
   virtual ~OutputSink() = default;
   /// Delivers complete lines (without LF) of one stream, in order. Completing the await is the
   /// back-pressure; return false when the receiver is gone (the child is then killed).
-  virtual boost::asio::awaitable<bool> deliver(OutputStream stream, std::vector<std::string> lines) = 0;
+  virtual boost::asio::awaitable<bool> deliver(OutputStream stream,
+                                               std::vector<std::string> lines) = 0;
 };
 
 struct RunLimits {
-  std::chrono::milliseconds timeout{30'000};     ///< SIGTERM after this
-  std::chrono::milliseconds kill_grace{2'000};   ///< then SIGKILL after this
-  std::chrono::milliseconds drain{1'000};        ///< wait for pipes to close after the child exits
-  std::uint64_t max_output = 1U << 20;           ///< stdout+stderr bytes before the group is killed
-  std::size_t max_line = 16U * 1024;             ///< longer lines are split
+  std::chrono::milliseconds timeout{30'000};    ///< SIGTERM after this
+  std::chrono::milliseconds kill_grace{2'000};  ///< then SIGKILL after this
+  std::chrono::milliseconds drain{1'000};       ///< wait for pipes to close after the child exits
+  std::uint64_t max_output = 1U << 20;          ///< stdout+stderr bytes before the group is killed
+  std::size_t max_line = 16U * 1024;            ///< longer lines are split
 };
 
 enum class RunEnd {
@@ -44,7 +46,7 @@ enum class RunEnd {
 struct RunOutcome {
   RunEnd end = RunEnd::exited;
   ExitStatus status;
-  std::uint64_t output_bytes = 0;   ///< bytes read from the child (delivered or not)
+  std::uint64_t output_bytes = 0;  ///< bytes read from the child (delivered or not)
   std::chrono::milliseconds duration{0};
 };
 
@@ -56,14 +58,15 @@ class RunControl {
   [[nodiscard]] bool cancelled() const noexcept { return cancelled_; }
 
  private:
-  friend boost::asio::awaitable<RunOutcome> run_process(ChildProcess, RunLimits, OutputSink&, RunControl&);
+  friend boost::asio::awaitable<RunOutcome> run_process(ChildProcess, RunLimits, OutputSink&,
+                                                        RunControl&);
   ChildProcess* child_ = nullptr;
   bool cancelled_ = false;
 };
 
 /// Runs `child` to completion on the current coroutine's executor (a strand). Never throws for
 /// anything the child does.
-boost::asio::awaitable<RunOutcome> run_process(ChildProcess child, RunLimits limits, OutputSink& sink,
-                                               RunControl& control);
+boost::asio::awaitable<RunOutcome> run_process(ChildProcess child, RunLimits limits,
+                                               OutputSink& sink, RunControl& control);
 
 }  // namespace opsagent::exec

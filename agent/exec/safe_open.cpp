@@ -1,19 +1,18 @@
 #include "agent/exec/safe_open.hpp"
 
-#include <fcntl.h>
-#include <linux/magic.h>
-#include <linux/openat2.h>
-#include <sys/stat.h>
-#include <sys/statfs.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
 #include <atomic>
 #include <cerrno>
 #include <climits>
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <linux/openat2.h>
 #include <string>
 #include <string_view>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
 #include <system_error>
+#include <unistd.h>
 #include <utility>
 #include <vector>
 
@@ -57,7 +56,8 @@ Error open_error(int err, const std::string& shown) {
 // and gives clearer messages; "." and empty components mean the caller did not normalise.
 Result<std::vector<std::string>> split_relative(const std::string& text) {
   if (text.empty()) return Error{ErrorCode::usage, "empty path"};
-  if (text.find('\0') != std::string::npos) return Error{ErrorCode::usage, "path contains a NUL byte"};
+  if (text.find('\0') != std::string::npos)
+    return Error{ErrorCode::usage, "path contains a NUL byte"};
   if (text.size() >= PATH_MAX) return Error{ErrorCode::denied, "path is too long"};
   if (text.front() == '/') return Error{ErrorCode::denied, "path escapes its root"};
   std::vector<std::string> parts;
@@ -175,7 +175,8 @@ Result<Prepared> prepare(const std::filesystem::path& root, const std::filesyste
 
 }  // namespace
 
-Result<UniqueFd> open_beneath(const std::filesystem::path& root, const std::filesystem::path& relative) {
+Result<UniqueFd> open_beneath(const std::filesystem::path& root,
+                              const std::filesystem::path& relative) {
   auto prepared = prepare(root, relative);
   if (!prepared) return prepared.error();
   Prepared& p = prepared.value();
@@ -198,7 +199,8 @@ Result<UniqueFd> open_beneath_by_walk(const std::filesystem::path& root,
 }  // namespace detail
 
 Result<UniqueFd> open_log_file(const std::filesystem::path& path) {
-  if (!path.is_absolute()) return Error{ErrorCode::usage, "log path must be absolute: " + path.string()};
+  if (!path.is_absolute())
+    return Error{ErrorCode::usage, "log path must be absolute: " + path.string()};
   int raw = -1;
   do {
     raw = ::open(path.c_str(), kReadFlags);

@@ -15,7 +15,8 @@ namespace opsagent::exec {
 /// unavailable), O_NONBLOCK so a FIFO never blocks, then fstat: regular files only, and a link
 /// count of 1 (a hard link could alias a secret). Errors: notfound, denied (link, not regular,
 /// outside root), internal.
-Result<UniqueFd> open_beneath(const std::filesystem::path& root, const std::filesystem::path& relative);
+Result<UniqueFd> open_beneath(const std::filesystem::path& root,
+                              const std::filesystem::path& relative);
 
 namespace detail {
 /// The per-component O_NOFOLLOW walk that open_beneath falls back to when openat2 is missing

@@ -10,13 +10,13 @@ namespace opsagent {
 
 /// Facts taken from the verified leaf certificate. Plain data, safe to copy across threads.
 struct PeerIdentity {
-  std::string subject;                    ///< RFC 2253 one-line subject, escaped
-  std::optional<std::string> common_name; ///< the single subject CN, if there is exactly one
-  std::vector<std::string> san_dns;       ///< subjectAltName DNS entries
-  std::vector<std::string> san_uri;       ///< subjectAltName URI entries (e.g. spiffe://...)
-  std::string fingerprint_sha256;         ///< "AB:CD:..." upper-case hex of the DER certificate
-  std::string serial;                     ///< hex serial number
-  std::string issuer;                     ///< RFC 2253 issuer
+  std::string subject;                     ///< RFC 2253 one-line subject, escaped
+  std::optional<std::string> common_name;  ///< the single subject CN, if there is exactly one
+  std::vector<std::string> san_dns;        ///< subjectAltName DNS entries
+  std::vector<std::string> san_uri;        ///< subjectAltName URI entries (e.g. spiffe://...)
+  std::string fingerprint_sha256;          ///< "AB:CD:..." upper-case hex of the DER certificate
+  std::string serial;                      ///< hex serial number
+  std::string issuer;                      ///< RFC 2253 issuer
 };
 
 }  // namespace opsagent

@@ -94,7 +94,8 @@ Decision authorize_tail(const Policy& policy, const Principal& principal,
     }
   }
   if (granting == nullptr) {
-    return deny("default-deny", "no role of " + principal.name + " allows tail of log " + shown(log));
+    return deny("default-deny",
+                "no role of " + principal.name + " allows tail of log " + shown(log));
   }
   const auto path = policy.logs.find(log);
   if (path == policy.logs.end()) {
@@ -143,8 +144,8 @@ Decision authorize_hash(const Principal& principal, const std::vector<const Role
       for (std::size_t i = pattern.root_depth(); i < components.value().size(); ++i) {
         relative /= components.value()[i];
       }
-      Decision d = allow(role_rule(*role, "hash.paths"),
-                         "role " + role->name + " allows " + pattern.text());
+      Decision d =
+          allow(role_rule(*role, "hash.paths"), "role " + role->name + " allows " + pattern.text());
       d.algorithm = algorithm;
       d.path = PathGrant{pattern.root(), std::move(relative), pattern.text()};
       return d;
@@ -154,8 +155,8 @@ Decision authorize_hash(const Principal& principal, const std::vector<const Role
     return deny("default-deny", "no role of " + principal.name + " allows " + std::string(verb) +
                                     " with " + shown(algorithm));
   }
-  return deny("default-deny", "no path pattern of " + principal.name + "'s roles matches " +
-                                  shown(path));
+  return deny("default-deny",
+              "no path pattern of " + principal.name + "'s roles matches " + shown(path));
 }
 
 Decision authorize_run(const Policy& policy, const Principal& principal,
@@ -180,14 +181,14 @@ Decision authorize_run(const Policy& policy, const Principal& principal,
   const RunCommand& cmd = it->second;
 
   const std::size_t given = args.size() - 1;
-  const auto required = static_cast<std::size_t>(
-      std::count_if(cmd.args.begin(), cmd.args.end(), [](const ArgSpec& a) { return !a.optional; }));
+  const auto required = static_cast<std::size_t>(std::count_if(
+      cmd.args.begin(), cmd.args.end(), [](const ArgSpec& a) { return !a.optional; }));
   if (given < required || given > cmd.args.size()) {
-    std::string expected = required == cmd.args.size()
-                               ? std::to_string(required)
-                               : std::to_string(required) + " to " + std::to_string(cmd.args.size());
-    return deny("commands." + name + ".args",
-                "run " + name + " takes " + expected + " argument(s), got " + std::to_string(given));
+    std::string expected = required == cmd.args.size() ? std::to_string(required)
+                                                       : std::to_string(required) + " to " +
+                                                             std::to_string(cmd.args.size());
+    return deny("commands." + name + ".args", "run " + name + " takes " + expected +
+                                                  " argument(s), got " + std::to_string(given));
   }
   for (std::size_t i = 0; i < given; ++i) {
     const ArgSpec& spec = cmd.args[i];
@@ -216,7 +217,9 @@ Decision authorize_run(const Policy& policy, const Principal& principal,
 bool fingerprint_equal(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (std::size_t i = 0; i < a.size(); ++i) {
-    const auto upper = [](char c) { return (c >= 'a' && c <= 'f') ? static_cast<char>(c - 'a' + 'A') : c; };
+    const auto upper = [](char c) {
+      return (c >= 'a' && c <= 'f') ? static_cast<char>(c - 'a' + 'A') : c;
+    };
     if (upper(a[i]) != upper(b[i])) return false;
   }
   return true;
@@ -250,8 +253,8 @@ Decision authorize_checked(const Policy& policy, const Principal& principal, std
   const std::vector<const Role*> roles = roles_of(policy, principal);
   for (const Role* role : roles) {
     if (role->deny.count(std::string(verb)) != 0) {
-      return deny(role_rule(*role, "deny"),
-                  "role " + role->name + " denies '" + std::string(verb) + "' to " + principal.name);
+      return deny(role_rule(*role, "deny"), "role " + role->name + " denies '" + std::string(verb) +
+                                                "' to " + principal.name);
     }
   }
   std::vector<const Role*> allowing;
@@ -259,7 +262,8 @@ Decision authorize_checked(const Policy& policy, const Principal& principal, std
     if (role->commands.count(std::string(verb)) != 0) allowing.push_back(role);
   }
   if (allowing.empty()) {
-    return deny("default-deny", "no role of " + principal.name + " allows '" + std::string(verb) + "'");
+    return deny("default-deny",
+                "no role of " + principal.name + " allows '" + std::string(verb) + "'");
   }
 
   if (verb == "ping" || verb == "whoami" || verb == "lastlog") {

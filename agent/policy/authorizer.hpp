@@ -37,12 +37,12 @@ struct Decision {
   std::string rule;    ///< "roles.ops.commands", "roles.ops.deny", "builtin", "default-deny", ...
   std::string reason;  ///< human-readable, for ERR denied and the audit log
   // Filled only when allowed:
-  std::optional<PathGrant> path;        ///< hash, comphash
-  std::string algorithm;                ///< hash, comphash
-  std::filesystem::path log_path;       ///< tail
-  int lines = 0;                        ///< tail
-  const RunCommand* run = nullptr;      ///< run (points into the policy it was decided with)
-  std::vector<std::string> argv;        ///< run: full argv, fixed part + "--" + client args
+  std::optional<PathGrant> path;    ///< hash, comphash
+  std::string algorithm;            ///< hash, comphash
+  std::filesystem::path log_path;   ///< tail
+  int lines = 0;                    ///< tail
+  const RunCommand* run = nullptr;  ///< run (points into the policy it was decided with)
+  std::vector<std::string> argv;    ///< run: full argv, fixed part + "--" + client args
 };
 
 /// Verbs every mapped principal may use (help, json, exit, quit).

@@ -18,7 +18,8 @@ Error usage(std::string message) { return Error{ErrorCode::usage, std::move(mess
 
 Result<std::vector<std::string>> split_client_path(std::string_view path) {
   if (path.size() > kMaxPathBytes) {
-    return Error{ErrorCode::limit, "path is longer than " + std::to_string(kMaxPathBytes) + " bytes"};
+    return Error{ErrorCode::limit,
+                 "path is longer than " + std::to_string(kMaxPathBytes) + " bytes"};
   }
   if (path.find('\0') != std::string_view::npos) return usage("path contains a NUL byte");
   if (path.empty() || path.front() != '/') return usage("path must be absolute");
@@ -30,8 +31,8 @@ Result<std::vector<std::string>> split_client_path(std::string_view path) {
   std::size_t start = 1;
   while (true) {
     const std::size_t slash = path.find('/', start);
-    const std::string_view part =
-        path.substr(start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
+    const std::string_view part = path.substr(
+        start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
     if (part.empty()) {
       return usage(slash == std::string_view::npos ? "path must not end with '/'"
                                                    : "path must not contain '//'");

@@ -32,39 +32,39 @@ struct IdentityRule {
 /// One user-supplied argument of a named command.
 struct ArgSpec {
   std::string name;
-  std::string pattern_text;                  ///< as written (RE2 syntax, always full-match)
-  std::shared_ptr<const re2::RE2> pattern;   ///< compiled; RE2 runs in linear time
-  bool optional = false;                     ///< optional args may only follow required ones
+  std::string pattern_text;                 ///< as written (RE2 syntax, always full-match)
+  std::shared_ptr<const re2::RE2> pattern;  ///< compiled; RE2 runs in linear time
+  bool optional = false;                    ///< optional args may only follow required ones
 };
 
 /// A command that `run NAME [ARGS...]` may execute. Never through a shell.
 struct RunCommand {
   std::string name;
-  std::vector<std::string> argv;            ///< argv[0] is an absolute path
-  std::vector<ArgSpec> args;                ///< what the client may append
-  bool end_of_options = true;               ///< insert "--" before client arguments
+  std::vector<std::string> argv;  ///< argv[0] is an absolute path
+  std::vector<ArgSpec> args;      ///< what the client may append
+  bool end_of_options = true;     ///< insert "--" before client arguments
   std::chrono::milliseconds timeout{30'000};
-  std::uint64_t max_output = 1U << 20;      ///< bytes of stdout+stderr before the child is killed
+  std::uint64_t max_output = 1U << 20;  ///< bytes of stdout+stderr before the child is killed
 };
 
 struct HashGrant {
-  std::set<std::string> algorithms;         ///< e.g. sha256 (comphash implies sha1)
+  std::set<std::string> algorithms;  ///< e.g. sha256 (comphash implies sha1)
   std::vector<PathPattern> paths;
 };
 
 struct Role {
   std::string name;
-  std::set<std::string> commands;           ///< verbs this role allows
-  std::set<std::string> deny;               ///< verbs this role denies (deny wins over allow)
-  std::set<std::string> logs;               ///< names from Policy::logs
+  std::set<std::string> commands;  ///< verbs this role allows
+  std::set<std::string> deny;      ///< verbs this role denies (deny wins over allow)
+  std::set<std::string> logs;      ///< names from Policy::logs
   HashGrant hash;
-  std::set<std::string> run;                ///< names from Policy::commands
+  std::set<std::string> run;  ///< names from Policy::commands
 };
 
 struct Policy {
   std::filesystem::path source;
-  std::string version;                      ///< first 16 hex digits of the file's SHA-256
-  std::vector<IdentityRule> identities;     ///< first match wins
+  std::string version;                   ///< first 16 hex digits of the file's SHA-256
+  std::vector<IdentityRule> identities;  ///< first match wins
   std::map<std::string, Role> roles;
   std::map<std::string, std::filesystem::path> logs;  ///< name -> absolute path
   std::map<std::string, RunCommand> commands;

@@ -1,8 +1,8 @@
-#include <openssl/evp.h>
-
 #include <algorithm>
 #include <initializer_list>
 #include <stdexcept>
+
+#include <openssl/evp.h>
 
 #include "agent/config/config_error.hpp"
 #include "agent/config/config_file.hpp"
@@ -136,7 +136,8 @@ RunCommand read_command(const std::string& name, const YamlNode& node, const Nod
   const YamlNode& argv = map.require("argv");
   const NodeContext argv_ctx = map.ctx("argv");
   if (argv.kind != YamlNode::Kind::sequence || argv.items.empty()) {
-    fail(argv_ctx, argv, "expected a non-empty list: the program's absolute path, then its arguments");
+    fail(argv_ctx, argv,
+         "expected a non-empty list: the program's absolute path, then its arguments");
   }
   // Not as_string_list: repeated arguments ("-v", "-v") are legitimate in an argv.
   for (std::size_t i = 0; i < argv.items.size(); ++i) {
@@ -149,7 +150,8 @@ RunCommand read_command(const std::string& name, const YamlNode& node, const Nod
 
   if (const YamlNode* args = map.find("args")) {
     const NodeContext args_ctx = map.ctx("args");
-    if (args->kind != YamlNode::Kind::sequence) fail(args_ctx, *args, "expected a list of arguments");
+    if (args->kind != YamlNode::Kind::sequence)
+      fail(args_ctx, *args, "expected a list of arguments");
     for (std::size_t i = 0; i < args->items.size(); ++i) {
       ArgSpec arg = read_arg(args->items[i], args_ctx.index(i));
       // A required argument after an optional one would make the position of every later
@@ -169,7 +171,8 @@ RunCommand read_command(const std::string& name, const YamlNode& node, const Nod
   if (const YamlNode* v = map.find("end_of_options")) {
     cmd.end_of_options = as_bool(*v, map.ctx("end_of_options"));
   }
-  if (const YamlNode* v = map.find("timeout")) cmd.timeout = as_duration(*v, map.ctx("timeout"), 1ms, 24h);
+  if (const YamlNode* v = map.find("timeout"))
+    cmd.timeout = as_duration(*v, map.ctx("timeout"), 1ms, 24h);
   if (const YamlNode* v = map.find("max_output")) {
     cmd.max_output = as_size(*v, map.ctx("max_output"), 1, 1ULL << 30);
   }
@@ -237,9 +240,11 @@ Role read_role(const std::string& name, const YamlNode& node, const NodeContext&
       for (std::size_t i = 0; i < algs->items.size(); ++i) {
         if (supported_hash_algorithms().count(algs->items[i].scalar) == 0) {
           std::string known;
-          for (const auto& a : supported_hash_algorithms()) known += (known.empty() ? "" : ", ") + a;
+          for (const auto& a : supported_hash_algorithms())
+            known += (known.empty() ? "" : ", ") + a;
           fail(hash.ctx("algorithms").index(i), algs->items[i],
-               "unsupported hash algorithm '" + algs->items[i].scalar + "' (supported: " + known + ")");
+               "unsupported hash algorithm '" + algs->items[i].scalar + "' (supported: " + known +
+                   ")");
         }
       }
     }
@@ -283,8 +288,7 @@ IdentityRule read_identity(const YamlNode& node, const NodeContext& ctx, const P
   MapReader match(match_node, map.ctx("match"));
   expect_keys(match, {"cn", "san_dns", "san_uri", "fingerprint"});
   if (match_node.entries.size() != 1) {
-    fail(map.ctx("match"), match_node,
-         "expected exactly one of cn, san_dns, san_uri, fingerprint");
+    fail(map.ctx("match"), match_node, "expected exactly one of cn, san_dns, san_uri, fingerprint");
   }
   const auto& [field_key, field_value] = match_node.entries.front();
   const NodeContext value_ctx = match.ctx(field_key.scalar);
@@ -324,7 +328,8 @@ void read_identities(const YamlNode& node, const NodeContext& ctx, Policy& polic
     rule.rule = "identities[" + std::to_string(i) + "]";
     for (const auto& earlier : policy.identities) {
       if (earlier.field == rule.field && earlier.value == rule.value) {
-        fail(ctx.index(i), item, "same match as " + earlier.rule + ", which always wins (first match)");
+        fail(ctx.index(i), item,
+             "same match as " + earlier.rule + ", which always wins (first match)");
       }
       // One principal reached through several certificates must mean the same permissions,
       // or what alice may do would depend on which of her certificates she used.
@@ -342,8 +347,8 @@ void read_identities(const YamlNode& node, const NodeContext& ctx, Policy& polic
 }  // namespace
 
 const std::set<std::string>& grantable_commands() {
-  static const std::set<std::string> kVerbs{"ping", "whoami", "lastlog", "tail",
-                                            "comphash", "hash", "run"};
+  static const std::set<std::string> kVerbs{"ping",     "whoami", "lastlog", "tail",
+                                            "comphash", "hash",   "run"};
   return kVerbs;
 }
 
@@ -378,7 +383,8 @@ std::shared_ptr<const Policy> load_policy(const std::filesystem::path& file) {
     MapReader tail_map(tail != nullptr ? *tail : kAbsent, map.ctx("tail"));
     expect_keys(tail_map, {"max_lines"});
     if (const YamlNode* v = tail_map.find("max_lines")) {
-      policy->tail_max_lines = static_cast<int>(as_int(*v, tail_map.ctx("max_lines"), 1, 1'000'000));
+      policy->tail_max_lines =
+          static_cast<int>(as_int(*v, tail_map.ctx("max_lines"), 1, 1'000'000));
     }
   }
   if (const YamlNode* v = map.find("roles")) read_roles(*v, map.ctx("roles"), *policy);

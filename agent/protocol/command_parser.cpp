@@ -1,8 +1,8 @@
 #include "agent/protocol/command_parser.hpp"
 
-#include <fmt/format.h>
-
 #include <cstdint>
+
+#include <fmt/format.h>
 
 namespace opsagent::protocol {
 namespace {
@@ -22,11 +22,17 @@ std::size_t utf8_sequence_length(std::string_view s, std::size_t pos, std::uint3
     return 1;
   }
   if ((b0 & 0xE0U) == 0xC0U) {
-    len = 2; cp = b0 & 0x1FU; min = 0x80;
+    len = 2;
+    cp = b0 & 0x1FU;
+    min = 0x80;
   } else if ((b0 & 0xF0U) == 0xE0U) {
-    len = 3; cp = b0 & 0x0FU; min = 0x800;
+    len = 3;
+    cp = b0 & 0x0FU;
+    min = 0x800;
   } else if ((b0 & 0xF8U) == 0xF0U) {
-    len = 4; cp = b0 & 0x07U; min = 0x10000;
+    len = 4;
+    cp = b0 & 0x07U;
+    min = 0x10000;
   } else {
     return 0;
   }
@@ -51,7 +57,8 @@ Status validate_characters(std::string_view line) {
       return usage(fmt::format("invalid UTF-8 at byte {}", pos + 1));
     }
     if (cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp <= 0x9F)) {
-      if (cp == '\r') return usage(fmt::format("carriage return inside the line at byte {}", pos + 1));
+      if (cp == '\r')
+        return usage(fmt::format("carriage return inside the line at byte {}", pos + 1));
       return usage(fmt::format("control character U+{:04X} at byte {}", cp, pos + 1));
     }
     pos += len;
@@ -83,7 +90,8 @@ Result<Command> parse_command(std::string_view line) {
           ++pos;
           break;
         }
-        if (first == '"' && c == '\\' && pos + 1 < n && (line[pos + 1] == '"' || line[pos + 1] == '\\')) {
+        if (first == '"' && c == '\\' && pos + 1 < n &&
+            (line[pos + 1] == '"' || line[pos + 1] == '\\')) {
           token.push_back(line[pos + 1]);
           pos += 2;
           continue;
@@ -104,7 +112,8 @@ Result<Command> parse_command(std::string_view line) {
   Command cmd;
   if (tokens.empty()) return cmd;
   cmd.verb = std::move(tokens.front());
-  cmd.args.assign(std::make_move_iterator(tokens.begin() + 1), std::make_move_iterator(tokens.end()));
+  cmd.args.assign(std::make_move_iterator(tokens.begin() + 1),
+                  std::make_move_iterator(tokens.end()));
   return cmd;
 }
 

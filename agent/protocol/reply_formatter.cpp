@@ -1,8 +1,8 @@
 #include "agent/protocol/reply_formatter.hpp"
 
-#include <fmt/format.h>
-
 #include <cstdint>
+
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 namespace opsagent::protocol {
@@ -63,9 +63,19 @@ std::string sanitize_line(std::string_view bytes) {
     std::size_t len = 0;
     std::uint32_t cp = 0;
     std::uint32_t min = 0;
-    if ((b0 & 0xE0U) == 0xC0U) { len = 2; cp = b0 & 0x1FU; min = 0x80; }
-    else if ((b0 & 0xF0U) == 0xE0U) { len = 3; cp = b0 & 0x0FU; min = 0x800; }
-    else if ((b0 & 0xF8U) == 0xF0U) { len = 4; cp = b0 & 0x07U; min = 0x10000; }
+    if ((b0 & 0xE0U) == 0xC0U) {
+      len = 2;
+      cp = b0 & 0x1FU;
+      min = 0x80;
+    } else if ((b0 & 0xF0U) == 0xE0U) {
+      len = 3;
+      cp = b0 & 0x0FU;
+      min = 0x800;
+    } else if ((b0 & 0xF8U) == 0xF0U) {
+      len = 4;
+      cp = b0 & 0x07U;
+      min = 0x10000;
+    }
     bool valid = len != 0 && i + len <= bytes.size();
     for (std::size_t k = 1; valid && k < len; ++k) {
       const auto b = static_cast<unsigned char>(bytes[i + k]);

@@ -2,12 +2,13 @@
 // Runs a blocking function on the blocking-work pool and resumes the caller on its own executor
 // (its strand), so files and digests never stall an I/O thread.
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/thread_pool.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <optional>
 #include <type_traits>
 #include <utility>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 namespace opsagent::server {
 namespace detail {
@@ -22,9 +23,11 @@ boost::asio::awaitable<std::optional<std::invoke_result_t<F&>>> invoke_on_pool(F
 }  // namespace detail
 
 template <typename F>
-boost::asio::awaitable<std::invoke_result_t<F&>> run_blocking(boost::asio::thread_pool& pool, F fn) {
+boost::asio::awaitable<std::invoke_result_t<F&>> run_blocking(boost::asio::thread_pool& pool,
+                                                              F fn) {
   // co_spawn needs a default-constructible result; optional<R> is one whatever R is.
-  auto result = co_await boost::asio::co_spawn(pool, detail::invoke_on_pool(std::move(fn)), boost::asio::use_awaitable);
+  auto result = co_await boost::asio::co_spawn(pool, detail::invoke_on_pool(std::move(fn)),
+                                               boost::asio::use_awaitable);
   co_return std::move(*result);
 }
 

@@ -1,15 +1,14 @@
 #include "agent/server/dispatcher.hpp"
 
+#include <array>
+#include <chrono>
 #include <csignal>
+#include <filesystem>
+#include <limits>
 #include <unistd.h>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
-
-#include <array>
-#include <chrono>
-#include <filesystem>
-#include <limits>
 
 #include "agent/exec/child_process.hpp"
 #include "agent/exec/file_hasher.hpp"
@@ -112,8 +111,10 @@ struct Dispatcher::Outcome {
 class Dispatcher::RunSink : public exec::OutputSink {
  public:
   explicit RunSink(Dispatcher& d) : d_(d) {}
-  asio::awaitable<bool> deliver(exec::OutputStream stream, std::vector<std::string> lines) override {
-    co_return co_await d_.send_lines(stream == exec::OutputStream::out ? Channel::out : Channel::err, lines);
+  asio::awaitable<bool> deliver(exec::OutputStream stream,
+                                std::vector<std::string> lines) override {
+    co_return co_await d_.send_lines(
+        stream == exec::OutputStream::out ? Channel::out : Channel::err, lines);
   }
 
  private:
@@ -133,7 +134,8 @@ asio::awaitable<bool> Dispatcher::send(std::string bytes) {
   co_return co_await sink_.send(std::move(bytes));
 }
 
-asio::awaitable<bool> Dispatcher::send_lines(Channel channel, const std::vector<std::string>& lines) {
+asio::awaitable<bool> Dispatcher::send_lines(Channel channel,
+                                             const std::vector<std::string>& lines) {
   std::string out;
   for (const auto& line : lines) fmt_.data(out, channel, line);
   co_return co_await send(std::move(out));
@@ -163,7 +165,8 @@ asio::awaitable<Dispatcher::Next> Dispatcher::handle_line(std::string_view line)
   std::optional<Outcome> early;
   const VerbSpec* spec = find_verb(cmd.verb);
   if (spec == nullptr) {
-    early = Outcome::failure(ErrorCode::unknown, fmt::format("command not found: {} (try help)", cmd.verb));
+    early = Outcome::failure(ErrorCode::unknown,
+                             fmt::format("command not found: {} (try help)", cmd.verb));
   } else if (cmd.args.size() < spec->min_args || cmd.args.size() > spec->max_args) {
     early = Outcome::failure(ErrorCode::usage, fmt::format("usage: {}", spec->usage));
   }
@@ -208,7 +211,8 @@ asio::awaitable<Dispatcher::Next> Dispatcher::handle_line(std::string_view line)
     const bool sent = co_await send(std::move(out));
     if (!sent) outcome.client_gone = true;
   }
-  const auto duration = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+  const auto duration = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - started);
   nlohmann::json result = {{"conn", info_.id},
                            {"principal", info_.principal.name},
                            {"command", audit_text(cmd.verb)},
@@ -223,7 +227,8 @@ asio::awaitable<Dispatcher::Next> Dispatcher::handle_line(std::string_view line)
   co_return (outcome.close || outcome.client_gone) ? Next::close : Next::keep_open;
 }
 
-asio::awaitable<Dispatcher::Outcome> Dispatcher::execute(const protocol::Command& cmd, const policy::Decision& d) {
+asio::awaitable<Dispatcher::Outcome> Dispatcher::execute(const protocol::Command& cmd,
+                                                         const policy::Decision& d) {
   const std::string& v = cmd.verb;
   if (v == "help") co_return co_await do_help();
   if (v == "ping") co_return Outcome::success("pong");
@@ -293,8 +298,8 @@ asio::awaitable<Dispatcher::Outcome> Dispatcher::do_json(const protocol::Command
   co_return Outcome::success("json " + arg);
 }
 
-asio::awaitable<Dispatcher::Outcome> Dispatcher::do_tail(const std::filesystem::path& path, int lines,
-                                                          std::string label) {
+asio::awaitable<Dispatcher::Outcome> Dispatcher::do_tail(const std::filesystem::path& path,
+                                                         int lines, std::string label) {
   const std::size_t max_bytes = std::size_t{1} << 20;
   // Named, not a temporary in the co_await: GCC 12 destroys such temporaries twice.
   auto work = [path, lines, max_bytes]() -> Result<std::vector<std::string>> {
@@ -333,12 +338,14 @@ asio::awaitable<Dispatcher::Outcome> Dispatcher::do_lastlog() {
   }
   co_return Outcome::failure(
       ErrorCode::notfound,
-      fmt::format("no system log: {} does not exist and no journal is available on this host "
-                  "(journald-only hosts and containers: set lastlog.journal_fallback, or lastlog.path)",
-                  settings.path.string()));
+      fmt::format(
+          "no system log: {} does not exist and no journal is available on this host "
+          "(journald-only hosts and containers: set lastlog.journal_fallback, or lastlog.path)",
+          settings.path.string()));
 }
 
-asio::awaitable<Dispatcher::Outcome> Dispatcher::do_hash(const policy::Decision& d, const std::string& shown_path) {
+asio::awaitable<Dispatcher::Outcome> Dispatcher::do_hash(const policy::Decision& d,
+                                                         const std::string& shown_path) {
   cancel_blocking_->store(false);
   const auto grant = *d.path;
   const std::string algorithm = d.algorithm;
@@ -356,10 +363,12 @@ asio::awaitable<Dispatcher::Outcome> Dispatcher::do_hash(const policy::Decision&
                               {"path", protocol::quote_argument(shown_path)}});
 }
 
-asio::awaitable<Dispatcher::Outcome> Dispatcher::do_run(std::vector<std::string> argv, const exec::RunLimits& limits) {
+asio::awaitable<Dispatcher::Outcome> Dispatcher::do_run(std::vector<std::string> argv,
+                                                        const exec::RunLimits& limits) {
   if (!ctx_.registry.try_reserve_child()) {
-    co_return Outcome::failure(ErrorCode::busy, fmt::format("too many running commands (max_children {})",
-                                                            ctx_.config.limits.max_children));
+    co_return Outcome::failure(ErrorCode::busy,
+                               fmt::format("too many running commands (max_children {})",
+                                           ctx_.config.limits.max_children));
   }
   struct SlotGuard {
     SessionRegistry& r;
@@ -378,7 +387,8 @@ asio::awaitable<Dispatcher::Outcome> Dispatcher::do_run(std::vector<std::string>
   RunSink sink(*this);
   exec::RunControl control;
   active_run_ = &control;
-  const exec::RunOutcome r = co_await exec::run_process(std::move(child.value()), limits, sink, control);
+  const exec::RunOutcome r =
+      co_await exec::run_process(std::move(child.value()), limits, sink, control);
   active_run_ = nullptr;
 
   std::vector<Field> fields;
@@ -397,18 +407,23 @@ asio::awaitable<Dispatcher::Outcome> Dispatcher::do_run(std::vector<std::string>
       o = Outcome::gone();
       break;
     case exec::RunEnd::timed_out:
-      o = Outcome::failure(ErrorCode::timeout, fmt::format("command exceeded its time limit of {}; killed",
-                                                           format_ms(limits.timeout)), fields);
+      o = Outcome::failure(
+          ErrorCode::timeout,
+          fmt::format("command exceeded its time limit of {}; killed", format_ms(limits.timeout)),
+          fields);
       break;
     case exec::RunEnd::output_limit:
-      o = Outcome::failure(ErrorCode::limit, fmt::format("command output exceeded {} bytes; killed", limits.max_output),
-                           fields);
+      o = Outcome::failure(
+          ErrorCode::limit,
+          fmt::format("command output exceeded {} bytes; killed", limits.max_output), fields);
       break;
     case exec::RunEnd::exited:
       if (r.status.signal != 0) {
-        o = Outcome::failure(ErrorCode::failed, fmt::format("command killed by signal {}", r.status.signal), fields);
+        o = Outcome::failure(ErrorCode::failed,
+                             fmt::format("command killed by signal {}", r.status.signal), fields);
       } else if (r.status.code != 0) {
-        o = Outcome::failure(ErrorCode::failed, fmt::format("command exited with status {}", r.status.code), fields);
+        o = Outcome::failure(ErrorCode::failed,
+                             fmt::format("command exited with status {}", r.status.code), fields);
       } else {
         o = Outcome::success("done", fields);
       }

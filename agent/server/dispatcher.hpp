@@ -4,11 +4,12 @@
 // session's strand.
 
 #include <atomic>
-#include <boost/asio/awaitable.hpp>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
+
+#include <boost/asio/awaitable.hpp>
 
 #include "agent/exec/process_runner.hpp"
 #include "agent/identity/peer_identity.hpp"
@@ -61,20 +62,23 @@ class Dispatcher {
   boost::asio::awaitable<Outcome> do_help();
   boost::asio::awaitable<Outcome> do_whoami();
   boost::asio::awaitable<Outcome> do_json(const protocol::Command& cmd);
-  boost::asio::awaitable<Outcome> do_tail(const std::filesystem::path& path, int lines, std::string label);
+  boost::asio::awaitable<Outcome> do_tail(const std::filesystem::path& path, int lines,
+                                          std::string label);
   boost::asio::awaitable<Outcome> do_lastlog();
   boost::asio::awaitable<Outcome> do_hash(const policy::Decision& d, const std::string& shown_path);
-  boost::asio::awaitable<Outcome> do_run(std::vector<std::string> argv, const exec::RunLimits& limits);
+  boost::asio::awaitable<Outcome> do_run(std::vector<std::string> argv,
+                                         const exec::RunLimits& limits);
 
   /// Sends data lines, counting bytes; false when the client is gone.
-  boost::asio::awaitable<bool> send_lines(protocol::Channel channel, const std::vector<std::string>& lines);
+  boost::asio::awaitable<bool> send_lines(protocol::Channel channel,
+                                          const std::vector<std::string>& lines);
   boost::asio::awaitable<bool> send(std::string bytes);
 
   ServerContext& ctx_;
   const SessionInfo& info_;
   ReplySink& sink_;
   protocol::ReplyFormatter fmt_;
-  exec::RunControl* active_run_ = nullptr;                         // set while a child runs
+  exec::RunControl* active_run_ = nullptr;  // set while a child runs
   std::shared_ptr<std::atomic<bool>> cancel_blocking_ = std::make_shared<std::atomic<bool>>(false);
   std::uint64_t bytes_sent_ = 0;  // of the current command
   std::uint64_t commands_ = 0;

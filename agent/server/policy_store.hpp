@@ -11,7 +11,8 @@ namespace opsagent::server {
 
 class PolicyStore {
  public:
-  explicit PolicyStore(std::shared_ptr<const policy::Policy> initial) : current_(std::move(initial)) {}
+  explicit PolicyStore(std::shared_ptr<const policy::Policy> initial)
+      : current_(std::move(initial)) {}
 
   /// The policy in force now; keep the pointer for the whole decision.
   [[nodiscard]] std::shared_ptr<const policy::Policy> snapshot() const {

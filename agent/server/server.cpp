@@ -1,5 +1,7 @@
 #include "agent/server/server.hpp"
 
+#include <system_error>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -10,8 +12,6 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
-
-#include <system_error>
 
 #include "agent/server/session.hpp"
 
@@ -86,7 +86,8 @@ asio::awaitable<void> Server::accept_loop(tcp::acceptor& acceptor) {
     if (ec == asio::error::operation_aborted || !acceptor.is_open()) break;
     if (ec) {
       // EMFILE and friends: wait a little instead of spinning; keep accepting afterwards.
-      spdlog::warn("accept on {} failed: {}; retrying", endpoint_text(acceptor.local_endpoint()), ec.message());
+      spdlog::warn("accept on {} failed: {}; retrying", endpoint_text(acceptor.local_endpoint()),
+                   ec.message());
       backoff.expires_after(std::chrono::milliseconds(100));
       co_await backoff.async_wait(kUse);
       continue;
@@ -95,11 +96,12 @@ asio::awaitable<void> Server::accept_loop(tcp::acceptor& acceptor) {
     error_code peer_ec;
     const auto peer = socket.remote_endpoint(peer_ec);
     if (!ctx_.registry.try_begin_handshake()) {
-      ctx_.audit.record("connection_refused",
-                        {{"conn", id},
-                         {"peer", peer_ec ? std::string("unknown") : endpoint_text(peer)},
-                         {"reason", fmt::format("too many unauthenticated connections (max_handshakes {})",
-                                                ctx_.config.limits.max_handshakes)}});
+      ctx_.audit.record(
+          "connection_refused",
+          {{"conn", id},
+           {"peer", peer_ec ? std::string("unknown") : endpoint_text(peer)},
+           {"reason", fmt::format("too many unauthenticated connections (max_handshakes {})",
+                                  ctx_.config.limits.max_handshakes)}});
       socket.close(peer_ec);
       continue;
     }
@@ -111,7 +113,9 @@ asio::awaitable<void> Server::accept_loop(tcp::acceptor& acceptor) {
       std::erase_if(sessions_, [](const std::weak_ptr<Session>& w) { return w.expired(); });
       sessions_.push_back(session);
     }
-    ctx_.audit.record("connection_accepted", {{"conn", id}, {"peer", peer_ec ? std::string("unknown") : endpoint_text(peer)}});
+    ctx_.audit.record(
+        "connection_accepted",
+        {{"conn", id}, {"peer", peer_ec ? std::string("unknown") : endpoint_text(peer)}});
     session->start();
   }
 }

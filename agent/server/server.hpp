@@ -3,12 +3,13 @@
 // connection to a Session on its own strand. Keeps weak references to live sessions so that
 // stop() can end them all.
 
-#include <boost/asio/awaitable.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <memory>
 #include <mutex>
 #include <vector>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 
 #include "agent/server/server_context.hpp"
 

@@ -1,9 +1,10 @@
 #pragma once
 // What every session shares. Everything here is either immutable or thread-safe itself.
 
+#include <string>
+
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/thread_pool.hpp>
-#include <string>
 
 #include "agent/audit/audit_log.hpp"
 #include "agent/config/agent_config.hpp"
@@ -13,12 +14,12 @@
 namespace opsagent::server {
 
 struct ServerContext {
-  const config::AgentConfig& config;          ///< immutable after start-up
-  boost::asio::ssl::context& tls;             ///< immutable after start-up
+  const config::AgentConfig& config;  ///< immutable after start-up
+  boost::asio::ssl::context& tls;     ///< immutable after start-up
   PolicyStore& policy;
   audit::AuditLog& audit;
   SessionRegistry& registry;
-  boost::asio::thread_pool& blocking_pool;    ///< hashing and file reads, never the I/O threads
+  boost::asio::thread_pool& blocking_pool;  ///< hashing and file reads, never the I/O threads
   std::string hostname;
 };
 

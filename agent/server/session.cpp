@@ -1,7 +1,6 @@
 #include "agent/server/session.hpp"
 
-#include <openssl/ssl.h>
-#include <openssl/x509.h>
+#include <array>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -11,9 +10,9 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <fmt/format.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <spdlog/spdlog.h>
-
-#include <array>
 
 #include "agent/protocol/line_framer.hpp"
 #include "agent/tls/peer_certificate.hpp"
@@ -40,12 +39,9 @@ std::string endpoint_text(const asio::ip::tcp::socket& s) {
 }
 
 nlohmann::json identity_json(const PeerIdentity& id) {
-  nlohmann::json j = {{"subject", id.subject},
-                      {"issuer", id.issuer},
-                      {"serial", id.serial},
-                      {"fingerprint_sha256", id.fingerprint_sha256},
-                      {"san_dns", id.san_dns},
-                      {"san_uri", id.san_uri}};
+  nlohmann::json j = {{"subject", id.subject}, {"issuer", id.issuer},
+                      {"serial", id.serial},   {"fingerprint_sha256", id.fingerprint_sha256},
+                      {"san_dns", id.san_dns}, {"san_uri", id.san_uri}};
   if (id.common_name) j["cn"] = *id.common_name;
   return j;
 }
@@ -69,15 +65,16 @@ Session::~Session() {
 }
 
 void Session::start() {
-  asio::co_spawn(stream_.get_executor(), [self = shared_from_this()] { return self->run(); },
-                 [id = info_.id](const std::exception_ptr& e) {
-                   if (!e) return;
-                   try {
-                     std::rethrow_exception(e);
-                   } catch (const std::exception& ex) {
-                     spdlog::error("conn {}: session ended by an unexpected error: {}", id, ex.what());
-                   }
-                 });
+  asio::co_spawn(
+      stream_.get_executor(), [self = shared_from_this()] { return self->run(); },
+      [id = info_.id](const std::exception_ptr& e) {
+        if (!e) return;
+        try {
+          std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+          spdlog::error("conn {}: session ended by an unexpected error: {}", id, ex.what());
+        }
+      });
 }
 
 void Session::stop() {
@@ -102,12 +99,14 @@ asio::awaitable<void> Session::run() {
   if (!authenticated) co_return;
 
   reader_running_ = true;
-  asio::co_spawn(stream_.get_executor(), [self = shared_from_this()] { return self->read_loop(); },
-                 asio::detached);
+  asio::co_spawn(
+      stream_.get_executor(), [self = shared_from_this()] { return self->read_loop(); },
+      asio::detached);
   const std::string reason = co_await serve();
   co_await close_connection(!peer_gone_);
 
-  const auto duration = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started_);
+  const auto duration = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - started_);
   nlohmann::json rec = {{"conn", info_.id},
                         {"peer", info_.peer},
                         {"principal", info_.principal.name},
@@ -122,7 +121,8 @@ asio::awaitable<void> Session::run() {
 asio::awaitable<bool> Session::handshake() {
   asio::steady_timer timer(stream_.get_executor());
   timer.expires_after(ctx_.config.timeouts.handshake);
-  auto result = co_await (stream_.async_handshake(ssl::stream_base::server, kUse) || timer.async_wait(kUse));
+  auto result =
+      co_await (stream_.async_handshake(ssl::stream_base::server, kUse) || timer.async_wait(kUse));
   ctx_.registry.end_handshake();
   in_handshake_ = false;
 
@@ -157,7 +157,9 @@ asio::awaitable<void> Session::refuse(ErrorCode code, const std::string& message
 asio::awaitable<bool> Session::authenticate() {
   auto identity = tls::identity_from_connection(stream_.native_handle());
   if (!identity) {
-    ctx_.audit.record("auth_denied", {{"conn", info_.id}, {"peer", info_.peer}, {"reason", identity.error().message}});
+    ctx_.audit.record(
+        "auth_denied",
+        {{"conn", info_.id}, {"peer", info_.peer}, {"reason", identity.error().message}});
     co_await refuse(ErrorCode::denied, identity.error().message + "; bye");
     co_return false;
   }
@@ -166,7 +168,8 @@ asio::awaitable<bool> Session::authenticate() {
   const auto policy = ctx_.policy.snapshot();
   auto principal = policy::map_identity(*policy, info_.identity);
   if (!principal) {
-    const std::string reason = fmt::format("certificate {} is not mapped to a principal", info_.identity.subject);
+    const std::string reason =
+        fmt::format("certificate {} is not mapped to a principal", info_.identity.subject);
     ctx_.audit.record("auth_denied", {{"conn", info_.id},
                                       {"peer", info_.peer},
                                       {"identity", identity_json(info_.identity)},
@@ -194,15 +197,16 @@ asio::awaitable<bool> Session::authenticate() {
                                 {"roles", info_.principal.roles},
                                 {"rule", info_.principal.rule},
                                 {"policy_version", policy->version}});
-  spdlog::info("conn {}: {} authenticated as {} from {}", info_.id, info_.identity.subject, info_.principal.name,
-               info_.peer);
+  spdlog::info("conn {}: {} authenticated as {} from {}", info_.id, info_.identity.subject,
+               info_.principal.name, info_.peer);
   dispatcher_.emplace(ctx_, info_, *this);
 
   std::string roles;
   for (const auto& r : info_.principal.roles) roles += (roles.empty() ? "" : ",") + r;
   std::string greeting;
-  dispatcher_->formatter().ok(greeting, fmt::format("opsagent {} ready", OPSAGENT_VERSION),
-                              {{"host", ctx_.hostname}, {"principal", info_.principal.name}, {"roles", roles}});
+  dispatcher_->formatter().ok(
+      greeting, fmt::format("opsagent {} ready", OPSAGENT_VERSION),
+      {{"host", ctx_.hostname}, {"principal", info_.principal.name}, {"roles", roles}});
   co_return co_await send(std::move(greeting));
 }
 
@@ -228,8 +232,9 @@ asio::awaitable<std::string> Session::serve() {
     if (peer_gone_ || ev.kind == LineEvent::Kind::eof) co_return "client_closed";
     if (ev.kind == LineEvent::Kind::idle) {
       std::string out;
-      dispatcher_->formatter().error(out, ErrorCode::timeout,
-                                     fmt::format("idle for {} s; bye", ctx_.config.timeouts.idle.count() / 1000));
+      dispatcher_->formatter().error(
+          out, ErrorCode::timeout,
+          fmt::format("idle for {} s; bye", ctx_.config.timeouts.idle.count() / 1000));
       co_await send(std::move(out));
       co_return "idle_timeout";
     }
@@ -239,7 +244,8 @@ asio::awaitable<std::string> Session::serve() {
                                           {"limit", ctx_.config.limits.max_line_bytes}});
       std::string out;
       dispatcher_->formatter().error(
-          out, ErrorCode::limit, fmt::format("line longer than {} bytes; bye", ctx_.config.limits.max_line_bytes));
+          out, ErrorCode::limit,
+          fmt::format("line longer than {} bytes; bye", ctx_.config.limits.max_line_bytes));
       co_await send(std::move(out));
       co_return "line_too_long";
     }
@@ -301,7 +307,8 @@ asio::awaitable<void> Session::close_connection(bool graceful) {
   }
   if (graceful && !peer_gone_) {
     asio::steady_timer timer(stream_.get_executor());
-    timer.expires_after(stopping_ ? std::chrono::milliseconds(kStoppingShutdownTimeout) : kShutdownTimeout);
+    timer.expires_after(stopping_ ? std::chrono::milliseconds(kStoppingShutdownTimeout)
+                                  : kShutdownTimeout);
     co_await (stream_.async_shutdown(kUse) || timer.async_wait(kUse));
   }
   error_code ec;
@@ -312,7 +319,8 @@ asio::awaitable<void> Session::close_connection(bool graceful) {
 asio::awaitable<bool> Session::send(std::string bytes) {
   if (peer_gone_) co_return false;
   write_timer_.expires_after(ctx_.config.timeouts.write_stall);
-  auto result = co_await (asio::async_write(stream_, asio::buffer(bytes), kUse) || write_timer_.async_wait(kUse));
+  auto result = co_await (asio::async_write(stream_, asio::buffer(bytes), kUse) ||
+                          write_timer_.async_wait(kUse));
   if (result.index() == 1) {
     spdlog::warn("conn {}: client stopped reading for {} ms; dropping it", info_.id,
                  ctx_.config.timeouts.write_stall.count());

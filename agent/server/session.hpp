@@ -4,14 +4,15 @@
 // writer of the stream; a reader coroutine frames lines into a small bounded queue so that a
 // disconnect is noticed even while a command runs.
 
+#include <memory>
+#include <optional>
+#include <string>
+
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/experimental/channel.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <memory>
-#include <optional>
-#include <string>
 
 #include "agent/server/dispatcher.hpp"
 #include "agent/server/server_context.hpp"
@@ -36,7 +37,8 @@ class Session : public std::enable_shared_from_this<Session>, public ReplySink {
     enum class Kind { line, overflow, eof, idle } kind = Kind::line;
     std::string text;
   };
-  using LineChannel = boost::asio::experimental::channel<void(boost::system::error_code, LineEvent)>;
+  using LineChannel =
+      boost::asio::experimental::channel<void(boost::system::error_code, LineEvent)>;
 
   boost::asio::awaitable<void> run();
   boost::asio::awaitable<bool> handshake();
@@ -57,11 +59,11 @@ class Session : public std::enable_shared_from_this<Session>, public ReplySink {
   boost::asio::steady_timer reader_done_;  // cancelled (= signalled) when read_loop ends
   SessionInfo info_;
   std::optional<Dispatcher> dispatcher_;
-  bool in_handshake_ = true;   // holds a pre-authentication slot
-  bool admitted_ = false;      // holds a client slot
+  bool in_handshake_ = true;  // holds a pre-authentication slot
+  bool admitted_ = false;     // holds a client slot
   bool reader_running_ = false;
-  bool peer_gone_ = false;     // EOF/error from the client, or a failed write
-  bool stopping_ = false;      // agent shutdown
+  bool peer_gone_ = false;         // EOF/error from the client, or a failed write
+  bool stopping_ = false;          // agent shutdown
   std::size_t partial_bytes_ = 0;  // unterminated line left when the client went away
   std::chrono::steady_clock::time_point started_;
 };

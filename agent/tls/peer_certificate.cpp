@@ -1,22 +1,31 @@
 #include "agent/tls/peer_certificate.hpp"
 
+#include <memory>
+#include <string>
+
+#include <fmt/format.h>
 #include <openssl/bio.h>
 #include <openssl/evp.h>
 #include <openssl/x509v3.h>
 
-#include <fmt/format.h>
-
-#include <memory>
-#include <string>
-
 namespace opsagent::tls {
 namespace {
 
-struct BioFree { void operator()(BIO* b) const { BIO_free(b); } };
-struct NamesFree { void operator()(GENERAL_NAMES* n) const { GENERAL_NAMES_free(n); } };
-struct OpensslFree { void operator()(unsigned char* p) const { OPENSSL_free(p); } };
-struct BnFree { void operator()(BIGNUM* b) const { BN_free(b); } };
-struct CharFree { void operator()(char* p) const { OPENSSL_free(p); } };
+struct BioFree {
+  void operator()(BIO* b) const { BIO_free(b); }
+};
+struct NamesFree {
+  void operator()(GENERAL_NAMES* n) const { GENERAL_NAMES_free(n); }
+};
+struct OpensslFree {
+  void operator()(unsigned char* p) const { OPENSSL_free(p); }
+};
+struct BnFree {
+  void operator()(BIGNUM* b) const { BN_free(b); }
+};
+struct CharFree {
+  void operator()(char* p) const { OPENSSL_free(p); }
+};
 
 Error denied(std::string message) { return Error{ErrorCode::denied, std::move(message)}; }
 
@@ -107,7 +116,8 @@ Result<PeerIdentity> identity_from_certificate(X509* cert) {
   if (auto st = read_sans(cert, id); !st) return st.error();
   id.fingerprint_sha256 = fingerprint_sha256(cert);
   id.serial = serial_hex(cert);
-  if (id.fingerprint_sha256.empty()) return Error{ErrorCode::internal, "cannot fingerprint the certificate"};
+  if (id.fingerprint_sha256.empty())
+    return Error{ErrorCode::internal, "cannot fingerprint the certificate"};
   return id;
 }
 

@@ -1,10 +1,10 @@
 #include "agent/tls/tls_context.hpp"
 
+#include <memory>
+
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
-
-#include <memory>
 
 #include "agent/config/config_error.hpp"
 
@@ -63,7 +63,8 @@ ssl::context make_server_context(const config::TlsSettings& settings) {
     fail(settings.private_key, "cannot load the server private key");
   }
   if (SSL_CTX_check_private_key(raw) != 1) {
-    fail(settings.private_key, "private key does not match the certificate " + settings.certificate.string());
+    fail(settings.private_key,
+         "private key does not match the certificate " + settings.certificate.string());
   }
 
   // Trust exactly the configured CA bundle; the system store is never loaded.
@@ -83,7 +84,8 @@ ssl::context make_server_context(const config::TlsSettings& settings) {
   if (!settings.crl.empty()) {
     X509_STORE* store = SSL_CTX_get_cert_store(raw);
     X509_LOOKUP* lookup = X509_STORE_add_lookup(store, X509_LOOKUP_file());
-    if (lookup == nullptr || X509_load_crl_file(lookup, settings.crl.c_str(), X509_FILETYPE_PEM) < 1) {
+    if (lookup == nullptr ||
+        X509_load_crl_file(lookup, settings.crl.c_str(), X509_FILETYPE_PEM) < 1) {
       fail(settings.crl, "cannot load the CRL");
     }
     X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_CRL_CHECK);
@@ -100,16 +102,17 @@ ssl::context make_client_context(const ClientTlsFiles& files, bool allow_tls12) 
   SSL_CTX* raw = ctx.native_handle();
   apply_common(raw, allow_tls12);
   if (SSL_CTX_use_certificate_chain_file(raw, files.certificate.c_str()) != 1) {
-    throw std::runtime_error(files.certificate.string() + ": cannot load the client certificate: " +
-                             drain_openssl_errors());
+    throw std::runtime_error(files.certificate.string() +
+                             ": cannot load the client certificate: " + drain_openssl_errors());
   }
   if (SSL_CTX_use_PrivateKey_file(raw, files.private_key.c_str(), SSL_FILETYPE_PEM) != 1 ||
       SSL_CTX_check_private_key(raw) != 1) {
-    throw std::runtime_error(files.private_key.string() + ": cannot load the client key: " +
-                             drain_openssl_errors());
+    throw std::runtime_error(files.private_key.string() +
+                             ": cannot load the client key: " + drain_openssl_errors());
   }
   if (SSL_CTX_load_verify_locations(raw, files.ca.c_str(), nullptr) != 1) {
-    throw std::runtime_error(files.ca.string() + ": cannot load the CA bundle: " + drain_openssl_errors());
+    throw std::runtime_error(files.ca.string() +
+                             ": cannot load the CA bundle: " + drain_openssl_errors());
   }
   X509_VERIFY_PARAM_set_purpose(SSL_CTX_get0_param(raw), X509_PURPOSE_SSL_SERVER);
   ctx.set_verify_mode(ssl::verify_peer);

@@ -1,9 +1,10 @@
 #pragma once
 // Config -> immutable OpenSSL contexts, built once by a validating factory.
 
-#include <boost/asio/ssl/context.hpp>
 #include <filesystem>
 #include <string>
+
+#include <boost/asio/ssl/context.hpp>
 
 #include "agent/config/agent_config.hpp"
 
@@ -26,7 +27,8 @@ struct ClientTlsFiles {
 /// Builds a client context: TLS 1.3 (1.2 allowed when `allow_tls12`), server verified against
 /// `files.ca` only. The caller sets the expected host name per connection (SNI + verification).
 /// Throws std::runtime_error naming the file that could not be used.
-boost::asio::ssl::context make_client_context(const ClientTlsFiles& files, bool allow_tls12 = false);
+boost::asio::ssl::context make_client_context(const ClientTlsFiles& files,
+                                              bool allow_tls12 = false);
 
 /// The OpenSSL error queue as text ("" when empty); clears the queue.
 std::string drain_openssl_errors();

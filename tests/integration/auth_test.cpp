@@ -1,10 +1,9 @@
 // Authentication and admission: who may connect, and how many.
 
-#include <openssl/ssl.h>
-
 #include <boost/asio/connect.hpp>
 #include <boost/asio/read.hpp>
 #include <gtest/gtest.h>
+#include <openssl/ssl.h>
 
 #include "tests/integration/test_policy.hpp"
 #include "tests/support/agent_process.hpp"
@@ -48,7 +47,8 @@ TEST(Auth, DisconnectsUnmappedIdentityWithError) {
   ASSERT_EQ(c.connect("127.0.0.1", agent.port()), "");
   const auto line = c.read_line();
   ASSERT_TRUE(line.has_value());
-  EXPECT_EQ(line->rfind("ERR denied certificate CN=mallory is not mapped to a principal", 0), 0U) << *line;
+  EXPECT_EQ(line->rfind("ERR denied certificate CN=mallory is not mapped to a principal", 0), 0U)
+      << *line;
   EXPECT_TRUE(c.wait_closed());
   const auto rec = agent.wait_for_audit("auth_denied");
   EXPECT_EQ(rec["identity"]["cn"], "mallory");
@@ -74,10 +74,11 @@ TEST(Auth, RefusesTls12ByDefault) {
 
 TEST(Auth, AcceptsTls12WhenConfigured) {
   const TestPki& pki = TestPki::get();
-  AgentProcess agent{AgentSpec{kTestPolicy,
-                               {{"tls", "{certificate: " + pki.cert("server").string() + ", private_key: " +
-                                            pki.key("server").string() + ", client_ca: " + pki.ca().string() +
-                                            ", min_version: \"1.2\"}"}}}};
+  AgentProcess agent{
+      AgentSpec{kTestPolicy,
+                {{"tls", "{certificate: " + pki.cert("server").string() +
+                             ", private_key: " + pki.key("server").string() +
+                             ", client_ca: " + pki.ca().string() + ", min_version: \"1.2\"}"}}}};
   ClientOptions o = agent.client_options("alice");
   o.max_version = TLS1_2_VERSION;
   TlsClient c(o);
@@ -88,7 +89,8 @@ TEST(Auth, AcceptsTls12WhenConfigured) {
 }
 
 TEST(Admission, RefusesClientsBeyondMaxClients) {
-  AgentProcess agent{AgentSpec{kTestPolicy, {{"limits", "{max_clients: 2, max_clients_per_identity: 2}"}}}};
+  AgentProcess agent{
+      AgentSpec{kTestPolicy, {{"limits", "{max_clients: 2, max_clients_per_identity: 2}"}}}};
   auto a = agent.connect("alice");
   auto b = agent.connect("ci-bot");
   TlsClient third(agent.client_options("alice"));
@@ -107,7 +109,8 @@ TEST(Admission, RefusesClientsBeyondMaxClients) {
 }
 
 TEST(Admission, CapsClientsPerIdentityWithoutBlockingOthers) {
-  AgentProcess agent{AgentSpec{kTestPolicy, {{"limits", "{max_clients: 10, max_clients_per_identity: 1}"}}}};
+  AgentProcess agent{
+      AgentSpec{kTestPolicy, {{"limits", "{max_clients: 10, max_clients_per_identity: 1}"}}}};
   auto a = agent.connect("alice");
   TlsClient second(agent.client_options("alice"));
   ASSERT_EQ(second.connect("127.0.0.1", agent.port()), "");

@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <fstream>
+
 #include <gtest/gtest.h>
 
 #include "tests/integration/test_policy.hpp"
@@ -15,10 +16,12 @@ TEST(OpensslSClient, DrivesTheAgentWithQuiet) {
   AgentProcess agent{AgentSpec{kTestPolicy, {}}};
   const TestPki& pki = TestPki::get();
   std::string out;
-  const std::string cmd = "printf 'ping\\r\\nwhoami\\nexit\\n' | timeout 20 openssl s_client -quiet -connect 127.0.0.1:" +
-                          std::to_string(agent.port()) + " -cert " + pki.cert("alice").string() + " -key " +
-                          pki.key("alice").string() + " -CAfile " + pki.ca().string() +
-                          " -verify_return_error -verify_hostname localhost 2>/dev/null";
+  const std::string cmd =
+      "printf 'ping\\r\\nwhoami\\nexit\\n' | timeout 20 openssl s_client -quiet -connect "
+      "127.0.0.1:" +
+      std::to_string(agent.port()) + " -cert " + pki.cert("alice").string() + " -key " +
+      pki.key("alice").string() + " -CAfile " + pki.ca().string() +
+      " -verify_return_error -verify_hostname localhost 2>/dev/null";
   EXPECT_EQ(run_shell(cmd, &out), 0) << out;
   EXPECT_NE(out.find("OK opsagent "), std::string::npos) << out;
   EXPECT_NE(out.find("OK pong\n"), std::string::npos) << out;
@@ -29,8 +32,9 @@ TEST(OpensslSClient, DrivesTheAgentWithQuiet) {
 TEST(OpensslSClient, WithoutCertificateIsRefused) {
   AgentProcess agent{AgentSpec{kTestPolicy, {}}};
   std::string out;
-  const std::string cmd = "printf 'ping\\n' | timeout 20 openssl s_client -quiet -connect 127.0.0.1:" +
-                          std::to_string(agent.port()) + " -CAfile " + TestPki::get().ca().string() + " 2>&1";
+  const std::string cmd =
+      "printf 'ping\\n' | timeout 20 openssl s_client -quiet -connect 127.0.0.1:" +
+      std::to_string(agent.port()) + " -CAfile " + TestPki::get().ca().string() + " 2>&1";
   run_shell(cmd, &out);
   EXPECT_EQ(out.find("OK pong"), std::string::npos) << out;
   agent.wait_for_audit("tls_failure");
@@ -44,11 +48,17 @@ class StartupErrors : public ::testing::Test {
     dir = tmpl;
     const TestPki& pki = TestPki::get();
     std::ofstream(dir / "policy.yaml") << "identities: []\n";
-    base = "listen: [\"127.0.0.1:0\"]\n"
-           "tls: {certificate: " + pki.cert("server").string() + ", private_key: " + pki.key("server").string() +
-           ", client_ca: " + pki.ca().string() + "}\n"
-           "audit: {path: " + (dir / "audit.jsonl").string() + "}\n"
-           "policy: " + (dir / "policy.yaml").string() + "\n";
+    base =
+        "listen: [\"127.0.0.1:0\"]\n"
+        "tls: {certificate: " +
+        pki.cert("server").string() + ", private_key: " + pki.key("server").string() +
+        ", client_ca: " + pki.ca().string() +
+        "}\n"
+        "audit: {path: " +
+        (dir / "audit.jsonl").string() +
+        "}\n"
+        "policy: " +
+        (dir / "policy.yaml").string() + "\n";
   }
   void TearDown() override { fs::remove_all(dir); }
   RunResult run_with(const std::string& config) {

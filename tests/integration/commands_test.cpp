@@ -1,11 +1,11 @@
 // Every command against the real agent: files, digests, subprocesses and their limits.
 
-#include <sys/stat.h>
-
 #include <filesystem>
 #include <fstream>
-#include <gtest/gtest.h>
 #include <regex>
+#include <sys/stat.h>
+
+#include <gtest/gtest.h>
 
 #include "tests/integration/test_policy.hpp"
 #include "tests/support/agent_process.hpp"
@@ -38,7 +38,8 @@ class Commands : public ::testing::Test {
 
 TEST_F(Commands, TailsNamedLogs) {
   const auto r = client->command("tail app 3");
-  EXPECT_EQ(r, (std::vector<std::string>{"| syslog line 13", "| syslog line 14", "| syslog line 15", "OK app lines=3"}));
+  EXPECT_EQ(r, (std::vector<std::string>{"| syslog line 13", "| syslog line 14", "| syslog line 15",
+                                         "OK app lines=3"}));
   EXPECT_EQ(client->command("tail app").size(), 11U) << "ten lines by default";
 }
 
@@ -60,7 +61,9 @@ TEST_F(Commands, LastlogShowsTheLastTenSystemLogLines) {
 
 TEST_F(Commands, ComphashIsSha1LikeTheSeed) {
   std::string expected;
-  ASSERT_EQ(run_shell("openssl dgst -sha1 -r " + file("files/data.txt") + " | cut -d' ' -f1", &expected), 0);
+  ASSERT_EQ(
+      run_shell("openssl dgst -sha1 -r " + file("files/data.txt") + " | cut -d' ' -f1", &expected),
+      0);
   expected.pop_back();
   const auto r = client->command("comphash " + file("files/data.txt"));
   ASSERT_EQ(r.size(), 1U);
@@ -70,7 +73,10 @@ TEST_F(Commands, ComphashIsSha1LikeTheSeed) {
 TEST_F(Commands, HashesWithTheRequestedAlgorithm) {
   for (const std::string& alg : std::vector<std::string>{"sha256", "sha512"}) {
     std::string expected;
-    ASSERT_EQ(run_shell("openssl dgst -" + alg + " -r " + file("files/data.txt") + " | cut -d' ' -f1", &expected), 0);
+    ASSERT_EQ(
+        run_shell("openssl dgst -" + alg + " -r " + file("files/data.txt") + " | cut -d' ' -f1",
+                  &expected),
+        0);
     expected.pop_back();
     const auto r = client->command("hash " + alg + " " + file("files/data.txt"));
     ASSERT_EQ(r.size(), 1U);
@@ -80,11 +86,13 @@ TEST_F(Commands, HashesWithTheRequestedAlgorithm) {
 }
 
 TEST_F(Commands, RefusesPathsOutsideTheAllowedTree) {
-  for (const std::string& p : {file("secret.txt"), file("files/../secret.txt"), file("files//data.txt"),
-                              std::string("files/data.txt"), file("files/%2e%2e/secret.txt"), std::string("/etc/shadow")}) {
+  for (const std::string& p : {file("secret.txt"), file("files/../secret.txt"),
+                               file("files//data.txt"), std::string("files/data.txt"),
+                               file("files/%2e%2e/secret.txt"), std::string("/etc/shadow")}) {
     const auto r = client->command("hash sha256 " + p);
     ASSERT_EQ(r.size(), 1U) << p;
-    EXPECT_TRUE(r[0].rfind("ERR denied", 0) == 0 || r[0].rfind("ERR notfound", 0) == 0) << p << ": " << r[0];
+    EXPECT_TRUE(r[0].rfind("ERR denied", 0) == 0 || r[0].rfind("ERR notfound", 0) == 0)
+        << p << ": " << r[0];
     EXPECT_EQ(r[0].find("canary"), std::string::npos);
   }
 }
@@ -112,7 +120,8 @@ TEST_F(Commands, RunPassesArgumentsLiterallyWithACleanEnvironment) {
   EXPECT_EQ(r[1].rfind("OK done exit=0 ", 0), 0U) << r[1];
   ASSERT_EQ(r[0].rfind("| ", 0), 0U);
   const auto j = nlohmann::json::parse(r[0].substr(2));
-  EXPECT_EQ(j["argv"], (nlohmann::json{helper_path("argv-echo").string(), "fixed", "--", "$(id)", "a b;c", "*"}));
+  EXPECT_EQ(j["argv"], (nlohmann::json{helper_path("argv-echo").string(), "fixed", "--", "$(id)",
+                                       "a b;c", "*"}));
   EXPECT_EQ(j["env"], (nlohmann::json{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"}));
   EXPECT_EQ(j["fds"], (nlohmann::json{0, 1, 2}));
   EXPECT_EQ(j["stdin"], "devnull");
@@ -123,7 +132,8 @@ TEST_F(Commands, RunRefusesArgumentsThePolicyDoesNotAllow) {
   const auto r = client->command("run slow 'Not A Marker'");
   ASSERT_EQ(r.size(), 1U);
   EXPECT_EQ(r[0].rfind("ERR denied ", 0), 0U) << r[0];
-  EXPECT_EQ(client->command("run slow")[0].rfind("ERR denied ", 0), 0U) << "missing required argument";
+  EXPECT_EQ(client->command("run slow")[0].rfind("ERR denied ", 0), 0U)
+      << "missing required argument";
   EXPECT_EQ(client->command("run /bin/sh")[0].rfind("ERR denied ", 0), 0U);
 }
 
@@ -149,10 +159,13 @@ TEST_F(Commands, RunStreamsOutputBeforeTheChildExitsAndTimesOut) {
   const auto first = client->read_line();
   ASSERT_TRUE(first.has_value());
   EXPECT_EQ(*first, "| sleeping");
-  EXPECT_LT(std::chrono::steady_clock::now() - started, 900ms) << "output must stream, not wait for exit";
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 900ms)
+      << "output must stream, not wait for exit";
   const auto rest = client->read_reply(10s);
   ASSERT_EQ(rest.size(), 1U);
-  EXPECT_EQ(rest[0].rfind("ERR timeout command exceeded its time limit of 1s; killed signal=15", 0), 0U) << rest[0];
+  EXPECT_EQ(rest[0].rfind("ERR timeout command exceeded its time limit of 1s; killed signal=15", 0),
+            0U)
+      << rest[0];
   EXPECT_TRUE(wait_no_process_with_marker(marker, 2s));
   const auto rec = agent.wait_for_audit("command_end", "status", "timeout");
   EXPECT_EQ(rec["signal"], 15);
@@ -180,7 +193,8 @@ TEST_F(Commands, RunKillsTheWholeTreeWhenTheClientDisconnects) {
 TEST_F(Commands, RunKillsChildrenThatExceedTheOutputCap) {
   const auto r = client->command("run flood", 20s);
   ASSERT_FALSE(r.empty());
-  EXPECT_EQ(r.back().rfind("ERR limit command output exceeded 65536 bytes; killed", 0), 0U) << r.back();
+  EXPECT_EQ(r.back().rfind("ERR limit command output exceeded 65536 bytes; killed", 0), 0U)
+      << r.back();
   EXPECT_LT(r.size(), 2000U);
   EXPECT_EQ(client->command("ping"), std::vector<std::string>{"OK pong"});
 }
@@ -209,11 +223,14 @@ TEST_F(Commands, AuditsEveryDecisionAndResult) {
     EXPECT_GT(r["seq"].get<std::uint64_t>(), last_seq);
     last_seq = r["seq"].get<std::uint64_t>();
     EXPECT_TRUE(r.contains("ts"));
-    if (r.value("principal", "") == "alice") events.push_back(r["event"].get<std::string>() + ":" + r.value("decision", r.value("status", "")));
+    if (r.value("principal", "") == "alice")
+      events.push_back(r["event"].get<std::string>() + ":" +
+                       r.value("decision", r.value("status", "")));
   }
-  EXPECT_EQ(events, (std::vector<std::string>{"auth_ok:", "command:allow", "command_end:ok", "command:allow", "command_end:ok",
-                                              "command:deny", "command_end:denied", "command:allow", "command_end:ok",
-                                              "disconnect:"}));
+  EXPECT_EQ(events, (std::vector<std::string>{"auth_ok:", "command:allow", "command_end:ok",
+                                              "command:allow", "command_end:ok", "command:deny",
+                                              "command_end:denied", "command:allow",
+                                              "command_end:ok", "disconnect:"}));
 }
 
 }  // namespace

@@ -1,11 +1,11 @@
 // The agent's life: policy reload on SIGHUP, clean shutdown on SIGTERM with work in flight.
 
-#include <signal.h>
-
 #include <filesystem>
 #include <fstream>
-#include <gtest/gtest.h>
 #include <regex>
+#include <signal.h>
+
+#include <gtest/gtest.h>
 
 #include "tests/integration/test_policy.hpp"
 #include "tests/support/agent_process.hpp"
@@ -33,15 +33,18 @@ TEST(Lifecycle, ReloadsThePolicyOnSighupAndKeepsTheOldOneWhenTheNewIsInvalid) {
   ::kill(agent.pid(), SIGHUP);
   const auto failed = agent.wait_for_audit("policy_reload_failed");
   EXPECT_EQ(failed["policy_version"], old_version);
-  EXPECT_NE(failed["error"].get<std::string>().find("policy.yaml:"), std::string::npos) << failed.dump();
+  EXPECT_NE(failed["error"].get<std::string>().find("policy.yaml:"), std::string::npos)
+      << failed.dump();
   EXPECT_EQ(reader->command("tail app 1")[0], "| syslog line 15");
 
   // A valid policy without the reader's tail grant: new decisions follow it at once.
   std::string stricter = kTestPolicy;
   const std::string grant = "commands: [ping, whoami, tail]\n    deny: [run]\n    logs: [app]\n";
-  stricter.replace(stricter.find(grant), grant.size(), "commands: [ping, whoami]\n    deny: [run]\n");
+  stricter.replace(stricter.find(grant), grant.size(),
+                   "commands: [ping, whoami]\n    deny: [run]\n");
   stricter = std::regex_replace(stricter, std::regex("@DIR@"), agent.dir().string());
-  stricter = std::regex_replace(stricter, std::regex("@HELPERS@"), std::string(OPSAGENT_HELPER_DIR));
+  stricter =
+      std::regex_replace(stricter, std::regex("@HELPERS@"), std::string(OPSAGENT_HELPER_DIR));
   replace_policy(agent, stricter);
   ::kill(agent.pid(), SIGHUP);
   const auto reloaded = agent.wait_for_audit("policy_reload");

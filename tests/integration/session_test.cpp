@@ -27,7 +27,8 @@ TEST_F(Session, AnswersPingAndWhoami) {
   const auto who = c->command("whoami");
   ASSERT_FALSE(who.empty());
   EXPECT_EQ(who.back(), "OK ci-bot roles=reader");
-  EXPECT_NE(std::find(who.begin(), who.end(), "| san uri: spiffe://opsagent.local/ci-bot"), who.end());
+  EXPECT_NE(std::find(who.begin(), who.end(), "| san uri: spiffe://opsagent.local/ci-bot"),
+            who.end());
   EXPECT_NE(std::find(who.begin(), who.end(), "| principal: ci-bot"), who.end());
 }
 
@@ -53,7 +54,8 @@ TEST_F(Session, RefusesUnknownCommandsAndKeepsTheConnection) {
   const auto r = c->command("frobnicate now");
   ASSERT_EQ(r.size(), 1U);
   EXPECT_EQ(r[0].rfind("ERR unknown ", 0), 0U) << r[0];
-  EXPECT_EQ(c->command("PING")[0].rfind("ERR unknown ", 0), 0U) << "command names are case-sensitive";
+  EXPECT_EQ(c->command("PING")[0].rfind("ERR unknown ", 0), 0U)
+      << "command names are case-sensitive";
   EXPECT_EQ(c->command("ping"), std::vector<std::string>{"OK pong"});
 }
 
@@ -69,7 +71,8 @@ TEST_F(Session, RejectsControlCharactersAndUnterminatedQuotes) {
   ASSERT_TRUE(c->write(std::string("ping\0rm -rf /\n", 14)));
   EXPECT_EQ(c->read_reply()[0].rfind("ERR usage control character U+0000", 0), 0U);
   EXPECT_EQ(c->command("tail \"app")[0].rfind("ERR usage unterminated quote", 0), 0U);
-  EXPECT_EQ(c->command("ping\r"), std::vector<std::string>{"OK pong"}) << "one CR before LF is allowed";
+  EXPECT_EQ(c->command("ping\r"), std::vector<std::string>{"OK pong"})
+      << "one CR before LF is allowed";
 }
 
 TEST_F(Session, IgnoresBlankLinesAndAnswersPipelinedCommandsInOrder) {

@@ -1,18 +1,17 @@
 #include "tests/support/agent_process.hpp"
 
+#include <atomic>
 #include <fcntl.h>
+#include <fstream>
+#include <regex>
 #include <signal.h>
 #include <spawn.h>
+#include <sstream>
 #include <sys/wait.h>
+#include <thread>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
-
-#include <atomic>
-#include <fstream>
-#include <regex>
-#include <sstream>
-#include <thread>
 
 extern char** environ;
 
@@ -47,7 +46,8 @@ pid_t spawn_with_log(const std::vector<std::string>& args, const fs::path& log) 
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0644);
+  posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND,
+                                   0644);
   posix_spawn_file_actions_adddup2(&fa, 1, 2);
   pid_t pid = -1;
   const int rc = ::posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ);
@@ -68,7 +68,8 @@ bool process_alive(pid_t pid) {
   const std::string status = read_file("/proc/" + std::to_string(pid) + "/stat");
   if (status.empty()) return false;
   const auto close_paren = status.rfind(')');
-  return close_paren != std::string::npos && close_paren + 2 < status.size() && status[close_paren + 2] != 'Z';
+  return close_paren != std::string::npos && close_paren + 2 < status.size() &&
+         status[close_paren + 2] != 'Z';
 }
 
 bool wait_no_process_with_marker(const std::string& marker, std::chrono::milliseconds timeout) {
@@ -96,7 +97,8 @@ AgentProcess::AgentProcess(AgentSpec spec) {
   std::string policy = spec.policy_yaml;
   for (const auto& [from, to] : {std::pair<std::string, std::string>{"@DIR@", dir_.string()},
                                  {"@HELPERS@", std::string(OPSAGENT_HELPER_DIR)}}) {
-    for (auto pos = policy.find(from); pos != std::string::npos; pos = policy.find(from, pos + to.size())) {
+    for (auto pos = policy.find(from); pos != std::string::npos;
+         pos = policy.find(from, pos + to.size())) {
       policy.replace(pos, from.size(), to);
     }
   }
@@ -107,8 +109,8 @@ AgentProcess::AgentProcess(AgentSpec spec) {
 
   std::map<std::string, std::string> sections = {
       {"listen", "[\"" + spec.listen_host + ":0\"]"},
-      {"tls", "{certificate: " + pki.cert("server").string() + ", private_key: " + pki.key("server").string() +
-                  ", client_ca: " + pki.ca().string() + "}"},
+      {"tls", "{certificate: " + pki.cert("server").string() + ", private_key: " +
+                  pki.key("server").string() + ", client_ca: " + pki.ca().string() + "}"},
       {"audit", "{path: " + (dir_ / "audit.jsonl").string() + "}"},
       {"policy", (dir_ / "policy.yaml").string()},
       {"lastlog", "{path: " + (dir_ / "syslog").string() + ", lines: 10, journal_fallback: false}"},
@@ -119,7 +121,8 @@ AgentProcess::AgentProcess(AgentSpec spec) {
   for (const auto& [k, v] : sections) config += k + ": " + v + "\n";
   write_file(dir_ / "agent.yaml", config);
 
-  pid_ = spawn_with_log({OPSAGENT_BINARY, "--config", (dir_ / "agent.yaml").string()}, dir_ / "agent.log");
+  pid_ = spawn_with_log({OPSAGENT_BINARY, "--config", (dir_ / "agent.yaml").string()},
+                        dir_ / "agent.log");
   if (pid_ < 0) {
     ADD_FAILURE() << "cannot start " << OPSAGENT_BINARY;
     return;
@@ -197,7 +200,8 @@ ClientOptions AgentProcess::client_options(const std::string& identity) const {
   return o;
 }
 
-std::unique_ptr<TlsClient> AgentProcess::connect(const std::string& identity, std::string* greeting) {
+std::unique_ptr<TlsClient> AgentProcess::connect(const std::string& identity,
+                                                 std::string* greeting) {
   auto client = std::make_unique<TlsClient>(client_options(identity));
   const std::string err = client->connect("127.0.0.1", port_);
   EXPECT_EQ(err, "") << "connect as " << identity;
@@ -222,7 +226,8 @@ std::vector<nlohmann::json> AgentProcess::audit() const {
 }
 
 nlohmann::json AgentProcess::wait_for_audit(const std::string& event, const std::string& field,
-                                            const nlohmann::json& value, std::chrono::milliseconds timeout) const {
+                                            const nlohmann::json& value,
+                                            std::chrono::milliseconds timeout) const {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   do {
     for (const auto& rec : audit()) {
@@ -237,7 +242,8 @@ nlohmann::json AgentProcess::wait_for_audit(const std::string& event, const std:
   return nullptr;
 }
 
-RunResult run_agent_binary(const std::vector<std::string>& args, std::chrono::milliseconds timeout) {
+RunResult run_agent_binary(const std::vector<std::string>& args,
+                           std::chrono::milliseconds timeout) {
   const fs::path dir = make_temp_dir("opsagent-run");
   std::vector<std::string> full = {OPSAGENT_BINARY};
   full.insert(full.end(), args.begin(), args.end());

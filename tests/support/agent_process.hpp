@@ -2,16 +2,16 @@
 // The real opsagent binary, started for one test in its own temporary directory with a
 // generated config, on a loopback port chosen by the kernel. Stopped with SIGTERM at the end.
 
-#include <sys/types.h>
-
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <map>
 #include <memory>
-#include <nlohmann/json.hpp>
 #include <string>
+#include <sys/types.h>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "tests/support/test_pki.hpp"
 #include "tests/support/tls_client.hpp"
@@ -23,7 +23,7 @@ namespace opsagent::testing {
 struct AgentSpec {
   std::string policy_yaml;  ///< the whole policy file; @DIR@ and @HELPERS@ are replaced by the
                             ///< agent's directory and the directory of the helper programs
-  std::map<std::string, std::string> sections;   ///< agent.yaml top-level key -> YAML value
+  std::map<std::string, std::string> sections;  ///< agent.yaml top-level key -> YAML value
   std::string listen_host = "127.0.0.1";
 };
 
@@ -69,7 +69,8 @@ struct RunResult {
   int exit_code = -1;
   std::string output;  ///< stdout + stderr
 };
-RunResult run_agent_binary(const std::vector<std::string>& args, std::chrono::milliseconds timeout = std::chrono::seconds(10));
+RunResult run_agent_binary(const std::vector<std::string>& args,
+                           std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
 /// Path of a helper program built with the tests (argv-echo, sleeper, forker, flood).
 std::filesystem::path helper_path(const std::string& name);

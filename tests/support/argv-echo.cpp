@@ -1,14 +1,13 @@
 // argv-echo: describes the process it runs in as one JSON object on stdout, so integration
 // tests can check what the agent handed to a child (argv, environment, cwd, umask, open
 // descriptors, what stdin is). Plain C++20, no dependencies.
-#include <dirent.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <cstdio>
 #include <cstdlib>
+#include <dirent.h>
 #include <string>
 #include <string_view>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <vector>
 
 extern char** environ;
@@ -24,10 +23,20 @@ std::size_t utf8_sequence(std::string_view s) {
   unsigned min = 0;
   unsigned cp = 0;
   if (c < 0x80) return 1;
-  if (c >= 0xc2 && c <= 0xdf) { n = 2; min = 0x80; cp = c & 0x1fu; }
-  else if (c >= 0xe0 && c <= 0xef) { n = 3; min = 0x800; cp = c & 0x0fu; }
-  else if (c >= 0xf0 && c <= 0xf4) { n = 4; min = 0x10000; cp = c & 0x07u; }
-  else return 0;
+  if (c >= 0xc2 && c <= 0xdf) {
+    n = 2;
+    min = 0x80;
+    cp = c & 0x1fu;
+  } else if (c >= 0xe0 && c <= 0xef) {
+    n = 3;
+    min = 0x800;
+    cp = c & 0x0fu;
+  } else if (c >= 0xf0 && c <= 0xf4) {
+    n = 4;
+    min = 0x10000;
+    cp = c & 0x07u;
+  } else
+    return 0;
   if (s.size() < n) return 0;
   for (std::size_t i = 1; i < n; ++i) {
     if ((b(i) & 0xc0u) != 0x80u) return 0;

@@ -1,8 +1,6 @@
 // flood [bytes]: writes numbered ~100-byte lines to stdout as fast as it can until `bytes`
 // (default 100 MiB) are written, then exits 0. A closed reader ends it: by SIGPIPE (default
 // disposition) or, if SIGPIPE is ignored, on EPIPE with exit status 1.
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
@@ -10,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <unistd.h>
 
 namespace {
 bool write_all(const char* data, std::size_t size) {
@@ -46,12 +45,14 @@ int main(int argc, char** argv) {
     batch.clear();
     while (batch.size() < 64 * 1024) {
       char head[32];
-      std::snprintf(head, sizeof head, "line %08llu ", static_cast<unsigned long long>(number++ % 100000000ULL));
+      std::snprintf(head, sizeof head, "line %08llu ",
+                    static_cast<unsigned long long>(number++ % 100000000ULL));
       batch += head;
       batch += padding;
       batch += '\n';
     }
-    const std::size_t size = static_cast<std::size_t>(std::min<std::uint64_t>(batch.size(), total - written));
+    const std::size_t size =
+        static_cast<std::size_t>(std::min<std::uint64_t>(batch.size(), total - written));
     if (!write_all(batch.data(), size)) return 1;
     written += size;
   }

@@ -1,11 +1,10 @@
 // forker [marker]: forks a grandchild that stays in our process group and keeps our stdout
 // open, prints "child=<own pid> grandchild=<its pid>", then both sleep 1000 s. Tests use it to
 // check that the whole tree is killed, not just the direct child.
-#include <unistd.h>
-
 #include <cerrno>
 #include <cstdio>
 #include <ctime>
+#include <unistd.h>
 
 namespace {
 void sleep_long() {
@@ -26,7 +25,8 @@ int main() {
     sleep_long();
     ::_exit(0);
   }
-  std::printf("child=%d grandchild=%d\n", static_cast<int>(::getpid()), static_cast<int>(grandchild));
+  std::printf("child=%d grandchild=%d\n", static_cast<int>(::getpid()),
+              static_cast<int>(grandchild));
   std::fflush(stdout);
   sleep_long();
   return 0;

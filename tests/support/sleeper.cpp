@@ -1,9 +1,9 @@
 // sleeper [seconds] [marker]: prints "sleeping", then sleeps (default 1000 s) and exits 0.
 // The marker is unused; it only makes the process findable in /proc/PID/cmdline.
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
-#include <cerrno>
 
 int main(int argc, char** argv) {
   long seconds = 1000;

@@ -1,14 +1,13 @@
 #include "tests/support/test_pki.hpp"
 
-#include <fcntl.h>
-#include <sys/file.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <array>
 #include <cstdio>
 #include <cstdlib>
+#include <fcntl.h>
 #include <stdexcept>
+#include <sys/file.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 namespace opsagent::testing {
 
@@ -34,11 +33,13 @@ const TestPki& TestPki::get() {
     p.dir = base / "trusted";
     p.rogue_dir = base / "rogue";
     const int lock = ::open((base / ".lock").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0600);
-    if (lock < 0 || ::flock(lock, LOCK_EX) != 0) throw std::runtime_error("cannot lock " + base.string());
+    if (lock < 0 || ::flock(lock, LOCK_EX) != 0)
+      throw std::runtime_error("cannot lock " + base.string());
     const std::string script = std::string(OPSAGENT_SOURCE_DIR) + "/scripts/gen-dev-certs.sh";
     std::string out;
     if (run_shell(script + " " + p.dir.string() + " 2>&1", &out) != 0 ||
-        run_shell(script + " --ca-name 'opsagent rogue CA' " + p.rogue_dir.string() + " 2>&1", &out) != 0) {
+        run_shell(script + " --ca-name 'opsagent rogue CA' " + p.rogue_dir.string() + " 2>&1",
+                  &out) != 0) {
       std::fprintf(stderr, "certificate generation failed:\n%s\n", out.c_str());
       std::abort();
     }

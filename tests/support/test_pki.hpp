@@ -12,10 +12,18 @@ struct TestPki {
   std::filesystem::path rogue_dir;  ///< another CA with leaves of the same names
 
   [[nodiscard]] std::filesystem::path ca() const { return dir / "ca.crt"; }
-  [[nodiscard]] std::filesystem::path cert(const std::string& name) const { return dir / (name + ".crt"); }
-  [[nodiscard]] std::filesystem::path key(const std::string& name) const { return dir / (name + ".key"); }
-  [[nodiscard]] std::filesystem::path rogue_cert(const std::string& name) const { return rogue_dir / (name + ".crt"); }
-  [[nodiscard]] std::filesystem::path rogue_key(const std::string& name) const { return rogue_dir / (name + ".key"); }
+  [[nodiscard]] std::filesystem::path cert(const std::string& name) const {
+    return dir / (name + ".crt");
+  }
+  [[nodiscard]] std::filesystem::path key(const std::string& name) const {
+    return dir / (name + ".key");
+  }
+  [[nodiscard]] std::filesystem::path rogue_cert(const std::string& name) const {
+    return rogue_dir / (name + ".crt");
+  }
+  [[nodiscard]] std::filesystem::path rogue_key(const std::string& name) const {
+    return rogue_dir / (name + ".key");
+  }
 
   /// The process-wide instance; generated on first use (aborts the test run if that fails).
   static const TestPki& get();

@@ -1,11 +1,10 @@
 #include "tests/support/tls_client.hpp"
 
-#include <openssl/ssl.h>
-
 #include <boost/asio/connect.hpp>
 #include <boost/asio/read_until.hpp>
 #include <boost/asio/write.hpp>
 #include <nlohmann/json.hpp>
+#include <openssl/ssl.h>
 
 namespace opsagent::testing {
 namespace asio = boost::asio;
@@ -15,7 +14,8 @@ bool is_final_line(const std::string& line) {
   return line == "OK" || line.rfind("OK ", 0) == 0 || line.rfind("ERR ", 0) == 0;
 }
 
-TlsClient::TlsClient(ClientOptions options) : options_(std::move(options)), ctx_(asio::ssl::context::tls_client) {
+TlsClient::TlsClient(ClientOptions options)
+    : options_(std::move(options)), ctx_(asio::ssl::context::tls_client) {
   SSL_CTX* raw = ctx_.native_handle();
   if (options_.min_version != 0) SSL_CTX_set_min_proto_version(raw, options_.min_version);
   if (options_.max_version != 0) SSL_CTX_set_max_proto_version(raw, options_.max_version);
@@ -49,23 +49,31 @@ error_code TlsClient::run(Start start, std::chrono::milliseconds timeout) {
   return result;
 }
 
-std::string TlsClient::connect(const std::string& host, std::uint16_t port, std::chrono::milliseconds timeout) {
+std::string TlsClient::connect(const std::string& host, std::uint16_t port,
+                               std::chrono::milliseconds timeout) {
   const asio::ip::tcp::endpoint ep(asio::ip::make_address(host), port);
-  error_code ec = run([&](error_code& r) { stream_->next_layer().async_connect(ep, [&](error_code e) { r = e; }); }, timeout);
+  error_code ec = run(
+      [&](error_code& r) { stream_->next_layer().async_connect(ep, [&](error_code e) { r = e; }); },
+      timeout);
   if (ec) return last_error_ = "connect: " + ec.message();
   // SSL_set_tlsext_host_name is a macro with a C cast; call what it expands to.
   SSL_ctrl(stream_->native_handle(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
            const_cast<char*>(options_.host_name.c_str()));
   stream_->set_verify_callback(asio::ssl::host_name_verification(options_.host_name));
-  ec = run([&](error_code& r) { stream_->async_handshake(asio::ssl::stream_base::client, [&](error_code e) { r = e; }); },
-           timeout);
+  ec = run(
+      [&](error_code& r) {
+        stream_->async_handshake(asio::ssl::stream_base::client, [&](error_code e) { r = e; });
+      },
+      timeout);
   if (ec) return last_error_ = "handshake: " + ec.message();
   return {};
 }
 
 bool TlsClient::write(const std::string& bytes, std::chrono::milliseconds timeout) {
   const error_code ec = run(
-      [&](error_code& r) { asio::async_write(*stream_, asio::buffer(bytes), [&](error_code e, std::size_t) { r = e; }); },
+      [&](error_code& r) {
+        asio::async_write(*stream_, asio::buffer(bytes), [&](error_code e, std::size_t) { r = e; });
+      },
       timeout);
   if (ec) last_error_ = "write: " + ec.message();
   return !ec;
@@ -74,7 +82,8 @@ bool TlsClient::write(const std::string& bytes, std::chrono::milliseconds timeou
 std::optional<std::string> TlsClient::read_line(std::chrono::milliseconds timeout) {
   const error_code ec = run(
       [&](error_code& r) {
-        asio::async_read_until(*stream_, asio::dynamic_buffer(buffer_), '\n', [&](error_code e, std::size_t) { r = e; });
+        asio::async_read_until(*stream_, asio::dynamic_buffer(buffer_), '\n',
+                               [&](error_code e, std::size_t) { r = e; });
       },
       timeout);
   const auto lf = buffer_.find('\n');
@@ -92,20 +101,23 @@ std::vector<std::string> TlsClient::read_reply(std::chrono::milliseconds timeout
   std::vector<std::string> lines;
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (true) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
     auto line = read_line(std::max(left, std::chrono::milliseconds(1)));
     if (!line) return lines;
     lines.push_back(*line);
     if (!line->empty() && line->front() == '{') {
       const auto j = nlohmann::json::parse(*line, nullptr, false);
-      if (!j.is_discarded() && (j.value("type", "") == "ok" || j.value("type", "") == "error")) return lines;
+      if (!j.is_discarded() && (j.value("type", "") == "ok" || j.value("type", "") == "error"))
+        return lines;
     } else if (is_final_line(*line)) {
       return lines;
     }
   }
 }
 
-std::vector<std::string> TlsClient::command(const std::string& line, std::chrono::milliseconds timeout) {
+std::vector<std::string> TlsClient::command(const std::string& line,
+                                            std::chrono::milliseconds timeout) {
   if (!write(line + "\n", timeout)) return {};
   return read_reply(timeout);
 }
@@ -113,7 +125,8 @@ std::vector<std::string> TlsClient::command(const std::string& line, std::chrono
 bool TlsClient::wait_closed(std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
     if (!read_line(left)) return !timed_out_;
   }
   return false;

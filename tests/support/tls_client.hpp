@@ -1,26 +1,27 @@
 #pragma once
 // A blocking TLS client for tests, built on Boost.Asio with a timeout on every step.
 
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ssl.hpp>
 #include <chrono>
 #include <filesystem>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+
 namespace opsagent::testing {
 
 using namespace std::chrono_literals;
 
 struct ClientOptions {
-  std::filesystem::path ca;            ///< trusted CA for the agent's certificate
-  std::filesystem::path cert;          ///< client certificate (empty: present none)
+  std::filesystem::path ca;    ///< trusted CA for the agent's certificate
+  std::filesystem::path cert;  ///< client certificate (empty: present none)
   std::filesystem::path key;
-  int min_version = 0;                 ///< e.g. TLS1_2_VERSION; 0 = library default
+  int min_version = 0;  ///< e.g. TLS1_2_VERSION; 0 = library default
   int max_version = 0;
-  std::string host_name = "localhost"; ///< expected in the agent's certificate
+  std::string host_name = "localhost";  ///< expected in the agent's certificate
 };
 
 /// One connection. Not thread-safe.
@@ -30,7 +31,8 @@ class TlsClient {
   ~TlsClient();
 
   /// TCP connect and TLS handshake. Returns an error message, or "" on success.
-  std::string connect(const std::string& host, std::uint16_t port, std::chrono::milliseconds timeout = 10s);
+  std::string connect(const std::string& host, std::uint16_t port,
+                      std::chrono::milliseconds timeout = 10s);
   /// Writes all bytes. False on error.
   bool write(const std::string& bytes, std::chrono::milliseconds timeout = 10s);
   /// The next line without LF; nullopt on EOF, error or timeout (see last_error()).
@@ -39,7 +41,8 @@ class TlsClient {
   /// type ok/error (JSON mode). Empty on EOF before any line.
   std::vector<std::string> read_reply(std::chrono::milliseconds timeout = 10s);
   /// Sends `line` + LF and returns read_reply().
-  std::vector<std::string> command(const std::string& line, std::chrono::milliseconds timeout = 10s);
+  std::vector<std::string> command(const std::string& line,
+                                   std::chrono::milliseconds timeout = 10s);
   /// True when the agent closes the connection within `timeout` (EOF or reset).
   bool wait_closed(std::chrono::milliseconds timeout = 10s);
   /// Sends close_notify and closes.

@@ -1,25 +1,25 @@
-// AuditLog: one strict, ASCII-only JSON object per line, safe file creation (SECURITY-MATRIX F1, F5).
+// AuditLog: one strict, ASCII-only JSON object per line, safe file creation (SECURITY-MATRIX F1,
+// F5).
 
 #include "agent/audit/audit_log.hpp"
-
-#include <gtest/gtest.h>
-#include <sys/resource.h>
-#include <sys/stat.h>
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
+#include <fcntl.h>
 #include <filesystem>
 #include <fstream>
 #include <future>
 #include <regex>
 #include <string>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <thread>
+#include <unistd.h>
 #include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 namespace opsagent::audit {
 namespace {
@@ -61,7 +61,8 @@ class AuditLogTest : public ::testing::Test {
     if (content.empty()) return lines;
     EXPECT_EQ(content.back(), '\n');
     std::size_t start = 0;
-    for (std::size_t lf = content.find('\n'); lf != std::string::npos; lf = content.find('\n', start)) {
+    for (std::size_t lf = content.find('\n'); lf != std::string::npos;
+         lf = content.find('\n', start)) {
       lines.push_back(content.substr(start, lf - start));
       start = lf + 1;
     }
@@ -140,7 +141,8 @@ TEST_F(AuditLogTest, KeepsTheStandardFieldsWhenACallerPassesTheSameKeys) {
   const auto path = dir_ / "audit.log";
   auto log = open_log(path);
   ASSERT_NE(log, nullptr);
-  EXPECT_TRUE(log->record("deny", {{"event", "allow"}, {"seq", 999}, {"pid", 1}, {"ts", "forged"}}));
+  EXPECT_TRUE(
+      log->record("deny", {{"event", "allow"}, {"seq", 999}, {"pid", 1}, {"ts", "forged"}}));
   const auto lines = read_lines(path);
   ASSERT_EQ(lines.size(), 1U);
   const auto j = json::parse(lines[0]);
@@ -201,9 +203,21 @@ std::vector<InjectionCase> injection_table() {
       {"CRLF", "a\r\nb", "a\r\nb"},
       {"double quote", R"(a", "event": "allow)", R"(a", "event": "allow)"},
       {"backslash", R"(a\", \\)", R"(a\", \\)"},
-      {"U+2028 LINE SEPARATOR", "a\xE2\x80\xA8" "b", "a\xE2\x80\xA8" "b"},
-      {"U+2029 PARAGRAPH SEPARATOR", "a\xE2\x80\xA9" "b", "a\xE2\x80\xA9" "b"},
-      {"NEL U+0085", "a\xC2\x85" "b", "a\xC2\x85" "b"},
+      {"U+2028 LINE SEPARATOR",
+       "a\xE2\x80\xA8"
+       "b",
+       "a\xE2\x80\xA8"
+       "b"},
+      {"U+2029 PARAGRAPH SEPARATOR",
+       "a\xE2\x80\xA9"
+       "b",
+       "a\xE2\x80\xA9"
+       "b"},
+      {"NEL U+0085",
+       "a\xC2\x85"
+       "b",
+       "a\xC2\x85"
+       "b"},
       {"non-ASCII text", "caf\xC3\xA9 \xF0\x9F\x8E\x89", "caf\xC3\xA9 \xF0\x9F\x8E\x89"},
       {"NUL", "a\0b"s, "a\0b"s},
       {"ANSI escape", "\x1B[2J\x1B]0;title\x07", "\x1B[2J\x1B]0;title\x07"},
@@ -211,7 +225,10 @@ std::vector<InjectionCase> injection_table() {
       {"braces", "{}", "{}"},
       {"fmt width bomb", "{:>99999999}", "{:>99999999}"},
       {"printf conversions", "%s%n%x%p", "%s%n%x%p"},
-      {"invalid byte FF", "a\xFF" "b", "a" + fffd + "b"},
+      {"invalid byte FF",
+       "a\xFF"
+       "b",
+       "a" + fffd + "b"},
       {"lone continuation byte", "\x80", fffd},
       {"overlong C0 AF", "\xC0\xAF", fffd + fffd},
       {"lone surrogate", "\xED\xA0\x80", fffd + fffd + fffd},
@@ -360,7 +377,7 @@ TEST_F(AuditLogTest, ReportsUnhealthyAfterAFailedWriteAndRecoversAfterASuccessfu
   ASSERT_TRUE(log->record("start", {}));
   const auto size_before = fs::file_size(path);
 
-  rlimit saved {};
+  rlimit saved{};
   ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &saved), 0);
   if (saved.rlim_max != RLIM_INFINITY && saved.rlim_max < size_before) {
     GTEST_SKIP() << "RLIMIT_FSIZE hard limit too low";
@@ -394,7 +411,7 @@ TEST_F(AuditLogTest, RemovesATornRecordAfterAShortWrite) {
   ASSERT_TRUE(log->record("start", {}));
   const auto size_before = fs::file_size(path);
 
-  rlimit saved {};
+  rlimit saved{};
   ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &saved), 0);
   if (saved.rlim_max != RLIM_INFINITY && saved.rlim_max < size_before + 10) {
     GTEST_SKIP() << "RLIMIT_FSIZE hard limit too low";

@@ -1,14 +1,13 @@
 #include "agent/policy/authorizer.hpp"
 
-#include <sys/stat.h>
-
-#include <gtest/gtest.h>
-
 #include <filesystem>
 #include <fstream>
 #include <random>
 #include <string>
+#include <sys/stat.h>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 namespace opsagent::policy {
 namespace {
@@ -180,9 +179,15 @@ TEST_F(Authorizer, AllowsSimpleVerbsNamingTheRole) {
 
 TEST_F(Authorizer, DeniesWrongArityAsMalformed) {
   const std::vector<std::pair<std::string, Args>> cases = {
-      {"ping", {"x"}},          {"whoami", {"x"}},        {"lastlog", {"20"}},
-      {"tail", {}},             {"tail", {"app", "1", "2"}}, {"hash", {"sha256"}},
-      {"hash", {"sha256", "/etc/passwd", "x"}}, {"comphash", {}}, {"comphash", {"/a", "/b"}},
+      {"ping", {"x"}},
+      {"whoami", {"x"}},
+      {"lastlog", {"20"}},
+      {"tail", {}},
+      {"tail", {"app", "1", "2"}},
+      {"hash", {"sha256"}},
+      {"hash", {"sha256", "/etc/passwd", "x"}},
+      {"comphash", {}},
+      {"comphash", {"/a", "/b"}},
       {"run", {}},
   };
   for (const auto& [verb, args] : cases) {
@@ -210,8 +215,8 @@ TEST_F(Authorizer, AllowsTailWithACountUpToTheMaximum) {
 
 // SECURITY-MATRIX C4.
 TEST_F(Authorizer, DeniesEveryAbusiveTailCount) {
-  for (const char* n : {"0", "1001", "-1", "-n", "1e9", "0x10", " 10", "10 ", "10;", "10;rm",
-                        "+10", "010", "99999999999", "4294967306", "", "1.0", "１０", "10\n"}) {
+  for (const char* n : {"0", "1001", "-1", "-n", "1e9", "0x10", " 10", "10 ", "10;", "10;rm", "+10",
+                        "010", "99999999999", "4294967306", "", "1.0", "１０", "10\n"}) {
     const Decision d = as_alice("tail", {"app", n});
     EXPECT_FALSE(d.allowed) << '"' << n << '"';
     EXPECT_EQ(d.rule, "tail.max_lines") << n;
@@ -276,11 +281,27 @@ TEST_F(Authorizer, RequiresAlgorithmAndPathFromTheSameRole) {
 
 // SECURITY-MATRIX C6.
 TEST_F(Authorizer, DeniesPathTraversalAndLookalikes) {
-  for (const std::string& path : std::vector<std::string>{"/etc/../root/.ssh/id_rsa", "/var/log/../../etc/shadow", "/var/log/./x.log", "//etc/passwd",
-        "/etc//passwd", "/etc/passwd/", "/etc", "/etc/", "/", "etc/passwd", "", "/var/log2/a.log",
-        "/var/log/sub/a.log", "/var/log/a.log.1", "/var/logs/a.log", "/var/log/%2e%2e/%2e%2e/etc/shadow.log",
-        "/srv/motd2", "/srv/other", "/ETC/passwd", std::string("/etc/pass\0wd", 12),
-        "/etc/" + std::string(4096, 'a')}) {
+  for (const std::string& path : std::vector<std::string>{"/etc/../root/.ssh/id_rsa",
+                                                          "/var/log/../../etc/shadow",
+                                                          "/var/log/./x.log",
+                                                          "//etc/passwd",
+                                                          "/etc//passwd",
+                                                          "/etc/passwd/",
+                                                          "/etc",
+                                                          "/etc/",
+                                                          "/",
+                                                          "etc/passwd",
+                                                          "",
+                                                          "/var/log2/a.log",
+                                                          "/var/log/sub/a.log",
+                                                          "/var/log/a.log.1",
+                                                          "/var/logs/a.log",
+                                                          "/var/log/%2e%2e/%2e%2e/etc/shadow.log",
+                                                          "/srv/motd2",
+                                                          "/srv/other",
+                                                          "/ETC/passwd",
+                                                          std::string("/etc/pass\0wd", 12),
+                                                          "/etc/" + std::string(4096, 'a')}) {
     const Decision d = as_alice("hash", {"sha256", path});
     EXPECT_FALSE(d.allowed) << '"' << path << '"';
     EXPECT_FALSE(d.path.has_value());
@@ -378,8 +399,8 @@ TEST_F(Authorizer, MapsACommonNameExactly) {
   EXPECT_EQ(p->name, "alice");
   EXPECT_EQ(p->roles, (std::vector<std::string>{"operator"}));
   EXPECT_EQ(p->rule, "identities[0]");
-  for (const char* cn : {"Alice", "ALICE", "alice ", " alice", "alic", "alice2", "alice\n",
-                         "adm", "admi", "administrator", ""}) {
+  for (const char* cn : {"Alice", "ALICE", "alice ", " alice", "alic", "alice2", "alice\n", "adm",
+                         "admi", "administrator", ""}) {
     EXPECT_FALSE(map_identity(*policy_, with_cn(cn)).has_value()) << cn;
   }
   EXPECT_EQ(map_identity(*policy_, with_cn("admin"))->name, "admin");
@@ -411,13 +432,16 @@ TEST_F(Authorizer, DoesNotConfuseSanAndCommonName) {
 TEST_F(Authorizer, ComparesFingerprintsIgnoringHexCase) {
   PeerIdentity id;
   id.fingerprint_sha256 =
-      "AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89";
+      "AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:"
+      "67:89";
   EXPECT_EQ(map_identity(*policy_, id)->name, "carol");
   id.fingerprint_sha256 =
-      "ab:cd:ef:01:23:45:67:89:ab:cd:ef:01:23:45:67:89:ab:cd:ef:01:23:45:67:89:ab:cd:ef:01:23:45:67:89";
+      "ab:cd:ef:01:23:45:67:89:ab:cd:ef:01:23:45:67:89:ab:cd:ef:01:23:45:67:89:ab:cd:ef:01:23:45:"
+      "67:89";
   EXPECT_EQ(map_identity(*policy_, id)->name, "carol");
   id.fingerprint_sha256 =
-      "AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67";
+      "AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:"
+      "67";
   EXPECT_FALSE(map_identity(*policy_, id).has_value());
 }
 
@@ -449,7 +473,8 @@ TEST_F(Authorizer, ListsAllowedVerbsSortedWithoutDeniedOnes) {
 
 TEST_F(Authorizer, NeverThrowsAndIsDeterministicOnRandomInput) {
   std::mt19937 rng(12345);
-  const std::vector<std::string> verbs = {"ping", "tail", "hash", "comphash", "run", "help", "x", ""};
+  const std::vector<std::string> verbs = {"ping", "tail", "hash", "comphash",
+                                          "run",  "help", "x",    ""};
   const auto random_string = [&rng]() {
     std::string s(rng() % 40, '\0');
     for (auto& c : s) c = static_cast<char>(rng() % 256);
@@ -463,10 +488,18 @@ TEST_F(Authorizer, NeverThrowsAndIsDeterministicOnRandomInput) {
     const auto n = rng() % 4;
     for (unsigned k = 0; k < n; ++k) {
       switch (rng() % 4) {
-        case 0: args.push_back(random_string()); break;
-        case 1: args.emplace_back("sha256"); break;
-        case 2: args.emplace_back("count"); break;
-        default: args.emplace_back("app"); break;
+        case 0:
+          args.push_back(random_string());
+          break;
+        case 1:
+          args.emplace_back("sha256");
+          break;
+        case 2:
+          args.emplace_back("count");
+          break;
+        default:
+          args.emplace_back("app");
+          break;
       }
     }
     Decision first;

@@ -1,19 +1,19 @@
 #include "agent/exec/child_process.hpp"
 
-#include <fcntl.h>
-#include <gtest/gtest.h>
-#include <poll.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <cerrno>
 #include <csignal>
 #include <cstdint>
+#include <fcntl.h>
+#include <poll.h>
 #include <set>
 #include <sstream>
 #include <string>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 namespace opsagent::exec {
 namespace {
@@ -99,7 +99,8 @@ TEST(ChildProcess, PassesExactlyTheGivenEnvironment) {
 }
 
 TEST(ChildProcess, PassesArgumentsVerbatimWithoutAShell) {
-  EXPECT_EQ(run_for_output(spec_for({"/usr/bin/printf", "%s|", "a b", "$HOME", "*", "'"})), "a b|$HOME|*|'|");
+  EXPECT_EQ(run_for_output(spec_for({"/usr/bin/printf", "%s|", "a b", "$HOME", "*", "'"})),
+            "a b|$HOME|*|'|");
 }
 
 TEST(ChildProcess, ReadsStdinFromDevNull) {
@@ -176,7 +177,7 @@ TEST(ChildProcess, ReportsTheSignalAfterSignalGroup) {
   const ExitStatus status = wait_for_exit(child.value());
   EXPECT_EQ(status.code, -1);
   EXPECT_EQ(status.signal, SIGTERM);
-  child->signal_group(SIGKILL);  // group gone: ESRCH is ignored
+  child->signal_group(SIGKILL);          // group gone: ESRCH is ignored
   EXPECT_FALSE(child->try_reap().ok());  // exactly once
 }
 
@@ -237,7 +238,8 @@ TEST(ChildProcess, ResetsIgnoredAndBlockedSignals) {
   sigaddset(&block, SIGTERM);
   ASSERT_EQ(::pthread_sigmask(SIG_BLOCK, &block, &old_mask), 0);
 
-  const std::string status = run_for_output(spec_for({"/usr/bin/grep", "-E", "^Sig(Blk|Ign)", "/proc/self/status"}));
+  const std::string status =
+      run_for_output(spec_for({"/usr/bin/grep", "-E", "^Sig(Blk|Ign)", "/proc/self/status"}));
 
   ::pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
   ::sigaction(SIGPIPE, &old_pipe, nullptr);

@@ -2,11 +2,11 @@
 
 #include "agent/protocol/command_parser.hpp"
 
-#include <gtest/gtest.h>
-
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 namespace opsagent::protocol {
 namespace {
@@ -59,7 +59,10 @@ TEST(CommandParser, RejectsInvalidUtf8AndControlCharactersNamingTheByte) {
       {"0xFF is never UTF-8", "echo a\xFF", "invalid UTF-8 at byte 7"},
       {"0xFE is never UTF-8", "\xFE", "invalid UTF-8 at byte 1"},
       {"lead byte F8 (5-byte form)", "echo \xF8\x88\x80\x80\x80", "invalid UTF-8 at byte 6"},
-      {"overlong '/' C0 AF", "cat ..\xC0\xAF" "etc", "invalid UTF-8 at byte 7"},
+      {"overlong '/' C0 AF",
+       "cat ..\xC0\xAF"
+       "etc",
+       "invalid UTF-8 at byte 7"},
       {"overlong NUL C0 80", "echo \xC0\x80", "invalid UTF-8 at byte 6"},
       {"overlong C1 BF", "echo \xC1\xBF", "invalid UTF-8 at byte 6"},
       {"overlong 3-byte '/' E0 80 AF", "echo \xE0\x80\xAF", "invalid UTF-8 at byte 6"},
@@ -78,7 +81,10 @@ TEST(CommandParser, RejectsInvalidUtf8AndControlCharactersNamingTheByte) {
       {"unit separator", "echo \x1F", "U+001F at byte 6"},
       {"DEL", "echo \x7F", "U+007F at byte 6"},
       {"C1 control NEL U+0085", "echo \xC2\x85", "U+0085 at byte 6"},
-      {"C1 control CSI U+009B", "echo \xC2\x9B" "31m", "U+009B at byte 6"},
+      {"C1 control CSI U+009B",
+       "echo \xC2\x9B"
+       "31m",
+       "U+009B at byte 6"},
       {"C1 control U+0080", "\xC2\x80", "U+0080 at byte 1"},
       {"C1 control U+009F", "echo \xC2\x9F", "U+009F at byte 6"},
   };
@@ -92,7 +98,8 @@ TEST(CommandParser, RejectsInvalidUtf8AndControlCharactersNamingTheByte) {
 TEST(CommandParser, AcceptsValidMultibyteUtf8) {
   const auto cmd = parse_ok("echo caf\xC3\xA9 \xE6\x97\xA5\xE6\x9C\xAC \xF0\x9F\x8E\x89 \xC2\xA0x");
   EXPECT_EQ(cmd.verb, "echo");
-  EXPECT_EQ(cmd.args, (Args{"caf\xC3\xA9", "\xE6\x97\xA5\xE6\x9C\xAC", "\xF0\x9F\x8E\x89", "\xC2\xA0x"}));
+  EXPECT_EQ(cmd.args,
+            (Args{"caf\xC3\xA9", "\xE6\x97\xA5\xE6\x9C\xAC", "\xF0\x9F\x8E\x89", "\xC2\xA0x"}));
 }
 
 TEST(CommandParser, AcceptsTheEdgesOfTheValidUtf8Ranges) {
@@ -162,9 +169,15 @@ TEST(CommandParser, DoesNotTreatUnicodeSpacesAsSeparators) {
   // NBSP (U+00A0) and IDEOGRAPHIC SPACE (U+3000) belong to the token they are in.
   EXPECT_EQ(parse_ok("PING\xC2\xA0x").verb, "PING\xC2\xA0x");
   EXPECT_EQ(parse_ok("PING\xE3\x80\x80x").verb, "PING\xE3\x80\x80x");
-  const auto cmd = parse_ok("echo a\xC2\xA0" "b c\xE3\x80\x80" "d");
+  const auto cmd = parse_ok(
+      "echo a\xC2\xA0"
+      "b c\xE3\x80\x80"
+      "d");
   EXPECT_EQ(cmd.verb, "echo");
-  EXPECT_EQ(cmd.args, (Args{"a\xC2\xA0" "b", "c\xE3\x80\x80" "d"}));
+  EXPECT_EQ(cmd.args, (Args{"a\xC2\xA0"
+                            "b",
+                            "c\xE3\x80\x80"
+                            "d"}));
   EXPECT_EQ(parse_ok("\xC2\xA0").verb, "\xC2\xA0");  // not a blank line
 }
 
@@ -189,16 +202,16 @@ TEST(CommandParser, UnquotesArgumentsAsTheProtocolDefines) {
       {R"(echo "a\"b")", {R"(a"b)"}},
       {R"(echo "a\\b")", {R"(a\b)"}},
       {R"(echo "\\\"")", {R"(\")"}},
-      {R"(echo "a\nb")", {R"(a\nb)"}},       // \n is not an escape: both bytes kept
-      {R"(echo "a\'b")", {R"(a\'b)"}},       // nor is \'
-      {R"(echo 'a\"b')", {R"(a\"b)"}},       // no escapes inside single quotes
+      {R"(echo "a\nb")", {R"(a\nb)"}},  // \n is not an escape: both bytes kept
+      {R"(echo "a\'b")", {R"(a\'b)"}},  // nor is \'
+      {R"(echo 'a\"b')", {R"(a\"b)"}},  // no escapes inside single quotes
       {R"(echo 'a\\b')", {R"(a\\b)"}},
       {R"(echo 'say "hi"')", {R"(say "hi")"}},
       {R"(echo "it's")", {"it's"}},
       {R"(echo "" '')", {"", ""}},
-      {R"(echo a"b"c)", {R"(a"b"c)"}},       // quotes inside a bare token are literal
+      {R"(echo a"b"c)", {R"(a"b"c)"}},  // quotes inside a bare token are literal
       {R"(echo a'b)", {"a'b"}},
-      {R"(echo a\ b)", {R"(a\)", "b"}},      // no backslash escapes outside double quotes
+      {R"(echo a\ b)", {R"(a\)", "b"}},  // no backslash escapes outside double quotes
       {R"(echo "  lead and trail  ")", {"  lead and trail  "}},
       {R"("PING" x)", {"x"}},
   };
@@ -219,13 +232,9 @@ TEST(CommandParser, KeepsShellMetacharactersLiteral) {
 
 TEST(CommandParser, RejectsAnUnterminatedQuote) {
   const std::vector<std::pair<std::string, std::string>> table = {
-      {R"(echo "abc)", "byte 6"},
-      {R"(echo 'abc)", "byte 6"},
-      {R"(echo ")", "byte 6"},
-      {R"(echo "abc\")", "byte 6"},   // the closing quote is escaped
-      {R"(echo "a\")", "byte 6"},
-      {R"(echo ok "x 'y)", "byte 9"},
-      {R"(")", "byte 1"},
+      {R"(echo "abc)", "byte 6"},   {R"(echo 'abc)", "byte 6"},     {R"(echo ")", "byte 6"},
+      {R"(echo "abc\")", "byte 6"},  // the closing quote is escaped
+      {R"(echo "a\")", "byte 6"},   {R"(echo ok "x 'y)", "byte 9"}, {R"(")", "byte 1"},
   };
   for (const auto& [line, where] : table) {
     SCOPED_TRACE(line);

@@ -1,12 +1,11 @@
-#include <sys/stat.h>
-
-#include <gtest/gtest.h>
-
-#include <filesystem>
 #include <cstdint>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <string>
+#include <sys/stat.h>
+
+#include <gtest/gtest.h>
 
 #include "agent/config/agent_config.hpp"
 #include "agent/config/config_error.hpp"
@@ -111,15 +110,16 @@ TEST(ConfigReader, ReadsPlainDecimalIntegers) {
 TEST(ConfigReader, ExplainsAnIntegerErrorWithFileLineKeyAndValue) {
   const YamlNode root = yaml("x: 1\na: abc\n");
   const std::string err = reader_error([&] { as_int(root.entries[1].second, kCtx, 1, 100000); });
-  EXPECT_EQ(err, "agent.yaml:2:4: limits.max_clients: expected an integer between 1 and 100000, "
-                 "got \"abc\"");
+  EXPECT_EQ(err,
+            "agent.yaml:2:4: limits.max_clients: expected an integer between 1 and 100000, "
+            "got \"abc\"");
 }
 
 TEST(ConfigReader, RejectsEverythingButPlainDecimalIntegers) {
-  for (const char* text : {"a: \"10\"", "a: '10'", "a: 0x10", "a: +5", "a: 1e3", "a: 10.0",
-                           "a: 010", "a: ' 10'", "a: 10;", "a: -0", "a: 1_000", "a: [1]",
-                           "a:", "a: 99999999999999999999", "a: 9223372036854775808",
-                           "a: -9223372036854775809", "a: true", "a: .inf"}) {
+  for (const char* text :
+       {"a: \"10\"", "a: '10'", "a: 0x10", "a: +5", "a: 1e3", "a: 10.0", "a: 010", "a: ' 10'",
+        "a: 10;", "a: -0", "a: 1_000", "a: [1]", "a:", "a: 99999999999999999999",
+        "a: 9223372036854775808", "a: -9223372036854775809", "a: true", "a: .inf"}) {
     EXPECT_NE(reader_error([&] { as_int(value_of(yaml(text)), kCtx, INT64_MIN, INT64_MAX); }), "")
         << text;
   }
@@ -145,8 +145,8 @@ TEST(ConfigReader, ReadsDurationsWithMandatoryUnits) {
   EXPECT_EQ(as_duration(value_of(yaml("a: 10s")), kCtx, 0ms, 24h), 10s);
   EXPECT_EQ(as_duration(value_of(yaml("a: 5m")), kCtx, 0ms, 24h), 5min);
   EXPECT_EQ(as_duration(value_of(yaml("a: 1h")), kCtx, 0ms, 24h), 1h);
-  for (const char* text : {"a: 10", "a: \"10s\"", "a: 10 s", "a: 1.5s", "a: -1s", "a: 10S",
-                           "a: s", "a: 10sec", "a: 99999999999999999999h", "a: 25h"}) {
+  for (const char* text : {"a: 10", "a: \"10s\"", "a: 10 s", "a: 1.5s", "a: -1s", "a: 10S", "a: s",
+                           "a: 10sec", "a: 99999999999999999999h", "a: 25h"}) {
     EXPECT_NE(reader_error([&] { as_duration(value_of(yaml(text)), kCtx, 0ms, 24h); }), "") << text;
   }
   EXPECT_NE(reader_error([] { as_duration(value_of(yaml("a: 50ms")), kCtx, 100ms, 1s); }), "");
@@ -159,19 +159,22 @@ TEST(ConfigReader, ReadsSizesInBytesOrBinaryUnits) {
   EXPECT_EQ(as_size(value_of(yaml("a: 1GiB")), kCtx, 0, 1ULL << 40), 1ULL << 30);
   for (const char* text : {"a: 1KB", "a: 1k", "a: \"512\"", "a: 1.5MiB", "a: -1", "a: KiB",
                            "a: 99999999999999999999GiB", "a: 17179869184GiB"}) {
-    EXPECT_NE(reader_error([&] { as_size(value_of(yaml(text)), kCtx, 0, 1ULL << 40); }), "") << text;
+    EXPECT_NE(reader_error([&] { as_size(value_of(yaml(text)), kCtx, 0, 1ULL << 40); }), "")
+        << text;
   }
   EXPECT_NE(reader_error([] { as_size(value_of(yaml("a: 2MiB")), kCtx, 0, 1U << 20); }), "");
 }
 
 TEST(ConfigReader, RejectsDuplicateListEntries) {
-  const std::string err =
-      reader_error([] { as_string_list(value_of(yaml("a: [x, y, x]")), {"f", "roles.r.logs"}); });
+  const std::string err = reader_error([] {
+    as_string_list(value_of(yaml("a: [x, y, x]")), {"f", "roles.r.logs"});
+  });
   EXPECT_NE(err.find("roles.r.logs[2]: duplicate entry \"x\""), std::string::npos) << err;
 }
 
 TEST(ConfigReader, ResolvesRelativePathsAgainstTheBaseDirectory) {
-  EXPECT_EQ(as_path(value_of(yaml("a: x/y")), kCtx, "/etc/opsagent"), fs::path("/etc/opsagent/x/y"));
+  EXPECT_EQ(as_path(value_of(yaml("a: x/y")), kCtx, "/etc/opsagent"),
+            fs::path("/etc/opsagent/x/y"));
   EXPECT_EQ(as_path(value_of(yaml("a: /abs")), kCtx, "/etc/opsagent"), fs::path("/abs"));
 }
 
@@ -295,10 +298,10 @@ TEST(Config, ParsesListenAddresses) {
   EXPECT_EQ(parse_listen_address("127.0.0.1:9999").host, "127.0.0.1");
   EXPECT_EQ(parse_listen_address("[::1]:0").port, 0);
   EXPECT_EQ(parse_listen_address("[0:0::1]:65535").host, "::1");
-  for (const char* bad : {"localhost:9999", "127.0.0.1", "127.0.0.1:", "127.0.0.1:65536",
-                          "127.0.0.1:-1", "127.0.0.1:+80", "::1:9999", "[::1:9999", "[::1]",
-                          "[fe80::1%eth0]:1", "0x7f.1:80", "127.1:80", "1.2.3.4:99999999",
-                          " 127.0.0.1:80", "127.0.0.1:80 ", ""}) {
+  for (const char* bad :
+       {"localhost:9999", "127.0.0.1", "127.0.0.1:", "127.0.0.1:65536", "127.0.0.1:-1",
+        "127.0.0.1:+80", "::1:9999", "[::1:9999", "[::1]", "[fe80::1%eth0]:1", "0x7f.1:80",
+        "127.1:80", "1.2.3.4:99999999", " 127.0.0.1:80", "127.0.0.1:80 ", ""}) {
     EXPECT_THROW(parse_listen_address(bad), std::invalid_argument) << bad;
   }
 }
@@ -327,7 +330,8 @@ TEST(Config, RejectsAPrivateKeyOthersCanRead) {
   const ConfigDir dir;
   for (const mode_t mode : {0640, 0604, 0660, 0700 | 0001}) {
     ::chmod((dir.path() / "server.key").c_str(), mode);
-    const std::string err = load_error(dir, std::string("listen: [\"127.0.0.1:1\"]\n") + kTlsAndRest);
+    const std::string err =
+        load_error(dir, std::string("listen: [\"127.0.0.1:1\"]\n") + kTlsAndRest);
     EXPECT_NE(err.find("tls.private_key"), std::string::npos) << err;
     EXPECT_NE(err.find("server.key has mode"), std::string::npos) << err;
     EXPECT_NE(err.find("must not be accessible by group or others"), std::string::npos) << err;
@@ -345,26 +349,38 @@ TEST(Config, NamesLineAndKeyOfAMissingCertificate) {
 TEST(Config, RequiresTheKeyCaCrlAndPolicyFilesToExist) {
   const ConfigDir dir;
   const std::string listen = "listen: [\"127.0.0.1:1\"]\n";
-  EXPECT_NE(load_error(dir, listen + "tls: {certificate: server.crt, private_key: nokey, client_ca: ca.crt}\n"
-                                     "audit: {path: a}\npolicy: policy.yaml\n")
-                .find("tls.private_key: cannot open"),
-            std::string::npos);
-  EXPECT_NE(load_error(dir, listen + "tls: {certificate: server.crt, private_key: server.key, client_ca: x}\n"
-                                     "audit: {path: a}\npolicy: policy.yaml\n")
-                .find("tls.client_ca: cannot open"),
-            std::string::npos);
-  EXPECT_NE(load_error(dir, listen + "tls: {certificate: server.crt, private_key: server.key, client_ca: ca.crt, crl: x}\n"
-                                     "audit: {path: a}\npolicy: policy.yaml\n")
-                .find("tls.crl: cannot open"),
-            std::string::npos);
-  EXPECT_NE(load_error(dir, listen + "tls: {certificate: server.crt, private_key: server.key, client_ca: ca.crt}\n"
-                                     "audit: {path: a}\npolicy: nopolicy.yaml\n")
-                .find("policy: cannot open"),
-            std::string::npos);
-  EXPECT_NE(load_error(dir, listen + "tls: {certificate: ., private_key: server.key, client_ca: ca.crt}\n"
-                                     "audit: {path: a}\npolicy: policy.yaml\n")
-                .find("not a regular file"),
-            std::string::npos);
+  EXPECT_NE(
+      load_error(dir, listen +
+                          "tls: {certificate: server.crt, private_key: nokey, client_ca: ca.crt}\n"
+                          "audit: {path: a}\npolicy: policy.yaml\n")
+          .find("tls.private_key: cannot open"),
+      std::string::npos);
+  EXPECT_NE(
+      load_error(dir, listen +
+                          "tls: {certificate: server.crt, private_key: server.key, client_ca: x}\n"
+                          "audit: {path: a}\npolicy: policy.yaml\n")
+          .find("tls.client_ca: cannot open"),
+      std::string::npos);
+  EXPECT_NE(
+      load_error(
+          dir,
+          listen +
+              "tls: {certificate: server.crt, private_key: server.key, client_ca: ca.crt, crl: x}\n"
+              "audit: {path: a}\npolicy: policy.yaml\n")
+          .find("tls.crl: cannot open"),
+      std::string::npos);
+  EXPECT_NE(
+      load_error(dir,
+                 listen +
+                     "tls: {certificate: server.crt, private_key: server.key, client_ca: ca.crt}\n"
+                     "audit: {path: a}\npolicy: nopolicy.yaml\n")
+          .find("policy: cannot open"),
+      std::string::npos);
+  EXPECT_NE(
+      load_error(dir, listen + "tls: {certificate: ., private_key: server.key, client_ca: ca.crt}\n"
+                               "audit: {path: a}\npolicy: policy.yaml\n")
+          .find("not a regular file"),
+      std::string::npos);
 }
 
 TEST(Config, NamesEveryMissingRequiredKey) {
@@ -372,8 +388,9 @@ TEST(Config, NamesEveryMissingRequiredKey) {
   EXPECT_NE(load_error(dir, "tls: {}\n").find("missing required key 'listen'"), std::string::npos);
   EXPECT_NE(load_error(dir, "listen: [\"127.0.0.1:1\"]\n").find("missing required key 'tls'"),
             std::string::npos);
-  EXPECT_NE(load_error(dir, "listen: [\"127.0.0.1:1\"]\ntls: {certificate: server.crt, private_key: "
-                            "server.key, client_ca: ca.crt}\npolicy: policy.yaml\n")
+  EXPECT_NE(load_error(dir,
+                       "listen: [\"127.0.0.1:1\"]\ntls: {certificate: server.crt, private_key: "
+                       "server.key, client_ca: ca.crt}\npolicy: policy.yaml\n")
                 .find("missing required key 'audit'"),
             std::string::npos);
 }
@@ -423,8 +440,9 @@ TEST(Config, RejectsUnknownKeysListingTheAllowedOnes) {
 
 TEST(Config, RejectsYaml11Booleans) {
   const std::string err = fixture_error("yaml11_bool.yaml");
-  EXPECT_NE(err.find("agent.yaml:4:21: lastlog.journal_fallback: expected true or false, got \"yes\""),
-            std::string::npos)
+  EXPECT_NE(
+      err.find("agent.yaml:4:21: lastlog.journal_fallback: expected true or false, got \"yes\""),
+      std::string::npos)
       << err;
 }
 
@@ -445,8 +463,9 @@ TEST(Config, RejectsANonNumber) {
 }
 
 TEST(Config, RejectsADurationWithoutUnit) {
-  EXPECT_NE(fixture_error("duration_without_unit.yaml").find("timeouts.handshake: expected a duration"),
-            std::string::npos);
+  EXPECT_NE(
+      fixture_error("duration_without_unit.yaml").find("timeouts.handshake: expected a duration"),
+      std::string::npos);
 }
 
 TEST(Config, RejectsAnchors) {
@@ -466,11 +485,13 @@ TEST(Config, RejectsOutOfRangeValues) {
   const ConfigDir dir;
   const std::string head = "listen: [\"127.0.0.1:1\"]\n";
   const std::string files = "audit: {path: a}\npolicy: policy.yaml\n";
-  const std::string tls = "tls: {certificate: server.crt, private_key: server.key, client_ca: ca.crt";
+  const std::string tls =
+      "tls: {certificate: server.crt, private_key: server.key, client_ca: ca.crt";
   EXPECT_NE(load_error(dir, head + tls + ", verify_depth: 11}\n" + files).find("tls.verify_depth"),
             std::string::npos);
-  EXPECT_NE(load_error(dir, head + tls + ", min_version: \"1.1\"}\n" + files).find("tls.min_version"),
-            std::string::npos);
+  EXPECT_NE(
+      load_error(dir, head + tls + ", min_version: \"1.1\"}\n" + files).find("tls.min_version"),
+      std::string::npos);
   EXPECT_NE(load_error(dir, head + tls + "}\nlimits: {max_handshakes: 0}\n" + files)
                 .find("limits.max_handshakes"),
             std::string::npos);
@@ -480,9 +501,9 @@ TEST(Config, RejectsOutOfRangeValues) {
   EXPECT_NE(load_error(dir, head + tls + "}\ntimeouts: {handshake: 0ms}\n" + files)
                 .find("timeouts.handshake"),
             std::string::npos);
-  EXPECT_NE(load_error(dir, head + tls + "}\nlogging: {level: verbose}\n" + files)
-                .find("logging.level"),
-            std::string::npos);
+  EXPECT_NE(
+      load_error(dir, head + tls + "}\nlogging: {level: verbose}\n" + files).find("logging.level"),
+      std::string::npos);
 }
 
 TEST(Config, ValidatesTheChildEnvironment) {

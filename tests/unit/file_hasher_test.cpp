@@ -1,17 +1,17 @@
 #include "agent/exec/file_hasher.hpp"
 
-#include <fcntl.h>
-#include <gtest/gtest.h>
-#include <openssl/evp.h>
-#include <sys/mman.h>
-#include <unistd.h>
-
 #include <atomic>
 #include <cstdint>
+#include <fcntl.h>
 #include <limits>
 #include <random>
 #include <string>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <vector>
+
+#include <gtest/gtest.h>
+#include <openssl/evp.h>
 
 #include "agent/common/unique_fd.hpp"
 
@@ -45,16 +45,19 @@ std::string hash_of(const std::string& content, std::string_view algorithm) {
 
 TEST(FileHasher, MatchesKnownVectorsForAbc) {
   EXPECT_EQ(hash_of("abc", "sha1"), "a9993e364706816aba3e25717850c26c9cd0d89d");
-  EXPECT_EQ(hash_of("abc", "sha256"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(hash_of("abc", "sha256"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
   EXPECT_EQ(hash_of("abc", "sha512"),
             "ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a"
             "2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f");
-  EXPECT_EQ(hash_of("abc", "sha3-256"), "3a985da74fe225b2045c172d6bd390bd855f086e3e9d525b46bfe24511431532");
+  EXPECT_EQ(hash_of("abc", "sha3-256"),
+            "3a985da74fe225b2045c172d6bd390bd855f086e3e9d525b46bfe24511431532");
 }
 
 TEST(FileHasher, MatchesKnownVectorsForAnEmptyFile) {
   EXPECT_EQ(hash_of("", "sha1"), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
-  EXPECT_EQ(hash_of("", "sha256"), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(hash_of("", "sha256"),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
   EXPECT_EQ(hash_of("", "sha512"),
             "cf83e1357eefb8bdf1542850d66d8007d620e4050b5715dc83f4a921d36ce9ce"
             "47d0d13c5d85f2b0ff8318d2877eec2f63b931bd47417a81a538327af927da3e");
@@ -126,7 +129,8 @@ TEST(FileHasher, RejectsAnUnknownAlgorithm) {
 }
 
 TEST(FileHasher, OffersTheDocumentedAlgorithms) {
-  for (const char* name : {"sha1", "sha224", "sha256", "sha384", "sha512", "sha3-256", "sha3-512"}) {
+  for (const char* name :
+       {"sha1", "sha224", "sha256", "sha384", "sha512", "sha3-256", "sha3-512"}) {
     EXPECT_TRUE(hash_algorithm_available(name)) << name;
   }
 }
@@ -135,7 +139,8 @@ TEST(FileHasher, ReportsAReadError) {
   const std::atomic<bool> cancel{false};
   UniqueFd write_only(::memfd_create("wo", MFD_CLOEXEC));
   ASSERT_TRUE(write_only.valid());
-  UniqueFd reopened(::open(("/proc/self/fd/" + std::to_string(write_only.get())).c_str(), O_WRONLY | O_CLOEXEC));
+  UniqueFd reopened(
+      ::open(("/proc/self/fd/" + std::to_string(write_only.get())).c_str(), O_WRONLY | O_CLOEXEC));
   ASSERT_TRUE(reopened.valid());
   auto r = hash_fd(reopened.get(), "sha256", cancel, kNoLimit);
   ASSERT_FALSE(r.ok());

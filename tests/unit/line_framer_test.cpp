@@ -2,12 +2,12 @@
 
 #include "agent/protocol/line_framer.hpp"
 
-#include <gtest/gtest.h>
-
 #include <cstddef>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 namespace opsagent::protocol {
 namespace {

@@ -1,12 +1,12 @@
 #include "agent/exec/log_tail.hpp"
 
 #include <fcntl.h>
-#include <gtest/gtest.h>
+#include <string>
 #include <sys/mman.h>
 #include <unistd.h>
-
-#include <string>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "agent/common/unique_fd.hpp"
 
@@ -19,7 +19,8 @@ constexpr std::size_t kBig = 1 << 20;
 Lines tail(const std::string& content, std::size_t lines, std::size_t max_bytes = kBig) {
   UniqueFd fd(::memfd_create("tail_test", MFD_CLOEXEC));
   EXPECT_TRUE(fd.valid());
-  EXPECT_EQ(::write(fd.get(), content.data(), content.size()), static_cast<ssize_t>(content.size()));
+  EXPECT_EQ(::write(fd.get(), content.data(), content.size()),
+            static_cast<ssize_t>(content.size()));
   auto r = tail_lines(fd.get(), lines, max_bytes);
   EXPECT_TRUE(r.ok()) << r.error().message;
   return r.ok() ? r.value() : Lines{"<error>"};
@@ -66,7 +67,8 @@ TEST(LogTail, CutsALineLongerThanTheWindow) {
 
 TEST(LogTail, ReadsAcrossChunkBoundaries) {
   std::string content;
-  for (int i = 0; i < 20000; ++i) content += "line " + std::to_string(i) + " " + std::string(20, 'y') + "\n";
+  for (int i = 0; i < 20000; ++i)
+    content += "line " + std::to_string(i) + " " + std::string(20, 'y') + "\n";
   const auto last = tail(content, 3000);
   ASSERT_EQ(last.size(), 3000u);
   EXPECT_EQ(last.front(), "line 17000 " + std::string(20, 'y'));

@@ -1,10 +1,10 @@
 #include "agent/policy/path_pattern.hpp"
 
-#include <gtest/gtest.h>
-
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 namespace opsagent::policy {
 namespace {
@@ -106,7 +106,8 @@ TEST(PathPattern, RejectsMalformedPatterns) {
 TEST(PathPattern, DoubleStarMatchesZeroOrMoreComponents) {
   EXPECT_TRUE(matches("/etc/**", "/etc/passwd"));
   EXPECT_TRUE(matches("/etc/**", "/etc/ssh/sshd_config"));
-  EXPECT_TRUE(matches("/etc/**", "/etc"));  // zero components; the authoriser refuses the root itself
+  EXPECT_TRUE(
+      matches("/etc/**", "/etc"));  // zero components; the authoriser refuses the root itself
   EXPECT_TRUE(matches("/etc/**/*.conf", "/etc/a.conf"));
   EXPECT_TRUE(matches("/etc/**/*.conf", "/etc/x/y/z/a.conf"));
   EXPECT_FALSE(matches("/etc/**/*.conf", "/etc/x/a.conf.bak"));

@@ -3,12 +3,6 @@
 
 #include "agent/tls/peer_certificate.hpp"
 
-#include <gtest/gtest.h>
-#include <openssl/evp.h>
-#include <openssl/ssl.h>
-#include <openssl/x509.h>
-#include <openssl/x509v3.h>
-
 #include <cstdio>
 #include <memory>
 #include <regex>
@@ -16,19 +10,39 @@
 #include <string_view>
 #include <vector>
 
+#include <gtest/gtest.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
 namespace opsagent::tls {
 namespace {
 
 using namespace std::string_literals;
 using Strings = std::vector<std::string>;
 
-struct X509Free { void operator()(X509* p) const { X509_free(p); } };
-struct PkeyFree { void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); } };
-struct ExtFree { void operator()(X509_EXTENSION* p) const { X509_EXTENSION_free(p); } };
-struct NamesFree { void operator()(GENERAL_NAMES* p) const { GENERAL_NAMES_free(p); } };
-struct BytesFree { void operator()(unsigned char* p) const { OPENSSL_free(p); } };
-struct SslCtxFree { void operator()(SSL_CTX* p) const { SSL_CTX_free(p); } };
-struct SslFree { void operator()(SSL* p) const { SSL_free(p); } };
+struct X509Free {
+  void operator()(X509* p) const { X509_free(p); }
+};
+struct PkeyFree {
+  void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
+};
+struct ExtFree {
+  void operator()(X509_EXTENSION* p) const { X509_EXTENSION_free(p); }
+};
+struct NamesFree {
+  void operator()(GENERAL_NAMES* p) const { GENERAL_NAMES_free(p); }
+};
+struct BytesFree {
+  void operator()(unsigned char* p) const { OPENSSL_free(p); }
+};
+struct SslCtxFree {
+  void operator()(SSL_CTX* p) const { SSL_CTX_free(p); }
+};
+struct SslFree {
+  void operator()(SSL* p) const { SSL_free(p); }
+};
 using X509Ptr = std::unique_ptr<X509, X509Free>;
 
 // Builds a self-signed P-256 certificate step by step. Every OpenSSL handle is owned on creation.
@@ -169,8 +183,10 @@ TEST(PeerCertificate, FingerprintsTheDerCertificateAsUpperCaseSha256) {
 }
 
 TEST(PeerCertificate, AcceptsClientAuthAmongOtherKeyUsages) {
-  const auto cert =
-      CertBuilder().subject("CN", "alice").extension(NID_ext_key_usage, "serverAuth, clientAuth").build();
+  const auto cert = CertBuilder()
+                        .subject("CN", "alice")
+                        .extension(NID_ext_key_usage, "serverAuth, clientAuth")
+                        .build();
   EXPECT_TRUE(identity_from_certificate(cert.get()).ok());
 }
 
@@ -194,18 +210,22 @@ TEST(PeerCertificate, DeniesACertificateWithoutExtendedKeyUsage) {
 }
 
 TEST(PeerCertificate, DeniesAServerAuthOnlyCertificate) {
-  const auto cert = CertBuilder().subject("CN", "alice").extension(NID_ext_key_usage, "serverAuth").build();
+  const auto cert =
+      CertBuilder().subject("CN", "alice").extension(NID_ext_key_usage, "serverAuth").build();
   expect_denied(cert.get());
 }
 
 TEST(PeerCertificate, DeniesAnAnyExtendedKeyUsageOnlyCertificate) {
-  const auto cert =
-      CertBuilder().subject("CN", "alice").extension(NID_ext_key_usage, "anyExtendedKeyUsage").build();
+  const auto cert = CertBuilder()
+                        .subject("CN", "alice")
+                        .extension(NID_ext_key_usage, "anyExtendedKeyUsage")
+                        .build();
   expect_denied(cert.get());
 }
 
 TEST(PeerCertificate, DeniesTwoCommonNamesAsAmbiguous) {
-  const auto cert = CertBuilder().subject("CN", "alice").subject("CN", "admin").client_auth().build();
+  const auto cert =
+      CertBuilder().subject("CN", "alice").subject("CN", "admin").client_auth().build();
   const auto message = expect_denied(cert.get());
   EXPECT_NE(message.find("more than one CN"), std::string::npos) << message;
 }
@@ -254,9 +274,7 @@ TEST(PeerCertificate, KeepsUtf8InTheSubject) {
   EXPECT_EQ(id->subject, "CN=J\xC3\xBCrgen");
 }
 
-TEST(PeerCertificate, DeniesANullCertificate) {
-  expect_denied(nullptr);
-}
+TEST(PeerCertificate, DeniesANullCertificate) { expect_denied(nullptr); }
 
 TEST(PeerCertificate, DeniesAConnectionWithoutAPeerCertificate) {
   std::unique_ptr<SSL_CTX, SslCtxFree> ctx(SSL_CTX_new(TLS_server_method()));

@@ -1,14 +1,14 @@
-#include <openssl/evp.h>
-#include <sys/stat.h>
-
-#include <gtest/gtest.h>
+#include "agent/policy/policy.hpp"
 
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <sys/stat.h>
+
+#include <gtest/gtest.h>
+#include <openssl/evp.h>
 
 #include "agent/config/config_error.hpp"
-#include "agent/policy/policy.hpp"
 
 namespace opsagent::policy {
 namespace {
@@ -81,7 +81,8 @@ TEST(Policy, LoadsAGoodPolicy) {
   EXPECT_EQ(policy->identities[1].field, MatchField::san_uri);
   EXPECT_EQ(policy->identities[2].field, MatchField::fingerprint);
   EXPECT_EQ(policy->identities[2].value,
-            "AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89");
+            "AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:"
+            "23:45:67:89");
   EXPECT_TRUE(policy->identities[3].roles.empty());
 
   const Role& op = policy->roles.at("operator");
@@ -166,7 +167,8 @@ TEST(Policy, NamesAMissingFile) {
     load_policy("/nonexistent/policy.yaml");
     FAIL();
   } catch (const ConfigError& e) {
-    EXPECT_NE(std::string(e.what()).find("/nonexistent/policy.yaml: cannot open"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("/nonexistent/policy.yaml: cannot open"),
+              std::string::npos);
   }
 }
 
@@ -197,9 +199,10 @@ TEST(Policy, RejectsAnUndefinedCommand) {
 }
 
 TEST(Policy, RejectsARelativeProgram) {
-  EXPECT_NE(fixture_error("relative_argv.yaml")
-                .find("policy.yaml:3:19: commands.uptime.argv[0]: the program must be an absolute path"),
-            std::string::npos)
+  EXPECT_NE(
+      fixture_error("relative_argv.yaml")
+          .find("policy.yaml:3:19: commands.uptime.argv[0]: the program must be an absolute path"),
+      std::string::npos)
       << fixture_error("relative_argv.yaml");
 }
 
@@ -243,9 +246,10 @@ TEST(Policy, RejectsUnknownHashAlgorithms) {
 }
 
 TEST(Policy, RejectsAPatternWithoutALiteralRoot) {
-  EXPECT_NE(fixture_error("wildcard_root_pattern.yaml")
-                .find("roles.operator.hash.paths[0]: the first path component may not contain wildcards"),
-            std::string::npos)
+  EXPECT_NE(
+      fixture_error("wildcard_root_pattern.yaml")
+          .find("roles.operator.hash.paths[0]: the first path component may not contain wildcards"),
+      std::string::npos)
       << fixture_error("wildcard_root_pattern.yaml");
 }
 
@@ -255,17 +259,19 @@ TEST(Policy, RejectsARelativeLogPath) {
 }
 
 TEST(Policy, RejectsAMatchWithTwoFields) {
-  EXPECT_NE(fixture_error("two_match_fields.yaml")
-                .find("identities[0].match: expected exactly one of cn, san_dns, san_uri, fingerprint"),
-            std::string::npos);
+  EXPECT_NE(
+      fixture_error("two_match_fields.yaml")
+          .find("identities[0].match: expected exactly one of cn, san_dns, san_uri, fingerprint"),
+      std::string::npos);
   EXPECT_NE(text_error("identities:\n  - match: {}\n    principal: a\n    roles: []\n")
                 .find("expected exactly one of"),
             std::string::npos);
 }
 
 TEST(Policy, RejectsAMalformedFingerprint) {
-  EXPECT_NE(fixture_error("bad_fingerprint.yaml").find("identities[0].match.fingerprint: expected a "
-                                                       "SHA-256 fingerprint"),
+  EXPECT_NE(fixture_error("bad_fingerprint.yaml")
+                .find("identities[0].match.fingerprint: expected a "
+                      "SHA-256 fingerprint"),
             std::string::npos);
 }
 
@@ -281,10 +287,11 @@ TEST(Policy, RejectsAnIdentityRuleThatCanNeverMatch) {
 }
 
 TEST(Policy, RejectsUnknownKeysListingTheAllowedOnes) {
-  EXPECT_NE(fixture_error("unknown_key.yaml")
-                .find("policy.yaml:5:5: roles.operator.alow: unknown key 'alow' (allowed: commands, "
-                      "deny, hash, logs, run)"),
-            std::string::npos)
+  EXPECT_NE(
+      fixture_error("unknown_key.yaml")
+          .find("policy.yaml:5:5: roles.operator.alow: unknown key 'alow' (allowed: commands, "
+                "deny, hash, logs, run)"),
+      std::string::npos)
       << fixture_error("unknown_key.yaml");
 }
 
@@ -297,8 +304,9 @@ TEST(Policy, RejectsYaml11Booleans) {
 TEST(Policy, RejectsQuotedNumbersAndDurations) {
   EXPECT_NE(fixture_error("quoted_number.yaml").find("tail.max_lines: expected an integer"),
             std::string::npos);
-  EXPECT_NE(fixture_error("quoted_timeout.yaml").find("commands.uptime.timeout: expected a duration"),
-            std::string::npos);
+  EXPECT_NE(
+      fixture_error("quoted_timeout.yaml").find("commands.uptime.timeout: expected a duration"),
+      std::string::npos);
 }
 
 TEST(Policy, RejectsDuplicateKeys) {

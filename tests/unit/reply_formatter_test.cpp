@@ -2,13 +2,12 @@
 
 #include "agent/protocol/reply_formatter.hpp"
 
-#include <gtest/gtest.h>
-
-#include <nlohmann/json.hpp>
-
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 namespace opsagent::protocol {
 namespace {
@@ -122,13 +121,26 @@ TEST(ReplyFormatter, SanitizesControlsAndInvalidUtf8) {
       {"ANSI escape", "\x1B[31mred", R"(\x1B[31mred)"},
       {"BEL and BS", "\a\b", R"(\x07\x08)"},
       {"DEL", "x\x7F", R"(x\x7F)"},
-      {"C1 NEL", "a\xC2\x85" "b", R"(a\u0085b)"},
-      {"C1 CSI", "\xC2\x9B" "31m", R"(\u009B31m)"},
+      {"C1 NEL",
+       "a\xC2\x85"
+       "b",
+       R"(a\u0085b)"},
+      {"C1 CSI",
+       "\xC2\x9B"
+       "31m",
+       R"(\u009B31m)"},
       {"C1 U+0080", "\xC2\x80", R"(\u0080)"},
       {"valid UTF-8 kept", "caf\xC3\xA9 \xE6\x97\xA5\xE6\x9C\xAC \xF0\x9F\x8E\x89",
        "caf\xC3\xA9 \xE6\x97\xA5\xE6\x9C\xAC \xF0\x9F\x8E\x89"},
-      {"NBSP kept", "a\xC2\xA0" "b", "a\xC2\xA0" "b"},
-      {"invalid byte FF", "a\xFF" "b", "a" + std::string(kFffd) + "b"},
+      {"NBSP kept",
+       "a\xC2\xA0"
+       "b",
+       "a\xC2\xA0"
+       "b"},
+      {"invalid byte FF",
+       "a\xFF"
+       "b",
+       "a" + std::string(kFffd) + "b"},
       {"lone continuation", "\x80", std::string(kFffd)},
       {"overlong C0 AF", "\xC0\xAF", std::string(kFffd) + std::string(kFffd)},
       {"lone surrogate ED A0 80", "\xED\xA0\x80",
@@ -184,7 +196,8 @@ TEST(ReplyFormatter, KeepsFinalLinesOnOneLineWhateverTheMessageHolds) {
   const ReplyFormatter fmt;
   std::string out;
   fmt.ok(out, "done\nOK forged", {{"path", "a\nERR internal x"}});
-  EXPECT_EQ(out, R"(OK done\x0AOK forged path=a\x0AERR internal x)" "\n");
+  EXPECT_EQ(out, R"(OK done\x0AOK forged path=a\x0AERR internal x)"
+                 "\n");
   out.clear();
   fmt.error(out, ErrorCode::usage, "bad byte \x1B[2J\r\nOK", {{"arg", "\xFF"}});
   EXPECT_EQ(out, R"(ERR usage bad byte \x1B[2J\x0D\x0AOK arg=)" + std::string(kFffd) + "\n");
@@ -225,8 +238,9 @@ TEST(ReplyFormatter, WritesJsonFinalLinesWithTypeAndCode) {
   EXPECT_EQ(parse_one_json_line(out),
             (json{{"type", "error"}, {"code", "denied"}, {"message", "no rule allows it"}}));
 
-  for (const auto code : {ErrorCode::usage, ErrorCode::unknown, ErrorCode::notfound, ErrorCode::limit,
-                          ErrorCode::timeout, ErrorCode::busy, ErrorCode::failed, ErrorCode::internal}) {
+  for (const auto code :
+       {ErrorCode::usage, ErrorCode::unknown, ErrorCode::notfound, ErrorCode::limit,
+        ErrorCode::timeout, ErrorCode::busy, ErrorCode::failed, ErrorCode::internal}) {
     out.clear();
     fmt.error(out, code, "x");
     EXPECT_EQ(parse_one_json_line(out)["code"], std::string(to_string(code)));
@@ -237,8 +251,12 @@ TEST(ReplyFormatter, EmitsNumericFieldsAsJsonNumbers) {
   ReplyFormatter fmt;
   fmt.set_mode(Mode::json);
   std::string out;
-  fmt.ok(out, "done", {{"exit", "0", true}, {"bytes", "123456789012", true}, {"signal", "-9", true},
-                       {"name", "42"}, {"bogus", "abc", true}});
+  fmt.ok(out, "done",
+         {{"exit", "0", true},
+          {"bytes", "123456789012", true},
+          {"signal", "-9", true},
+          {"name", "42"},
+          {"bogus", "abc", true}});
   const auto j = parse_one_json_line(out);
   EXPECT_TRUE(j["exit"].is_number_integer());
   EXPECT_EQ(j["exit"], 0);
@@ -257,10 +275,13 @@ TEST(ReplyFormatter, ReplacesInvalidUtf8InJsonInsteadOfThrowing) {
   ReplyFormatter fmt;
   fmt.set_mode(Mode::json);
   std::string out;
-  EXPECT_NO_THROW(fmt.data(out, Channel::out, "a\xFF" "b"));
+  EXPECT_NO_THROW(fmt.data(out, Channel::out,
+                           "a\xFF"
+                           "b"));
   EXPECT_EQ(parse_one_json_line(out)["line"], "a" + std::string(kFffd) + "b");
 
-  for (const std::string bad : {"\xC0\xAF", "\xED\xA0\x80", "ok\xE6\x97", "\x80", "\xF4\x90\x80\x80"}) {
+  for (const std::string bad :
+       {"\xC0\xAF", "\xED\xA0\x80", "ok\xE6\x97", "\x80", "\xF4\x90\x80\x80"}) {
     SCOPED_TRACE(bad);
     out.clear();
     EXPECT_NO_THROW(fmt.data(out, Channel::err, bad));

@@ -1,19 +1,19 @@
 #include "agent/exec/safe_open.hpp"
 
-#include <fcntl.h>
-#include <gtest/gtest.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <chrono>
 #include <cstdlib>
+#include <fcntl.h>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <future>
 #include <string>
+#include <sys/stat.h>
 #include <thread>
+#include <unistd.h>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 namespace opsagent::exec {
 namespace {
@@ -29,7 +29,8 @@ struct NamedOpener {
 const std::vector<NamedOpener>& openers() {
   static const std::vector<NamedOpener> kOpeners{
       {"openat2", [](const fs::path& r, const fs::path& p) { return open_beneath(r, p); }},
-      {"walk", [](const fs::path& r, const fs::path& p) { return detail::open_beneath_by_walk(r, p); }},
+      {"walk",
+       [](const fs::path& r, const fs::path& p) { return detail::open_beneath_by_walk(r, p); }},
   };
   return kOpeners;
 }
@@ -159,9 +160,7 @@ TEST_F(SafeOpen, DeniesAFifoWithoutBlocking) {
   }
 }
 
-TEST_F(SafeOpen, DeniesADirectory) {
-  expect_error("sub", ErrorCode::denied, "not a regular file");
-}
+TEST_F(SafeOpen, DeniesADirectory) { expect_error("sub", ErrorCode::denied, "not a regular file"); }
 
 TEST_F(SafeOpen, DeniesAFileWithSeveralHardLinks) {
   fs::create_hard_link(root_ / "ok.log", base_ / "outside" / "second-name");
@@ -169,7 +168,8 @@ TEST_F(SafeOpen, DeniesAFileWithSeveralHardLinks) {
 }
 
 TEST_F(SafeOpen, ReportsAMissingFileAsNotFound) {
-  expect_error("missing.log", ErrorCode::notfound, "no such file: " + (root_ / "missing.log").string());
+  expect_error("missing.log", ErrorCode::notfound,
+               "no such file: " + (root_ / "missing.log").string());
   expect_error("nodir/x.log", ErrorCode::notfound);
   expect_error("ok.log/x", ErrorCode::notfound);  // a file used as a directory
 }

@@ -1,11 +1,11 @@
 #include "agent/config/strict_yaml.hpp"
 
-#include <gtest/gtest.h>
-
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <string>
+
+#include <gtest/gtest.h>
 
 #include "agent/config/config_error.hpp"
 
@@ -116,7 +116,8 @@ TEST(StrictYaml, RejectsAliases) {
 }
 
 TEST(StrictYaml, RejectsAliasBombQuickly) {
-  std::string bomb = "a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n";
+  std::string bomb =
+      "a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n";
   char prev = 'a';
   for (char c = 'b'; c <= 'j'; ++c) {
     bomb += std::string(1, c) + ": &" + c + " [";
@@ -144,9 +145,7 @@ TEST(StrictYaml, RejectsSeveralDocuments) {
   EXPECT_NE(err.find("t.yaml:"), std::string::npos) << err;
 }
 
-TEST(StrictYaml, AcceptsOneExplicitDocument) {
-  EXPECT_EQ(parse_error("---\na: 1\n...\n"), "");
-}
+TEST(StrictYaml, AcceptsOneExplicitDocument) { EXPECT_EQ(parse_error("---\na: 1\n...\n"), ""); }
 
 TEST(StrictYaml, RejectsTenThousandDeepNestingQuickly) {
   const auto start = std::chrono::steady_clock::now();
@@ -209,7 +208,8 @@ TEST(StrictYaml, RejectsAQuoteLeftOpenUntilTheEndOfTheFile) {
   // yaml-cpp alone would read this as b = "unclosed c: 2".
   EXPECT_EQ(parse_error("a: 1\nb: \"unclosed\nc: 2\n"), "t.yaml:2:4: unclosed quoted string");
   EXPECT_EQ(parse_error("a: 'it''s\n"), "t.yaml:1:4: unclosed quoted string");
-  EXPECT_EQ(parse_error("a: \"ends with escaped quote\\\"\n"), "t.yaml:1:4: unclosed quoted string");
+  EXPECT_EQ(parse_error("a: \"ends with escaped quote\\\"\n"),
+            "t.yaml:1:4: unclosed quoted string");
 }
 
 TEST(StrictYaml, AcceptsQuotesWithEscapes) {
@@ -224,7 +224,7 @@ TEST(StrictYaml, RejectsTheNonSpecificTag) {
 
 TEST(StrictYaml, RejectsInvalidUtf8) {
   for (const std::string& text : {std::string("a: \xff\xfe\n"), std::string("a: \xc0\xaf\n"),
-                                 std::string("a: \xed\xa0\x80\n"), std::string("a: \xe2\x82\n")}) {
+                                  std::string("a: \xed\xa0\x80\n"), std::string("a: \xe2\x82\n")}) {
     EXPECT_NE(parse_error(text).find("t.yaml:1:4: invalid UTF-8"), std::string::npos) << text;
   }
 }
@@ -236,8 +236,14 @@ TEST(StrictYaml, RejectsControlCharacters) {
 }
 
 TEST(StrictYaml, AcceptsUtf8TextAndAByteOrderMark) {
-  const YamlNode root = parse_yaml("\xef\xbb\xbf" "a: \"gr\xc3\xbc\xc3\x9f" "e \xe2\x9c\x93\"\r\n", "t.yaml");
-  EXPECT_EQ(root.entries.at(0).second.scalar, "gr\xc3\xbc\xc3\x9f" "e \xe2\x9c\x93");
+  const YamlNode root = parse_yaml(
+      "\xef\xbb\xbf"
+      "a: \"gr\xc3\xbc\xc3\x9f"
+      "e \xe2\x9c\x93\"\r\n",
+      "t.yaml");
+  EXPECT_EQ(root.entries.at(0).second.scalar,
+            "gr\xc3\xbc\xc3\x9f"
+            "e \xe2\x9c\x93");
 }
 
 TEST(StrictYaml, RejectsBinaryJunkCleanly) {
