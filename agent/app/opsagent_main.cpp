@@ -21,6 +21,7 @@
 #include "agent/config/agent_config.hpp"
 #include "agent/config/config_error.hpp"
 #include "agent/policy/policy.hpp"
+#include "agent/server/reloader.hpp"
 #include "agent/server/server.hpp"
 #include "agent/tls/tls_context.hpp"
 
@@ -93,12 +94,12 @@ int main(int argc, char** argv) {
 
   config::AgentConfig cfg;
   std::shared_ptr<const policy::Policy> policy;
-  std::optional<boost::asio::ssl::context> tls;
+  std::shared_ptr<boost::asio::ssl::context> tls;
   try {
     cfg = config::load_agent_config(opts.config);
     spdlog::set_level(spdlog::level::from_str(cfg.log_level));
     policy = policy::load_policy(cfg.policy_path);
-    tls.emplace(tls::make_server_context(cfg.tls));
+    tls = std::make_shared<boost::asio::ssl::context>(tls::make_server_context(cfg.tls));
   } catch (const config::ConfigError& e) {
     spdlog::error("configuration error: {}", e.what());
     return kExitConfig;
@@ -120,11 +121,13 @@ int main(int argc, char** argv) {
 
   boost::asio::io_context io(cfg.limits.io_threads);
   boost::asio::thread_pool blocking(static_cast<std::size_t>(cfg.limits.hash_threads));
-  server::PolicyStore policy_store(policy);
+  server::Snapshot<const policy::Policy> policy_store(policy);
+  server::Snapshot<boost::asio::ssl::context> tls_store(tls);
   server::SessionRegistry registry({cfg.limits.max_handshakes, cfg.limits.max_clients,
-                                    cfg.limits.max_clients_per_identity, cfg.limits.max_children});
-  server::ServerContext ctx{cfg,      *tls,     policy_store, *audit.value(),
-                            registry, blocking, host_name()};
+                                    cfg.limits.max_clients_per_identity, cfg.limits.max_children,
+                                    cfg.limits.max_digests_per_identity});
+  server::ServerContext ctx{cfg,      tls_store, policy_store, *audit.value(),
+                            registry, blocking,  host_name()};
   server::Server server(io, ctx);
   try {
     server.start();
@@ -154,23 +157,8 @@ int main(int argc, char** argv) {
   std::function<void(const boost::system::error_code&, int)> on_hup =
       [&](const boost::system::error_code& ec, int) {
         if (ec) return;
-        boost::asio::post(blocking, [&] {
-          try {
-            auto next = policy::load_policy(cfg.policy_path);
-            ctx.audit.record("policy_reload", {{"policy", cfg.policy_path.string()},
-                                               {"old_version", policy_store.snapshot()->version},
-                                               {"policy_version", next->version}});
-            spdlog::info("policy reloaded: version {}", next->version);
-            policy_store.replace(std::move(next));
-          } catch (const config::ConfigError& e) {
-            ctx.audit.record("policy_reload_failed",
-                             {{"policy", cfg.policy_path.string()},
-                              {"error", e.what()},
-                              {"policy_version", policy_store.snapshot()->version}});
-            spdlog::error("policy reload failed, keeping version {}: {}",
-                          policy_store.snapshot()->version, e.what());
-          }
-        });
+        spdlog::info("received SIGHUP; reloading policy and TLS files, reopening the audit log");
+        boost::asio::post(blocking, [&ctx] { server::reload(ctx); });
         reload_signal.async_wait(on_hup);
       };
   reload_signal.async_wait(on_hup);

@@ -29,13 +29,14 @@ std::string utc_timestamp() {
 
 }  // namespace
 
-Result<std::unique_ptr<AuditLog>> AuditLog::open(const std::filesystem::path& path) {
-  // O_NOFOLLOW: a link planted at the log path is refused, not followed. The mode is passed
-  // explicitly; the process umask can only narrow it. O_NONBLOCK: a FIFO planted at the path
-  // fails (ENXIO) instead of blocking start-up forever; it has no effect on a regular file.
-  const int fd =
-      ::open(path.c_str(),
-             O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, 0640);
+namespace {
+
+// O_NOFOLLOW: a link planted at the log path is refused, not followed. O_NONBLOCK: a FIFO planted
+// there fails at once instead of blocking (it has no effect on regular files). The mode is
+// passed explicitly; the process umask can only narrow it.
+Result<UniqueFd> open_log(const std::filesystem::path& path) {
+  const int fd = ::open(path.c_str(),
+                        O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY, 0640);
   if (fd < 0) {
     return Error{ErrorCode::internal,
                  "cannot open audit log " + path.string() + ": " + std::strerror(errno)};
@@ -45,7 +46,23 @@ Result<std::unique_ptr<AuditLog>> AuditLog::open(const std::filesystem::path& pa
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     return Error{ErrorCode::internal, "audit log " + path.string() + " is not a regular file"};
   }
-  return std::unique_ptr<AuditLog>(new AuditLog(path, std::move(owned)));
+  return owned;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<AuditLog>> AuditLog::open(const std::filesystem::path& path) {
+  auto fd = open_log(path);
+  if (!fd) return fd.error();
+  return std::unique_ptr<AuditLog>(new AuditLog(path, std::move(fd.value())));
+}
+
+Status AuditLog::reopen() {
+  auto fd = open_log(path_);
+  if (!fd) return fd.error();
+  std::lock_guard lock(mutex_);
+  fd_ = std::move(fd.value());
+  return ok_status();
 }
 
 std::string AuditLog::encode(const nlohmann::json& record) {

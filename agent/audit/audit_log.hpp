@@ -30,6 +30,10 @@ class AuditLog {
   /// the log then reports unhealthy until a later write succeeds.
   bool record(std::string_view event, nlohmann::json fields);
 
+  /// Reopens the file at path() (after a rotation renamed it): later records go to the new file,
+  /// which is created like open() does. On failure the current file stays in use.
+  Status reopen();
+
   /// False after a failed write (disk full, I/O error): callers then refuse new commands.
   [[nodiscard]] bool healthy() const noexcept { return healthy_.load(std::memory_order_acquire); }
   [[nodiscard]] const std::filesystem::path& path() const noexcept { return path_; }

@@ -126,7 +126,8 @@ void read_timeouts(const YamlNode& node, const NodeContext& ctx, Timeouts& t) {
 void read_limits(const YamlNode& node, const NodeContext& ctx, Limits& l) {
   MapReader map(node, ctx);
   expect_keys(map, {"max_clients", "max_clients_per_identity", "max_handshakes", "max_line_bytes",
-                    "max_pipelined", "io_threads", "hash_threads", "max_children"});
+                    "max_pipelined", "io_threads", "hash_threads", "max_children",
+                    "max_digests_per_identity", "max_hash_bytes"});
   const auto count = [&map](std::string_view key, int& out, int min, int max) {
     if (const YamlNode* v = map.find(key)) out = as_count(*v, map.ctx(key), min, max);
   };
@@ -140,6 +141,10 @@ void read_limits(const YamlNode& node, const NodeContext& ctx, Limits& l) {
   count("io_threads", l.io_threads, 1, 256);
   count("hash_threads", l.hash_threads, 1, 256);
   count("max_children", l.max_children, 1, 4096);
+  count("max_digests_per_identity", l.max_digests_per_identity, 1, 256);
+  if (const YamlNode* v = map.find("max_hash_bytes")) {
+    l.max_hash_bytes = as_size(*v, map.ctx("max_hash_bytes"), 1, std::uint64_t{1} << 50);
+  }
 
   if (l.max_clients_per_identity > l.max_clients) {
     const YamlNode* v = map.find("max_clients_per_identity");

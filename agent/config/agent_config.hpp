@@ -45,6 +45,8 @@ struct Limits {
   int io_threads = 2;                 ///< threads running the network event loop
   int hash_threads = 2;               ///< threads for hashing and other blocking file work
   int max_children = 16;              ///< concurrent subprocesses, agent-wide
+  int max_digests_per_identity = 2;   ///< concurrent hash/comphash/tail work per principal
+  std::uint64_t max_hash_bytes = 16ULL << 30;  ///< files larger than this are not hashed
 };
 
 struct LastlogSettings {

@@ -37,7 +37,7 @@ Error open_error(int err, const std::string& shown) {
     case ELOOP:
       return {ErrorCode::denied, "symbolic links are not followed"};
     case EXDEV:
-      return {ErrorCode::denied, "path escapes its root"};
+      return {ErrorCode::denied, "path escapes its root or crosses a mount point"};
     case EACCES:
     case EPERM:
       return {ErrorCode::denied, "permission denied"};
@@ -155,7 +155,9 @@ Result<UniqueFd> walk_beneath(int root_fd, const std::vector<std::string>& parts
 int raw_openat2(int dir, const char* name, int flags) {
   open_how how{};
   how.flags = static_cast<std::uint64_t>(flags);
-  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+  // NO_XDEV: a file system mounted beneath an allowed root (a bind mount of /etc/shadow's
+  // directory, say) is not part of what the policy granted (SECURITY-MATRIX C9).
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
   return static_cast<int>(::syscall(SYS_openat2, dir, name, &how, sizeof how));
 }
 

@@ -2,6 +2,8 @@
 
 #include <array>
 #include <chrono>
+#include <sys/stat.h>
+
 #include <csignal>
 #include <filesystem>
 #include <limits>
@@ -73,6 +75,25 @@ std::string format_ms(std::chrono::milliseconds ms) {
   return fmt::format("{}ms", ms.count());
 }
 
+
+// Holds one of the principal's blocking-work slots for the duration of a command.
+class BlockingSlot {
+ public:
+  BlockingSlot(SessionRegistry& registry, const std::string& principal)
+      : registry_(registry), principal_(principal), held_(registry.try_reserve_blocking(principal)) {}
+  BlockingSlot(const BlockingSlot&) = delete;
+  BlockingSlot& operator=(const BlockingSlot&) = delete;
+  ~BlockingSlot() {
+    if (held_) registry_.release_blocking(principal_);
+  }
+  [[nodiscard]] bool held() const { return held_; }
+
+ private:
+  SessionRegistry& registry_;
+  std::string principal_;
+  bool held_;
+};
+
 }  // namespace
 
 struct Dispatcher::Outcome {
@@ -100,6 +121,12 @@ struct Dispatcher::Outcome {
     return o;
   }
   static Outcome from(const Error& e) { return failure(e.code, e.message); }
+  static Outcome busy_blocking_work(int limit) {
+    return failure(ErrorCode::busy,
+                   fmt::format("too many file operations in progress for this identity "
+                               "(max_digests_per_identity {})",
+                               limit));
+  }
   static Outcome gone() {
     Outcome o = failure(ErrorCode::internal, "client disconnected");
     o.client_gone = true;
@@ -172,7 +199,7 @@ asio::awaitable<Dispatcher::Next> Dispatcher::handle_line(std::string_view line)
   }
 
   // 4. Authorise against one policy snapshot, and audit the decision before acting on it.
-  const auto policy = ctx_.policy.snapshot();
+  const auto policy = ctx_.policy.get();
   policy::Decision decision;
   if (!early) decision = policy::authorize(*policy, info_.principal, cmd.verb, cmd.args);
   const bool audited = ctx_.audit.record(
@@ -254,7 +281,7 @@ asio::awaitable<Dispatcher::Outcome> Dispatcher::execute(const protocol::Command
 }
 
 asio::awaitable<Dispatcher::Outcome> Dispatcher::do_help() {
-  const auto policy = ctx_.policy.snapshot();
+  const auto policy = ctx_.policy.get();
   std::vector<std::string> lines;
   for (const auto& verb : policy::allowed_verbs(*policy, info_.principal)) {
     if (const VerbSpec* spec = find_verb(verb)) {
@@ -301,6 +328,8 @@ asio::awaitable<Dispatcher::Outcome> Dispatcher::do_json(const protocol::Command
 asio::awaitable<Dispatcher::Outcome> Dispatcher::do_tail(const std::filesystem::path& path,
                                                          int lines, std::string label) {
   const std::size_t max_bytes = std::size_t{1} << 20;
+  BlockingSlot slot(ctx_.registry, info_.principal.name);
+  if (!slot.held()) co_return Outcome::busy_blocking_work(ctx_.config.limits.max_digests_per_identity);
   // Named, not a temporary in the co_await: GCC 12 destroys such temporaries twice.
   auto work = [path, lines, max_bytes]() -> Result<std::vector<std::string>> {
     auto fd = exec::open_log_file(path);
@@ -346,14 +375,21 @@ asio::awaitable<Dispatcher::Outcome> Dispatcher::do_lastlog() {
 
 asio::awaitable<Dispatcher::Outcome> Dispatcher::do_hash(const policy::Decision& d,
                                                          const std::string& shown_path) {
+  BlockingSlot slot(ctx_.registry, info_.principal.name);
+  if (!slot.held()) co_return Outcome::busy_blocking_work(ctx_.config.limits.max_digests_per_identity);
   cancel_blocking_->store(false);
   const auto grant = *d.path;
   const std::string algorithm = d.algorithm;
   auto cancel = cancel_blocking_;
-  const std::uint64_t max_bytes = std::numeric_limits<std::uint64_t>::max();
+  const std::uint64_t max_bytes = ctx_.config.limits.max_hash_bytes;
   auto work = [grant, algorithm, cancel, max_bytes]() -> Result<exec::Digest> {
     auto fd = exec::open_beneath(grant.root, grant.relative);
     if (!fd) return fd.error();
+    struct stat st {};
+    if (::fstat(fd->get(), &st) == 0 && static_cast<std::uint64_t>(st.st_size) > max_bytes) {
+      return Error{ErrorCode::limit, fmt::format("file is larger than max_hash_bytes ({} > {} bytes)",
+                                                 st.st_size, max_bytes)};
+    }
     return exec::hash_fd(fd->get(), algorithm, *cancel, max_bytes);
   };
   auto digest = co_await run_blocking(ctx_.blocking_pool, std::move(work));

@@ -8,15 +8,16 @@
 
 #include "agent/audit/audit_log.hpp"
 #include "agent/config/agent_config.hpp"
-#include "agent/server/policy_store.hpp"
+#include "agent/policy/policy.hpp"
+#include "agent/server/snapshot.hpp"
 #include "agent/server/session_registry.hpp"
 
 namespace opsagent::server {
 
 struct ServerContext {
   const config::AgentConfig& config;  ///< immutable after start-up
-  boost::asio::ssl::context& tls;     ///< immutable after start-up
-  PolicyStore& policy;
+  Snapshot<boost::asio::ssl::context>& tls;  ///< swapped whole on SIGHUP
+  Snapshot<const policy::Policy>& policy;    ///< swapped whole on SIGHUP
   audit::AuditLog& audit;
   SessionRegistry& registry;
   boost::asio::thread_pool& blocking_pool;  ///< hashing and file reads, never the I/O threads

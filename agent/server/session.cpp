@@ -49,7 +49,8 @@ nlohmann::json identity_json(const PeerIdentity& id) {
 
 Session::Session(ServerContext& ctx, asio::ip::tcp::socket socket, std::uint64_t id)
     : ctx_(ctx),
-      stream_(std::move(socket), ctx.tls),
+      tls_(ctx.tls.get()),
+      stream_(std::move(socket), *tls_),
       lines_(stream_.get_executor(), static_cast<std::size_t>(ctx.config.limits.max_pipelined)),
       idle_timer_(stream_.get_executor()),
       write_timer_(stream_.get_executor()),
@@ -165,7 +166,7 @@ asio::awaitable<bool> Session::authenticate() {
   }
   info_.identity = std::move(identity.value());
 
-  const auto policy = ctx_.policy.snapshot();
+  const auto policy = ctx_.policy.get();
   auto principal = policy::map_identity(*policy, info_.identity);
   if (!principal) {
     const std::string reason =

@@ -52,6 +52,7 @@ class Session : public std::enable_shared_from_this<Session>, public ReplySink {
   void close_now() noexcept;
 
   ServerContext& ctx_;
+  std::shared_ptr<boost::asio::ssl::context> tls_;  // the context this connection was made with
   boost::asio::ssl::stream<boost::asio::ip::tcp::socket> stream_;
   LineChannel lines_;
   boost::asio::steady_timer idle_timer_;

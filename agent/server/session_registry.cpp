@@ -57,6 +57,21 @@ void SessionRegistry::release_child() {
   --children_;
 }
 
+bool SessionRegistry::try_reserve_blocking(const std::string& principal) {
+  std::lock_guard lock(mutex_);
+  int& mine = blocking_[principal];
+  if (mine >= limits_.max_digests_per_identity) return false;
+  ++mine;
+  return true;
+}
+
+void SessionRegistry::release_blocking(const std::string& principal) {
+  std::lock_guard lock(mutex_);
+  if (auto it = blocking_.find(principal); it != blocking_.end() && --it->second <= 0) {
+    blocking_.erase(it);
+  }
+}
+
 SessionRegistry::Counts SessionRegistry::counts() const {
   std::lock_guard lock(mutex_);
   return Counts{handshakes_, clients_, children_};

@@ -16,6 +16,7 @@ class SessionRegistry {
     int max_clients = 64;
     int max_clients_per_identity = 8;
     int max_children = 16;
+    int max_digests_per_identity = 2;
   };
   explicit SessionRegistry(Limits limits) : limits_(limits) {}
 
@@ -34,6 +35,10 @@ class SessionRegistry {
   bool try_reserve_child();
   void release_child();
 
+  /// Reserves a blocking-work slot (hash, tail) for `principal`; false at its limit.
+  bool try_reserve_blocking(const std::string& principal);
+  void release_blocking(const std::string& principal);
+
   /// Snapshot counters, for tests and status.
   struct Counts {
     int handshakes = 0;
@@ -50,6 +55,7 @@ class SessionRegistry {
   int clients_ = 0;                           // GUARDED_BY(mutex_)
   int children_ = 0;                          // GUARDED_BY(mutex_)
   std::map<std::string, int> per_principal_;  // GUARDED_BY(mutex_)
+  std::map<std::string, int> blocking_;       // GUARDED_BY(mutex_)
 };
 
 }  // namespace opsagent::server

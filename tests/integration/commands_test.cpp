@@ -235,3 +235,23 @@ TEST_F(Commands, AuditsEveryDecisionAndResult) {
 
 }  // namespace
 }  // namespace opsagent::testing
+
+namespace opsagent::testing {
+namespace {
+
+TEST(CommandLimits, RefusesToHashFilesOverTheSizeCapAtOnce) {
+  AgentProcess agent{AgentSpec{kTestPolicy, {{"limits", "{max_hash_bytes: 1MiB}"}}}};
+  fs::create_directories(agent.dir() / "files");
+  const fs::path sparse = agent.dir() / "files" / "huge.img";
+  { std::ofstream(sparse) << ""; }
+  fs::resize_file(sparse, std::uintmax_t{64} << 30);  // 64 GiB, sparse (SECURITY-MATRIX C11)
+  auto client = agent.connect("alice");
+  const auto started = std::chrono::steady_clock::now();
+  const auto r = client->command("hash sha256 " + sparse.string());
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 2s);
+  ASSERT_EQ(r.size(), 1U);
+  EXPECT_EQ(r[0].rfind("ERR limit file is larger than max_hash_bytes", 0), 0U) << r[0];
+}
+
+}  // namespace
+}  // namespace opsagent::testing

@@ -1,0 +1,14 @@
+#pragma once
+// What SIGHUP does: re-read the policy and the TLS files (certificate, key, CA, CRL) and reopen
+// the audit log (for rename-based rotation). Each part is all-or-nothing: a file that fails to
+// load leaves the old version in force, and the failure is audited and logged.
+
+#include "agent/server/server_context.hpp"
+
+namespace opsagent::server {
+
+/// Blocking (reads files): call from the blocking-work pool, never an I/O thread.
+/// Thread-safe with respect to sessions: new versions are swapped in whole.
+void reload(ServerContext& ctx);
+
+}  // namespace opsagent::server
