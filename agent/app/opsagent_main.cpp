@@ -20,6 +20,7 @@
 #include "agent/audit/audit_log.hpp"
 #include "agent/config/agent_config.hpp"
 #include "agent/config/config_error.hpp"
+#include "agent/exec/orphan_reaper.hpp"
 #include "agent/policy/policy.hpp"
 #include "agent/server/reloader.hpp"
 #include "agent/server/server.hpp"
@@ -112,6 +113,9 @@ int main(int argc, char** argv) {
 
   // Children inherit the process umask (posix_spawn cannot set one), so it is set here once.
   ::umask(cfg.exec.umask);
+  // Descendants that escape a command's process group are re-parented to us, not to init, so
+  // they can be found and killed (exec/orphan_reaper.hpp).
+  if (auto st = exec::become_subreaper(); !st) spdlog::warn("{}", st.error().message);
 
   auto audit = audit::AuditLog::open(cfg.audit_path);
   if (!audit) {
@@ -168,6 +172,7 @@ int main(int argc, char** argv) {
   io.run();
   for (auto& t : threads) t.join();
   blocking.join();
+  exec::sweep_orphans();
 
   ctx.audit.record("agent_stop", {{"reason", "signal"}});
   spdlog::info("stopped");

@@ -1,5 +1,7 @@
 #include "agent/exec/child_process.hpp"
 
+#include "agent/exec/orphan_reaper.hpp"
+
 #include <array>
 #include <cerrno>
 #include <csignal>
@@ -173,6 +175,7 @@ void kill_and_reap(pid_t pid) noexcept {
   ::kill(-pid, SIGKILL);
   while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
   }
+  detail::untrack_child(pid);
 }
 
 std::vector<char*> c_strings(const std::vector<std::string>& strings) {
@@ -225,6 +228,7 @@ Result<ExitStatus> ChildProcess::try_reap() noexcept {
     r = ::waitpid(pid_, &status, WNOHANG);
   } while (r < 0 && errno == EINTR);
   if (r == 0) return Error{ErrorCode::internal, "running"};
+  detail::untrack_child(pid_);
   if (r < 0) {
     // ECHILD: someone else reaped it (a competing SIGCHLD handler?); never wait for it again.
     reaped_ = true;
@@ -302,9 +306,14 @@ Result<ChildProcess> spawn(const SpawnSpec& spec) {
   std::vector<char*> argv = c_strings(spec.argv);
   std::vector<char*> envp = c_strings(spec.environment);
   pid_t pid = -1;
-  // posix_spawn, not posix_spawnp: no PATH search. glibc uses CLONE_VFORK, so the exec
-  // outcome (including ENOENT/EACCES) is known when this returns.
-  rc = ::posix_spawn(&pid, program.c_str(), &fa.actions, &sa.attributes, argv.data(), envp.data());
+  {
+    // Recorded before any orphan sweep can see it (orphan_reaper.hpp).
+    detail::SpawnLock lock;
+    // posix_spawn, not posix_spawnp: no PATH search. glibc uses CLONE_VFORK, so the exec
+    // outcome (including ENOENT/EACCES) is known when this returns.
+    rc = ::posix_spawn(&pid, program.c_str(), &fa.actions, &sa.attributes, argv.data(), envp.data());
+    if (rc == 0) detail::track_child(pid);
+  }
   if (rc != 0) return spawn_error(rc, program);
 
   ChildProcess child;

@@ -13,6 +13,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "agent/exec/orphan_reaper.hpp"
+#include "agent/server/blocking.hpp"
 #include "agent/server/session.hpp"
 
 namespace opsagent::server {
@@ -29,7 +31,8 @@ std::string endpoint_text(const tcp::endpoint& ep) {
 }
 }  // namespace
 
-Server::Server(asio::io_context& io, ServerContext& ctx) : io_(io), ctx_(ctx) {}
+Server::Server(asio::io_context& io, ServerContext& ctx)
+    : io_(io), ctx_(ctx), sweep_strand_(asio::make_strand(io)), sweep_timer_(sweep_strand_) {}
 
 void Server::start() {
   for (const auto& listen : ctx_.config.listen) {
@@ -50,6 +53,7 @@ void Server::start() {
   for (auto& acceptor : acceptors_) {
     asio::co_spawn(io_, accept_loop(*acceptor), asio::detached);
   }
+  asio::co_spawn(sweep_strand_, sweep_loop(), asio::detached);
 }
 
 std::vector<tcp::endpoint> Server::endpoints() const {
@@ -74,7 +78,26 @@ void Server::stop() {
       a->close(ec);
     }
   });
+  asio::post(sweep_strand_, [this] {
+    sweep_stopped_ = true;  // the loop may be between waits: the flag, not the cancel, ends it
+    sweep_timer_.cancel();
+  });
   for (auto& s : live) s->stop();
+}
+
+asio::awaitable<void> Server::sweep_loop() {
+  while (true) {
+    sweep_timer_.expires_after(std::chrono::seconds(1));
+    const auto waited = co_await sweep_timer_.async_wait(kUse);
+    if (std::get<0>(waited) || sweep_stopped_) co_return;  // stop()
+    auto sweep = [] { return exec::sweep_orphans(); };
+    const std::vector<pid_t> killed = co_await run_blocking(ctx_.blocking_pool, std::move(sweep));
+    if (sweep_stopped_) co_return;
+    if (!killed.empty()) {
+      ctx_.audit.record("orphans_killed", {{"pids", killed}});
+      spdlog::warn("killed {} process(es) that escaped their command's process group", killed.size());
+    }
+  }
 }
 
 asio::awaitable<void> Server::accept_loop(tcp::acceptor& acceptor) {

@@ -10,6 +10,8 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 
 #include "agent/server/server_context.hpp"
 
@@ -31,10 +33,15 @@ class Server {
 
  private:
   boost::asio::awaitable<void> accept_loop(boost::asio::ip::tcp::acceptor& acceptor);
+  /// Once a second: kill and reap processes that escaped their command (exec/orphan_reaper.hpp).
+  boost::asio::awaitable<void> sweep_loop();
 
   boost::asio::io_context& io_;
   ServerContext& ctx_;
   std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
+  boost::asio::strand<boost::asio::io_context::executor_type> sweep_strand_;
+  boost::asio::steady_timer sweep_timer_;  // used on sweep_strand_ only
+  bool sweep_stopped_ = false;             // used on sweep_strand_ only
   std::mutex sessions_mutex_;
   std::vector<std::weak_ptr<Session>> sessions_;  // GUARDED_BY(sessions_mutex_)
   bool stopped_ = false;                          // GUARDED_BY(sessions_mutex_)

@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fstream>
 #include <regex>
+#include <thread>
 #include <sys/stat.h>
 
 #include <gtest/gtest.h>
@@ -188,6 +189,25 @@ TEST_F(Commands, RunKillsTheWholeTreeWhenTheClientDisconnects) {
   EXPECT_FALSE(process_alive(grandchild));
   const auto rec = agent.wait_for_audit("command_end", "client_gone", true);
   EXPECT_EQ(rec["signal"], 9);
+}
+
+// SECURITY-MATRIX D3: a grandchild that leaves the process group with setsid() and keeps stdout
+// open neither holds the reply (bounded drain) nor survives the command (subreaper sweep).
+TEST_F(Commands, RunLeavesNoEscapedDescendantsBehind) {
+  const std::string marker = unique_marker("escaper");
+  const auto started = std::chrono::steady_clock::now();
+  const auto r = client->command("run escaper " + marker);
+  ASSERT_EQ(r.size(), 2U) << joined(r);
+  EXPECT_EQ(r[0].rfind("| escaped=", 0), 0U) << r[0];
+  EXPECT_EQ(r[1].rfind("OK done exit=0 ", 0), 0U) << r[1];
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 5s);
+  const pid_t escaped = std::stoi(r[0].substr(std::string("| escaped=").size()));
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (process_alive(escaped) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_FALSE(process_alive(escaped)) << "the setsid escapee survived";
+  agent.wait_for_audit("orphans_killed");
 }
 
 TEST_F(Commands, RunKillsChildrenThatExceedTheOutputCap) {

@@ -21,7 +21,7 @@ roles:
     hash:
       algorithms: [sha1, sha256, sha512]
       paths: ["@DIR@/files/**"]
-    run: [echo-args, slow, forker, fail, flood, missing]
+    run: [echo-args, slow, forker, fail, flood, missing, escaper]
   reader:
     commands: [ping, whoami, tail]
     deny: [run]
@@ -50,6 +50,9 @@ commands:
     max_output: 64KiB
   missing:
     argv: [/nonexistent/program]
+  escaper:
+    argv: [@HELPERS@/escaper]
+    args: [{name: marker, pattern: '[a-z0-9-]+'}]
 )";
 
 }  // namespace opsagent::testing

@@ -1,0 +1,91 @@
+#include "agent/exec/orphan_reaper.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <set>
+#include <string>
+
+namespace opsagent::exec {
+namespace {
+
+std::mutex& children_mutex() {
+  static std::mutex m;
+  return m;
+}
+
+std::set<pid_t>& children() {  // GUARDED_BY(children_mutex())
+  static std::set<pid_t> s;
+  return s;
+}
+
+// The parent pid from /proc/PID/stat ("pid (comm) state ppid ..."); comm may contain spaces and
+// parentheses, so parse after the last ')'. -1 when unreadable (the process is gone).
+pid_t parent_of(const char* pid_text) {
+  const std::string path = std::string("/proc/") + pid_text + "/stat";
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  std::array<char, 1024> buf{};
+  const ssize_t n = ::read(fd, buf.data(), buf.size() - 1);
+  ::close(fd);
+  if (n <= 0) return -1;
+  const std::string_view stat(buf.data(), static_cast<std::size_t>(n));
+  const auto close_paren = stat.rfind(')');
+  if (close_paren == std::string_view::npos || close_paren + 4 >= stat.size()) return -1;
+  // ") S 1234 ..." -> skip ") ", the state letter and a space.
+  return static_cast<pid_t>(std::strtol(stat.data() + close_paren + 4, nullptr, 10));
+}
+
+}  // namespace
+
+Status become_subreaper() {
+  if (::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0) {
+    return Error{ErrorCode::internal, std::string("PR_SET_CHILD_SUBREAPER: ") + std::strerror(errno)};
+  }
+  return ok_status();
+}
+
+std::vector<pid_t> sweep_orphans() {
+  std::vector<pid_t> killed;
+  const pid_t self = ::getpid();
+  std::lock_guard lock(children_mutex());
+  DIR* proc = ::opendir("/proc");
+  if (proc == nullptr) return killed;
+  while (const dirent* entry = ::readdir(proc)) {
+    const char* name = entry->d_name;
+    if (name[0] < '1' || name[0] > '9') continue;
+    if (parent_of(name) != self) continue;
+    const auto pid = static_cast<pid_t>(std::strtol(name, nullptr, 10));
+    if (children().count(pid) != 0) continue;  // a running command's own child
+    ::kill(pid, SIGKILL);
+    killed.push_back(pid);
+  }
+  ::closedir(proc);
+  // Reap what is already dead; the rest is reaped by a later sweep (SIGKILL is not instant).
+  for (const pid_t pid : killed) ::waitpid(pid, nullptr, WNOHANG);
+  return killed;
+}
+
+namespace detail {
+
+void track_child(pid_t pid) { children().insert(pid); }
+
+void untrack_child(pid_t pid) {
+  std::lock_guard lock(children_mutex());
+  children().erase(pid);
+}
+
+SpawnLock::SpawnLock() { children_mutex().lock(); }
+SpawnLock::~SpawnLock() { children_mutex().unlock(); }
+
+}  // namespace detail
+}  // namespace opsagent::exec
