@@ -85,6 +85,19 @@ void Server::stop() {
   for (auto& s : live) s->stop();
 }
 
+bool Server::evict_oldest_handshake() {
+  std::lock_guard lock(sessions_mutex_);
+  for (auto& weak : sessions_) {  // in accept order: the first one still handshaking is the oldest
+    auto s = weak.lock();
+    if (s && s->handshaking()) {
+      s->evict();
+      weak.reset();  // never picked twice
+      return true;
+    }
+  }
+  return false;
+}
+
 asio::awaitable<void> Server::sweep_loop() {
   while (true) {
     sweep_timer_.expires_after(std::chrono::seconds(1));
@@ -118,7 +131,17 @@ asio::awaitable<void> Server::accept_loop(tcp::acceptor& acceptor) {
     const std::uint64_t id = ctx_.registry.next_connection_id();
     error_code peer_ec;
     const auto peer = socket.remote_endpoint(peer_ec);
-    if (!ctx_.registry.try_begin_handshake()) {
+    // At max_handshakes the oldest pending handshake makes room: a flood of silent connections
+    // then churns through its own slots instead of locking everyone out (SECURITY-MATRIX A14).
+    // Evicted connections release their slots a moment later, so the count may briefly exceed the
+    // limit; twice the limit is the hard ceiling.
+    bool admitted = ctx_.registry.try_begin_handshake();
+    if (!admitted && ctx_.registry.counts().handshakes < 2 * ctx_.config.limits.max_handshakes &&
+        evict_oldest_handshake()) {
+      ctx_.registry.force_begin_handshake();
+      admitted = true;
+    }
+    if (!admitted) {
       ctx_.audit.record(
           "connection_refused",
           {{"conn", id},

@@ -33,6 +33,8 @@ class Server {
 
  private:
   boost::asio::awaitable<void> accept_loop(boost::asio::ip::tcp::acceptor& acceptor);
+  /// Closes the oldest connection still in its TLS handshake; false when there is none.
+  bool evict_oldest_handshake();
   /// Once a second: kill and reap processes that escaped their command (exec/orphan_reaper.hpp).
   boost::asio::awaitable<void> sweep_loop();
 

@@ -85,6 +85,14 @@ void Session::stop() {
   });
 }
 
+void Session::evict() {
+  asio::post(stream_.get_executor(), [self = shared_from_this()] {
+    if (!self->in_handshake_) return;  // finished meanwhile: nothing to make room for
+    self->evicted_ = true;
+    self->close_now();
+  });
+}
+
 void Session::close_now() noexcept {
   if (dispatcher_) dispatcher_->cancel_active();
   lines_.cancel();
@@ -126,9 +134,12 @@ asio::awaitable<bool> Session::handshake() {
       co_await (stream_.async_handshake(ssl::stream_base::server, kUse) || timer.async_wait(kUse));
   ctx_.registry.end_handshake();
   in_handshake_ = false;
+  handshaking_.store(false);
 
   std::string reason;
-  if (result.index() == 1) {
+  if (evicted_) {
+    reason = "evicted: max_handshakes reached and this was the oldest pending handshake";
+  } else if (result.index() == 1) {
     reason = "handshake_timeout";
   } else if (const error_code ec = std::get<0>(std::get<0>(result)); ec) {
     reason = ec.message();

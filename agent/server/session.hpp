@@ -4,6 +4,7 @@
 // writer of the stream; a reader coroutine frames lines into a small bounded queue so that a
 // disconnect is noticed even while a command runs.
 
+#include <atomic>
 #include <memory>
 #include <optional>
 #include <string>
@@ -31,6 +32,11 @@ class Session : public std::enable_shared_from_this<Session>, public ReplySink {
   /// Asks the session to end (agent shutdown): kills its child, closes the connection.
   /// Thread-safe: posts to the session's strand.
   void stop();
+  /// Ends the session if it is still in its TLS handshake (to make room under max_handshakes).
+  /// Thread-safe: posts to the session's strand.
+  void evict();
+  /// True until the TLS handshake has finished (either way). Thread-safe.
+  [[nodiscard]] bool handshaking() const noexcept { return handshaking_.load(); }
 
  private:
   struct LineEvent {
@@ -65,6 +71,8 @@ class Session : public std::enable_shared_from_this<Session>, public ReplySink {
   bool reader_running_ = false;
   bool peer_gone_ = false;         // EOF/error from the client, or a failed write
   bool stopping_ = false;          // agent shutdown
+  bool evicted_ = false;           // closed during its handshake to admit a newer connection
+  std::atomic<bool> handshaking_{true};
   std::size_t partial_bytes_ = 0;  // unterminated line left when the client went away
   std::chrono::steady_clock::time_point started_;
 };

@@ -16,6 +16,11 @@ bool SessionRegistry::try_begin_handshake() {
   return true;
 }
 
+void SessionRegistry::force_begin_handshake() {
+  std::lock_guard lock(mutex_);
+  ++handshakes_;
+}
+
 void SessionRegistry::end_handshake() {
   std::lock_guard lock(mutex_);
   --handshakes_;

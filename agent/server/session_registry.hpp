@@ -26,6 +26,8 @@ class SessionRegistry {
   /// Reserves a pre-authentication slot; false when max_handshakes are in progress.
   bool try_begin_handshake();
   void end_handshake();
+  /// Takes a pre-authentication slot even at the limit (after evicting another connection).
+  void force_begin_handshake();
 
   /// Why admission failed, or empty when admitted.
   std::string try_admit(const std::string& principal);

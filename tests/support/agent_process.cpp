@@ -39,7 +39,18 @@ fs::path make_temp_dir(const std::string& prefix) {
   return tmpl;
 }
 
-pid_t spawn_with_log(const std::vector<std::string>& args, const fs::path& log) {
+pid_t spawn_with_log(const std::vector<std::string>& args, const fs::path& log,
+                     const std::map<std::string, std::string>& env = {}) {
+  // The test's environment with `env` applied on top (same variable: `env` wins).
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string entry(*e);
+    if (env.count(entry.substr(0, entry.find('='))) == 0) env_strings.push_back(entry);
+  }
+  for (const auto& [name, value] : env) env_strings.push_back(name + "=" + value);
+  std::vector<char*> envp;
+  for (auto& e : env_strings) envp.push_back(e.data());
+  envp.push_back(nullptr);
   std::vector<char*> argv;
   for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
@@ -50,7 +61,7 @@ pid_t spawn_with_log(const std::vector<std::string>& args, const fs::path& log) 
                                    0644);
   posix_spawn_file_actions_adddup2(&fa, 1, 2);
   pid_t pid = -1;
-  const int rc = ::posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ);
+  const int rc = ::posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), envp.data());
   posix_spawn_file_actions_destroy(&fa);
   return rc == 0 ? pid : -1;
 }
@@ -122,7 +133,7 @@ AgentProcess::AgentProcess(AgentSpec spec) {
   write_file(dir_ / "agent.yaml", config);
 
   pid_ = spawn_with_log({OPSAGENT_BINARY, "--config", (dir_ / "agent.yaml").string()},
-                        dir_ / "agent.log");
+                        dir_ / "agent.log", spec.env);
   if (pid_ < 0) {
     ADD_FAILURE() << "cannot start " << OPSAGENT_BINARY;
     return;

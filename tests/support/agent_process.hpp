@@ -25,6 +25,8 @@ struct AgentSpec {
                             ///< agent's directory and the directory of the helper programs
   std::map<std::string, std::string> sections;  ///< agent.yaml top-level key -> YAML value
   std::string listen_host = "127.0.0.1";
+  std::map<std::string, std::string> env{};  ///< environment variables set (or replaced) for the
+                                             ///< agent on top of the test's own environment
 };
 
 class AgentProcess {

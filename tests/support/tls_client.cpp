@@ -1,14 +1,47 @@
 #include "tests/support/tls_client.hpp"
 
+#include <memory>
+#include <stdexcept>
+
 #include <boost/asio/connect.hpp>
 #include <boost/asio/read_until.hpp>
 #include <boost/asio/write.hpp>
 #include <nlohmann/json.hpp>
+#include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 
 namespace opsagent::testing {
 namespace asio = boost::asio;
 using boost::system::error_code;
+
+namespace {
+
+struct BioFree {
+  void operator()(BIO* b) const { BIO_free(b); }
+};
+struct X509Free {
+  void operator()(X509* x) const { X509_free(x); }
+};
+
+// Appends every certificate of a PEM file to the chain sent with the client certificate.
+void add_chain_certificates(SSL_CTX* ctx, const std::filesystem::path& file) {
+  std::unique_ptr<BIO, BioFree> bio(BIO_new_file(file.c_str(), "r"));
+  if (!bio) throw std::runtime_error("TlsClient: cannot read " + file.string());
+  int added = 0;
+  while (true) {
+    std::unique_ptr<X509, X509Free> cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+    if (!cert) break;
+    // SSL_CTX_add1_chain_cert is a macro with a C cast; call what it expands to.
+    if (SSL_CTX_ctrl(ctx, SSL_CTRL_CHAIN_CERT, 1, cert.get()) != 1)
+      throw std::runtime_error("TlsClient: cannot add chain certificate " + file.string());
+    ++added;
+  }
+  ERR_clear_error();  // the end of the file reads as a PEM "no start line" error
+  if (added == 0) throw std::runtime_error("TlsClient: no certificate in " + file.string());
+}
+
+}  // namespace
 
 bool is_final_line(const std::string& line) {
   return line == "OK" || line.rfind("OK ", 0) == 0 || line.rfind("ERR ", 0) == 0;
@@ -19,11 +52,23 @@ TlsClient::TlsClient(ClientOptions options)
   SSL_CTX* raw = ctx_.native_handle();
   if (options_.min_version != 0) SSL_CTX_set_min_proto_version(raw, options_.min_version);
   if (options_.max_version != 0) SSL_CTX_set_max_proto_version(raw, options_.max_version);
+  if (options_.security_level >= 0) SSL_CTX_set_security_level(raw, options_.security_level);
+  if (!options_.cipher_list.empty() &&
+      SSL_CTX_set_cipher_list(raw, options_.cipher_list.c_str()) != 1) {
+    ERR_clear_error();
+    throw std::runtime_error("TlsClient: cipher list not usable: " + options_.cipher_list);
+  }
+  if (!options_.ciphersuites.empty() &&
+      SSL_CTX_set_ciphersuites(raw, options_.ciphersuites.c_str()) != 1) {
+    ERR_clear_error();
+    throw std::runtime_error("TlsClient: TLS 1.3 suites not usable: " + options_.ciphersuites);
+  }
   ctx_.load_verify_file(options_.ca.string());
   if (!options_.cert.empty()) {
     ctx_.use_certificate_chain_file(options_.cert.string());
     ctx_.use_private_key_file(options_.key.string(), asio::ssl::context::pem);
   }
+  for (const auto& file : options_.extra_chain) add_chain_certificates(raw, file);
   ctx_.set_verify_mode(asio::ssl::verify_peer);
   stream_.emplace(io_, ctx_);
 }
@@ -131,6 +176,47 @@ bool TlsClient::wait_closed(std::chrono::milliseconds timeout) {
   }
   return false;
 }
+
+std::string TlsClient::renegotiate(std::chrono::milliseconds timeout) {
+  if (SSL_renegotiate(stream_->native_handle()) != 1) {
+    ERR_clear_error();
+    return last_error_ = "renegotiate: SSL_renegotiate refused";
+  }
+  // Asio's handshake calls SSL_connect, which drives the pending renegotiation; the agent's
+  // answer (a new handshake, an alert or a close) arrives while it runs or on the next read.
+  const error_code ec = run(
+      [&](error_code& r) {
+        stream_->async_handshake(asio::ssl::stream_base::client, [&](error_code e) { r = e; });
+      },
+      timeout);
+  if (ec) return last_error_ = "renegotiate: " + ec.message();
+  if (SSL_renegotiate_pending(stream_->native_handle()) != 0)
+    return last_error_ = "renegotiate: still pending";
+  return {};
+}
+
+std::string TlsClient::key_update(bool request_peer, std::chrono::milliseconds timeout) {
+  if (SSL_key_update(stream_->native_handle(),
+                     request_peer ? SSL_KEY_UPDATE_REQUESTED : SSL_KEY_UPDATE_NOT_REQUESTED) != 1) {
+    ERR_clear_error();
+    return last_error_ = "key update: SSL_key_update refused";
+  }
+  // SSL_do_handshake (through Asio's handshake) sends the KeyUpdate message at once.
+  const error_code ec = run(
+      [&](error_code& r) {
+        stream_->async_handshake(asio::ssl::stream_base::client, [&](error_code e) { r = e; });
+      },
+      timeout);
+  if (ec) return last_error_ = "key update: " + ec.message();
+  return {};
+}
+
+std::string TlsClient::cipher() {
+  const char* name = SSL_get_cipher_name(stream_->native_handle());
+  return name != nullptr && SSL_is_init_finished(stream_->native_handle()) ? name : "";
+}
+
+std::string TlsClient::version() { return SSL_get_version(stream_->native_handle()); }
 
 void TlsClient::close() {
   run([&](error_code& r) { stream_->async_shutdown([&](error_code e) { r = e; }); }, 2s);

@@ -22,6 +22,12 @@ struct ClientOptions {
   int min_version = 0;  ///< e.g. TLS1_2_VERSION; 0 = library default
   int max_version = 0;
   std::string host_name = "localhost";  ///< expected in the agent's certificate
+  std::string cipher_list;              ///< TLS 1.2 and older cipher string ("": library default)
+  std::string ciphersuites;             ///< TLS 1.3 suites ("": library default)
+  int security_level = -1;  ///< SSL_CTX_set_security_level (-1: library default), 0 for old
+                            ///< protocols and weak suites
+  std::vector<std::filesystem::path> extra_chain;  ///< PEM files whose certificates are sent
+                                                   ///< after `cert`, in order (chain override)
 };
 
 /// One connection. Not thread-safe.
@@ -49,6 +55,15 @@ class TlsClient {
   void close();
   /// Closes with SO_LINGER 0 (the peer sees a reset).
   void reset();
+  /// TLS 1.2 client-initiated renegotiation (SSL_renegotiate, then a handshake).
+  /// Returns an error message, or "" when the agent went along with it.
+  std::string renegotiate(std::chrono::milliseconds timeout = 10s);
+  /// TLS 1.3 KeyUpdate, sent at once; with `request_peer` the agent is asked to update too.
+  /// Returns an error message, or "" on success.
+  std::string key_update(bool request_peer, std::chrono::milliseconds timeout = 10s);
+  /// The negotiated cipher suite and protocol version ("" before a handshake).
+  [[nodiscard]] std::string cipher();
+  [[nodiscard]] std::string version();
   [[nodiscard]] const std::string& last_error() const { return last_error_; }
   boost::asio::ssl::stream<boost::asio::ip::tcp::socket>& stream() { return *stream_; }
 
