@@ -1,0 +1,284 @@
+#include "agent/client/agent_connection.hpp"
+
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include <array>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <fmt/format.h>
+
+namespace opsagent::client {
+namespace asio = boost::asio;
+namespace ssl = boost::asio::ssl;
+using namespace asio::experimental::awaitable_operators;
+using boost::system::error_code;
+using std::chrono::milliseconds;
+using std::chrono::steady_clock;
+
+namespace {
+
+constexpr auto kUse = asio::as_tuple(asio::use_awaitable);
+// Agent lines are at most 16 KiB of output, up to 4x that once sanitized; leave room.
+constexpr std::size_t kMaxReplyLine = std::size_t{1} << 20;
+constexpr auto kShutdownWait = std::chrono::seconds(1);
+constexpr auto kNoDeadline = std::chrono::hours(24 * 365);
+
+std::string format_limit(milliseconds ms) {
+  if (ms.count() % 1000 == 0) return fmt::format("{}s", ms.count() / 1000);
+  return fmt::format("{}ms", ms.count());
+}
+
+bool is_ip_literal(const std::string& name) {
+  error_code ec;
+  asio::ip::make_address(name, ec);
+  return !ec;
+}
+
+// Text lines never start with '{' ("| ", "! ", "OK", "ERR"), so each line says its own mode;
+// this follows `json on` / `json off` without knowing whether the switch succeeded.
+protocol::Mode mode_of(std::string_view line) {
+  return (!line.empty() && line.front() == '{') ? protocol::Mode::json : protocol::Mode::text;
+}
+
+bool is_tls_error(const error_code& ec) {
+  return ec.category() == asio::error::get_ssl_category() && ec != ssl::error::stream_truncated;
+}
+
+}  // namespace
+
+AgentConnection::AgentConnection(const asio::any_io_executor& executor, ssl::context& tls, Target target,
+                                 Timeouts timeouts)
+    : target_(std::move(target)),
+      timeouts_(timeouts),
+      stream_(executor, tls),
+      framer_(kMaxReplyLine),
+      started_(steady_clock::now()) {
+  if (target_.server_name.empty()) target_.server_name = target_.address;
+}
+
+HostResult AgentConnection::fail(HostStatus status, std::string code, std::string message) {
+  HostResult r;
+  r.status = status;
+  r.code = std::move(code);
+  r.message = std::move(message);
+  r.duration = std::chrono::duration_cast<milliseconds>(steady_clock::now() - started_);
+  open_ = false;
+  close_socket();
+  return r;
+}
+
+void AgentConnection::close_socket() noexcept {
+  error_code ec;
+  stream_.next_layer().close(ec);
+}
+
+asio::awaitable<HostResult> AgentConnection::open() {
+  started_ = steady_clock::now();
+  const auto executor = stream_.get_executor();
+  asio::steady_timer timer(executor);
+  timer.expires_after(timeouts_.connect);
+
+  // 1. Resolve and connect, under one deadline.
+  asio::ip::tcp::resolver resolver(executor);
+  const std::string port = std::to_string(target_.port);
+  auto resolved = co_await (resolver.async_resolve(target_.address, port, kUse) || timer.async_wait(kUse));
+  if (resolved.index() == 1) {
+    co_return fail(HostStatus::unreachable, "connect",
+                   fmt::format("resolving {} timed out after {}", target_.address, format_limit(timeouts_.connect)));
+  }
+  const error_code resolve_ec = std::get<0>(std::get<0>(resolved));
+  if (resolve_ec) {
+    co_return fail(HostStatus::unreachable, "connect",
+                   fmt::format("cannot resolve {}: {}", target_.address, resolve_ec.message()));
+  }
+  const asio::ip::tcp::resolver::results_type endpoints = std::get<1>(std::get<0>(resolved));
+  auto connected = co_await (asio::async_connect(stream_.next_layer(), endpoints, kUse) || timer.async_wait(kUse));
+  if (connected.index() == 1) {
+    co_return fail(HostStatus::unreachable, "connect",
+                   fmt::format("connecting to {}:{} timed out after {}", target_.address, target_.port,
+                               format_limit(timeouts_.connect)));
+  }
+  const error_code connect_ec = std::get<0>(std::get<0>(connected));
+  if (connect_ec) {
+    co_return fail(HostStatus::unreachable, "connect",
+                   fmt::format("cannot connect to {}:{}: {}", target_.address, target_.port, connect_ec.message()));
+  }
+
+  // 2. TLS. OpenSSL checks the name itself (DNS SAN, or IP SAN for an address) so a mismatch is
+  // reported as "Hostname mismatch" / "IP address mismatch" rather than a bare verify failure.
+  SSL* ssl_handle = stream_.native_handle();
+  X509_VERIFY_PARAM* param = SSL_get0_param(ssl_handle);
+  X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+  const std::string& name = target_.server_name;
+  int name_set = 0;
+  if (is_ip_literal(name)) {
+    name_set = X509_VERIFY_PARAM_set1_ip_asc(param, name.c_str());
+  } else {
+    // SNI only for DNS names (RFC 6066 forbids IP literals).
+    name_set = static_cast<int>(SSL_ctrl(ssl_handle, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
+                                         const_cast<char*>(name.c_str()))) &
+               X509_VERIFY_PARAM_set1_host(param, name.c_str(), name.size());
+  }
+  if (name_set != 1) {
+    co_return fail(HostStatus::tls_error, "tls", fmt::format("cannot verify against server name '{}'", name));
+  }
+  const auto handshake_deadline = steady_clock::now() + timeouts_.handshake;
+  timer.expires_at(handshake_deadline);
+  auto shaken = co_await (stream_.async_handshake(ssl::stream_base::client, kUse) || timer.async_wait(kUse));
+  if (shaken.index() == 1) {
+    co_return fail(HostStatus::timeout, "timeout",
+                   fmt::format("TLS handshake timed out after {}", format_limit(timeouts_.handshake)));
+  }
+  const error_code handshake_ec = std::get<0>(std::get<0>(shaken));
+  if (handshake_ec) {
+    std::string message = "TLS handshake failed: " + handshake_ec.message();
+    const long verify = SSL_get_verify_result(ssl_handle);
+    if (verify != X509_V_OK) {
+      message += fmt::format(" ({}; expected {} signed by the configured CA)", X509_verify_cert_error_string(verify),
+                             name);
+    }
+    co_return fail(HostStatus::tls_error, "tls", std::move(message));
+  }
+
+  // 3. Greeting. In TLS 1.3 the agent judges our certificate after our side of the handshake
+  // is done, so a refused client certificate shows up here as a TLS alert.
+  const LineRead greeting = co_await read_line(handshake_deadline);
+  if (greeting.end == ReadEnd::timed_out) {
+    co_return fail(HostStatus::timeout, "timeout",
+                   fmt::format("no greeting within {}", format_limit(timeouts_.handshake)));
+  }
+  if (greeting.end == ReadEnd::failed && is_tls_error(greeting.ec)) {
+    co_return fail(HostStatus::tls_error, "tls", "the agent refused the TLS session: " + greeting.ec.message());
+  }
+  if (greeting.end != ReadEnd::line) {
+    co_return fail(HostStatus::error, "protocol",
+                   "connection closed before the greeting" +
+                       (greeting.ec ? ": " + greeting.ec.message() : std::string()));
+  }
+  const protocol::ReplyLine parsed = protocol::parse_reply_line(greeting.line, protocol::Mode::text);
+  if (parsed.kind == protocol::ReplyKind::error) {
+    HostResult refused = result_from_final_line(parsed);
+    HostResult r = fail(refused.status, refused.code, refused.message);
+    co_return r;
+  }
+  if (parsed.kind != protocol::ReplyKind::ok) {
+    co_return fail(HostStatus::error, "protocol", "not an opsagent greeting: " + parsed.text);
+  }
+  greeting_ = greeting.line;
+  open_ = true;
+  HostResult ok;
+  ok.status = HostStatus::ok;
+  ok.message = parsed.text;
+  ok.duration = std::chrono::duration_cast<milliseconds>(steady_clock::now() - started_);
+  co_return ok;
+}
+
+asio::awaitable<HostResult> AgentConnection::command(std::string line, LineHandler on_line) {
+  if (!open_) co_return fail(HostStatus::error, "protocol", "not connected");
+  const auto deadline = steady_clock::now() + (timeouts_.command.count() > 0 ? timeouts_.command : kNoDeadline);
+  const std::string limit_text = format_limit(timeouts_.command);
+  asio::steady_timer timer(stream_.get_executor());
+  timer.expires_at(deadline);
+  line.push_back('\n');
+  auto written = co_await (asio::async_write(stream_, asio::buffer(line), kUse) || timer.async_wait(kUse));
+  if (written.index() == 1) {
+    co_return fail(HostStatus::timeout, "timeout", "sending the command timed out after " + limit_text);
+  }
+  const error_code write_ec = std::get<0>(std::get<0>(written));
+  if (write_ec) co_return fail(HostStatus::error, "connection", "cannot send the command: " + write_ec.message());
+
+  while (true) {
+    const LineRead read = co_await read_line(deadline);
+    if (read.end == ReadEnd::timed_out) {
+      co_return fail(HostStatus::timeout, "timeout", "no complete reply within " + limit_text);
+    }
+    if (read.end == ReadEnd::too_long) {
+      co_return fail(HostStatus::error, "protocol", fmt::format("reply line longer than {} bytes", kMaxReplyLine));
+    }
+    if (read.end != ReadEnd::line) {
+      std::string why = read.ec ? read.ec.message() : std::string("closed");
+      co_return fail(HostStatus::error, "connection", "connection lost before the reply was complete: " + why);
+    }
+    const protocol::ReplyLine parsed = protocol::parse_reply_line(read.line, mode_of(read.line));
+    if (on_line) on_line(parsed, read.line);
+    if (!parsed.is_final()) continue;
+    HostResult r = result_from_final_line(parsed);
+    if (parsed.kind == protocol::ReplyKind::ok) {
+      r.reply_text = mode_of(read.line) == protocol::Mode::text ? read.line.substr(std::min<std::size_t>(3, read.line.size()))
+                                                                : parsed.text;
+    }
+    r.duration = std::chrono::duration_cast<milliseconds>(steady_clock::now() - started_);
+    co_return r;
+  }
+}
+
+asio::awaitable<AgentConnection::LineRead> AgentConnection::read_line(steady_clock::time_point deadline) {
+  std::array<char, 16384> buffer{};
+  asio::steady_timer timer(stream_.get_executor());
+  while (true) {
+    std::optional<std::string> line = framer_.next_line();
+    if (line) {
+      LineRead out;
+      out.end = ReadEnd::line;
+      out.line = std::move(*line);
+      co_return out;
+    }
+    if (framer_.overflowed()) {
+      LineRead out;
+      out.end = ReadEnd::too_long;
+      co_return out;
+    }
+    if (!pending_.empty()) {
+      const std::size_t used = framer_.feed(pending_);
+      pending_.erase(0, used);
+      continue;
+    }
+    timer.expires_at(deadline);
+    auto got = co_await (stream_.async_read_some(asio::buffer(buffer), kUse) || timer.async_wait(kUse));
+    LineRead out;
+    if (got.index() == 1) {
+      out.end = ReadEnd::timed_out;
+      co_return out;
+    }
+    const error_code ec = std::get<0>(std::get<0>(got));
+    const std::size_t n = std::get<1>(std::get<0>(got));
+    pending_.append(buffer.data(), n);
+    if (ec && n == 0) {
+      out.ec = ec;
+      out.end = (ec == asio::error::eof || ec == ssl::error::stream_truncated) ? ReadEnd::closed : ReadEnd::failed;
+      co_return out;
+    }
+  }
+}
+
+asio::awaitable<void> AgentConnection::close() {
+  if (!stream_.next_layer().is_open()) co_return;
+  if (open_) {
+    open_ = false;
+    // Say goodbye properly so the agent records a clean disconnect, but never wait long.
+    asio::steady_timer timer(stream_.get_executor());
+    timer.expires_after(kShutdownWait);
+    co_await (stream_.async_shutdown(kUse) || timer.async_wait(kUse));
+  }
+  close_socket();
+}
+
+asio::awaitable<HostResult> run_on_host(asio::any_io_executor executor, ssl::context& tls, Target target,
+                                        Timeouts timeouts, std::string line, LineHandler on_line) {
+  AgentConnection connection(executor, tls, std::move(target), timeouts);
+  HostResult opened = co_await connection.open();
+  if (opened.status != HostStatus::ok) co_return opened;
+  HostResult result = co_await connection.command(std::move(line), std::move(on_line));
+  co_await connection.close();
+  co_return result;
+}
+
+}  // namespace opsagent::client

@@ -1,0 +1,78 @@
+#pragma once
+// One TLS connection to one agent, as C++20 coroutines: connect, verify, greet, send command
+// lines, stream reply lines. Only moves bytes; meaning comes from protocol::parse_reply_line.
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <chrono>
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "agent/client/host_result.hpp"
+#include "agent/client/target.hpp"
+#include "agent/protocol/line_framer.hpp"
+#include "agent/protocol/reply_parser.hpp"
+
+namespace opsagent::client {
+
+/// Called for every reply line as it arrives (data, final and unrecognised lines alike):
+/// the classified line and the raw text (without LF).
+using LineHandler = std::function<void(const protocol::ReplyLine& line, std::string_view raw)>;
+
+/// A client connection. Not thread-safe: use it from one coroutine at a time on one executor.
+/// The ssl::context must outlive the connection.
+class AgentConnection {
+ public:
+  AgentConnection(const boost::asio::any_io_executor& executor, boost::asio::ssl::context& tls, Target target,
+                  Timeouts timeouts);
+
+  /// Resolves and connects (timeouts.connect), does the TLS handshake verifying the agent
+  /// certificate against the CA and target.server_name (IP or DNS SAN) and reads the greeting
+  /// (timeouts.handshake). status ok when the agent greeted with OK; otherwise the failure.
+  boost::asio::awaitable<HostResult> open();
+  /// Sends one command line (no LF) and reads the reply until its final line (timeouts.command),
+  /// calling `on_line` for each line. The result comes from the final line, or says what
+  /// went wrong (timeout, connection lost, protocol violation); the connection is then closed.
+  boost::asio::awaitable<HostResult> command(std::string line, LineHandler on_line);
+  /// TLS close_notify (bounded wait), then closes the socket. Safe to call more than once.
+  boost::asio::awaitable<void> close();
+
+  /// The greeting line, once open() succeeded (e.g. "OK opsagent 0.1.0 ready host=...").
+  [[nodiscard]] const std::string& greeting() const noexcept { return greeting_; }
+  /// True while the connection can carry another command.
+  [[nodiscard]] bool is_open() const noexcept { return open_; }
+  [[nodiscard]] const Target& target() const noexcept { return target_; }
+
+ private:
+  enum class ReadEnd { line, closed, failed, timed_out, too_long };
+  struct LineRead {
+    ReadEnd end = ReadEnd::failed;
+    std::string line;
+    boost::system::error_code ec;
+  };
+
+  boost::asio::awaitable<LineRead> read_line(std::chrono::steady_clock::time_point deadline);
+  HostResult fail(HostStatus status, std::string code, std::string message);
+  void close_socket() noexcept;
+
+  Target target_;
+  Timeouts timeouts_;
+  boost::asio::ssl::stream<boost::asio::ip::tcp::socket> stream_;
+  protocol::LineFramer framer_;
+  std::string pending_;  // bytes read but not yet fed to the framer
+  protocol::Mode mode_ = protocol::Mode::text;
+  std::string greeting_;
+  bool open_ = false;
+  std::chrono::steady_clock::time_point started_;
+};
+
+/// open(), command(line), close(): one command on one host. Never throws for network failures.
+boost::asio::awaitable<HostResult> run_on_host(boost::asio::any_io_executor executor, boost::asio::ssl::context& tls,
+                                               Target target, Timeouts timeouts, std::string line,
+                                               LineHandler on_line);
+
+}  // namespace opsagent::client

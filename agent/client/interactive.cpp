@@ -1,0 +1,127 @@
+#include "agent/client/interactive.hpp"
+
+#include <editline/readline.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <fmt/format.h>
+#include <memory>
+#include <optional>
+
+#include "agent/client/agent_connection.hpp"
+#include "agent/client/output.hpp"
+
+namespace opsagent::client {
+namespace asio = boost::asio;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr int kHistoryLines = 1000;
+
+// Runs one step of the connection to completion. Network I/O happens only here, while the
+// user is not typing; between commands the io_context is idle.
+HostResult run_step(asio::io_context& io, asio::awaitable<HostResult> step) {
+  std::optional<HostResult> result;
+  std::exception_ptr error;
+  asio::co_spawn(io, std::move(step), [&](const std::exception_ptr& e, HostResult r) {
+    error = e;
+    if (!e) result = std::move(r);
+  });
+  io.restart();
+  io.run();
+  if (error) std::rethrow_exception(error);
+  return std::move(*result);
+}
+
+void print_line(std::string_view text) {
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  std::fputc('\n', stdout);
+  std::fflush(stdout);
+}
+
+void print_reply_line(const protocol::ReplyLine&, std::string_view raw) { print_line(raw); }
+
+std::string trim(std::string s) {
+  const auto first = s.find_first_not_of(" \t");
+  if (first == std::string::npos) return {};
+  const auto last = s.find_last_not_of(" \t");
+  return s.substr(first, last - first + 1);
+}
+
+struct FreeDeleter {
+  void operator()(char* p) const noexcept { std::free(p); }  // NOLINT(cppcoreguidelines-no-malloc)
+};
+
+}  // namespace
+
+fs::path default_history_file() {
+  if (const char* state = std::getenv("XDG_STATE_HOME"); state != nullptr && *state != '\0') {
+    return fs::path(state) / "opsctl" / "history";
+  }
+  if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0') {
+    return fs::path(home) / ".local" / "state" / "opsctl" / "history";
+  }
+  return {};
+}
+
+int run_interactive(asio::ssl::context& tls, const Target& target, const Timeouts& timeouts,
+                    const fs::path& history_file) {
+  asio::io_context io(1);
+  AgentConnection connection(io.get_executor(), tls, target, timeouts);
+  const HostResult opened = run_step(io, connection.open());
+  if (opened.status != HostStatus::ok) {
+    std::fprintf(stderr, "%s\n", failure_message(target, opened).c_str());
+    return single_host_exit_status(opened);
+  }
+  print_line(connection.greeting());
+
+  if (!history_file.empty()) {
+    std::error_code ec;
+    fs::create_directories(history_file.parent_path(), ec);
+    ::read_history(history_file.c_str());
+  }
+  ::stifle_history(kHistoryLines);
+  const std::string prompt = target.name + "> ";
+  int status = 0;
+  while (true) {
+    std::unique_ptr<char, FreeDeleter> raw(::readline(prompt.c_str()));
+    std::string line;
+    if (!raw) {
+      // End of input: leave politely, as if the user had typed `exit`.
+      std::fputc('\n', stdout);
+      line = "exit";
+    } else {
+      line = trim(raw.get());
+      if (line.empty()) continue;  // the agent does not answer blank lines
+      ::add_history(line.c_str());
+    }
+    const bool leaving = line == "exit" || line == "quit";
+    const HostResult reply = run_step(io, connection.command(line, print_reply_line));
+    if (!connection.is_open() && reply.code == "timeout") {
+      std::fprintf(stderr, "%s\n", failure_message(target, reply).c_str());
+      status = single_host_exit_status(reply);
+      break;
+    }
+    if (reply.code == "connection" || reply.code == "protocol") {
+      if (!leaving) {
+        std::fprintf(stderr, "%s\n", failure_message(target, reply).c_str());
+        status = single_host_exit_status(reply);
+      }
+      break;
+    }
+    if (leaving) break;
+  }
+  if (!history_file.empty()) {
+    ::write_history(history_file.c_str());
+  }
+  asio::co_spawn(io, connection.close(), [](const std::exception_ptr&) {});
+  io.restart();
+  io.run();
+  return status;
+}
+
+}  // namespace opsagent::client

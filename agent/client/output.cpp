@@ -1,0 +1,212 @@
+#include "agent/client/output.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+#include <nlohmann/json.hpp>
+
+namespace opsagent::client {
+namespace {
+
+constexpr std::size_t kMaxPrefixWidth = 40;
+constexpr std::size_t kMaxNamesListed = 20;
+constexpr auto kProgressInterval = std::chrono::milliseconds(100);
+
+void write(std::FILE* f, std::string_view text) {
+  std::fwrite(text.data(), 1, text.size(), f);
+  std::fflush(f);  // lines are shown as they arrive, also through pipes
+}
+
+std::string dump(const nlohmann::json& j) { return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); }
+
+std::string describe_result(const HostResult& r) {
+  std::string s(to_string(r.status));
+  if (r.exit_code) s += fmt::format(", exit {}", *r.exit_code);
+  if (r.signal) s += fmt::format(", signal {}", *r.signal);
+  s += fmt::format(", {} ms", r.duration.count());
+  return s;
+}
+
+class ReporterBase : public Reporter {
+ public:
+  ReporterBase(const std::vector<Target>& targets, OutputStreams streams, ProgressLine& progress)
+      : targets_(targets), streams_(streams), progress_(progress) {}
+
+ protected:
+
+  void emit(std::FILE* f, std::string_view text) {
+    progress_.clear();
+    write(f, text);
+    progress_.draw(false);
+  }
+  void done(const HostResult& r) { progress_.host_done(r.status == HostStatus::ok); }
+  [[nodiscard]] const std::string& name(std::size_t host) const { return targets_[host].name; }
+
+  const std::vector<Target>& targets_;
+  OutputStreams streams_;
+  ProgressLine& progress_;
+};
+
+// One host, as if the command had run locally.
+class RawReporter final : public ReporterBase {
+ public:
+  using ReporterBase::ReporterBase;
+  void line(std::size_t, protocol::Channel channel, std::string_view text) override {
+    std::string out(text);
+    out.push_back('\n');
+    emit(channel == protocol::Channel::out ? streams_.out : streams_.err, out);
+  }
+  void result(std::size_t host, const HostResult& r) override {
+    if (shows_reply_text(r)) line(host, protocol::Channel::out, r.reply_text);
+    done(r);
+  }
+};
+
+// "web1   | line" on stdout, "web1   ! line" on stderr, "web1   # denied: ..." for failures.
+class PrefixReporter final : public ReporterBase {
+ public:
+  PrefixReporter(const std::vector<Target>& targets, OutputStreams streams, ProgressLine& progress)
+      : ReporterBase(targets, streams, progress) {
+    for (const auto& t : targets) width_ = std::max(width_, std::min(t.name.size(), kMaxPrefixWidth));
+  }
+  void line(std::size_t host, protocol::Channel channel, std::string_view text) override {
+    const bool out = channel == protocol::Channel::out;
+    emit(out ? streams_.out : streams_.err, fmt::format("{:<{}} {} {}\n", name(host), width_, out ? '|' : '!', text));
+  }
+  void result(std::size_t host, const HostResult& r) override {
+    if (shows_reply_text(r)) line(host, protocol::Channel::out, r.reply_text);
+    if (r.status != HostStatus::ok) {
+      emit(streams_.err, fmt::format("{:<{}} # {}: {}\n", name(host), width_, to_string(r.status), r.message));
+    }
+    done(r);
+  }
+
+ private:
+  std::size_t width_ = 0;
+};
+
+// Each host's lines together, in the order hosts finish.
+class GroupedReporter final : public ReporterBase {
+ public:
+  using ReporterBase::ReporterBase;
+  void line(std::size_t host, protocol::Channel channel, std::string_view text) override {
+    buffered_[host].emplace_back(channel, std::string(text));
+  }
+  void result(std::size_t host, const HostResult& r) override {
+    if (shows_reply_text(r)) line(host, protocol::Channel::out, r.reply_text);
+    std::string block = fmt::format("=== {} ({})", name(host), describe_result(r));
+    if (r.status != HostStatus::ok && !r.message.empty()) block += ": " + r.message;
+    block += '\n';
+    progress_.clear();
+    write(streams_.out, block);
+    for (const auto& [channel, text] : buffered_[host]) {
+      const std::string out = text + "\n";
+      write(channel == protocol::Channel::out ? streams_.out : streams_.err, out);
+    }
+    buffered_.erase(host);
+    done(r);
+  }
+
+ private:
+  std::map<std::size_t, std::vector<std::pair<protocol::Channel, std::string>>> buffered_;
+};
+
+// One JSON object per line on stdout, for jq.
+class JsonReporter final : public ReporterBase {
+ public:
+  using ReporterBase::ReporterBase;
+  void line(std::size_t host, protocol::Channel channel, std::string_view text) override {
+    const nlohmann::json j = {{"host", name(host)},
+                              {"type", "line"},
+                              {"stream", channel == protocol::Channel::out ? "stdout" : "stderr"},
+                              {"line", std::string(text)}};
+    emit(streams_.out, dump(j) + "\n");
+  }
+  void result(std::size_t host, const HostResult& r) override {
+    emit(streams_.out, json_result(name(host), r) + "\n");
+    done(r);
+  }
+};
+
+}  // namespace
+
+void ProgressLine::clear() {
+  if (!enabled_ || !shown_) return;
+  write(err_, "\r\x1b[K");
+  shown_ = false;
+}
+
+void ProgressLine::host_done(bool ok) {
+  ++done_;
+  if (!ok) ++failures_;
+  draw(true);
+}
+
+void ProgressLine::draw(bool force) {
+  if (!enabled_) return;
+  const auto now = std::chrono::steady_clock::now();
+  if (!force && now - last_draw_ < kProgressInterval) return;
+  if (done_ >= total_) {
+    clear();
+    return;
+  }
+  last_draw_ = now;
+  write(err_, fmt::format("\r\x1b[K[{}/{} hosts done, {} failed]", done_, total_, failures_));
+  shown_ = true;
+}
+
+std::unique_ptr<Reporter> make_reporter(OutputMode mode, const std::vector<Target>& targets, OutputStreams streams,
+                                        ProgressLine& progress) {
+  switch (mode) {
+    case OutputMode::raw: return std::make_unique<RawReporter>(targets, streams, progress);
+    case OutputMode::prefix: return std::make_unique<PrefixReporter>(targets, streams, progress);
+    case OutputMode::grouped: return std::make_unique<GroupedReporter>(targets, streams, progress);
+    case OutputMode::json: return std::make_unique<JsonReporter>(targets, streams, progress);
+  }
+  return std::make_unique<PrefixReporter>(targets, streams, progress);
+}
+
+std::string json_result(std::string_view name, const HostResult& r) {
+  nlohmann::json j = {{"host", std::string(name)}, {"type", "result"}, {"status", std::string(to_string(r.status))}};
+  if (r.exit_code) j["exit"] = *r.exit_code;
+  if (r.signal) j["signal"] = *r.signal;
+  if (!r.code.empty()) j["code"] = r.code;
+  j["message"] = r.message;
+  if (shows_reply_text(r)) j["reply"] = r.reply_text;
+  j["duration_ms"] = r.duration.count();
+  return dump(j);
+}
+
+std::string format_summary(const std::vector<Target>& targets, const std::vector<HostResult>& results,
+                           std::chrono::milliseconds elapsed) {
+  constexpr std::array kOrder = {HostStatus::ok,      HostStatus::failed,    HostStatus::denied, HostStatus::unreachable,
+                                 HostStatus::timeout, HostStatus::tls_error, HostStatus::error};
+  std::map<HostStatus, std::vector<std::string>> by_status;
+  for (std::size_t i = 0; i < results.size() && i < targets.size(); ++i) by_status[results[i].status].push_back(targets[i].name);
+  std::string counts;
+  for (const HostStatus s : kOrder) {
+    const std::size_t n = by_status[s].size();
+    if (n == 0 && s != HostStatus::ok) continue;
+    counts += fmt::format("{}{} {}", counts.empty() ? "" : ", ", n, to_string(s));
+  }
+  std::string out = fmt::format("opsctl: {} host{} in {:.1f}s: {}\n", results.size(), results.size() == 1 ? "" : "s",
+                                static_cast<double>(elapsed.count()) / 1000.0, counts);
+  for (const HostStatus s : kOrder) {
+    const auto& names = by_status[s];
+    if (s == HostStatus::ok || names.empty()) continue;
+    std::string list;
+    for (std::size_t i = 0; i < names.size() && i < kMaxNamesListed; ++i) list += (i == 0 ? "" : " ") + names[i];
+    if (names.size() > kMaxNamesListed) list += fmt::format(" (and {} more)", names.size() - kMaxNamesListed);
+    out += fmt::format("opsctl:   {}: {}\n", to_string(s), list);
+  }
+  return out;
+}
+
+std::string failure_message(const Target& target, const HostResult& r) {
+  if (r.status == HostStatus::ok) return {};
+  if (r.status == HostStatus::failed && !r.signal) return {};
+  return fmt::format("opsctl: {}: {}: {}", target.name, to_string(r.status), r.message);
+}
+
+}  // namespace opsagent::client

@@ -1,0 +1,79 @@
+#pragma once
+// How results reach the operator: raw (one host), host-prefixed and aligned, grouped per host,
+// or JSON lines; the summary; and a progress line on a terminal. Writes to FILE*s it is given.
+
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "agent/client/host_result.hpp"
+#include "agent/client/target.hpp"
+#include "agent/protocol/reply_formatter.hpp"
+
+namespace opsagent::client {
+
+/// Output modes (-o).
+enum class OutputMode { raw, prefix, grouped, json };
+
+/// Receives what the fan-out produces, host by host (index into the target list).
+/// Called on the fan-out's one thread only.
+class Reporter {
+ public:
+  virtual ~Reporter() = default;
+  /// One data line from host `host`, as it arrives.
+  virtual void line(std::size_t host, protocol::Channel channel, std::string_view text) = 0;
+  /// The host is done.
+  virtual void result(std::size_t host, const HostResult& result) = 0;
+};
+
+/// "[12/64 hosts, 2 failed]" redrawn in place on stderr; does nothing when disabled (stderr is
+/// not a terminal). Reporters clear it before they write and redraw it afterwards.
+class ProgressLine {
+ public:
+  ProgressLine(std::FILE* err, bool enabled, std::size_t total) : err_(err), enabled_(enabled), total_(total) {}
+  /// Erases the line if it is shown.
+  void clear();
+  /// Counts a finished host and redraws.
+  void host_done(bool ok);
+  /// Redraws (rate-limited unless `force`).
+  void draw(bool force);
+  [[nodiscard]] bool enabled() const noexcept { return enabled_; }
+
+ private:
+  std::FILE* err_;
+  bool enabled_;
+  std::size_t total_;
+  std::size_t done_ = 0;
+  std::size_t failures_ = 0;
+  bool shown_ = false;
+  std::chrono::steady_clock::time_point last_draw_{};
+};
+
+/// Streams and files the reporter writes to.
+struct OutputStreams {
+  std::FILE* out = stdout;
+  std::FILE* err = stderr;
+};
+
+/// A reporter for `mode` over `targets` (names are used for prefixes and JSON "host").
+std::unique_ptr<Reporter> make_reporter(OutputMode mode, const std::vector<Target>& targets, OutputStreams streams,
+                                        ProgressLine& progress);
+
+/// The fan-out summary, e.g. "opsctl: 21 hosts in 1.3s: 15 ok, 1 failed, 3 unreachable" and
+/// one line per kind of failure naming its hosts.
+std::string format_summary(const std::vector<Target>& targets, const std::vector<HostResult>& results,
+                           std::chrono::milliseconds elapsed);
+
+/// The one-line stderr message for a host that did not succeed, e.g.
+/// "opsctl: web1: denied: no role of alice allows 'run'". Empty for ok results and for
+/// commands that just exited non-zero (their exit status says it).
+std::string failure_message(const Target& target, const HostResult& result);
+
+/// JSON result object line (without LF) for host `name`.
+std::string json_result(std::string_view name, const HostResult& result);
+
+}  // namespace opsagent::client

@@ -1,0 +1,618 @@
+// opsctl against real agents over real TLS on loopback: one host, a fleet of 20+ agents on
+// 127.0.0.2..21 with hosts down, denying, timing out and presenting the wrong certificate,
+// JSON output, inventories, and the interactive shell through a pseudo-terminal.
+
+#include <fcntl.h>
+#include <poll.h>
+#include <pty.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/integration/test_policy.hpp"
+#include "tests/support/agent_process.hpp"
+
+extern char** environ;
+
+namespace opsagent::testing {
+namespace {
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+constexpr int kFirstAgent = 2;   // 127.0.0.2
+constexpr int kAgents = 20;      // .. 127.0.0.21
+constexpr int kDeniedHost = 5;
+constexpr int kTimeoutHost = 7;
+constexpr int kFailedHost = 9;
+constexpr int kWrongCertHost = 11;
+const std::vector<int> kDownHosts = {30, 31, 32};  // nothing listens on port 1 there
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+fs::path make_temp_dir(const std::string& prefix) {
+  std::string tmpl = (fs::temp_directory_path() / (prefix + "-XXXXXX")).string();
+  if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+  return tmpl;
+}
+
+std::vector<std::string> split_lines(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string l; std::getline(in, l);) out.push_back(l);
+  return out;
+}
+
+bool contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+// The environment opsctl runs with: alice's files, and a HOME without a config file.
+std::vector<std::string> opsctl_env(const fs::path& home, const std::map<std::string, std::string>& extra) {
+  const TestPki& pki = TestPki::get();
+  std::map<std::string, std::string> vars = {{"HOME", home.string()},
+                                             {"OPSCTL_CERT", pki.cert("alice").string()},
+                                             {"OPSCTL_KEY", pki.key("alice").string()},
+                                             {"OPSCTL_CA", pki.ca().string()}};
+  for (const auto& [k, v] : extra) vars[k] = v;
+  std::vector<std::string> out;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string entry = *e;
+    const std::string key = entry.substr(0, entry.find('='));
+    if (key.rfind("OPSCTL_", 0) == 0 || key == "HOME" || key.rfind("XDG_", 0) == 0) continue;
+    out.push_back(entry);
+  }
+  for (const auto& [k, v] : vars) {
+    if (!v.empty()) out.push_back(k + "=" + v);
+  }
+  return out;
+}
+
+struct OpsctlRun {
+  int exit_code = -1;  // -1: killed after the timeout
+  std::string out;
+  std::string err;
+  std::chrono::milliseconds elapsed{0};
+};
+
+OpsctlRun run_opsctl(const std::vector<std::string>& args, const std::map<std::string, std::string>& extra_env = {},
+                     std::chrono::milliseconds timeout = 30s) {
+  const fs::path dir = make_temp_dir("opsctl-run");
+  std::vector<std::string> full = {OPSCTL_BINARY};
+  full.insert(full.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : full) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::vector<std::string> env = opsctl_env(dir, extra_env);
+  std::vector<char*> envp;
+  for (auto& e : env) envp.push_back(e.data());
+  envp.push_back(nullptr);
+
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 1, (dir / "out").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  posix_spawn_file_actions_addopen(&fa, 2, (dir / "err").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  pid_t pid = -1;
+  const auto started = std::chrono::steady_clock::now();
+  const int rc = ::posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&fa);
+  OpsctlRun r;
+  if (rc != 0) {
+    ADD_FAILURE() << "cannot start " << OPSCTL_BINARY;
+    return r;
+  }
+  int status = 0;
+  while (true) {
+    if (::waitpid(pid, &status, WNOHANG) == pid) {
+      r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+      break;
+    }
+    if (std::chrono::steady_clock::now() - started > timeout) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      ADD_FAILURE() << "opsctl did not finish within " << timeout.count() << " ms";
+      break;
+    }
+    std::this_thread::sleep_for(5ms);
+  }
+  r.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+  r.out = slurp(dir / "out");
+  r.err = slurp(dir / "err");
+  fs::remove_all(dir);
+  return r;
+}
+
+std::string describe(const OpsctlRun& r) {
+  return "exit " + std::to_string(r.exit_code) + "\n--- stdout:\n" + r.out + "--- stderr:\n" + r.err;
+}
+
+std::string host_name(int i) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "n%02d", i);
+  return buf;
+}
+
+std::string policy_for(int i) {
+  const std::string identities =
+      "identities:\n"
+      "  - match: {cn: alice}\n"
+      "    principal: alice\n"
+      "    roles: [operator]\n";
+  if (i == kDeniedHost) {
+    return identities +
+           "roles:\n  operator:\n    commands: [ping, whoami]\n"
+           "commands:\n  greet:\n    argv: [/bin/true]\n";
+  }
+  std::string greet;
+  if (i == kTimeoutHost) {
+    greet = "    argv: [" + helper_path("sleeper").string() + ", \"30\"]\n    timeout: 1s\n";
+  } else if (i == kFailedHost) {
+    greet = "    argv: [/bin/sh, -c, 'echo partial; exit 3']\n";
+  } else {
+    greet = "    argv: [/bin/sh, -c, 'echo \"hello from $0\"; echo \"second line $0\"; echo \"note $0\" >&2', " +
+            host_name(i) + "]\n";
+  }
+  return identities + "roles:\n  operator:\n    commands: [ping, whoami, run]\n    run: [greet]\n" +
+         "commands:\n  greet:\n" + greet;
+}
+
+// Twenty agents plus three addresses where nothing listens, shared by the fleet tests.
+class OpsctlFleet : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new fs::path(make_temp_dir("opsctl-fleet"));
+    const TestPki& pki = TestPki::get();
+    // A server certificate from the trusted CA, but for another name only.
+    const std::string d = dir_->string();
+    const std::string script =
+        "set -e; cd " + d +
+        "; openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out other.key 2>/dev/null"
+        "; chmod 600 other.key"
+        "; openssl req -new -key other.key -subj /CN=other.example -out other.csr 2>/dev/null"
+        "; printf 'subjectAltName=DNS:other.example\\nextendedKeyUsage=serverAuth\\nkeyUsage=critical,digitalSignature\\n"
+        "basicConstraints=critical,CA:FALSE\\n' > ext.cnf"
+        "; openssl x509 -req -in other.csr -CA " + pki.ca().string() + " -CAkey " + (pki.dir / "ca.key").string() +
+        " -set_serial 0x4242 -days 2 -sha256 -extfile ext.cnf -out other.crt 2>/dev/null";
+    std::string out;
+    ASSERT_EQ(run_shell(script + " 2>&1", &out), 0) << out;
+
+    agents_ = new std::map<int, std::unique_ptr<AgentProcess>>();
+    std::vector<std::future<std::unique_ptr<AgentProcess>>> starting;
+    for (int i = kFirstAgent; i < kFirstAgent + kAgents; ++i) {
+      AgentSpec spec{policy_for(i), {}, "127.0.0." + std::to_string(i)};
+      if (i == kWrongCertHost) {
+        spec.sections["tls"] = "{certificate: " + d + "/other.crt, private_key: " + d +
+                               "/other.key, client_ca: " + pki.ca().string() + "}";
+      }
+      starting.push_back(std::async(std::launch::async, [spec] { return std::make_unique<AgentProcess>(spec); }));
+    }
+    int i = kFirstAgent;
+    for (auto& f : starting) (*agents_)[i++] = f.get();
+
+    std::string inv = "hosts:\n";
+    for (const auto& [n, agent] : *agents_) {
+      inv += "  " + host_name(n) + ": {address: 127.0.0." + std::to_string(n) + ", port: " +
+             std::to_string(agent->port()) + "}\n";
+    }
+    for (const int n : kDownHosts) inv += "  down" + std::to_string(n) + ": {address: 127.0.0." + std::to_string(n) + ", port: 1}\n";
+    inv += "groups:\n  broken: [n05, n07, n09, n11]\n  down: [down30, down31, down32]\n";
+    std::ofstream(*dir_ / "fleet.yaml") << inv;
+  }
+
+  static void TearDownTestSuite() {
+    delete agents_;  // stops every agent
+    agents_ = nullptr;
+    fs::remove_all(*dir_);
+    delete dir_;
+    dir_ = nullptr;
+  }
+
+  static std::string inventory() { return (*dir_ / "fleet.yaml").string(); }
+  static std::size_t host_count() { return static_cast<std::size_t>(kAgents) + kDownHosts.size(); }
+  static bool is_plain(int i) {
+    return i != kDeniedHost && i != kTimeoutHost && i != kFailedHost && i != kWrongCertHost;
+  }
+
+  static fs::path* dir_;
+  static std::map<int, std::unique_ptr<AgentProcess>>* agents_;
+};
+
+fs::path* OpsctlFleet::dir_ = nullptr;
+std::map<int, std::unique_ptr<AgentProcess>>* OpsctlFleet::agents_ = nullptr;
+
+TEST_F(OpsctlFleet, FanOutReportsEveryHostTheSummaryAndTheWorstStatus) {
+  const auto r = run_opsctl({"-i", inventory(), "all", "run", "greet"});
+  EXPECT_EQ(r.exit_code, 67) << describe(r);  // a TLS failure outranks everything else
+  EXPECT_LT(r.elapsed, 15s);
+  EXPECT_TRUE(contains(r.err, "opsctl: 23 hosts in ")) << r.err;
+  EXPECT_TRUE(contains(r.err, ": 16 ok, 1 failed, 1 denied, 3 unreachable, 1 timeout, 1 tls_error\n")) << r.err;
+  EXPECT_TRUE(contains(r.err, "opsctl:   failed: n09\n")) << r.err;
+  EXPECT_TRUE(contains(r.err, "opsctl:   denied: n05\n")) << r.err;
+  EXPECT_TRUE(contains(r.err, "opsctl:   unreachable: down30 down31 down32\n")) << r.err;
+  EXPECT_TRUE(contains(r.err, "opsctl:   timeout: n07\n")) << r.err;
+  EXPECT_TRUE(contains(r.err, "opsctl:   tls_error: n11\n")) << r.err;
+  EXPECT_FALSE(contains(r.err, "\r")) << "no progress line when stderr is not a terminal";
+
+  // Prefixes are aligned to the longest name ("down30").
+  for (int i = kFirstAgent; i < kFirstAgent + kAgents; ++i) {
+    if (!is_plain(i)) continue;
+    const std::string n = host_name(i);
+    EXPECT_TRUE(contains(r.out, n + "    | hello from " + n + "\n")) << n << "\n" << r.out;
+    EXPECT_TRUE(contains(r.out, n + "    | second line " + n + "\n")) << n;
+    EXPECT_TRUE(contains(r.err, n + "    ! note " + n + "\n")) << n;
+  }
+  EXPECT_TRUE(contains(r.out, "n09    | partial\n")) << r.out;
+  EXPECT_TRUE(contains(r.err, "n09    # failed: command exited with status 3")) << r.err;
+  EXPECT_TRUE(contains(r.err, "n05    # denied: ")) << r.err;
+  EXPECT_TRUE(contains(r.err, "n07    # timeout: ")) << r.err;
+  EXPECT_TRUE(contains(r.err, "n11    # tls_error: TLS handshake failed")) << r.err;
+  EXPECT_TRUE(contains(r.err, "IP address mismatch")) << r.err;
+  EXPECT_TRUE(contains(r.err, "down30 # unreachable: cannot connect to 127.0.0.30:1")) << r.err;
+}
+
+TEST_F(OpsctlFleet, JsonOutputParsesAndHoldsEveryLine) {
+  const auto r = run_opsctl({"-i", inventory(), "--json", "-j", "8", "all", "run", "greet"});
+  EXPECT_EQ(r.exit_code, 67) << describe(r);
+  std::map<std::string, std::vector<json>> lines;
+  std::map<std::string, json> results;
+  for (const auto& text : split_lines(r.out)) {
+    const json j = json::parse(text, nullptr, false);
+    ASSERT_FALSE(j.is_discarded()) << "not JSON: " << text;
+    ASSERT_TRUE(j.contains("host")) << text;
+    const std::string host = j["host"];
+    if (j["type"] == "result") {
+      EXPECT_EQ(results.count(host), 0U) << "two results for " << host;
+      EXPECT_TRUE(j["duration_ms"].is_number_integer()) << text;
+      results[host] = j;
+    } else {
+      EXPECT_EQ(j["type"], "line") << text;
+      EXPECT_EQ(results.count(host), 0U) << "a line after the result: " << text;
+      lines[host].push_back(j);
+    }
+  }
+  ASSERT_EQ(results.size(), host_count()) << r.out;
+  for (int i = kFirstAgent; i < kFirstAgent + kAgents; ++i) {
+    const std::string n = host_name(i);
+    if (!is_plain(i)) continue;
+    EXPECT_EQ(results[n]["status"], "ok") << results[n];
+    EXPECT_EQ(results[n]["exit"], 0) << results[n];
+    ASSERT_EQ(lines[n].size(), 3U) << n;
+    std::vector<std::string> out_lines;
+    for (const auto& l : lines[n]) {
+      if (l["stream"] == "stdout") out_lines.push_back(l["line"]);
+      if (l["stream"] == "stderr") {
+        EXPECT_EQ(l["line"], "note " + n);
+      }
+    }
+    EXPECT_EQ(out_lines, (std::vector<std::string>{"hello from " + n, "second line " + n}));
+  }
+  EXPECT_EQ(results["n09"]["status"], "failed");
+  EXPECT_EQ(results["n09"]["exit"], 3);
+  EXPECT_EQ(results["n09"]["code"], "failed");
+  ASSERT_EQ(lines["n09"].size(), 1U);
+  EXPECT_EQ(lines["n09"][0]["line"], "partial");
+  EXPECT_EQ(results["n05"]["status"], "denied");
+  EXPECT_EQ(results["n05"]["code"], "denied");
+  EXPECT_FALSE(results["n05"].contains("exit"));
+  EXPECT_EQ(results["n07"]["status"], "timeout");
+  EXPECT_EQ(results["n07"]["signal"], 15);
+  EXPECT_EQ(results["n11"]["status"], "tls_error");
+  for (const int d : kDownHosts) {
+    const json& res = results["down" + std::to_string(d)];
+    EXPECT_EQ(res["status"], "unreachable") << res;
+    EXPECT_EQ(res["code"], "connect") << res;
+  }
+  // The summary still goes to stderr, out of jq's way.
+  EXPECT_TRUE(contains(r.err, ": 16 ok, 1 failed, 1 denied, 3 unreachable, 1 timeout, 1 tls_error\n")) << r.err;
+}
+
+TEST_F(OpsctlFleet, AllOkFanOutExitsZeroAndGroupedOutputKeepsHostsTogether) {
+  const auto r = run_opsctl({"-i", inventory(), "-o", "grouped", "-j", "2", "n0[2-4],n1*,!n11", "run", "greet"});
+  EXPECT_EQ(r.exit_code, 0) << describe(r);
+  EXPECT_TRUE(contains(r.err, "opsctl: 12 hosts in ")) << r.err;
+  EXPECT_TRUE(contains(r.err, ": 12 ok\n")) << r.err;
+  for (const std::string n : {"n02", "n03", "n04", "n10", "n12", "n21"}) {
+    if (n == "n21") {
+      EXPECT_FALSE(contains(r.out, "=== n21")) << r.out;
+      continue;
+    }
+    const std::string block = "=== " + n + " (ok, exit 0, ";
+    const auto at = r.out.find(block);
+    ASSERT_NE(at, std::string::npos) << r.out;
+    const auto body = r.out.substr(r.out.find('\n', at) + 1);
+    EXPECT_EQ(body.rfind("hello from " + n + "\nsecond line " + n + "\n", 0), 0U) << r.out;
+  }
+}
+
+TEST_F(OpsctlFleet, SingleHostStreamsOutputAndPassesTheExitStatusThrough) {
+  auto r = run_opsctl({"-i", inventory(), "n02", "run", "greet"});
+  EXPECT_EQ(r.exit_code, 0) << describe(r);
+  EXPECT_EQ(r.out, "hello from n02\nsecond line n02\n");
+  EXPECT_EQ(r.err, "note n02\n");
+
+  r = run_opsctl({"-i", inventory(), "n02", "ping"});
+  EXPECT_EQ(r.exit_code, 0) << describe(r);
+  EXPECT_EQ(r.out, "pong\n");
+
+  r = run_opsctl({"-i", inventory(), "n09", "run", "greet"});
+  EXPECT_EQ(r.exit_code, 3) << describe(r);
+  EXPECT_EQ(r.out, "partial\n");
+  EXPECT_EQ(r.err, "");
+
+  // Without an inventory: HOST:PORT.
+  r = run_opsctl({"127.0.0.3:" + std::to_string((*agents_)[3]->port()), "whoami"});
+  EXPECT_EQ(r.exit_code, 0) << describe(r);
+  EXPECT_TRUE(contains(r.out, "principal: alice\n")) << r.out;
+  EXPECT_TRUE(contains(r.out, "alice roles=operator\n")) << r.out;
+}
+
+TEST_F(OpsctlFleet, SingleHostFailuresHaveTheirOwnExitStatusAndOneLine) {
+  struct Case {
+    std::vector<std::string> args;
+    int exit_code;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {{"n05", "run", "greet"}, 65, "opsctl: n05: denied: "},
+      {{"n02", "frobnicate"}, 66, "opsctl: n02: error: command not found: frobnicate"},
+      {{"n02", "run"}, 66, "opsctl: n02: error: usage: run"},
+      {{"n11", "ping"}, 67, "opsctl: n11: tls_error: TLS handshake failed"},
+      {{"down30", "ping"}, 68, "opsctl: down30: unreachable: cannot connect to 127.0.0.30:1"},
+      {{"n07", "run", "greet"}, 69, "opsctl: n07: timeout: command exceeded its time limit of 1s"},
+      {{"-t", "300ms", "n07", "run", "greet"}, 69, "opsctl: n07: timeout: no complete reply within 300ms"},
+  };
+  for (const auto& c : cases) {
+    std::vector<std::string> args = {"-i", inventory()};
+    args.insert(args.end(), c.args.begin(), c.args.end());
+    const auto r = run_opsctl(args);
+    EXPECT_EQ(r.exit_code, c.exit_code) << describe(r);
+    EXPECT_EQ(r.err.rfind(c.message, 0), 0U) << describe(r);
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "one line: " << r.err;
+  }
+}
+
+TEST_F(OpsctlFleet, UntrustedAgentOrRefusedClientIsATlsFailure) {
+  const TestPki& pki = TestPki::get();
+  // We do not trust the agent's CA.
+  auto r = run_opsctl({"-i", inventory(), "--ca", pki.rogue_dir.string() + "/ca.crt", "n02", "ping"});
+  EXPECT_EQ(r.exit_code, 67) << describe(r);
+  EXPECT_TRUE(contains(r.err, "certificate verify failed")) << r.err;
+  // The agent does not trust ours.
+  r = run_opsctl({"-i", inventory(), "n02", "ping"},
+                 {{"OPSCTL_CERT", pki.rogue_cert("alice").string()}, {"OPSCTL_KEY", pki.rogue_key("alice").string()}});
+  EXPECT_EQ(r.exit_code, 67) << describe(r);
+  EXPECT_TRUE(contains(r.err, "opsctl: n02: tls_error: ")) << r.err;
+  // Trusted but unmapped: the agent says so in place of the greeting.
+  r = run_opsctl({"-i", inventory(), "n02", "ping"},
+                 {{"OPSCTL_CERT", pki.cert("mallory").string()}, {"OPSCTL_KEY", pki.key("mallory").string()}});
+  EXPECT_EQ(r.exit_code, 65) << describe(r);
+  EXPECT_TRUE(contains(r.err, "not mapped to a principal")) << r.err;
+}
+
+// Runs opsctl on a pseudo-terminal; returns everything it wrote, after `script` is played:
+// each pair is (wait for this text, then send that).
+struct PtyRun {
+  std::string output;
+  int exit_code = -1;
+};
+
+// libedit prints its prompt before it switches the terminal to raw mode; a Ctrl-D sent in
+// between would be taken by the line discipline (canonical mode) and lost in the switch. The
+// pty master reports the terminal's mode, so wait for that rather than for time.
+bool line_editor_is_reading(int master) {
+  termios t{};
+  return ::tcgetattr(master, &t) == 0 && (t.c_lflag & ICANON) == 0;
+}
+
+PtyRun run_on_pty(const std::vector<std::string>& args, const std::vector<std::pair<std::string, std::string>>& script,
+                  std::chrono::milliseconds timeout = 20s) {
+  const fs::path home = make_temp_dir("opsctl-pty");
+  std::vector<std::string> full = {OPSCTL_BINARY};
+  full.insert(full.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : full) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::vector<std::string> env = opsctl_env(home, {{"TERM", "dumb"}});
+  std::vector<char*> envp;
+  for (auto& e : env) envp.push_back(e.data());
+  envp.push_back(nullptr);
+
+  PtyRun r;
+  int master = -1;
+  const pid_t pid = ::forkpty(&master, nullptr, nullptr, nullptr);
+  if (pid == 0) {
+    ::execve(argv[0], argv.data(), envp.data());
+    ::_exit(127);
+  }
+  if (pid < 0) {
+    ADD_FAILURE() << "forkpty failed";
+    return r;
+  }
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::size_t step = 0;
+  std::size_t searched_from = 0;
+  bool eof = false;
+  while (!eof && std::chrono::steady_clock::now() < deadline) {
+    if (step < script.size()) {
+      const auto at = r.output.find(script[step].first, searched_from);
+      if (at != std::string::npos && (script[step].second.empty() || line_editor_is_reading(master))) {
+        searched_from = at + script[step].first.size();
+        const std::string& send = script[step].second;
+        EXPECT_EQ(::write(master, send.data(), send.size()), static_cast<ssize_t>(send.size()));
+        ++step;
+        continue;
+      }
+    }
+    pollfd p{master, POLLIN, 0};
+    if (::poll(&p, 1, 10) <= 0) continue;
+    char buf[4096];
+    const ssize_t n = ::read(master, buf, sizeof buf);
+    if (n <= 0) {
+      eof = true;  // EIO once the child has gone and closed the terminal
+    } else {
+      r.output.append(buf, static_cast<std::size_t>(n));
+    }
+  }
+  EXPECT_EQ(step, script.size()) << "script stopped at step " << step << "; output:\n" << r.output;
+  int status = 0;
+  while (std::chrono::steady_clock::now() < deadline && ::waitpid(pid, &status, WNOHANG) != pid) {
+    std::this_thread::sleep_for(10ms);
+  }
+  if (::waitpid(pid, &status, WNOHANG) == 0) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, &status, 0);
+    ADD_FAILURE() << "opsctl did not exit; output:\n" << r.output;
+  }
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  ::close(master);
+  fs::remove_all(home);
+  return r;
+}
+
+TEST_F(OpsctlFleet, InteractiveShellThroughAPseudoTerminal) {
+  const auto r = run_on_pty({"-i", inventory(), "n02"}, {{"n02> ", "ping\n"},
+                                                         {"OK pong", ""},
+                                                         {"n02> ", "run greet\n"},
+                                                         {"OK done exit=0", ""},
+                                                         {"n02> ", "exit\n"},
+                                                         {"OK bye", ""}});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, "OK opsagent ")) << r.output;
+  EXPECT_TRUE(contains(r.output, "principal=alice")) << r.output;
+  EXPECT_TRUE(contains(r.output, "| hello from n02")) << r.output;
+  EXPECT_TRUE(contains(r.output, "! note n02")) << r.output;
+}
+
+TEST_F(OpsctlFleet, InteractiveShellEndsOnEndOfInput) {
+  const auto r = run_on_pty({"-i", inventory(), "n03"}, {{"n03> ", "whoami\n"}, {"OK alice", ""}, {"n03> ", "\x04"}});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, "OK bye")) << r.output;
+}
+
+TEST_F(OpsctlFleet, ProgressLineOnlyOnATerminal) {
+  const auto fan = run_on_pty({"-i", inventory(), "n0[2-6]", "run", "greet"}, {});
+  EXPECT_EQ(fan.exit_code, 65) << fan.output;
+  EXPECT_TRUE(contains(fan.output, " hosts done, ")) << fan.output;
+  EXPECT_TRUE(contains(fan.output, "opsctl: 5 hosts in ")) << fan.output;
+}
+
+TEST(OpsctlInventory, AnsibleAndNativeInventoriesListTheSameTargets) {
+  const fs::path dir = make_temp_dir("opsctl-inv");
+  std::ofstream(dir / "native.yaml") << R"(# opsctl native inventory
+defaults:
+  port: 7443
+hosts:
+  web01: {address: 127.0.0.2}
+  web02: {address: 127.0.0.3}
+  web03: {address: 127.0.0.4, port: 7444}
+  db1:
+    address: 127.0.0.5
+    server_name: db1.internal
+  cache.example.com:
+groups:
+  web: [web01, web02, web03]
+  prod: [web, db1]
+)";
+  std::ofstream(dir / "ansible.yaml") << R"(# the same fleet, as Ansible describes it
+all:
+  vars:
+    opsagent_port: 7443
+    ansible_user: deploy
+  hosts:
+    cache.example.com:
+  children:
+    prod:
+      children:
+        web:
+          hosts:
+            web[01:02]:
+              ansible_port: 22
+            web03:
+              opsagent_port: 7444
+          vars:
+            ansible_become: true
+        dbs:
+          hosts:
+            db1:
+              ansible_host: 127.0.0.5
+              opsagent_server_name: db1.internal
+    web:
+      hosts:
+        web01:
+          ansible_host: 127.0.0.2
+        web02:
+          ansible_host: 127.0.0.3
+        web03:
+          ansible_host: 127.0.0.4
+)";
+  for (const std::string pattern : {"all", "web", "prod", "web0*,db1", "prod,!web02", "cache.example.com"}) {
+    const auto native = run_opsctl({"-i", (dir / "native.yaml").string(), "--list-targets", pattern});
+    const auto ansible = run_opsctl({"-i", (dir / "ansible.yaml").string(), "--list-targets", pattern});
+    EXPECT_EQ(native.exit_code, 0) << describe(native);
+    EXPECT_EQ(ansible.exit_code, 0) << describe(ansible);
+    auto a = split_lines(native.out);
+    auto b = split_lines(ansible.out);
+    EXPECT_FALSE(a.empty()) << pattern;
+    std::sort(a.begin(), a.end());
+    std::sort(b.begin(), b.end());
+    EXPECT_EQ(a, b) << pattern << "\nnative:\n" << native.out << "ansible:\n" << ansible.out;
+  }
+  const auto all = run_opsctl({"-i", (dir / "native.yaml").string(), "--list-targets", "all"});
+  EXPECT_EQ(all.out,
+            "web01\t127.0.0.2\t7443\t127.0.0.2\n"
+            "web02\t127.0.0.3\t7443\t127.0.0.3\n"
+            "web03\t127.0.0.4\t7444\t127.0.0.4\n"
+            "db1\t127.0.0.5\t7443\tdb1.internal\n"
+            "cache.example.com\tcache.example.com\t7443\tcache.example.com\n");
+  fs::remove_all(dir);
+}
+
+TEST(OpsctlErrors, UsageAndConfigurationErrorsHaveTheirCodes) {
+  const fs::path dir = make_temp_dir("opsctl-err");
+  std::ofstream(dir / "bad.yaml") << "hosts:\n  web1: {address: 10.0.0.1, prot: 7443}\n";
+  auto r = run_opsctl({"-i", (dir / "bad.yaml").string(), "web1", "ping"});
+  EXPECT_EQ(r.exit_code, 78) << describe(r);
+  EXPECT_TRUE(contains(r.err, "bad.yaml:2:")) << r.err;
+  EXPECT_TRUE(contains(r.err, "prot")) << r.err;
+
+  r = run_opsctl({"--frobnicate", "x", "ping"});
+  EXPECT_EQ(r.exit_code, 64) << describe(r);
+  r = run_opsctl({});
+  EXPECT_EQ(r.exit_code, 64) << describe(r);
+  r = run_opsctl({"10.0.0.1", "ping"});  // no port anywhere
+  EXPECT_EQ(r.exit_code, 64) << describe(r);
+  EXPECT_TRUE(contains(r.err, "no port")) << r.err;
+  r = run_opsctl({"127.0.0.1:1", "ping"}, {{"OPSCTL_CERT", ""}});
+  EXPECT_EQ(r.exit_code, 78) << describe(r);
+  EXPECT_TRUE(contains(r.err, "--cert")) << r.err;
+  r = run_opsctl({"--help"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_TRUE(contains(r.out, "Exit status:")) << r.out;
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace opsagent::testing
