@@ -1,5 +1,6 @@
 // opsagent: flags, load, wire, run — nothing else.
 
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -92,6 +93,8 @@ int main(int argc, char** argv) {
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
   // Writes to a vanished peer must fail with EPIPE, never kill the agent.
   std::signal(SIGPIPE, SIG_IGN);
+  // An audit log over RLIMIT_FSIZE must fail the write (EFBIG, then fail closed), not kill us.
+  std::signal(SIGXFSZ, SIG_IGN);
 
   config::AgentConfig cfg;
   std::shared_ptr<const policy::Policy> policy;
@@ -152,20 +155,41 @@ int main(int argc, char** argv) {
   // Signals only through signal_set: handlers run as ordinary completion handlers.
   boost::asio::signal_set stop_signals(io, SIGINT, SIGTERM);
   boost::asio::signal_set reload_signal(io, SIGHUP);
+  // SIGUSR1/2 would terminate the process by default; they are reserved and ignored.
+  boost::asio::signal_set reserved_signals(io, SIGUSR1, SIGUSR2);
   stop_signals.async_wait([&](const boost::system::error_code& ec, int sig) {
     if (ec) return;
     spdlog::info("received signal {}; shutting down", sig);
     reload_signal.cancel();
+    reserved_signals.cancel();
     server.stop();
   });
+  // A burst of SIGHUPs costs one reload, not one per signal: while a reload is queued or running,
+  // further SIGHUPs only make sure one more runs after it.
+  std::atomic<int> reloads_wanted{0};
   std::function<void(const boost::system::error_code&, int)> on_hup =
       [&](const boost::system::error_code& ec, int) {
         if (ec) return;
-        spdlog::info("received SIGHUP; reloading policy and TLS files, reopening the audit log");
-        boost::asio::post(blocking, [&ctx] { server::reload(ctx); });
+        if (reloads_wanted.fetch_add(1) == 0) {
+          spdlog::info("received SIGHUP; reloading policy and TLS files, reopening the audit log");
+          boost::asio::post(blocking, [&ctx, &reloads_wanted] {
+            int seen = 0;
+            do {
+              seen = reloads_wanted.load();
+              server::reload(ctx);
+            } while (reloads_wanted.fetch_sub(seen) != seen);
+          });
+        }
         reload_signal.async_wait(on_hup);
       };
   reload_signal.async_wait(on_hup);
+  std::function<void(const boost::system::error_code&, int)> on_reserved =
+      [&](const boost::system::error_code& ec, int sig) {
+        if (ec) return;
+        spdlog::debug("ignoring signal {}", sig);
+        reserved_signals.async_wait(on_reserved);
+      };
+  reserved_signals.async_wait(on_reserved);
 
   std::vector<std::thread> threads;
   for (int i = 1; i < cfg.limits.io_threads; ++i) threads.emplace_back([&io] { io.run(); });

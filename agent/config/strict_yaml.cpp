@@ -277,6 +277,8 @@ void check_text(const std::string& text, const std::string& file) {
 
 }  // namespace
 
+YamlNode::~YamlNode() = default;
+
 YamlNode parse_yaml(const std::string& text, const std::string& file, const YamlLimits& limits) {
   if (text.size() > limits.max_bytes) {
     throw ConfigError(file + ": file is larger than " + std::to_string(limits.max_bytes) +

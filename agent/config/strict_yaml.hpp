@@ -27,6 +27,16 @@ struct YamlNode {
   bool quoted = false;  ///< scalar was written '...' or "..." (so `"10"` is a string, not a number)
   std::vector<YamlNode> items;                         ///< sequence elements
   std::vector<std::pair<YamlNode, YamlNode>> entries;  ///< map entries (key, value)
+
+  // The destructor is defined in strict_yaml.cpp, where YamlNode is complete: clang with
+  // libstdc++ would otherwise instantiate ~vector<pair<YamlNode, YamlNode>> while the pair is
+  // still incomplete (the fuzz build, cmake --preset fuzz, uses clang).
+  YamlNode() = default;
+  YamlNode(const YamlNode&) = default;
+  YamlNode(YamlNode&&) noexcept = default;
+  YamlNode& operator=(const YamlNode&) = default;
+  YamlNode& operator=(YamlNode&&) noexcept = default;
+  ~YamlNode();
 };
 
 /// Limits applied while parsing (hostile-input bounds, see SECURITY-MATRIX G4).

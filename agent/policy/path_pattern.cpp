@@ -53,12 +53,14 @@ bool glob_match_component(std::string_view pattern, std::string_view name) {
   std::size_t star = std::string_view::npos;
   std::size_t star_n = 0;
   while (n < name.size()) {
-    if (p < pattern.size() && (pattern[p] == '?' || pattern[p] == name[n])) {
-      ++p;
-      ++n;
-    } else if (p < pattern.size() && pattern[p] == '*') {
+    // '*' is tested first: a file name may itself contain '*', which must not make the
+    // pattern's '*' a literal one-byte match ("*.log" must match "*x.log").
+    if (p < pattern.size() && pattern[p] == '*') {
       star = p++;
       star_n = n;
+    } else if (p < pattern.size() && (pattern[p] == '?' || pattern[p] == name[n])) {
+      ++p;
+      ++n;
     } else if (star != std::string_view::npos) {
       p = star + 1;
       n = ++star_n;

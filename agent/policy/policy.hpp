@@ -80,4 +80,10 @@ const std::set<std::string>& supported_hash_algorithms();
 /// (unknown keys, wrong types, undefined roles/logs/commands, bad regexes, relative argv[0], ...).
 std::shared_ptr<const Policy> load_policy(const std::filesystem::path& file);
 
+/// The same validation on policy text already in memory, without the file checks (size is still
+/// bounded by the YAML limits); `name` stands for the file in messages and in Policy::source.
+/// Throws config::ConfigError. Used by load_policy and by the policy fuzz target.
+std::shared_ptr<const Policy> load_policy_from_text(const std::string& text,
+                                                    const std::string& name);
+
 }  // namespace opsagent::policy

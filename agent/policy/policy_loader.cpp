@@ -364,13 +364,19 @@ std::shared_ptr<const Policy> load_policy(const std::filesystem::path& file) {
   // recorded in audit records is the version that was actually checked and loaded.
   const config::ConfigFile contents = config::read_config_file(file, limits.max_bytes);
   config::check_not_writable_by_others(file, contents.status);
-  const YamlNode root = config::parse_yaml(contents.text, file.string(), limits);
+  return load_policy_from_text(contents.text, file.string());
+}
+
+std::shared_ptr<const Policy> load_policy_from_text(const std::string& text,
+                                                    const std::string& name) {
+  const config::YamlLimits limits;
+  const YamlNode root = config::parse_yaml(text, name, limits);
 
   auto policy = std::make_shared<Policy>();
-  policy->source = file;
-  policy->version = sha256_hex(contents.text).substr(0, 16);
+  policy->source = name;
+  policy->version = sha256_hex(text).substr(0, 16);
 
-  const NodeContext top{file.string(), ""};
+  const NodeContext top{name, ""};
   if (root.kind == YamlNode::Kind::null) fail(top, root, "the policy is empty");
   MapReader map(root, top);
   expect_keys(map, {"identities", "roles", "logs", "tail", "commands"});

@@ -132,8 +132,9 @@ AgentProcess::AgentProcess(AgentSpec spec) {
   for (const auto& [k, v] : sections) config += k + ": " + v + "\n";
   write_file(dir_ / "agent.yaml", config);
 
-  pid_ = spawn_with_log({OPSAGENT_BINARY, "--config", (dir_ / "agent.yaml").string()},
-                        dir_ / "agent.log", spec.env);
+  std::vector<std::string> argv = spec.wrapper;
+  argv.insert(argv.end(), {OPSAGENT_BINARY, "--config", (dir_ / "agent.yaml").string()});
+  pid_ = spawn_with_log(argv, dir_ / "agent.log", spec.env);
   if (pid_ < 0) {
     ADD_FAILURE() << "cannot start " << OPSAGENT_BINARY;
     return;

@@ -27,6 +27,9 @@ struct AgentSpec {
   std::string listen_host = "127.0.0.1";
   std::map<std::string, std::string> env{};  ///< environment variables set (or replaced) for the
                                              ///< agent on top of the test's own environment
+  std::vector<std::string>
+      wrapper{};  ///< a program that execs the agent, e.g. {"/usr/bin/prlimit",
+                  ///< "--nofile=64", "--"}; it must keep the pid (exec)
 };
 
 class AgentProcess {

@@ -77,6 +77,14 @@ TEST(PathPattern, GlobMatchesOneComponentShellStyle) {
   EXPECT_FALSE(glob_match_component("syslog", "Syslog"));
 }
 
+TEST(PathPattern, GlobStarStaysAWildcardWhenTheNameHoldsAStar) {
+  // Found by tests/fuzz/path_resolver (corpus/path_resolver/star-in-name).
+  EXPECT_TRUE(glob_match_component("*.log", "*x.log"));
+  EXPECT_TRUE(glob_match_component("a*", "a*b"));
+  EXPECT_TRUE(glob_match_component("*?", "**"));
+  EXPECT_FALSE(glob_match_component("*.log", "*x.txt"));
+}
+
 TEST(PathPattern, GlobStaysFastOnPathologicalPatterns) {
   const std::string name(4000, 'a');
   EXPECT_FALSE(glob_match_component("*a*a*a*a*a*a*a*a*a*a*b", name));
