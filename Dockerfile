@@ -24,7 +24,8 @@ COPY . .
 RUN rm -rf build \
  && OPSAGENT_SKIP_DEPS=1 scripts/build.sh release -DOPSAGENT_BUILD_TESTS=OFF \
  && install -D -m 0755 build/release/agent/app/opsagent /out/opsagent \
- && strip --strip-unneeded /out/opsagent
+ && install -D -m 0755 build/release/agent/app/opsctl /out/opsctl \
+ && strip --strip-unneeded /out/opsagent /out/opsctl
 
 # ---- runtime stage -------------------------------------------------------------------------
 FROM debian:12-slim AS runtime
@@ -33,7 +34,7 @@ FROM debian:12-slim AS runtime
 # library, add its runtime package here; the ldd check below fails the build until you do.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libssl3 libyaml-cpp0.7 libspdlog1.10 libfmt9 libre2-9 ca-certificates \
+      libssl3 libyaml-cpp0.7 libspdlog1.10 libfmt9 libre2-9 libedit2 ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 
 RUN groupadd --system opsagent \
@@ -43,7 +44,8 @@ RUN groupadd --system opsagent \
  && install -d -m 0750 -o opsagent -g opsagent /var/lib/opsagent /var/log/opsagent
 
 COPY --from=build /out/opsagent /usr/local/sbin/opsagent
-RUN ! ldd /usr/local/sbin/opsagent | grep -F "not found"
+COPY --from=build /out/opsctl /usr/local/bin/opsctl
+RUN ! ldd /usr/local/sbin/opsagent /usr/local/bin/opsctl | grep -F "not found"
 
 USER opsagent
 WORKDIR /var/lib/opsagent
