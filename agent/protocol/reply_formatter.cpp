@@ -5,6 +5,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "agent/protocol/utf8.hpp"
+
 namespace opsagent::protocol {
 namespace {
 
@@ -60,29 +62,9 @@ std::string sanitize_line(std::string_view bytes) {
       continue;
     }
     // Multi-byte: accept only well-formed UTF-8 and make C1 controls visible.
-    std::size_t len = 0;
     std::uint32_t cp = 0;
-    std::uint32_t min = 0;
-    if ((b0 & 0xE0U) == 0xC0U) {
-      len = 2;
-      cp = b0 & 0x1FU;
-      min = 0x80;
-    } else if ((b0 & 0xF0U) == 0xE0U) {
-      len = 3;
-      cp = b0 & 0x0FU;
-      min = 0x800;
-    } else if ((b0 & 0xF8U) == 0xF0U) {
-      len = 4;
-      cp = b0 & 0x07U;
-      min = 0x10000;
-    }
-    bool valid = len != 0 && i + len <= bytes.size();
-    for (std::size_t k = 1; valid && k < len; ++k) {
-      const auto b = static_cast<unsigned char>(bytes[i + k]);
-      valid = (b & 0xC0U) == 0x80U;
-      cp = (cp << 6U) | (b & 0x3FU);
-    }
-    valid = valid && cp >= min && cp <= 0x10FFFF && !(cp >= 0xD800 && cp <= 0xDFFF);
+    const std::size_t len = utf8_sequence(bytes, i, cp);
+    const bool valid = len > 1;
     if (!valid) {
       out += kReplacement;
       ++i;
