@@ -158,6 +158,12 @@ TEST(MatrixH, H1_AuditWriteFailureFailsClosedWithoutCrashing) {
 }
 
 TEST(MatrixH, H2_RunningOutOfDescriptorsBacksOffAndRecovers) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  // The sanitizer runtimes probe memory through a pipe(2); with the descriptor table full that
+  // probe fails and UBSan reports every virtual call as an "invalid vptr". The release suite
+  // covers this row.
+  GTEST_SKIP() << "H2 needs free descriptors for the sanitizer runtime; covered by the release suite";
+#endif
   AgentSpec spec{kTestPolicy, {}};
   spec.wrapper = {"/usr/bin/prlimit", "--nofile=64", "--"};
   AgentProcess agent{spec};

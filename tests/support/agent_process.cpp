@@ -225,7 +225,11 @@ std::unique_ptr<TlsClient> AgentProcess::connect(const std::string& identity,
 
 std::vector<nlohmann::json> AgentProcess::audit() const {
   std::vector<nlohmann::json> out;
-  std::istringstream in(read_file(audit_path()));
+  std::string text = read_file(audit_path());
+  // A record the agent is writing right now may be visible in part: only complete lines count
+  // while it runs (the destructor checks the whole file once the agent has stopped).
+  text.erase(text.rfind('\n') == std::string::npos ? 0 : text.rfind('\n') + 1);
+  std::istringstream in(text);
   for (std::string line; std::getline(in, line);) {
     auto j = nlohmann::json::parse(line, nullptr, false);
     if (j.is_discarded()) {
