@@ -2,6 +2,7 @@
 
 #include <limits>
 #include <sstream>
+#include <utility>
 
 #include "agent/config/config_error.hpp"
 
@@ -67,6 +68,13 @@ std::optional<std::uint64_t> parse_decimal(std::string_view s) {
     value = value * 10 + digit;
   }
   return value;
+}
+
+// "250ms" -> {250, "ms"}; the number is nullopt when the digits are missing or malformed.
+std::pair<std::optional<std::uint64_t>, std::string_view> split_number_unit(std::string_view text) {
+  std::size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  return {parse_decimal(text.substr(0, digits)), text.substr(digits)};
 }
 
 std::string format_duration(milliseconds d) {
@@ -157,11 +165,7 @@ milliseconds as_duration(const YamlNode& n, const NodeContext& ctx, milliseconds
   const std::string expected = "expected a duration between " + format_duration(min) + " and " +
                                format_duration(max) + " (like 250ms, 10s, 5m, 1h)";
   if (n.kind != YamlNode::Kind::scalar || n.quoted) fail(ctx, n, expected + ", got " + describe(n));
-  std::string_view text = n.scalar;
-  std::size_t digits = 0;
-  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
-  const auto number = parse_decimal(text.substr(0, digits));
-  const std::string_view unit = text.substr(digits);
+  const auto [number, unit] = split_number_unit(n.scalar);
   std::uint64_t scale = 0;
   if (unit == "ms") {
     scale = 1;
@@ -185,11 +189,7 @@ std::uint64_t as_size(const YamlNode& n, const NodeContext& ctx, std::uint64_t m
   const std::string expected = "expected a size between " + format_size(min) + " and " +
                                format_size(max) + " (bytes, or with KiB, MiB, GiB)";
   if (n.kind != YamlNode::Kind::scalar || n.quoted) fail(ctx, n, expected + ", got " + describe(n));
-  std::string_view text = n.scalar;
-  std::size_t digits = 0;
-  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
-  const auto number = parse_decimal(text.substr(0, digits));
-  const std::string_view unit = text.substr(digits);
+  const auto [number, unit] = split_number_unit(n.scalar);
   unsigned shift = 64;
   if (unit.empty()) {
     shift = 0;

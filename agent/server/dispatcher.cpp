@@ -2,11 +2,10 @@
 
 #include <array>
 #include <chrono>
-#include <sys/stat.h>
-
 #include <csignal>
 #include <filesystem>
 #include <limits>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -75,12 +74,13 @@ std::string format_ms(std::chrono::milliseconds ms) {
   return fmt::format("{}ms", ms.count());
 }
 
-
 // Holds one of the principal's blocking-work slots for the duration of a command.
 class BlockingSlot {
  public:
   BlockingSlot(SessionRegistry& registry, const std::string& principal)
-      : registry_(registry), principal_(principal), held_(registry.try_reserve_blocking(principal)) {}
+      : registry_(registry),
+        principal_(principal),
+        held_(registry.try_reserve_blocking(principal)) {}
   BlockingSlot(const BlockingSlot&) = delete;
   BlockingSlot& operator=(const BlockingSlot&) = delete;
   ~BlockingSlot() {
@@ -329,7 +329,8 @@ asio::awaitable<Dispatcher::Outcome> Dispatcher::do_tail(const std::filesystem::
                                                          int lines, std::string label) {
   const std::size_t max_bytes = std::size_t{1} << 20;
   BlockingSlot slot(ctx_.registry, info_.principal.name);
-  if (!slot.held()) co_return Outcome::busy_blocking_work(ctx_.config.limits.max_digests_per_identity);
+  if (!slot.held())
+    co_return Outcome::busy_blocking_work(ctx_.config.limits.max_digests_per_identity);
   // Named, not a temporary in the co_await: GCC 12 destroys such temporaries twice.
   auto work = [path, lines, max_bytes]() -> Result<std::vector<std::string>> {
     auto fd = exec::open_log_file(path);
@@ -376,7 +377,8 @@ asio::awaitable<Dispatcher::Outcome> Dispatcher::do_lastlog() {
 asio::awaitable<Dispatcher::Outcome> Dispatcher::do_hash(const policy::Decision& d,
                                                          const std::string& shown_path) {
   BlockingSlot slot(ctx_.registry, info_.principal.name);
-  if (!slot.held()) co_return Outcome::busy_blocking_work(ctx_.config.limits.max_digests_per_identity);
+  if (!slot.held())
+    co_return Outcome::busy_blocking_work(ctx_.config.limits.max_digests_per_identity);
   cancel_blocking_->store(false);
   const auto grant = *d.path;
   const std::string algorithm = d.algorithm;
@@ -387,8 +389,9 @@ asio::awaitable<Dispatcher::Outcome> Dispatcher::do_hash(const policy::Decision&
     if (!fd) return fd.error();
     struct stat st {};
     if (::fstat(fd->get(), &st) == 0 && static_cast<std::uint64_t>(st.st_size) > max_bytes) {
-      return Error{ErrorCode::limit, fmt::format("file is larger than max_hash_bytes ({} > {} bytes)",
-                                                 st.st_size, max_bytes)};
+      return Error{
+          ErrorCode::limit,
+          fmt::format("file is larger than max_hash_bytes ({} > {} bytes)", st.st_size, max_bytes)};
     }
     return exec::hash_fd(fd->get(), algorithm, *cancel, max_bytes);
   };

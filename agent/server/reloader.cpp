@@ -29,7 +29,8 @@ void reload_policy(ServerContext& ctx) {
 void reload_tls(ServerContext& ctx) {
   try {
     // Sessions keep the context they were made with; new connections get this one.
-    ctx.tls.replace(std::make_shared<boost::asio::ssl::context>(tls::make_server_context(ctx.config.tls)));
+    ctx.tls.replace(
+        std::make_shared<boost::asio::ssl::context>(tls::make_server_context(ctx.config.tls)));
     ctx.audit.record("tls_reload", {{"certificate", ctx.config.tls.certificate.string()},
                                     {"client_ca", ctx.config.tls.client_ca.string()},
                                     {"crl", ctx.config.tls.crl.string()}});

@@ -88,12 +88,8 @@ void Server::stop() {
 bool Server::evict_oldest_handshake() {
   std::lock_guard lock(sessions_mutex_);
   for (auto& weak : sessions_) {  // in accept order: the first one still handshaking is the oldest
-    auto s = weak.lock();
-    if (s && s->handshaking()) {
-      s->evict();
-      weak.reset();  // never picked twice
-      return true;
-    }
+    // The weak reference stays: an evicted session must still be reachable by stop().
+    if (auto s = weak.lock(); s && s->try_evict()) return true;
   }
   return false;
 }
@@ -108,7 +104,8 @@ asio::awaitable<void> Server::sweep_loop() {
     if (sweep_stopped_) co_return;
     if (!killed.empty()) {
       ctx_.audit.record("orphans_killed", {{"pids", killed}});
-      spdlog::warn("killed {} process(es) that escaped their command's process group", killed.size());
+      spdlog::warn("killed {} process(es) that escaped their command's process group",
+                   killed.size());
     }
   }
 }
@@ -130,7 +127,8 @@ asio::awaitable<void> Server::accept_loop(tcp::acceptor& acceptor) {
     }
     const std::uint64_t id = ctx_.registry.next_connection_id();
     error_code peer_ec;
-    const auto peer = socket.remote_endpoint(peer_ec);
+    const auto endpoint = socket.remote_endpoint(peer_ec);
+    std::string peer = peer_ec ? std::string("unknown") : endpoint_text(endpoint);
     // At max_handshakes the oldest pending handshake makes room: a flood of silent connections
     // then churns through its own slots instead of locking everyone out (SECURITY-MATRIX A14).
     // Evicted connections release their slots a moment later, so the count may briefly exceed the
@@ -145,23 +143,21 @@ asio::awaitable<void> Server::accept_loop(tcp::acceptor& acceptor) {
       ctx_.audit.record(
           "connection_refused",
           {{"conn", id},
-           {"peer", peer_ec ? std::string("unknown") : endpoint_text(peer)},
+           {"peer", peer},
            {"reason", fmt::format("too many unauthenticated connections (max_handshakes {})",
                                   ctx_.config.limits.max_handshakes)}});
       socket.close(peer_ec);
       continue;
     }
     socket.set_option(tcp::no_delay(true), peer_ec);
-    auto session = std::make_shared<Session>(ctx_, std::move(socket), id);
+    auto session = std::make_shared<Session>(ctx_, std::move(socket), id, peer);
     {
       std::lock_guard lock(sessions_mutex_);
       if (stopped_) continue;  // the session's destructor returns the handshake slot
       std::erase_if(sessions_, [](const std::weak_ptr<Session>& w) { return w.expired(); });
       sessions_.push_back(session);
     }
-    ctx_.audit.record(
-        "connection_accepted",
-        {{"conn", id}, {"peer", peer_ec ? std::string("unknown") : endpoint_text(peer)}});
+    ctx_.audit.record("connection_accepted", {{"conn", id}, {"peer", peer}});
     session->start();
   }
 }

@@ -9,13 +9,13 @@
 #include "agent/audit/audit_log.hpp"
 #include "agent/config/agent_config.hpp"
 #include "agent/policy/policy.hpp"
-#include "agent/server/snapshot.hpp"
 #include "agent/server/session_registry.hpp"
+#include "agent/server/snapshot.hpp"
 
 namespace opsagent::server {
 
 struct ServerContext {
-  const config::AgentConfig& config;  ///< immutable after start-up
+  const config::AgentConfig& config;         ///< immutable after start-up
   Snapshot<boost::asio::ssl::context>& tls;  ///< swapped whole on SIGHUP
   Snapshot<const policy::Policy>& policy;    ///< swapped whole on SIGHUP
   audit::AuditLog& audit;

@@ -30,14 +30,6 @@ constexpr std::size_t kReadChunk = 4096;
 constexpr auto kShutdownTimeout = std::chrono::seconds(1);
 constexpr auto kStoppingShutdownTimeout = std::chrono::milliseconds(100);
 
-std::string endpoint_text(const asio::ip::tcp::socket& s) {
-  error_code ec;
-  const auto ep = s.remote_endpoint(ec);
-  if (ec) return "unknown";
-  return ep.address().is_v6() ? fmt::format("[{}]:{}", ep.address().to_string(), ep.port())
-                              : fmt::format("{}:{}", ep.address().to_string(), ep.port());
-}
-
 nlohmann::json identity_json(const PeerIdentity& id) {
   nlohmann::json j = {{"subject", id.subject}, {"issuer", id.issuer},
                       {"serial", id.serial},   {"fingerprint_sha256", id.fingerprint_sha256},
@@ -47,7 +39,8 @@ nlohmann::json identity_json(const PeerIdentity& id) {
 }
 }  // namespace
 
-Session::Session(ServerContext& ctx, asio::ip::tcp::socket socket, std::uint64_t id)
+Session::Session(ServerContext& ctx, asio::ip::tcp::socket socket, std::uint64_t id,
+                 std::string peer)
     : ctx_(ctx),
       tls_(ctx.tls.get()),
       stream_(std::move(socket), *tls_),
@@ -57,7 +50,7 @@ Session::Session(ServerContext& ctx, asio::ip::tcp::socket socket, std::uint64_t
       reader_done_(stream_.get_executor()),
       started_(std::chrono::steady_clock::now()) {
   info_.id = id;
-  info_.peer = endpoint_text(stream_.next_layer());
+  info_.peer = std::move(peer);
 }
 
 Session::~Session() {
@@ -85,12 +78,16 @@ void Session::stop() {
   });
 }
 
-void Session::evict() {
+bool Session::try_evict() {
+  bool already = false;
+  if (!handshaking_.load() || !eviction_requested_.compare_exchange_strong(already, true))
+    return false;
   asio::post(stream_.get_executor(), [self = shared_from_this()] {
     if (!self->in_handshake_) return;  // finished meanwhile: nothing to make room for
     self->evicted_ = true;
     self->close_now();
   });
+  return true;
 }
 
 void Session::close_now() noexcept {

@@ -23,8 +23,10 @@ namespace opsagent::server {
 class Session : public std::enable_shared_from_this<Session>, public ReplySink {
  public:
   /// `socket` must already use a strand executor (accept with make_strand). The caller has
-  /// reserved a handshake slot in the registry; the session releases it.
-  Session(ServerContext& ctx, boost::asio::ip::tcp::socket socket, std::uint64_t id);
+  /// reserved a handshake slot in the registry; the session releases it. `peer` is the client's
+  /// address as text, for logs and audit records.
+  Session(ServerContext& ctx, boost::asio::ip::tcp::socket socket, std::uint64_t id,
+          std::string peer);
   ~Session() override;
 
   /// Starts the session coroutines; the session keeps itself alive until it is done.
@@ -33,10 +35,9 @@ class Session : public std::enable_shared_from_this<Session>, public ReplySink {
   /// Thread-safe: posts to the session's strand.
   void stop();
   /// Ends the session if it is still in its TLS handshake (to make room under max_handshakes).
-  /// Thread-safe: posts to the session's strand.
-  void evict();
-  /// True until the TLS handshake has finished (either way). Thread-safe.
-  [[nodiscard]] bool handshaking() const noexcept { return handshaking_.load(); }
+  /// False when it is past its handshake or already being evicted, so no session is picked
+  /// twice. Thread-safe: posts the close to the session's strand.
+  bool try_evict();
 
  private:
   struct LineEvent {
@@ -69,10 +70,11 @@ class Session : public std::enable_shared_from_this<Session>, public ReplySink {
   bool in_handshake_ = true;  // holds a pre-authentication slot
   bool admitted_ = false;     // holds a client slot
   bool reader_running_ = false;
-  bool peer_gone_ = false;         // EOF/error from the client, or a failed write
-  bool stopping_ = false;          // agent shutdown
-  bool evicted_ = false;           // closed during its handshake to admit a newer connection
-  std::atomic<bool> handshaking_{true};
+  bool peer_gone_ = false;               // EOF/error from the client, or a failed write
+  bool stopping_ = false;                // agent shutdown
+  bool evicted_ = false;                 // closed during its handshake to admit a newer connection
+  std::atomic<bool> handshaking_{true};  // until the handshake ends, either way
+  std::atomic<bool> eviction_requested_{false};
   std::size_t partial_bytes_ = 0;  // unterminated line left when the client went away
   std::chrono::steady_clock::time_point started_;
 };

@@ -33,7 +33,6 @@ std::string SessionRegistry::try_admit(const std::string& principal) {
   }
   int& mine = per_principal_[principal];
   if (mine >= limits_.max_clients_per_identity) {
-    if (mine == 0) per_principal_.erase(principal);
     return fmt::format("too many connections for {} (max_clients_per_identity {})", principal,
                        limits_.max_clients_per_identity);
   }
