@@ -1,10 +1,13 @@
 // opsagent: flags, load, wire, run — nothing else.
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
+#include <mutex>
 #include <string>
 #include <sys/stat.h>
 #include <thread>
@@ -31,6 +34,7 @@ namespace {
 
 constexpr int kExitUsage = 64;   // EX_USAGE
 constexpr int kExitConfig = 78;  // EX_CONFIG
+constexpr std::chrono::seconds kShutdownDeadline{5};
 
 void print_usage(std::FILE* to) {
   std::fprintf(to,
@@ -153,6 +157,11 @@ int main(int argc, char** argv) {
                                    {"listen", listening}});
 
   // Signals only through signal_set: handlers run as ordinary completion handlers.
+  std::mutex shutdown_mutex;
+  std::condition_variable shutdown_cv;
+  bool shutdown_done = false;  // GUARDED_BY(shutdown_mutex)
+  std::atomic<bool> shutdown_forced{false};
+  std::thread shutdown_watchdog;
   boost::asio::signal_set stop_signals(io, SIGINT, SIGTERM);
   boost::asio::signal_set reload_signal(io, SIGHUP);
   // SIGUSR1/2 would terminate the process by default; they are reserved and ignored.
@@ -163,6 +172,16 @@ int main(int argc, char** argv) {
     reload_signal.cancel();
     reserved_signals.cancel();
     server.stop();
+    // Sessions end within moments (children are killed); should one not, the agent still exits.
+    shutdown_watchdog = std::thread([&] {
+      std::unique_lock lock(shutdown_mutex);
+      if (!shutdown_cv.wait_for(lock, kShutdownDeadline, [&] { return shutdown_done; })) {
+        spdlog::warn("sessions still open {} s after the stop signal; stopping anyway",
+                     kShutdownDeadline.count());
+        shutdown_forced = true;
+        io.stop();
+      }
+    });
   });
   // A burst of SIGHUPs costs one reload, not one per signal: while a reload is queued or running,
   // further SIGHUPs only make sure one more runs after it.
@@ -195,10 +214,21 @@ int main(int argc, char** argv) {
   for (int i = 1; i < cfg.limits.io_threads; ++i) threads.emplace_back([&io] { io.run(); });
   io.run();
   for (auto& t : threads) t.join();
+  {
+    std::lock_guard lock(shutdown_mutex);
+    shutdown_done = true;
+  }
+  shutdown_cv.notify_all();
+  if (shutdown_watchdog.joinable()) shutdown_watchdog.join();
   blocking.join();
   exec::sweep_orphans();
 
-  ctx.audit.record("agent_stop", {{"reason", "signal"}});
+  ctx.audit.record("agent_stop", {{"reason", shutdown_forced ? "deadline" : "signal"}});
+  if (shutdown_forced) {
+    // Unfinished session frames still refer to objects of this scope: leave without destructors.
+    spdlog::shutdown();
+    std::_Exit(0);
+  }
   spdlog::info("stopped");
   return 0;
 }

@@ -236,6 +236,7 @@ asio::awaitable<Session::LineEvent> Session::next_event() {
 // (Plain if/else around co_await: GCC 12 mishandles co_await inside switch and ?: bodies.)
 asio::awaitable<std::string> Session::serve() {
   while (true) {
+    if (stopping_) co_return "server_shutdown";  // stop() may have come while a command ran
     LineEvent ev = co_await next_event();
     if (stopping_) co_return "server_shutdown";
     if (peer_gone_ || ev.kind == LineEvent::Kind::eof) co_return "client_closed";
