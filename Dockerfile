@@ -24,8 +24,9 @@ COPY . .
 RUN rm -rf build \
  && OPSAGENT_SKIP_DEPS=1 scripts/build.sh release -DOPSAGENT_BUILD_TESTS=OFF \
  && install -D -m 0755 build/release/agent/app/opsagent /out/opsagent \
+ && install -D -m 0755 build/release/agent/app/opsagent-guard /out/opsagent-guard \
  && install -D -m 0755 build/release/agent/app/opsctl /out/opsctl \
- && strip --strip-unneeded /out/opsagent /out/opsctl
+ && strip --strip-unneeded /out/opsagent /out/opsagent-guard /out/opsctl
 
 # ---- runtime stage -------------------------------------------------------------------------
 FROM debian:12-slim AS runtime
@@ -44,8 +45,10 @@ RUN groupadd --system opsagent \
  && install -d -m 0750 -o opsagent -g opsagent /var/lib/opsagent /var/log/opsagent
 
 COPY --from=build /out/opsagent /usr/local/sbin/opsagent
+# The parent of every command the agent runs; found beside opsagent.
+COPY --from=build /out/opsagent-guard /usr/local/sbin/opsagent-guard
 COPY --from=build /out/opsctl /usr/local/bin/opsctl
-RUN ! ldd /usr/local/sbin/opsagent /usr/local/bin/opsctl | grep -F "not found"
+RUN ! ldd /usr/local/sbin/opsagent /usr/local/sbin/opsagent-guard /usr/local/bin/opsctl | grep -F "not found"
 
 USER opsagent
 WORKDIR /var/lib/opsagent

@@ -6,6 +6,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <iostream>
 #include <mutex>
 #include <string>
@@ -111,6 +112,18 @@ int main(int argc, char** argv) {
   } catch (const config::ConfigError& e) {
     spdlog::error("configuration error: {}", e.what());
     return kExitConfig;
+  }
+  if (cfg.exec.guard.empty()) {
+    // Every command runs under opsagent-guard; it is installed beside the agent.
+    std::error_code ec;
+    const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+    cfg.exec.guard = self.parent_path() / "opsagent-guard";
+    if (ec || ::access(cfg.exec.guard.c_str(), X_OK) != 0) {
+      spdlog::error("configuration error: {}: exec.guard: {} is not an executable program (set "
+                    "exec.guard to where opsagent-guard is installed)",
+                    opts.config, cfg.exec.guard.string());
+      return kExitConfig;
+    }
   }
   if (opts.check_only) {
     std::printf("configuration OK: %s (policy %s, version %s)\n", opts.config.c_str(),

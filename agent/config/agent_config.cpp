@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <initializer_list>
 #include <netinet/in.h>
+#include <pwd.h>
 #include <stdexcept>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -182,7 +183,7 @@ bool is_env_name(std::string_view name) {
 void read_exec(const YamlNode& node, const NodeContext& ctx, const std::filesystem::path& base_dir,
                ExecSettings& e) {
   MapReader map(node, ctx);
-  expect_keys(map, {"environment", "working_directory", "umask"});
+  expect_keys(map, {"environment", "working_directory", "umask", "guard", "max_processes", "user"});
   if (const YamlNode* v = map.find("environment")) {
     const NodeContext list_ctx = map.ctx("environment");
     if (v->kind != YamlNode::Kind::sequence) fail(list_ctx, *v, "expected a list of NAME=value");
@@ -227,6 +228,26 @@ void read_exec(const YamlNode& node, const NodeContext& ctx, const std::filesyst
     }
     if (!ok || value > 0777) fail(map.ctx("umask"), *v, "expected an octal mask like \"0077\"");
     e.umask = static_cast<mode_t>(value);
+  }
+  if (const YamlNode* v = map.find("guard")) {
+    e.guard = as_path(*v, map.ctx("guard"), base_dir);
+    if (::access(e.guard.c_str(), X_OK) != 0) {
+      fail(map.ctx("guard"), *v, e.guard.string() + " is not an executable program");
+    }
+  }
+  if (const YamlNode* v = map.find("max_processes")) {
+    e.max_processes = as_int(*v, map.ctx("max_processes"), 1, 1000000);
+  }
+  if (const YamlNode* v = map.find("user")) {
+    e.user = as_string(*v, map.ctx("user"));
+    const struct passwd* pw = ::getpwnam(e.user.c_str());  // start-up only: not thread-safe
+    if (pw == nullptr) fail(map.ctx("user"), *v, "no such user: " + e.user);
+    if (pw->pw_uid != ::geteuid() && ::geteuid() != 0) {
+      fail(map.ctx("user"), *v,
+           "running commands as " + e.user + " needs the agent to run as root");
+    }
+    e.uid = pw->pw_uid;
+    e.gid = pw->pw_gid;
   }
   map.finish();
 }

@@ -59,6 +59,15 @@ struct ExecSettings {
   std::vector<std::string> environment{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"};
   std::filesystem::path working_directory = "/";
   mode_t umask = 077;
+  /// opsagent-guard, the parent of every command (agent/guard/guard_main.cpp). Empty: the
+  /// agent's own directory, resolved at start-up.
+  std::filesystem::path guard;
+  /// RLIMIT_NPROC of commands (0: not set). Counts every process of the commands' user, and is
+  /// not enforced for root: pair it with `user`.
+  std::int64_t max_processes = 0;
+  std::string user;  ///< run commands as this user (agent must be root); empty: as the agent
+  std::int64_t uid = -1;  ///< resolved from `user`, or -1
+  std::int64_t gid = -1;
 };
 
 struct AgentConfig {

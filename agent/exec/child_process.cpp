@@ -1,12 +1,12 @@
 #include "agent/exec/child_process.hpp"
 
-#include "agent/exec/orphan_reaper.hpp"
-
 #include <array>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <fcntl.h>
+#include <optional>
 #include <spawn.h>
 #include <string_view>
 #include <sys/stat.h>
@@ -15,6 +15,8 @@
 #include <system_error>
 #include <unistd.h>
 #include <utility>
+
+#include "agent/exec/orphan_reaper.hpp"
 
 // Umask policy. posix_spawn has no umask action and umask(2) is process-wide (shared by all
 // threads), so temporarily switching it around posix_spawn would race with every other thread
@@ -27,6 +29,8 @@
 
 namespace opsagent::exec {
 namespace {
+
+constexpr int kStatusFd = 3;  // the guard's status pipe (agent/guard/guard_main.cpp)
 
 std::string errno_text(int err) { return std::generic_category().message(err); }
 
@@ -178,6 +182,47 @@ void kill_and_reap(pid_t pid) noexcept {
   detail::untrack_child(pid);
 }
 
+// What the guard reports on its status pipe: end-of-file once the command has been exec'ed
+// (the descriptor is close-on-exec), or the errno of the step that failed. Blocks for as long
+// as the guard takes to fork and exec the command, a millisecond or so.
+int read_exec_status(const UniqueFd& status) {
+  std::array<char, sizeof(int)> bytes{};
+  std::size_t got = 0;
+  while (got < bytes.size()) {
+    const ssize_t n = ::read(status.get(), bytes.data() + got, bytes.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += static_cast<std::size_t>(n);
+  }
+  int err = 0;
+  if (got == bytes.size()) std::memcpy(&err, bytes.data(), sizeof err);
+  return err;
+}
+
+// argv of the guard: its arguments, then the command's argv.
+std::vector<std::string> guarded_argv(const SpawnSpec& spec) {
+  std::vector<std::string> argv{spec.guard.string(), std::to_string(::getpid()),
+                                std::to_string(spec.max_processes), std::to_string(spec.uid),
+                                std::to_string(spec.gid)};
+  argv.insert(argv.end(), spec.argv.begin(), spec.argv.end());
+  return argv;
+}
+
+// A guard that could not run its command exits at once, after reaping it. Wait for that rather
+// than SIGKILL it: killed, it would leave the dead command to be re-parented to us as a zombie.
+// Bounded: after 2 s the guard is killed after all.
+void reap_failed_guard(pid_t pid) noexcept {
+  for (int i = 0; i < 2000; ++i) {
+    const pid_t r = ::waitpid(pid, nullptr, WNOHANG);
+    if (r == pid || (r < 0 && errno != EINTR)) {
+      detail::untrack_child(pid);
+      return;
+    }
+    ::usleep(1000);
+  }
+  kill_and_reap(pid);
+}
+
 std::vector<char*> c_strings(const std::vector<std::string>& strings) {
   std::vector<char*> out;
   out.reserve(strings.size() + 1);
@@ -267,6 +312,12 @@ Result<ChildProcess> spawn(const SpawnSpec& spec) {
   if (!out) return out.error();
   auto err = make_pipe();
   if (!err) return err.error();
+  std::optional<Pipe> status_pipe;
+  if (!spec.guard.empty()) {
+    auto p = make_pipe();
+    if (!p) return p.error();
+    status_pipe = std::move(p.value());
+  }
 
   FileActions fa;
   if (fa.init_error != 0) return resource_error("posix_spawn_file_actions_init", fa.init_error);
@@ -292,9 +343,13 @@ Result<ChildProcess> spawn(const SpawnSpec& spec) {
   step(posix_spawn_file_actions_adddup2(&fa.actions, out->write_end.get(), STDOUT_FILENO));
   step(posix_spawn_file_actions_adddup2(&fa.actions, err->write_end.get(), STDERR_FILENO));
   step(posix_spawn_file_actions_addfchdir_np(&fa.actions, cwd.get()));
+  // The guard's status pipe becomes its descriptor 3 (the command never sees it: close-on-exec).
+  if (status_pipe) {
+    step(posix_spawn_file_actions_adddup2(&fa.actions, status_pipe->write_end.get(), kStatusFd));
+  }
   // close_range in the child: nothing the agent opened without O_CLOEXEC (or that another
   // thread opened a moment ago) reaches the program.
-  step(posix_spawn_file_actions_addclosefrom_np(&fa.actions, 3));
+  step(posix_spawn_file_actions_addclosefrom_np(&fa.actions, status_pipe ? kStatusFd + 1 : 3));
   step(posix_spawnattr_setflags(
       &sa.attributes,
       static_cast<short>(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)));
@@ -303,7 +358,8 @@ Result<ChildProcess> spawn(const SpawnSpec& spec) {
   step(posix_spawnattr_setsigdefault(&sa.attributes, &defaults));
   if (rc != 0) return resource_error("posix_spawn set-up", rc);
 
-  std::vector<char*> argv = c_strings(spec.argv);
+  const std::vector<std::string> guarded = status_pipe ? guarded_argv(spec) : spec.argv;
+  std::vector<char*> argv = c_strings(guarded);
   std::vector<char*> envp = c_strings(spec.environment);
   pid_t pid = -1;
   {
@@ -311,15 +367,30 @@ Result<ChildProcess> spawn(const SpawnSpec& spec) {
     detail::SpawnLock lock;
     // posix_spawn, not posix_spawnp: no PATH search. glibc uses CLONE_VFORK, so the exec
     // outcome (including ENOENT/EACCES) is known when this returns.
-    rc = ::posix_spawn(&pid, program.c_str(), &fa.actions, &sa.attributes, argv.data(), envp.data());
+    rc = ::posix_spawn(&pid, argv.front(), &fa.actions, &sa.attributes, argv.data(), envp.data());
     if (rc == 0) detail::track_child(pid);
   }
-  if (rc != 0) return spawn_error(rc, program);
+  if (rc != 0) {
+    if (status_pipe) {
+      return Error{ErrorCode::internal,
+                   "cannot start the guard " + spec.guard.string() + ": " + errno_text(rc)};
+    }
+    return spawn_error(rc, program);
+  }
 
   ChildProcess child;
   child.pid_ = pid;  // from here on the destructor kills and reaps on every failure path
   out->write_end.reset();
   err->write_end.reset();
+  if (status_pipe) {
+    status_pipe->write_end.reset();
+    // The guard could not run the command: it exits at once; report what exec said.
+    if (const int exec_errno = read_exec_status(status_pipe->read_end); exec_errno != 0) {
+      reap_failed_guard(pid);
+      child.pid_ = -1;
+      return spawn_error(exec_errno, program);
+    }
+  }
   if (auto s = set_nonblocking(out->read_end); !s) return s.error();
   if (auto s = set_nonblocking(err->read_end); !s) return s.error();
   // No pid-reuse race: the child is ours and unreaped, so its pid cannot be recycled yet.

@@ -21,6 +21,13 @@ struct SpawnSpec {
   /// Must equal the agent's process umask, which start-up sets to the configured value
   /// (posix_spawn has no umask action); spawn() refuses a mismatch with ErrorCode::internal.
   mode_t umask = 077;
+  /// opsagent-guard (agent/guard/guard_main.cpp). When set, it is the process spawned: it runs
+  /// argv as its own child, kills whatever the command leaves behind, and kills the whole tree
+  /// if the agent dies, even by SIGKILL. Empty: argv is spawned directly (tests of this file).
+  std::filesystem::path guard;
+  long max_processes = 0;  ///< RLIMIT_NPROC for the command (guard only); 0: not set
+  long uid = -1;           ///< run the command as this user and group (guard only); -1: ours
+  long gid = -1;
 };
 
 /// How a child ended.
@@ -29,7 +36,8 @@ struct ExitStatus {
   int signal = 0;  ///< terminating signal, or 0
 };
 
-/// A running child that is the leader of its own process group. The destructor SIGKILLs the
+/// A running child that is the leader of its own process group (the guard, when one is used:
+/// it exits the way the command did, so callers need not know). The destructor SIGKILLs the
 /// group and reaps the child if that has not happened yet (no zombies, no orphans left behind).
 class ChildProcess {
  public:

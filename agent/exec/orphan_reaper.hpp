@@ -1,4 +1,6 @@
 #pragma once
+// The backstop behind opsagent-guard (agent/guard/guard_main.cpp), which normally kills what a
+// command leaves behind: a guard killed by the agent's own SIGKILL cannot do that.
 // Nothing a command starts may outlive it. A process group kill reaches every descendant that
 // stayed in the group; one that escaped it (setsid, a double fork into a new group) is re-parented
 // to the agent, which is a child subreaper, once its parent dies. A sweep then finds it by its

@@ -419,6 +419,10 @@ asio::awaitable<Dispatcher::Outcome> Dispatcher::do_run(std::vector<std::string>
   spec.environment = ctx_.config.exec.environment;
   spec.working_directory = ctx_.config.exec.working_directory;
   spec.umask = ctx_.config.exec.umask;
+  spec.guard = ctx_.config.exec.guard;
+  spec.max_processes = static_cast<long>(ctx_.config.exec.max_processes);
+  spec.uid = static_cast<long>(ctx_.config.exec.uid);
+  spec.gid = static_cast<long>(ctx_.config.exec.gid);
   auto child = exec::spawn(spec);
   if (!child) co_return Outcome::from(child.error());
   spdlog::debug("conn {}: started {} as pid {}", info_.id, spec.argv.front(), child->pid());

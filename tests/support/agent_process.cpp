@@ -199,6 +199,13 @@ int AgentProcess::stop(std::chrono::milliseconds timeout) {
   return -1;
 }
 
+void AgentProcess::kill_hard() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGKILL);
+  ::waitpid(pid_, nullptr, 0);
+  pid_ = -1;
+}
+
 std::string AgentProcess::log() const { return read_file(dir_ / "agent.log"); }
 
 ClientOptions AgentProcess::client_options(const std::string& identity) const {

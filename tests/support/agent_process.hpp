@@ -62,6 +62,8 @@ class AgentProcess {
   [[nodiscard]] std::string log() const;
   /// SIGTERM and wait; returns the exit status (or -1 after a SIGKILL).
   int stop(std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  /// SIGKILL and reap, like a crash or an OOM kill; the fixture then expects no clean stop.
+  void kill_hard();
 
  private:
   std::filesystem::path dir_;

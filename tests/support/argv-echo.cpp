@@ -144,7 +144,9 @@ int main(int argc, char** argv) {
   const std::string fds = open_fds();
   std::string out = "{\"argv\":" + json_array(args) + ",\"env\":" + json_array(env) +
                     ",\"cwd\":" + json_string(cwd) + ",\"umask\":\"" + mask_text +
-                    "\",\"fds\":" + fds + ",\"stdin\":\"" + stdin_kind() + "\"}\n";
+                    "\",\"fds\":" + fds + ",\"stdin\":\"" + stdin_kind() +
+                    "\",\"uid\":" + std::to_string(::getuid()) +
+                    ",\"gid\":" + std::to_string(::getgid()) + "}\n";
   std::fwrite(out.data(), 1, out.size(), stdout);
   return std::fflush(stdout) == 0 ? 0 : 1;
 }

@@ -1,13 +1,16 @@
 // Test helper: escapes its process group the way daemons do. Forks; the child calls setsid()
 // (new session and group, out of reach of a group kill) and forks a grandchild that sleeps,
 // keeping stdout open; the child exits, so the grandchild is orphaned. Prints
-// "escaped=PID" and exits 0 at once. Usage: escaper [marker]  (the marker is for /proc scans)
+// "escaped=PID" and exits 0 at once, or, when one argument is "stay", sleeps 1000 s itself.
+// Usage: escaper [stay] [marker]  (the marker is for /proc scans)
+#include <cstdio>
+#include <cstring>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <cstdio>
-
-int main() {
+int main(int argc, char** argv) {
+  bool stay = false;
+  for (int i = 1; i < argc; ++i) stay = stay || std::strcmp(argv[i], "stay") == 0;
   int ready[2];
   if (::pipe(ready) != 0) return 2;
   const pid_t child = ::fork();
@@ -27,5 +30,6 @@ int main() {
   }
   ::close(ready[1]);
   ::waitpid(child, nullptr, 0);
+  for (int i = 0; stay && i < 1000; ++i) ::sleep(1);
   return 0;
 }

@@ -4,12 +4,15 @@
 #include <csignal>
 #include <cstdint>
 #include <fcntl.h>
+#include <fstream>
+#include <optional>
 #include <poll.h>
 #include <set>
 #include <sstream>
 #include <string>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <thread>
 #include <unistd.h>
 #include <vector>
 
@@ -268,6 +271,82 @@ TEST(ChildProcess, GivesNonBlockingCloexecPipesToTheCaller) {
   }
   EXPECT_NE(::fcntl(child->pidfd(), F_GETFD) & FD_CLOEXEC, 0);
   wait_for_exit(child.value());
+}
+
+// ---- under opsagent-guard (agent/guard/guard_main.cpp), as the agent runs every command ----
+
+SpawnSpec guarded(std::vector<std::string> argv) {
+  SpawnSpec spec = spec_for(std::move(argv), {"PATH=/usr/bin:/bin"});
+  spec.guard = OPSAGENT_GUARD_BINARY;
+  return spec;
+}
+
+bool alive(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat;
+  if (!std::getline(in, stat)) return false;
+  const auto close_paren = stat.rfind(')');
+  return close_paren != std::string::npos && stat[close_paren + 2] != 'Z';
+}
+
+TEST(GuardedChild, ExitsWithTheCommandsExitCodeOrSignal) {
+  auto code = spawn(guarded({"/bin/sh", "-c", "exit 7"}));
+  ASSERT_TRUE(code.ok()) << code.error().message;
+  const ExitStatus exited = wait_for_exit(code.value());
+  EXPECT_EQ(exited.code, 7);
+  EXPECT_EQ(exited.signal, 0);
+
+  auto sig = spawn(guarded({"/bin/sh", "-c", "kill -USR1 $$"}));
+  ASSERT_TRUE(sig.ok()) << sig.error().message;
+  const ExitStatus killed = wait_for_exit(sig.value());
+  EXPECT_EQ(killed.signal, SIGUSR1);
+}
+
+TEST(GuardedChild, ReportsExecFailuresLikeADirectSpawn) {
+  auto missing = spawn(guarded({"/nonexistent/program"}));
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().code, ErrorCode::notfound) << missing.error().message;
+  auto directory = spawn(guarded({"/tmp"}));
+  ASSERT_FALSE(directory.ok());
+  EXPECT_EQ(directory.error().code, ErrorCode::denied) << directory.error().message;
+}
+
+TEST(GuardedChild, CommandSeesOnlyStandardDescriptorsAndItsArguments) {
+  const std::string out =
+      run_for_output(guarded({"/bin/sh", "-c", "ls /proc/self/fd; echo \"$0\"", "arg0"}));
+  // ls itself opens one directory descriptor (3) to list the others.
+  EXPECT_EQ(out, "0\n1\n2\n3\narg0\n");
+}
+
+TEST(GuardedChild, KillsWhatTheCommandLeavesBehindWhenItExits) {
+  // A background child in the group and a setsid escapee: both gone when the command exits.
+  auto child = spawn(
+      guarded({"/bin/sh", "-c", "sleep 1000 & echo $!; setsid sleep 1000 & echo $!; sleep 0.2"}));
+  ASSERT_TRUE(child.ok()) << child.error().message;
+  UniqueFd out = child->take_stdout();
+  std::istringstream pids(read_to_eof(out));
+  EXPECT_EQ(wait_for_exit(child.value()).code, 0);
+  int n = 0;
+  for (pid_t pid = 0; pids >> pid; ++n) EXPECT_FALSE(alive(pid)) << pid << " outlived the command";
+  EXPECT_EQ(n, 2);
+}
+
+TEST(GuardedChild, D10_SurvivesTheExitOfTheThreadThatSpawnedIt) {
+  // PR_SET_PDEATHSIG fires when the spawning *thread* exits; the guard must tell that apart
+  // from the death of the agent (getppid() unchanged) and keep the command running.
+  std::optional<ChildProcess> child;
+  std::thread([&] {
+    auto c = spawn(guarded({"/bin/sleep", "1000"}));
+    ASSERT_TRUE(c.ok()) << c.error().message;
+    child.emplace(std::move(c.value()));
+  }).join();
+  ASSERT_TRUE(child.has_value());
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_TRUE(alive(child->pid())) << "the guard died with the spawning thread";
+  pollfd p{child->pidfd(), POLLIN, 0};
+  EXPECT_EQ(::poll(&p, 1, 0), 0) << "the command ended with the spawning thread";
+  child->signal_group(SIGKILL);
+  EXPECT_EQ(wait_for_exit(*child).signal, SIGKILL);
 }
 
 }  // namespace

@@ -533,6 +533,23 @@ TEST(Config, ValidatesUmaskAndWorkingDirectory) {
             std::string::npos);
 }
 
+TEST(Config, ValidatesGuardUserAndProcessLimit) {
+  const ConfigDir dir;
+  const std::string head = std::string("listen: [\"127.0.0.1:1\"]\n") + kTlsAndRest;
+  EXPECT_NE(load_error(dir, head + "exec: {guard: /no/such/guard}\n")
+                .find("exec.guard: /no/such/guard is not an executable program"),
+            std::string::npos);
+  EXPECT_NE(load_error(dir, head + "exec: {user: no-such-user-here}\n")
+                .find("exec.user: no such user: no-such-user-here"),
+            std::string::npos);
+  for (const char* bad : {"0", "-1", "abc", "1000001"}) {
+    EXPECT_NE(load_error(dir, head + "exec: {max_processes: " + bad + "}\n")
+                  .find("exec.max_processes"),
+              std::string::npos)
+        << bad;
+  }
+}
+
 TEST(Config, RefusesAConfigFileOthersCanWrite) {
   const ConfigDir dir;
   const fs::path file = dir.copy_fixture("good.yaml");

@@ -1,0 +1,234 @@
+// opsagent-guard: the parent of every command the agent runs, and the reason nothing a command
+// starts can outlive the agent, even when the agent is killed with SIGKILL.
+//
+//   opsagent-guard AGENT_PID MAX_PROCESSES UID GID PROGRAM [ARG...]
+//
+// The agent posix_spawns this program (its own process group, clean environment, stdin
+// /dev/null, stdout/stderr pipes, descriptor 3 = the write end of a CLOEXEC status pipe). The
+// guard then
+//   1. becomes a child subreaper, so every descendant of the command, including ones that
+//      escape the process group with setsid, is re-parented to the guard, never to init;
+//   2. asks for SIGTERM when its parent dies (PR_SET_PDEATHSIG) and checks getppid() afterwards,
+//      so an agent that died before that point is noticed too. The signal is per *thread*: it
+//      also arrives when the agent thread that spawned us exits while the agent lives on, so a
+//      SIGTERM only means "agent gone" when getppid() is no longer AGENT_PID;
+//   3. forks the command: in the child, applies RLIMIT_NPROC (MAX_PROCESSES > 0) and drops to
+//      UID/GID (when not -1), then execve()s PROGRAM with the environment it was given. An exec
+//      failure is written to descriptor 3 as an int errno, so the agent can report it exactly
+//      as it would report its own posix_spawn failure; on success the descriptor closes (CLOEXEC)
+//      and the agent reads end-of-file;
+//   4. waits. When the command exits, everything left (its process group, escapees) is killed
+//      with SIGKILL and reaped, and the guard ends the way the command did (same exit code, or
+//      the same signal), so the agent sees the command's status. When the agent dies, the guard
+//      kills and reaps the whole tree and exits.
+//
+// The agent's own group signals (SIGTERM at a timeout, SIGKILL after the grace period) reach the
+// guard too, since it leads the group: SIGTERM is ignored while the agent lives (the command got
+// it as well), SIGKILL ends the guard, and the agent's orphan sweep then finds any escapee.
+//
+// Single-threaded and dependency-free on purpose: only async-signal-safe calls between fork and
+// exec, no allocation after start-up except in argument parsing.
+
+#include <cerrno>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <dirent.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <initializer_list>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char** environ;
+
+namespace {
+
+constexpr int kStatusFd = 3;
+constexpr int kGuardFailure = 126;  // guard could not start the command (reported on fd 3 too)
+
+// Parses a decimal integer; false on anything else.
+bool parse_long(const char* text, long& out) {
+  if (text == nullptr || *text == '\0') return false;
+  char* end = nullptr;
+  errno = 0;
+  const long value = std::strtol(text, &end, 10);
+  if (errno != 0 || end == nullptr || *end != '\0') return false;
+  out = value;
+  return true;
+}
+
+void report_errno(int err) {
+  // One int, atomically (< PIPE_BUF). Nothing to do if the agent stopped listening.
+  const ssize_t n = ::write(kStatusFd, &err, sizeof err);
+  (void)n;
+}
+
+// Reads "PPID PGRP" of process `pid_text` from /proc/PID/stat; false when it is gone.
+bool parent_and_group(const char* pid_text, long& parent, long& group) {
+  char path[64] = "/proc/";
+  std::strncat(path, pid_text, 32);
+  std::strcat(path, "/stat");
+  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char buffer[512];
+  const ssize_t n = ::read(fd, buffer, sizeof buffer - 1);
+  ::close(fd);
+  if (n <= 0) return false;
+  buffer[n] = '\0';
+  // "PID (COMM) S PPID PGRP ...": COMM may hold spaces and parentheses, so start at the last ')'.
+  const char* close_paren = std::strrchr(buffer, ')');
+  if (close_paren == nullptr || std::strlen(close_paren) < 5) return false;
+  char* end = nullptr;
+  parent = std::strtol(close_paren + 4, &end, 10);
+  group = std::strtol(end, nullptr, 10);
+  return true;
+}
+
+// SIGKILLs every process in our process group (the command and what stayed with it) and every
+// process whose parent is us (what escaped the group was re-parented to us, the subreaper).
+// kill(-pgid) would not do: it would kill the guard too.
+void kill_descendants() {
+  const long self = ::getpid();
+  DIR* proc = ::opendir("/proc");
+  if (proc == nullptr) return;
+  while (const dirent* entry = ::readdir(proc)) {
+    if (entry->d_name[0] < '1' || entry->d_name[0] > '9') continue;
+    long parent = 0;
+    long group = 0;
+    if (!parent_and_group(entry->d_name, parent, group)) continue;
+    const long pid = std::strtol(entry->d_name, nullptr, 10);
+    if (pid != self && (parent == self || group == self)) ::kill(static_cast<pid_t>(pid), SIGKILL);
+  }
+  ::closedir(proc);
+}
+
+// Kills and reaps the whole tree. No children left means no descendants left (an orphan is
+// re-parented to us), which is the common case and needs no /proc scan. Each round catches what
+// the previous one re-parented to us; bounded, since a process sent SIGKILL cannot fork again.
+void kill_tree() {
+  for (int round = 0; round < 64; ++round) {
+    int status = 0;
+    pid_t r = 0;
+    while ((r = ::waitpid(-1, &status, WNOHANG)) > 0) {
+    }
+    if (r < 0 && errno == ECHILD) return;
+    kill_descendants();
+    ::waitpid(-1, &status, 0);  // wait for one to die, then look again
+  }
+}
+
+[[noreturn]] void exit_like(int status) {
+  if (WIFSIGNALED(status)) {
+    const int sig = WTERMSIG(status);
+    const struct rlimit no_core { 0, 0 };
+    ::setrlimit(RLIMIT_CORE, &no_core);
+    ::signal(sig, SIG_DFL);
+    sigset_t only;
+    sigemptyset(&only);
+    sigaddset(&only, sig);
+    ::sigprocmask(SIG_UNBLOCK, &only, nullptr);
+    ::kill(::getpid(), sig);
+    _exit(128 + sig);  // a signal that does not terminate
+  }
+  _exit(WIFEXITED(status) ? WEXITSTATUS(status) : kGuardFailure);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  long agent_pid = 0;
+  long max_processes = 0;
+  long uid = -1;
+  long gid = -1;
+  if (argc < 6 || !parse_long(argv[1], agent_pid) || !parse_long(argv[2], max_processes) ||
+      !parse_long(argv[3], uid) || !parse_long(argv[4], gid) || agent_pid <= 1 ||
+      max_processes < 0 || argv[5][0] != '/') {
+    static const char usage[] =
+        "usage: opsagent-guard AGENT_PID MAX_PROCESSES UID GID /PROGRAM [ARG...]\n"
+        "(started by opsagent for every command; not meant to be run by hand)\n";
+    const ssize_t n = ::write(STDERR_FILENO, usage, sizeof usage - 1);
+    (void)n;
+    report_errno(EINVAL);
+    return kGuardFailure;
+  }
+
+  // dup2 gave us the status pipe without close-on-exec; the command must not inherit it (the
+  // agent reads end-of-file exactly when the command has been exec'ed).
+  if (::fcntl(kStatusFd, F_SETFD, FD_CLOEXEC) != 0) return kGuardFailure;
+
+  // The signals we wait for synchronously. Blocked before PDEATHSIG is armed, so none is lost.
+  sigset_t waited;
+  sigemptyset(&waited);
+  for (const int sig : {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGQUIT}) sigaddset(&waited, sig);
+  ::sigprocmask(SIG_BLOCK, &waited, nullptr);
+
+  if (::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0 || ::prctl(PR_SET_PDEATHSIG, SIGTERM) != 0) {
+    report_errno(errno);
+    return kGuardFailure;
+  }
+  // The agent may have died between our fork and the prctl: then no signal will ever come.
+  if (::getppid() != agent_pid) return kGuardFailure;
+
+  const pid_t command = ::fork();
+  if (command < 0) {
+    report_errno(errno);
+    return kGuardFailure;
+  }
+  if (command == 0) {
+    // The command: async-signal-safe calls only. Same process group as the guard.
+    if (max_processes > 0) {
+      const struct rlimit limit {
+        static_cast<rlim_t>(max_processes), static_cast<rlim_t>(max_processes)
+      };
+      if (::setrlimit(RLIMIT_NPROC, &limit) != 0) {
+        report_errno(errno);
+        _exit(kGuardFailure);
+      }
+    }
+    if (gid >= 0) {
+      if (::setgroups(0, nullptr) != 0 || ::setgid(static_cast<gid_t>(gid)) != 0) {
+        report_errno(errno);
+        _exit(kGuardFailure);
+      }
+    }
+    if (uid >= 0 && ::setuid(static_cast<uid_t>(uid)) != 0) {
+      report_errno(errno);
+      _exit(kGuardFailure);
+    }
+    ::prctl(PR_SET_PDEATHSIG, 0);  // not inherited anyway; the command gets no surprises
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::execve(argv[5], argv + 5, environ);
+    report_errno(errno);
+    _exit(127);
+  }
+  ::close(kStatusFd);  // the agent reads EOF once the command has exec'ed (or failed)
+
+  for (;;) {
+    siginfo_t info{};
+    const int sig = ::sigwaitinfo(&waited, &info);
+    if (sig < 0) continue;  // EINTR
+    if (sig == SIGCHLD) {
+      int status = 0;
+      pid_t reaped = 0;
+      while ((reaped = ::waitpid(-1, &status, WNOHANG)) > 0) {
+        if (reaped == command) {
+          kill_tree();  // nothing the command started outlives it
+          exit_like(status);
+        }
+      }
+      continue;
+    }
+    // SIGTERM & co.: the agent's own timeout signal reaches the whole group, the command
+    // included, and needs nothing from us. Only a changed parent means the agent is gone.
+    if (::getppid() != agent_pid) {
+      kill_tree();
+      return kGuardFailure;
+    }
+  }
+}
