@@ -36,6 +36,9 @@ Error open_error(int err, const std::string& shown) {
       return {ErrorCode::notfound, "no such file: " + shown};
     case ELOOP:
       return {ErrorCode::denied, "symbolic links are not followed"};
+    case ENXIO:  // a socket, or a device without a driver or terminal (/dev/tty): never a file
+    case ENODEV:
+      return {ErrorCode::denied, "not a regular file"};
     case EXDEV:
       return {ErrorCode::denied, "path escapes its root or crosses a mount point"};
     case EACCES:
@@ -212,6 +215,8 @@ Result<UniqueFd> open_log_file(const std::filesystem::path& path) {
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) return open_error(errno, path.string());
   if (!S_ISREG(st.st_mode)) return Error{ErrorCode::denied, "not a regular file"};
+  // /proc/self/environ and friends say S_ISREG too (SECURITY-MATRIX C10).
+  if (on_pseudo_file_system(fd.get())) return Error{ErrorCode::denied, "not a regular file"};
   return fd;
 }
 

@@ -26,7 +26,8 @@ Result<UniqueFd> open_beneath_by_walk(const std::filesystem::path& root,
 }  // namespace detail
 
 /// Opens an operator-configured log file (absolute path from the policy or config):
-/// O_NOFOLLOW on the last component, O_NONBLOCK, regular files only.
+/// O_NOFOLLOW on the last component, O_NONBLOCK, regular files only (not on /proc, /sys and
+/// other pseudo file systems).
 Result<UniqueFd> open_log_file(const std::filesystem::path& path);
 
 }  // namespace opsagent::exec
