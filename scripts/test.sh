@@ -17,7 +17,7 @@ scripts/build.sh "${preset}"
 status=0
 echo "test.sh: unit tests (${preset})"
 ctest --preset "${preset}" --output-on-failure --timeout 300 -L unit -j2 || status=1
-echo "test.sh: integration tests (${preset})"
+echo "test.sh: integration, fault, slow and fuzz-replay tests (${preset})"
 ctest --preset "${preset}" --output-on-failure --timeout 300 -LE unit -j1 || status=1
 
 if [[ "${status}" -ne 0 ]]; then

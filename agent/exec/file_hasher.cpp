@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <memory>
 #include <system_error>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <vector>
 
@@ -87,6 +88,14 @@ Result<Digest> hash_fd(int fd, std::string_view algorithm, const std::atomic<boo
   if (!ctx) return openssl_failure("EVP_MD_CTX_new");
   if (EVP_DigestInit_ex2(ctx.get(), md.get(), nullptr) != 1) return openssl_failure("init");
 
+  // A digest is only worth something for one version of the file: note the size and times
+  // before, and refuse the result if anything moved while we read.
+  struct stat before {};
+  if (::fstat(fd, &before) != 0) {
+    return Error{ErrorCode::internal, "fstat failed: " + std::generic_category().message(errno)};
+  }
+  const off_t start = S_ISREG(before.st_mode) ? ::lseek(fd, 0, SEEK_CUR) : 0;
+
   std::vector<unsigned char> buffer(kChunkBytes);
   std::uint64_t total = 0;
   while (true) {
@@ -96,7 +105,7 @@ Result<Digest> hash_fd(int fd, std::string_view algorithm, const std::atomic<boo
       if (errno == EINTR) continue;
       return Error{ErrorCode::internal, "read failed: " + std::generic_category().message(errno)};
     }
-    if (n == 0) break;  // EOF; a file truncated under us simply ends here
+    if (n == 0) break;  // EOF (a file truncated under us ends early: caught below)
     total += static_cast<std::uint64_t>(n);
     if (total > max_bytes) {
       return Error{ErrorCode::limit, "file is larger than " + std::to_string(max_bytes) + " bytes"};
@@ -104,6 +113,17 @@ Result<Digest> hash_fd(int fd, std::string_view algorithm, const std::atomic<boo
     if (EVP_DigestUpdate(ctx.get(), buffer.data(), static_cast<std::size_t>(n)) != 1) {
       return openssl_failure("update");
     }
+  }
+
+  if (S_ISREG(before.st_mode)) {
+    struct stat after {};
+    const bool changed = ::fstat(fd, &after) != 0 || after.st_size != before.st_size ||
+                         total != static_cast<std::uint64_t>(before.st_size - start) ||
+                         after.st_mtim.tv_sec != before.st_mtim.tv_sec ||
+                         after.st_mtim.tv_nsec != before.st_mtim.tv_nsec ||
+                         after.st_ctim.tv_sec != before.st_ctim.tv_sec ||
+                         after.st_ctim.tv_nsec != before.st_ctim.tv_nsec;
+    if (changed) return Error{ErrorCode::failed, "file changed while it was being hashed"};
   }
 
   std::array<unsigned char, EVP_MAX_MD_SIZE> out{};
