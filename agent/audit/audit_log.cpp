@@ -71,18 +71,48 @@ std::string AuditLog::encode(const nlohmann::json& record) {
   return record.dump(-1, ' ', true, nlohmann::json::error_handler_t::replace);
 }
 
-bool AuditLog::record(std::string_view event, nlohmann::json fields) {
-  // The standard keys are set after the caller's fields so no field can overwrite them.
-  nlohmann::json rec = fields.is_object() ? std::move(fields) : nlohmann::json::object();
-  rec["event"] = std::string(event);
-  rec["pid"] = static_cast<long>(::getpid());
+bool AuditLog::record(std::string_view event, std::initializer_list<Field> fields) noexcept {
+  nlohmann::json rec;
+  try {
+    rec = nlohmann::json::object();
+    for (const Field& f : fields) rec[f.key] = std::move(f.value);
+  } catch (const std::exception&) {
+    release_json(rec);
+    report_unencodable(event);
+    return false;
+  }
+  return record(event, std::move(rec));
+}
+
+bool AuditLog::record(std::string_view event, nlohmann::json fields) noexcept {
+  const JsonReleaser release(fields);
+  try {
+    // The standard keys are set after the caller's fields so no field can overwrite them.
+    if (!fields.is_object()) {
+      release_json(fields);
+      fields = nlohmann::json::object();
+    }
+    fields["event"] = std::string(event);
+    fields["pid"] = static_cast<long>(::getpid());
+  } catch (const std::exception&) {  // std::bad_alloc: the record cannot be built
+    report_unencodable(event);
+    return false;
+  }
 
   std::lock_guard lock(mutex_);
-  rec["ts"] = utc_timestamp();  // under the lock, so time order and seq order agree
-  rec["seq"] = ++seq_;
-  std::string line = encode(rec);
-  line.push_back('\n');
-  // One write per record; a short write on a regular file means the disk is full.
+  std::string line;
+  try {
+    fields["ts"] = utc_timestamp();  // under the lock, so time order and seq order agree
+    fields["seq"] = seq_ + 1;
+    line = encode(fields);
+    line.push_back('\n');
+  } catch (const std::exception&) {
+    report_unencodable(event);
+    return false;
+  }
+  ++seq_;
+  // One write per record; a short write on a regular file means the disk is full. (Only
+  // allocation-free calls from here on: c_str(), not string().)
   std::size_t done = 0;
   while (done < line.size()) {
     const ssize_t n = ::write(fd_.get(), line.data() + done, line.size() - done);
@@ -93,19 +123,26 @@ bool AuditLog::record(std::string_view event, nlohmann::json fields) {
       struct stat st {};
       if (done > 0 && ::fstat(fd_.get(), &st) == 0 && st.st_size >= static_cast<off_t>(done) &&
           ::ftruncate(fd_.get(), st.st_size - static_cast<off_t>(done)) != 0) {
-        spdlog::critical("audit log {}: cannot remove a partial record: {}", path_.string(),
+        spdlog::critical("audit log {}: cannot remove a partial record: {}", path_.c_str(),
                          std::strerror(errno));
       }
       if (healthy_.exchange(false)) {
         spdlog::critical("audit log {} write failed: {}; refusing new commands until it recovers",
-                         path_.string(), std::strerror(err));
+                         path_.c_str(), std::strerror(err));
       }
       return false;
     }
     done += static_cast<std::size_t>(n);
   }
-  if (!healthy_.exchange(true)) spdlog::warn("audit log {} writable again", path_.string());
+  if (!healthy_.exchange(true)) spdlog::warn("audit log {} writable again", path_.c_str());
   return true;
+}
+
+void AuditLog::report_unencodable(std::string_view event) noexcept {
+  try {
+    spdlog::error("audit log: no memory to encode a {} record; it is lost", event);
+  } catch (...) {
+  }
 }
 
 }  // namespace opsagent::audit

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstdint>
 #include <filesystem>
+#include <initializer_list>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -13,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/common/error.hpp"
+#include "agent/common/json_release.hpp"
 #include "agent/common/unique_fd.hpp"
 
 namespace opsagent::audit {
@@ -26,9 +28,21 @@ class AuditLog {
   /// but a regular file at that path.
   static Result<std::unique_ptr<AuditLog>> open(const std::filesystem::path& path);
 
-  /// Appends one record {"ts","seq","event",...fields}. Returns false when the write failed;
-  /// the log then reports unhealthy until a later write succeeds.
-  bool record(std::string_view event, nlohmann::json fields);
+  /// One field of a record, as in record("auth_ok", {{"conn", id}, {"peer", peer}}). Unlike
+  /// nlohmann::json's own {{"key", value}} lists, building and dropping these never allocates
+  /// inside a destructor (common/json_release.hpp).
+  struct Field {
+    const char* key;
+    mutable nlohmann::json value;  // mutable: moved out of the initializer_list
+    ~Field() { release_json(value); }
+  };
+
+  /// Appends one record {"ts","seq","event",...fields}. Returns false when the write failed
+  /// (the log then reports unhealthy until a later write succeeds) or when there was no memory
+  /// to encode the record (std::bad_alloc; health unchanged). Never throws, and leaves `fields`
+  /// released, so that no allocation failure here can end the process (SECURITY-MATRIX H5).
+  bool record(std::string_view event, std::initializer_list<Field> fields) noexcept;
+  bool record(std::string_view event, nlohmann::json fields) noexcept;
 
   /// Reopens the file at path() (after a rotation renamed it): later records go to the new file,
   /// which is created like open() does. On failure the current file stays in use.
@@ -44,6 +58,7 @@ class AuditLog {
 
  private:
   AuditLog(std::filesystem::path path, UniqueFd fd) : path_(std::move(path)), fd_(std::move(fd)) {}
+  static void report_unencodable(std::string_view event) noexcept;
 
   std::filesystem::path path_;
   std::mutex mutex_;

@@ -78,4 +78,17 @@ void check_not_writable_by_others(const std::filesystem::path& path, const struc
   }
 }
 
+void check_private_key_file(const std::filesystem::path& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  if (fd < 0) throw ConfigError(path.string() + ": cannot open: " + errno_text());
+  const FdCloser closer(fd);
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) throw ConfigError(path.string() + ": cannot stat: " + errno_text());
+  if (!S_ISREG(st.st_mode)) throw ConfigError(path.string() + ": not a regular file");
+  if ((st.st_mode & 077) != 0) {
+    throw ConfigError(path.string() + ": mode " + format_mode(st.st_mode) +
+                      "; a private key must not be accessible by group or others (chmod 600)");
+  }
+}
+
 }  // namespace opsagent::config

@@ -25,6 +25,11 @@ ConfigFile read_config_file(const std::filesystem::path& path, std::size_t max_b
 /// controls what the agent allows (sshd StrictModes).
 void check_not_writable_by_others(const std::filesystem::path& path, const struct stat& status);
 
+/// Refuses (ConfigError naming the file and its mode) a private key that is not a readable
+/// regular file or whose mode has any group or other bit (`mode & 077`): a key others can read
+/// may already be copied. For re-checks after start-up (SIGHUP), where no YAML position exists.
+void check_private_key_file(const std::filesystem::path& path);
+
 /// "0644" for a st_mode.
 std::string format_mode(mode_t mode);
 

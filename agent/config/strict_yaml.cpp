@@ -93,7 +93,13 @@ class TreeBuilder : public YAML::EventHandler {
   }
   void OnMapEnd() override { close(); }
 
-  YamlNode take_root() { return std::move(root_); }
+  YamlNode take_root() {
+    // An empty (or comment-only) document has no event to take a position from: its errors
+    // ("missing required key", "the policy is empty") are reported at 1:1, so every message
+    // still reads FILE:LINE:COLUMN.
+    if (root_.kind == YamlNode::Kind::null && root_.mark.line == 0) root_.mark = Mark{1, 1};
+    return std::move(root_);
+  }
 
  private:
   struct Frame {
@@ -166,6 +172,23 @@ class TreeBuilder : public YAML::EventHandler {
     attach(std::move(done));
   }
 
+  // The path of `key` in the innermost open map, written like the loaders write key paths in
+  // their messages ("limits.max_clients", "identities[0].match.cn").
+  [[nodiscard]] std::string path_to(const std::string& key) const {
+    std::string path;
+    for (std::size_t i = 0; i + 1 < stack_.size(); ++i) {
+      const Frame& f = stack_[i];
+      if (f.node.kind == YamlNode::Kind::sequence) {
+        path += "[" + std::to_string(f.node.items.size()) + "]";
+      } else {
+        if (!path.empty()) path += '.';
+        path += f.key.scalar;
+      }
+    }
+    if (!path.empty()) path += '.';
+    return path + key;
+  }
+
   [[nodiscard]] bool expecting_key() const {
     return !stack_.empty() && stack_.back().node.kind == YamlNode::Kind::map &&
            !stack_.back().has_key;
@@ -193,8 +216,8 @@ class TreeBuilder : public YAML::EventHandler {
       // Duplicate keys are the classic way to hide a second, different value behind the first
       // one a reviewer reads; yaml-cpp silently keeps one of them, so we check ourselves.
       if (auto it = top.seen.find(node.scalar); it != top.seen.end()) {
-        fail(node.mark, "duplicate key '" + node.scalar + "' (first defined at line " +
-                            std::to_string(it->second.line) + ")");
+        fail(node.mark, path_to(node.scalar) + ": duplicate key '" + node.scalar +
+                            "' (first defined at line " + std::to_string(it->second.line) + ")");
       }
       top.seen.emplace(node.scalar, node.mark);
       top.key = std::move(node);

@@ -9,8 +9,10 @@
 #include <array>
 #include <cerrno>
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <string>
@@ -31,8 +33,12 @@ std::set<pid_t>& children() {  // GUARDED_BY(children_mutex())
 // The parent pid from /proc/PID/stat ("pid (comm) state ppid ..."); comm may contain spaces and
 // parentheses, so parse after the last ')'. -1 when unreadable (the process is gone).
 pid_t parent_of(const char* pid_text) {
-  const std::string path = std::string("/proc/") + pid_text + "/stat";
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  std::array<char, 64> path{};  // no allocation: see sweep_orphans()
+  if (std::snprintf(path.data(), path.size(), "/proc/%s/stat", pid_text) >=
+      static_cast<int>(path.size())) {
+    return -1;
+  }
+  const int fd = ::open(path.data(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return -1;
   std::array<char, 1024> buf{};
   const ssize_t n = ::read(fd, buf.data(), buf.size() - 1);
@@ -58,9 +64,10 @@ std::vector<pid_t> sweep_orphans() {
   std::vector<pid_t> killed;
   const pid_t self = ::getpid();
   std::lock_guard lock(children_mutex());
-  DIR* proc = ::opendir("/proc");
-  if (proc == nullptr) return killed;
-  while (const dirent* entry = ::readdir(proc)) {
+  // Owned, so that std::bad_alloc from push_back() cannot leak the directory descriptor.
+  const std::unique_ptr<DIR, int (*)(DIR*)> proc(::opendir("/proc"), &::closedir);
+  if (!proc) return killed;
+  while (const dirent* entry = ::readdir(proc.get())) {
     const char* name = entry->d_name;
     if (name[0] < '1' || name[0] > '9') continue;
     if (parent_of(name) != self) continue;
@@ -69,7 +76,6 @@ std::vector<pid_t> sweep_orphans() {
     ::kill(pid, SIGKILL);
     killed.push_back(pid);
   }
-  ::closedir(proc);
   // Reap what is already dead; the rest is reaped by a later sweep (SIGKILL is not instant).
   for (const pid_t pid : killed) ::waitpid(pid, nullptr, WNOHANG);
   return killed;

@@ -78,7 +78,11 @@ const std::set<std::string>& supported_hash_algorithms();
 
 /// Loads and validates policy.yaml. Throws config::ConfigError naming file, line and key
 /// (unknown keys, wrong types, undefined roles/logs/commands, bad regexes, relative argv[0], ...).
-std::shared_ptr<const Policy> load_policy(const std::filesystem::path& file);
+/// When `file_sha256` is given, it receives the SHA-256 (64 lower-case hex digits) of the bytes
+/// read, before they are checked, so a caller can name the exact file it rejected; it is left
+/// empty when the file could not be read.
+std::shared_ptr<const Policy> load_policy(const std::filesystem::path& file,
+                                          std::string* file_sha256 = nullptr);
 
 /// The same validation on policy text already in memory, without the file checks (size is still
 /// bounded by the YAML limits); `name` stands for the file in messages and in Policy::source.

@@ -358,11 +358,14 @@ const std::set<std::string>& supported_hash_algorithms() {
   return kAlgorithms;
 }
 
-std::shared_ptr<const Policy> load_policy(const std::filesystem::path& file) {
+std::shared_ptr<const Policy> load_policy(const std::filesystem::path& file,
+                                          std::string* file_sha256) {
   const config::YamlLimits limits;
+  if (file_sha256 != nullptr) file_sha256->clear();
   // One descriptor for the mode check, the bytes parsed and the bytes hashed, so the version
   // recorded in audit records is the version that was actually checked and loaded.
   const config::ConfigFile contents = config::read_config_file(file, limits.max_bytes);
+  if (file_sha256 != nullptr) *file_sha256 = sha256_hex(contents.text);
   config::check_not_writable_by_others(file, contents.status);
   return load_policy_from_text(contents.text, file.string());
 }

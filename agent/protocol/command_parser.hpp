@@ -10,7 +10,8 @@
 namespace opsagent::protocol {
 
 /// A parsed request: the verb exactly as sent (no case folding) and its arguments.
-/// An empty verb means the line was empty or blank (a no-op).
+/// An empty verb means the line was empty or blank (a no-op), or that its first word was an
+/// empty quoted word ('' or ""), which callers must not mistake for a blank line.
 struct Command {
   std::string verb;
   std::vector<std::string> args;

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "agent/common/json_release.hpp"
 #include "agent/protocol/utf8.hpp"
 
 namespace opsagent::protocol {
@@ -83,6 +84,7 @@ std::string sanitize_line(std::string_view bytes) {
 void ReplyFormatter::data(std::string& out, Channel channel, std::string_view line) const {
   if (mode_ == Mode::json) {
     nlohmann::json j;
+    const JsonReleaser release(j);  // no allocation when it is destroyed (H5)
     j["type"] = channel == Channel::out ? "stdout" : "stderr";
     j["line"] = std::string(line);
     append_json_line(out, j);
@@ -97,6 +99,7 @@ void ReplyFormatter::ok(std::string& out, std::string_view message,
                         const std::vector<Field>& fields) const {
   if (mode_ == Mode::json) {
     nlohmann::json j;
+    const JsonReleaser release(j);  // no allocation when it is destroyed (H5)
     j["type"] = "ok";
     j["message"] = std::string(message);
     add_fields_json(j, fields);
@@ -116,6 +119,7 @@ void ReplyFormatter::error(std::string& out, ErrorCode code, std::string_view me
                            const std::vector<Field>& fields) const {
   if (mode_ == Mode::json) {
     nlohmann::json j;
+    const JsonReleaser release(j);  // no allocation when it is destroyed (H5)
     j["type"] = "error";
     j["code"] = std::string(to_string(code));
     j["message"] = std::string(message);

@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "agent/common/json_release.hpp"
 #include "agent/exec/child_process.hpp"
 #include "agent/exec/file_hasher.hpp"
 #include "agent/exec/log_tail.hpp"
@@ -65,7 +66,12 @@ std::string audit_text(std::string_view s) {
 
 nlohmann::json audit_args(const std::vector<std::string>& args) {
   auto out = nlohmann::json::array();
-  for (const auto& a : args) out.push_back(audit_text(a));
+  try {
+    for (const auto& a : args) out.push_back(audit_text(a));
+  } catch (...) {
+    release_json(out);  // see common/json_release.hpp
+    throw;
+  }
   return out;
 }
 
@@ -185,7 +191,11 @@ asio::awaitable<Dispatcher::Next> Dispatcher::handle_line(std::string_view line)
     co_return Next::keep_open;
   }
   const protocol::Command& cmd = parsed.value();
-  if (cmd.verb.empty()) co_return Next::keep_open;  // blank line: a no-op
+  // A line without words is a no-op. An empty quoted first word ('' or "") also parses to an
+  // empty verb, but the line is not blank: it goes on to be refused (and audited) as unknown.
+  if (cmd.verb.empty() && line.find_first_not_of(" \r") == std::string_view::npos) {
+    co_return Next::keep_open;
+  }
   ++commands_;
 
   // 2. Look up and 3. check arity.
@@ -209,7 +219,7 @@ asio::awaitable<Dispatcher::Next> Dispatcher::handle_line(std::string_view line)
                   {"args", audit_args(cmd.args)},
                   {"decision", early ? "reject" : (decision.allowed ? "allow" : "deny")},
                   {"rule", early ? "protocol" : decision.rule},
-                  {"reason", early ? early->message : decision.reason},
+                  {"reason", early ? audit_text(early->message) : decision.reason},
                   {"policy_version", policy->version}});
   if (!early && !decision.allowed) {
     early = Outcome::failure(ErrorCode::denied, decision.reason);
@@ -240,13 +250,16 @@ asio::awaitable<Dispatcher::Next> Dispatcher::handle_line(std::string_view line)
   }
   const auto duration = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - started);
-  nlohmann::json result = {{"conn", info_.id},
-                           {"principal", info_.principal.name},
-                           {"command", audit_text(cmd.verb)},
-                           {"status", outcome.ok ? "ok" : std::string(to_string(outcome.code))},
-                           {"bytes_out", bytes_sent_},
-                           {"duration_ms", duration.count()}};
-  if (!outcome.ok) result["message"] = outcome.message;
+  nlohmann::json result = nlohmann::json::object();
+  const JsonReleaser release(result);  // built with operator[]: see common/json_release.hpp
+  result["conn"] = info_.id;
+  result["principal"] = info_.principal.name;
+  result["command"] = audit_text(cmd.verb);
+  result["status"] = outcome.ok ? "ok" : std::string(to_string(outcome.code));
+  result["bytes_out"] = bytes_sent_;
+  result["duration_ms"] = duration.count();
+  // Messages may quote client text ("command not found: <verb>"): cut like arguments.
+  if (!outcome.ok) result["message"] = audit_text(outcome.message);
   if (outcome.exit_code) result["exit"] = *outcome.exit_code;
   if (outcome.signal != 0) result["signal"] = outcome.signal;
   if (outcome.client_gone) result["client_gone"] = true;
@@ -429,10 +442,15 @@ asio::awaitable<Dispatcher::Outcome> Dispatcher::do_run(std::vector<std::string>
 
   RunSink sink(*this);
   exec::RunControl control;
+  // Reset however the run ends: should run_process() throw (std::bad_alloc), the session's
+  // cancel_active() must not reach the destroyed `control` through a dangling pointer.
+  struct ActiveRun {
+    exec::RunControl*& slot;
+    ~ActiveRun() { slot = nullptr; }
+  } active{active_run_};
   active_run_ = &control;
   const exec::RunOutcome r =
       co_await exec::run_process(std::move(child.value()), limits, sink, control);
-  active_run_ = nullptr;
 
   std::vector<Field> fields;
   if (r.status.signal != 0) {

@@ -9,6 +9,8 @@ namespace opsagent::server {
 
 /// Blocking (reads files): call from the blocking-work pool, never an I/O thread.
 /// Thread-safe with respect to sessions: new versions are swapped in whole.
-void reload(ServerContext& ctx);
+/// Never throws: an exception escaping a thread_pool handler would terminate the agent, so any
+/// other failure (std::bad_alloc) also leaves the old version in force, logged best-effort.
+void reload(ServerContext& ctx) noexcept;
 
 }  // namespace opsagent::server

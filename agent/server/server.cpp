@@ -11,6 +11,7 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <fmt/format.h>
+#include <openssl/err.h>
 #include <spdlog/spdlog.h>
 
 #include "agent/exec/orphan_reaper.hpp"
@@ -94,72 +95,125 @@ bool Server::evict_oldest_handshake() {
   return false;
 }
 
+// An exception in one round (std::bad_alloc) skips that round; the loop goes on.
 asio::awaitable<void> Server::sweep_loop() {
-  while (true) {
-    sweep_timer_.expires_after(std::chrono::seconds(1));
-    const auto waited = co_await sweep_timer_.async_wait(kUse);
-    if (std::get<0>(waited) || sweep_stopped_) co_return;  // stop()
-    auto sweep = [] { return exec::sweep_orphans(); };
-    const std::vector<pid_t> killed = co_await run_blocking(ctx_.blocking_pool, std::move(sweep));
-    if (sweep_stopped_) co_return;
-    if (!killed.empty()) {
-      ctx_.audit.record("orphans_killed", {{"pids", killed}});
-      spdlog::warn("killed {} process(es) that escaped their command's process group",
-                   killed.size());
+  while (!sweep_stopped_) {
+    bool go_on = true;
+    try {
+      go_on = co_await sweep_once();
+    } catch (const std::exception& e) {
+      log_failure("orphan sweep", e);
+    }
+    if (!go_on) co_return;
+  }
+}
+
+asio::awaitable<bool> Server::sweep_once() {
+  sweep_timer_.expires_after(std::chrono::seconds(1));
+  const auto waited = co_await sweep_timer_.async_wait(kUse);
+  if (std::get<0>(waited) || sweep_stopped_) co_return false;  // stop()
+  auto sweep = [] { return exec::sweep_orphans(); };
+  const std::vector<pid_t> killed = co_await run_blocking(ctx_.blocking_pool, std::move(sweep));
+  if (sweep_stopped_) co_return false;
+  if (!killed.empty()) {
+    ctx_.audit.record("orphans_killed", {{"pids", killed}});
+    spdlog::warn("killed {} process(es) that escaped their command's process group", killed.size());
+  }
+  co_return true;
+}
+
+void Server::log_failure(const char* what, const std::exception& e) noexcept {
+  try {
+    spdlog::error("{} failed: {}; carrying on", what, e.what());
+  } catch (...) {  // out of memory for the message as well
+  }
+}
+
+// One connection's failure (std::bad_alloc while taking it, SECURITY-MATRIX H5) drops that
+// connection and never ends the loop: an accept loop that stopped would leave the agent alive
+// but deaf.
+asio::awaitable<void> Server::accept_loop(tcp::acceptor& acceptor) {
+  asio::steady_timer backoff(io_);
+  while (acceptor.is_open()) {
+    AcceptResult result = AcceptResult::retry_later;
+    try {
+      result = co_await accept_once(acceptor);
+    } catch (const std::exception& e) {
+      log_failure("taking a new connection", e);
+    }
+    if (result == AcceptResult::stop) break;
+    if (result == AcceptResult::next) continue;
+    // Out of descriptors or memory: wait a little instead of spinning, then accept again.
+    try {
+      backoff.expires_after(std::chrono::milliseconds(100));
+      co_await backoff.async_wait(kUse);
+    } catch (const std::exception& e) {
+      log_failure("accept back-off", e);
     }
   }
 }
 
-asio::awaitable<void> Server::accept_loop(tcp::acceptor& acceptor) {
-  asio::steady_timer backoff(io_);
-  while (acceptor.is_open()) {
-    auto accepted = co_await acceptor.async_accept(asio::make_strand(io_), kUse);
-    auto ec = std::get<0>(accepted);
-    auto socket = std::get<1>(std::move(accepted));
-    if (ec == asio::error::operation_aborted || !acceptor.is_open()) break;
-    if (ec) {
-      // EMFILE and friends: wait a little instead of spinning; keep accepting afterwards.
-      spdlog::warn("accept on {} failed: {}; retrying", endpoint_text(acceptor.local_endpoint()),
-                   ec.message());
-      backoff.expires_after(std::chrono::milliseconds(100));
-      co_await backoff.async_wait(kUse);
-      continue;
-    }
-    const std::uint64_t id = ctx_.registry.next_connection_id();
-    error_code peer_ec;
-    const auto endpoint = socket.remote_endpoint(peer_ec);
-    std::string peer = peer_ec ? std::string("unknown") : endpoint_text(endpoint);
-    // At max_handshakes the oldest pending handshake makes room: a flood of silent connections
-    // then churns through its own slots instead of locking everyone out (SECURITY-MATRIX A14).
-    // Evicted connections release their slots a moment later, so the count may briefly exceed the
-    // limit; twice the limit is the hard ceiling.
-    bool admitted = ctx_.registry.try_begin_handshake();
-    if (!admitted && ctx_.registry.counts().handshakes < 2 * ctx_.config.limits.max_handshakes &&
-        evict_oldest_handshake()) {
-      ctx_.registry.force_begin_handshake();
-      admitted = true;
-    }
-    if (!admitted) {
-      ctx_.audit.record(
-          "connection_refused",
-          {{"conn", id},
-           {"peer", peer},
-           {"reason", fmt::format("too many unauthenticated connections (max_handshakes {})",
-                                  ctx_.config.limits.max_handshakes)}});
-      socket.close(peer_ec);
-      continue;
-    }
-    socket.set_option(tcp::no_delay(true), peer_ec);
-    auto session = std::make_shared<Session>(ctx_, std::move(socket), id, peer);
-    {
-      std::lock_guard lock(sessions_mutex_);
-      if (stopped_) continue;  // the session's destructor returns the handshake slot
-      std::erase_if(sessions_, [](const std::weak_ptr<Session>& w) { return w.expired(); });
-      sessions_.push_back(session);
-    }
-    ctx_.audit.record("connection_accepted", {{"conn", id}, {"peer", peer}});
-    session->start();
+asio::awaitable<Server::AcceptResult> Server::accept_once(tcp::acceptor& acceptor) {
+  auto accepted = co_await acceptor.async_accept(asio::make_strand(io_), kUse);
+  auto ec = std::get<0>(accepted);
+  auto socket = std::get<1>(std::move(accepted));
+  if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return AcceptResult::stop;
+  if (ec) {
+    // EMFILE and friends: keep accepting after a pause.
+    spdlog::warn("accept on {} failed: {}; retrying", endpoint_text(acceptor.local_endpoint()),
+                 ec.message());
+    co_return AcceptResult::retry_later;
   }
+  admit(std::move(socket));
+  co_return AcceptResult::next;
+}
+
+// Throws (std::bad_alloc) only with nothing held: the socket closes with its local, and a
+// handshake slot is returned by the Session that holds it or here when there is no Session yet.
+void Server::admit(tcp::socket socket) {
+  const std::uint64_t id = ctx_.registry.next_connection_id();
+  error_code peer_ec;
+  const auto endpoint = socket.remote_endpoint(peer_ec);
+  std::string peer = peer_ec ? std::string("unknown") : endpoint_text(endpoint);
+  // At max_handshakes the oldest pending handshake makes room: a flood of silent connections
+  // then churns through its own slots instead of locking everyone out (SECURITY-MATRIX A14).
+  // Evicted connections release their slots a moment later, so the count may briefly exceed the
+  // limit; twice the limit is the hard ceiling.
+  bool admitted = ctx_.registry.try_begin_handshake();
+  if (!admitted && ctx_.registry.counts().handshakes < 2 * ctx_.config.limits.max_handshakes &&
+      evict_oldest_handshake()) {
+    ctx_.registry.force_begin_handshake();
+    admitted = true;
+  }
+  if (!admitted) {
+    socket.close(peer_ec);
+    ctx_.audit.record(
+        "connection_refused",
+        {{"conn", id},
+         {"peer", peer},
+         {"reason", fmt::format("too many unauthenticated connections (max_handshakes {})",
+                                ctx_.config.limits.max_handshakes)}});
+    return;
+  }
+  socket.set_option(tcp::no_delay(true), peer_ec);
+  std::shared_ptr<Session> session;
+  try {
+    // SSL_new() reports a failure with the thread's first queued OpenSSL error: start clean.
+    ERR_clear_error();
+    session = std::make_shared<Session>(ctx_, std::move(socket), id, peer);
+  } catch (...) {
+    ctx_.registry.end_handshake();
+    ERR_clear_error();
+    throw;
+  }
+  {
+    std::lock_guard lock(sessions_mutex_);
+    if (stopped_) return;  // the session's destructor returns the handshake slot
+    std::erase_if(sessions_, [](const std::weak_ptr<Session>& w) { return w.expired(); });
+    sessions_.push_back(session);
+  }
+  ctx_.audit.record("connection_accepted", {{"conn", id}, {"peer", peer}});
+  session->start();
 }
 
 }  // namespace opsagent::server

@@ -3,6 +3,7 @@
 // connection to a Session on its own strand. Keeps weak references to live sessions so that
 // stop() can end them all.
 
+#include <exception>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -32,11 +33,20 @@ class Server {
   [[nodiscard]] std::vector<boost::asio::ip::tcp::endpoint> endpoints() const;
 
  private:
+  enum class AcceptResult { next, retry_later, stop };
+
   boost::asio::awaitable<void> accept_loop(boost::asio::ip::tcp::acceptor& acceptor);
+  boost::asio::awaitable<AcceptResult> accept_once(boost::asio::ip::tcp::acceptor& acceptor);
+  /// Admits (or refuses) one accepted connection and starts its Session.
+  void admit(boost::asio::ip::tcp::socket socket);
   /// Closes the oldest connection still in its TLS handshake; false when there is none.
   bool evict_oldest_handshake();
   /// Once a second: kill and reap processes that escaped their command (exec/orphan_reaper.hpp).
   boost::asio::awaitable<void> sweep_loop();
+  /// One round of sweep_loop(); false when the server stops.
+  boost::asio::awaitable<bool> sweep_once();
+  /// Logs, best effort, that `what` failed with `e` and the loop goes on.
+  static void log_failure(const char* what, const std::exception& e) noexcept;
 
   boost::asio::io_context& io_;
   ServerContext& ctx_;

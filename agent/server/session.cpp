@@ -10,10 +10,12 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <fmt/format.h>
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <spdlog/spdlog.h>
 
+#include "agent/common/json_release.hpp"
 #include "agent/protocol/line_framer.hpp"
 #include "agent/tls/peer_certificate.hpp"
 
@@ -30,11 +32,21 @@ constexpr std::size_t kReadChunk = 4096;
 constexpr auto kShutdownTimeout = std::chrono::seconds(1);
 constexpr auto kStoppingShutdownTimeout = std::chrono::milliseconds(100);
 
+// Built with operator[] and released on failure: see common/json_release.hpp.
 nlohmann::json identity_json(const PeerIdentity& id) {
-  nlohmann::json j = {{"subject", id.subject}, {"issuer", id.issuer},
-                      {"serial", id.serial},   {"fingerprint_sha256", id.fingerprint_sha256},
-                      {"san_dns", id.san_dns}, {"san_uri", id.san_uri}};
-  if (id.common_name) j["cn"] = *id.common_name;
+  nlohmann::json j = nlohmann::json::object();
+  try {
+    j["subject"] = id.subject;
+    j["issuer"] = id.issuer;
+    j["serial"] = id.serial;
+    j["fingerprint_sha256"] = id.fingerprint_sha256;
+    j["san_dns"] = id.san_dns;
+    j["san_uri"] = id.san_uri;
+    if (id.common_name) j["cn"] = *id.common_name;
+  } catch (...) {
+    release_json(j);
+    throw;
+  }
   return j;
 }
 }  // namespace
@@ -59,14 +71,24 @@ Session::~Session() {
 }
 
 void Session::start() {
+  // run() handles its own exceptions; this handler is the last line of defence and must not
+  // throw either, or the exception would leave io_context::run() and end the agent.
   asio::co_spawn(
       stream_.get_executor(), [self = shared_from_this()] { return self->run(); },
-      [id = info_.id](const std::exception_ptr& e) {
+      [id = info_.id](const std::exception_ptr& e) noexcept {
         if (!e) return;
         try {
           std::rethrow_exception(e);
         } catch (const std::exception& ex) {
-          spdlog::error("conn {}: session ended by an unexpected error: {}", id, ex.what());
+          try {
+            spdlog::error("conn {}: session ended by an unexpected error: {}", id, ex.what());
+          } catch (...) {  // nothing left to report it with
+          }
+        } catch (...) {
+          try {
+            spdlog::error("conn {}: session ended by an unexpected error", id);
+          } catch (...) {  // nothing left to report it with
+          }
         }
       });
 }
@@ -91,34 +113,118 @@ bool Session::try_evict() {
 }
 
 void Session::close_now() noexcept {
+  stop_reading_ = true;
   if (dispatcher_) dispatcher_->cancel_active();
-  lines_.cancel();
+  try {
+    lines_.cancel();  // completes a waiting coroutine through its executor: may allocate
+  } catch (...) {     // the socket cancel below still ends the reader
+  }
   idle_timer_.cancel();
   error_code ec;
   stream_.next_layer().cancel(ec);
 }
 
+void Session::abort_socket() noexcept {
+  error_code ec;
+  stream_.next_layer().shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+  stream_.next_layer().close(ec);
+}
+
+void Session::note_failure(const std::exception_ptr& failure, const char* where) noexcept {
+  const bool first = !failed_;
+  failed_ = true;
+  close_now();  // kills a running child; wakes serve() and the reader
+  if (!first) return;
+  // `what` points into the exception object, which `failure` keeps alive.
+  const char* what = "unknown exception";
+  try {
+    std::rethrow_exception(failure);
+  } catch (const std::exception& e) {
+    what = e.what();
+  } catch (...) {
+  }
+  // Both reports need memory, which may be exactly what is missing: best effort only.
+  try {
+    spdlog::error("conn {}: {} failed: {}; closing the connection", info_.id, where, what);
+  } catch (...) {
+  }
+  try {
+    nlohmann::json rec = nlohmann::json::object();
+    const JsonReleaser release(rec);
+    rec["conn"] = info_.id;
+    rec["peer"] = info_.peer;
+    rec["error"] = what;
+    if (admitted_) rec["principal"] = info_.principal.name;
+    ctx_.audit.record("session_error", std::move(rec));
+  } catch (...) {
+  }
+}
+
+// Everything a connection does runs inside this try: an exception (std::bad_alloc when an
+// allocation fails, H5) ends this connection, never the agent. What this cannot cover are
+// allocations Asio makes outside any coroutine (operation objects, reactor state), whose
+// exceptions leave io_context::run() in the thread that runs it.
 asio::awaitable<void> Session::run() {
+  std::exception_ptr failure;
+  try {
+    co_await run_connection();
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  if (!failure) co_return;
+  note_failure(failure, "session");
+  // Still try to end TLS politely (bounded by kShutdownTimeout); this needs memory too.
+  try {
+    co_await close_connection(secured_ && !peer_gone_);
+  } catch (...) {
+  }
+  abort_socket();
+  if (admitted_) {
+    try {
+      const auto duration = std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::chrono::steady_clock::now() - started_);
+      ctx_.audit.record("disconnect", {{"conn", info_.id},
+                                       {"peer", info_.peer},
+                                       {"principal", info_.principal.name},
+                                       {"reason", "internal_error"},
+                                       {"commands", dispatcher_ ? dispatcher_->commands() : 0U},
+                                       {"duration_ms", duration.count()}});
+    } catch (...) {
+    }
+  }
+}
+
+asio::awaitable<void> Session::run_connection() {
   const bool secured = co_await handshake();
   if (!secured) co_return;
+  secured_ = true;
   const bool authenticated = co_await authenticate();
   if (!authenticated) co_return;
 
+  // Set before co_spawn: the reader starts inside it (dispatch on our own strand), and after a
+  // stop() it may even finish there, clearing the flag again.
   reader_running_ = true;
-  asio::co_spawn(
-      stream_.get_executor(), [self = shared_from_this()] { return self->read_loop(); },
-      asio::detached);
+  try {
+    asio::co_spawn(
+        stream_.get_executor(), [self = shared_from_this()] { return self->read_loop(); },
+        asio::detached);
+  } catch (...) {
+    reader_running_ = false;  // no reader to wait for
+    throw;
+  }
   const std::string reason = co_await serve();
   co_await close_connection(!peer_gone_);
 
   const auto duration = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - started_);
-  nlohmann::json rec = {{"conn", info_.id},
-                        {"peer", info_.peer},
-                        {"principal", info_.principal.name},
-                        {"reason", reason},
-                        {"commands", dispatcher_->commands()},
-                        {"duration_ms", duration.count()}};
+  nlohmann::json rec = nlohmann::json::object();
+  const JsonReleaser release(rec);
+  rec["conn"] = info_.id;
+  rec["peer"] = info_.peer;
+  rec["principal"] = info_.principal.name;
+  rec["reason"] = reason;
+  rec["commands"] = dispatcher_->commands();
+  rec["duration_ms"] = duration.count();
   if (partial_bytes_ > 0) rec["partial_line_bytes"] = partial_bytes_;
   ctx_.audit.record("disconnect", std::move(rec));
   spdlog::info("conn {}: {} disconnected ({})", info_.id, info_.principal.name, reason);
@@ -143,12 +249,19 @@ asio::awaitable<bool> Session::handshake() {
   } else {
     co_return true;
   }
-  nlohmann::json rec = {{"conn", info_.id}, {"peer", info_.peer}, {"reason", reason}};
+  nlohmann::json rec = nlohmann::json::object();
+  const JsonReleaser release(rec);
+  rec["conn"] = info_.id;
+  rec["peer"] = info_.peer;
+  rec["reason"] = reason;
   const long verify = SSL_get_verify_result(stream_.native_handle());
   if (verify != X509_V_OK) {
     rec["verify_code"] = verify;
     rec["verify_error"] = X509_verify_cert_error_string(verify);
   }
+  // The failed handshake may leave more entries on this thread's OpenSSL error queue than the
+  // one Asio took; none of them may be seen by the next connection served on this thread.
+  ERR_clear_error();
   ctx_.audit.record("tls_failure", std::move(rec));
   spdlog::info("conn {}: TLS handshake with {} failed: {}", info_.id, info_.peer, reason);
   error_code ec;
@@ -237,8 +350,10 @@ asio::awaitable<Session::LineEvent> Session::next_event() {
 asio::awaitable<std::string> Session::serve() {
   while (true) {
     if (stopping_) co_return "server_shutdown";  // stop() may have come while a command ran
+    if (failed_) co_return "internal_error";     // the reader failed while a command ran
     LineEvent ev = co_await next_event();
     if (stopping_) co_return "server_shutdown";
+    if (failed_) co_return "internal_error";  // the reader failed
     if (peer_gone_ || ev.kind == LineEvent::Kind::eof) co_return "client_closed";
     if (ev.kind == LineEvent::Kind::idle) {
       std::string out;
@@ -264,19 +379,37 @@ asio::awaitable<std::string> Session::serve() {
   }
 }
 
+// Whatever ends the reader, close_connection() is told (reader_done_); an exception ends the
+// session the way it does in run().
+asio::awaitable<void> Session::read_loop() {
+  std::exception_ptr failure;
+  try {
+    co_await read_lines();
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  if (failure) note_failure(failure, "reader");
+  reader_running_ = false;
+  reader_done_.cancel();
+}
+
 // Frames lines and queues them for serve(). The queue is bounded (limits.max_pipelined): when it
 // is full this coroutine stops reading and TCP flow control pushes back on the client.
 // Events are built as named locals before each co_await (GCC 12 mishandles temporaries there).
-asio::awaitable<void> Session::read_loop() {
+asio::awaitable<void> Session::read_lines() {
   protocol::LineFramer framer(ctx_.config.limits.max_line_bytes);
   std::array<char, kReadChunk> buf{};
   bool more = true;
-  while (more) {
+  while (more && !stop_reading_) {
     const auto read = co_await stream_.async_read_some(asio::buffer(buf), kUse);
     const error_code ec = std::get<0>(read);
-    if (ec) {
+    // stop_reading_: the session is closing. The socket cancel that goes with it misses a read
+    // that had already completed and was waiting for the strand, so the flag, checked before
+    // every read, is what ends the reader.
+    if (ec || stop_reading_) {
+      ERR_clear_error();  // e.g. a corrupt record: leave nothing for the thread's next SSL call
       partial_bytes_ = framer.pending_bytes();
-      if (!stopping_ && ec != asio::error::operation_aborted) {
+      if (ec && !stopping_ && !stop_reading_ && ec != asio::error::operation_aborted) {
         // The client is gone: whatever runs for it is killed now, queued lines are dropped.
         peer_gone_ = true;
         if (dispatcher_) dispatcher_->cancel_active();
@@ -302,11 +435,10 @@ asio::awaitable<void> Session::read_loop() {
       if (std::get<0>(sent)) more = false;
     }
   }
-  reader_running_ = false;
-  reader_done_.cancel();
 }
 
 asio::awaitable<void> Session::close_connection(bool graceful) {
+  stop_reading_ = true;
   if (reader_running_) {
     // Stop the reader first: a TLS shutdown must not run beside a pending read.
     error_code ec;

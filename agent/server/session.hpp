@@ -3,8 +3,14 @@
 // the main coroutine (handshake, identity, admission, then one command at a time) is the only
 // writer of the stream; a reader coroutine frames lines into a small bounded queue so that a
 // disconnect is noticed even while a command runs.
+//
+// An exception escaping either coroutine (above all std::bad_alloc from a failed allocation,
+// SECURITY-MATRIX H5) ends this connection only: it is logged and audited as far as memory
+// allows (`session_error`), a running child is killed, the socket is closed and the session's
+// slots are released. It never reaches io_context::run().
 
 #include <atomic>
+#include <exception>
 #include <memory>
 #include <optional>
 #include <string>
@@ -48,15 +54,22 @@ class Session : public std::enable_shared_from_this<Session>, public ReplySink {
       boost::asio::experimental::channel<void(boost::system::error_code, LineEvent)>;
 
   boost::asio::awaitable<void> run();
+  boost::asio::awaitable<void> run_connection();
   boost::asio::awaitable<bool> handshake();
   boost::asio::awaitable<bool> authenticate();
   boost::asio::awaitable<std::string> serve();
   boost::asio::awaitable<LineEvent> next_event();
   boost::asio::awaitable<void> read_loop();
+  boost::asio::awaitable<void> read_lines();
   boost::asio::awaitable<void> close_connection(bool graceful);
   boost::asio::awaitable<bool> send(std::string bytes) override;  // ReplySink
   boost::asio::awaitable<void> refuse(ErrorCode code, const std::string& message);
   void close_now() noexcept;
+  /// Records that an exception ended the session (`where`: "session" or "reader"): logs and
+  /// audits it best-effort, kills a running child and wakes the other coroutine.
+  void note_failure(const std::exception_ptr& failure, const char* where) noexcept;
+  /// Closes the TCP connection at once (no TLS close_notify).
+  void abort_socket() noexcept;
 
   ServerContext& ctx_;
   std::shared_ptr<boost::asio::ssl::context> tls_;  // the context this connection was made with
@@ -68,11 +81,14 @@ class Session : public std::enable_shared_from_this<Session>, public ReplySink {
   SessionInfo info_;
   std::optional<Dispatcher> dispatcher_;
   bool in_handshake_ = true;  // holds a pre-authentication slot
+  bool secured_ = false;      // the TLS handshake succeeded
   bool admitted_ = false;     // holds a client slot
   bool reader_running_ = false;
-  bool peer_gone_ = false;               // EOF/error from the client, or a failed write
-  bool stopping_ = false;                // agent shutdown
-  bool evicted_ = false;                 // closed during its handshake to admit a newer connection
+  bool stop_reading_ = false;  // the reader starts no further read (close_now, close_connection)
+  bool peer_gone_ = false;     // EOF/error from the client, or a failed write
+  bool stopping_ = false;      // agent shutdown
+  bool evicted_ = false;       // closed during its handshake to admit a newer connection
+  bool failed_ = false;        // an exception (e.g. std::bad_alloc) ends the session
   std::atomic<bool> handshaking_{true};  // until the handshake ends, either way
   std::atomic<bool> eviction_requested_{false};
   std::size_t partial_bytes_ = 0;  // unterminated line left when the client went away

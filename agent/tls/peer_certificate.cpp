@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 #include <openssl/bio.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/x509v3.h>
 
@@ -28,6 +29,17 @@ struct CharFree {
 };
 
 Error denied(std::string message) { return Error{ErrorCode::denied, std::move(message)}; }
+
+// The X509/ASN1 calls below report failure by their return value and may leave entries on this
+// thread's OpenSSL error queue; the next SSL_* call on the thread may serve another client and
+// would read them through SSL_get_error(). Clear the queue on the way in and on the way out.
+class ErrorQueueScope {
+ public:
+  ErrorQueueScope() noexcept { ERR_clear_error(); }
+  ~ErrorQueueScope() { ERR_clear_error(); }
+  ErrorQueueScope(const ErrorQueueScope&) = delete;
+  ErrorQueueScope& operator=(const ErrorQueueScope&) = delete;
+};
 
 std::string name_to_string(const X509_NAME* name) {
   std::unique_ptr<BIO, BioFree> bio(BIO_new(BIO_s_mem()));
@@ -101,6 +113,7 @@ std::string serial_hex(X509* cert) {
 }  // namespace
 
 Result<PeerIdentity> identity_from_certificate(X509* cert) {
+  const ErrorQueueScope clean_queue;
   if (cert == nullptr) return denied("no client certificate");
   // OpenSSL's purpose check accepts a leaf without any EKU; an agent that runs commands does not.
   const uint32_t flags = X509_get_extension_flags(cert);

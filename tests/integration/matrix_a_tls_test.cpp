@@ -32,8 +32,8 @@ using Clock = std::chrono::steady_clock;
 using nlohmann::json;
 
 // Memory growth allowed for the agent under attack. AddressSanitizer's quarantine and shadow
-// memory make the same workload several times larger.
-#if defined(__SANITIZE_ADDRESS__)
+// memory, and ThreadSanitizer's shadow memory, make the same workload several times larger.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 constexpr long kMemoryBudgetKib = 160 * 1024;
 #else
 constexpr long kMemoryBudgetKib = 20 * 1024;

@@ -793,8 +793,8 @@ TEST(MatrixC, C5_NoShellIsEverExecuted) {
   const auto first = c->read_line();
   ASSERT_TRUE(first.has_value()) << c->last_error();
   EXPECT_EQ(*first, "| sleeping");
-  // The running child: the policy's program, exec'd directly by the agent (or by nothing that
-  // is a shell), with the metacharacters as plain argv elements.
+  // The running command: the policy's program, exec'd by the agent's guard (never by a shell),
+  // with the metacharacters as plain argv elements.
   std::vector<pid_t> found;
   std::vector<pid_t> todo = children_of(agent.pid());
   for (std::size_t i = 0; i < todo.size() && i < 256; ++i) {
@@ -804,7 +804,10 @@ TEST(MatrixC, C5_NoShellIsEverExecuted) {
     if (!ec) {
       EXPECT_FALSE(is_shell(exe)) << "the agent ran a shell: " << exe.string();
     }
-    if (read_text(proc + "/cmdline").find(marker) != std::string::npos) {
+    // opsagent-guard, the parent of every command, carries the command line after its own
+    // arguments; the command itself is its child.
+    const bool guard = !ec && exe.filename() == "opsagent-guard";
+    if (!guard && read_text(proc + "/cmdline").find(marker) != std::string::npos) {
       found.push_back(todo[i]);
       EXPECT_EQ(exe.string(), fs::canonical(helper_path("sleeper")).string());
     }

@@ -139,7 +139,10 @@ AgentProcess::AgentProcess(AgentSpec spec) {
     ADD_FAILURE() << "cannot start " << OPSAGENT_BINARY;
     return;
   }
-  const std::regex listening(R"(listening on (\S+):(\d+))");
+  // Compiled once: tests start agents from several threads (OpsctlFleet), and compiling a
+  // std::regex fills libstdc++'s per-locale ctype<char>::narrow() cache without any
+  // synchronisation, which ThreadSanitizer rightly reports as a data race.
+  static const std::regex listening(R"(listening on (\S+):(\d+))");
   const auto deadline = std::chrono::steady_clock::now() + 15s;
   while (std::chrono::steady_clock::now() < deadline) {
     const std::string text = log();

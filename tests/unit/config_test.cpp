@@ -425,7 +425,7 @@ TEST(Config, RejectsBinaryJunk) {
 
 TEST(Config, RejectsADuplicateKeyThatWouldSwapThePolicy) {
   const std::string err = fixture_error("duplicate_key.yaml");
-  EXPECT_NE(err.find("agent.yaml:8:1: duplicate key 'policy' (first defined at line 6)"),
+  EXPECT_NE(err.find("agent.yaml:8:1: policy: duplicate key 'policy' (first defined at line 6)"),
             std::string::npos)
       << err;
 }

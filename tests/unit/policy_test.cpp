@@ -310,9 +310,10 @@ TEST(Policy, RejectsQuotedNumbersAndDurations) {
 }
 
 TEST(Policy, RejectsDuplicateKeys) {
-  EXPECT_NE(fixture_error("duplicate_key.yaml")
-                .find("policy.yaml:5:3: duplicate key 'reader' (first defined at line 3)"),
-            std::string::npos)
+  EXPECT_NE(
+      fixture_error("duplicate_key.yaml")
+          .find("policy.yaml:5:3: roles.reader: duplicate key 'reader' (first defined at line 3)"),
+      std::string::npos)
       << fixture_error("duplicate_key.yaml");
 }
 
