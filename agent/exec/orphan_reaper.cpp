@@ -30,25 +30,31 @@ std::set<pid_t>& children() {  // GUARDED_BY(children_mutex())
   return s;
 }
 
-// The parent pid from /proc/PID/stat ("pid (comm) state ppid ..."); comm may contain spaces and
-// parentheses, so parse after the last ')'. -1 when unreadable (the process is gone).
-pid_t parent_of(const char* pid_text) {
+// The state letter and parent pid from /proc/PID/stat ("pid (comm) state ppid ..."); comm may
+// contain spaces and parentheses, so parse after the last ')'. Parent -1 when unreadable (the
+// process is gone).
+struct ProcStat {
+  char state = '?';
+  pid_t parent = -1;
+};
+ProcStat stat_of(const char* pid_text) {
   std::array<char, 64> path{};  // no allocation: see sweep_orphans()
   if (std::snprintf(path.data(), path.size(), "/proc/%s/stat", pid_text) >=
       static_cast<int>(path.size())) {
-    return -1;
+    return {};
   }
   const int fd = ::open(path.data(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -1;
+  if (fd < 0) return {};
   std::array<char, 1024> buf{};
   const ssize_t n = ::read(fd, buf.data(), buf.size() - 1);
   ::close(fd);
-  if (n <= 0) return -1;
+  if (n <= 0) return {};
   const std::string_view stat(buf.data(), static_cast<std::size_t>(n));
   const auto close_paren = stat.rfind(')');
-  if (close_paren == std::string_view::npos || close_paren + 4 >= stat.size()) return -1;
+  if (close_paren == std::string_view::npos || close_paren + 4 >= stat.size()) return {};
   // ") S 1234 ..." -> skip ") ", the state letter and a space.
-  return static_cast<pid_t>(std::strtol(stat.data() + close_paren + 4, nullptr, 10));
+  return {stat[close_paren + 2],
+          static_cast<pid_t>(std::strtol(stat.data() + close_paren + 4, nullptr, 10))};
 }
 
 }  // namespace
@@ -70,9 +76,17 @@ std::vector<pid_t> sweep_orphans() {
   while (const dirent* entry = ::readdir(proc.get())) {
     const char* name = entry->d_name;
     if (name[0] < '1' || name[0] > '9') continue;
-    if (parent_of(name) != self) continue;
+    const ProcStat st = stat_of(name);
+    if (st.parent != self) continue;
     const auto pid = static_cast<pid_t>(std::strtol(name, nullptr, 10));
     if (children().count(pid) != 0) continue;  // a running command's own child
+    if (st.state == 'Z') {
+      // Already dead: typically a command whose guard was killed with it (the group SIGKILL at a
+      // timeout or disconnect) and that was re-parented to us. Reaped, not reported: nothing
+      // escaped.
+      ::waitpid(pid, nullptr, WNOHANG);
+      continue;
+    }
     ::kill(pid, SIGKILL);
     killed.push_back(pid);
   }

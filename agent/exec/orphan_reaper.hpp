@@ -20,7 +20,8 @@ namespace opsagent::exec {
 Status become_subreaper();
 
 /// Kills (SIGKILL) and reaps every process whose parent is this process and that spawn() did not
-/// start. Returns their pids. Blocking (reads /proc): run on the blocking-work pool.
+/// start. Returns the pids of those that were still alive; zombies are reaped silently.
+/// Blocking (reads /proc): run on the blocking-work pool.
 std::vector<pid_t> sweep_orphans();
 
 namespace detail {

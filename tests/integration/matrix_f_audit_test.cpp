@@ -181,8 +181,9 @@ std::string signature(const Json& r) {
 }
 
 // The agent's periodic orphan sweep (exec/orphan_reaper.hpp) writes `orphans_killed` on its own
-// schedule, for processes that escaped a command's process group. It is housekeeping, not a
-// decision about a client's request, so the property below leaves it out (and counts it).
+// schedule, for live processes that escaped a command's guard. It is housekeeping, not a decision
+// about a client's request, so the property below leaves it out of the multiset; none of the
+// commands here leaves anything behind, so none may appear.
 bool is_sweep(const Json& r) { return r.value("event", "") == "orphans_killed"; }
 
 // The fields every record of its kind must carry (docs/audit.md).
@@ -548,6 +549,7 @@ TEST(MatrixF, F2_EveryDecisionIsAuditedOverASeededRandomSequenceOfSessions) {
   std::sort(want.begin(), want.end());
   EXPECT_EQ(got, want) << "the multiset of audit events differs from the harness's decisions";
   EXPECT_EQ(h.mismatches(), 0);
+  EXPECT_EQ(h.sweeps(), 0) << "orphans_killed for commands that left nothing behind";
   std::cout << "[ F2 ] " << records.size() << " records;";
   for (const auto& [k, n] : kinds) std::cout << " " << k << "=" << n;
   std::cout << " retried_refusals=" << h.retried_refusals() << " orphan_sweeps=" << h.sweeps()
