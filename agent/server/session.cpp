@@ -1,6 +1,7 @@
 #include "agent/server/session.hpp"
 
 #include <array>
+#include <poll.h>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -60,6 +61,7 @@ Session::Session(ServerContext& ctx, asio::ip::tcp::socket socket, std::uint64_t
       idle_timer_(stream_.get_executor()),
       write_timer_(stream_.get_executor()),
       reader_done_(stream_.get_executor()),
+      hangup_watch_(stream_.get_executor()),
       started_(std::chrono::steady_clock::now()) {
   info_.id = id;
   info_.peer = std::move(peer);
@@ -431,10 +433,37 @@ asio::awaitable<void> Session::read_lines() {
       } else {
         continue;
       }
+      // The fast path copies the line in; a full queue blocks this reader, which then cannot
+      // see the client leave, so a watch polls the socket for a hang-up meanwhile.
+      if (lines_.try_send(error_code{}, ev)) continue;
+      watch_for_hangup();
       const auto sent = co_await lines_.async_send(error_code{}, std::move(ev), kUse);
+      hangup_watch_.cancel();
       if (std::get<0>(sent)) more = false;
     }
   }
+}
+
+bool Session::peer_hung_up() noexcept {
+  pollfd p{stream_.lowest_layer().native_handle(), POLLRDHUP, 0};
+  if (::poll(&p, 1, 0) != 1) return false;
+  return (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+}
+
+void Session::watch_for_hangup() {
+  hangup_watch_.expires_after(std::chrono::milliseconds(200));
+  hangup_watch_.async_wait([self = shared_from_this()](const error_code& ec) {
+    if (ec) return;  // cancelled: the queue has room again, or the session is ending
+    if (self->stopping_ || self->stop_reading_ || self->peer_gone_) return;
+    if (!self->peer_hung_up()) {
+      self->watch_for_hangup();
+      return;
+    }
+    // The queued lines will not be answered: nobody is there to read the answers.
+    self->peer_gone_ = true;
+    if (self->dispatcher_) self->dispatcher_->cancel_active();
+    self->lines_.cancel();
+  });
 }
 
 asio::awaitable<void> Session::close_connection(bool graceful) {

@@ -70,6 +70,11 @@ class Session : public std::enable_shared_from_this<Session>, public ReplySink {
   void note_failure(const std::exception_ptr& failure, const char* where) noexcept;
   /// Closes the TCP connection at once (no TLS close_notify).
   void abort_socket() noexcept;
+  /// While the reader is blocked on a full line queue it reads nothing, so it would not see the
+  /// client leave. This polls the socket for a hang-up (FIN or RST) every 200 ms until
+  /// `hangup_watch_` is cancelled, and then treats the client as gone (kills its command).
+  void watch_for_hangup();
+  [[nodiscard]] bool peer_hung_up() noexcept;
 
   ServerContext& ctx_;
   std::shared_ptr<boost::asio::ssl::context> tls_;  // the context this connection was made with
@@ -78,6 +83,7 @@ class Session : public std::enable_shared_from_this<Session>, public ReplySink {
   boost::asio::steady_timer idle_timer_;
   boost::asio::steady_timer write_timer_;
   boost::asio::steady_timer reader_done_;  // cancelled (= signalled) when read_loop ends
+  boost::asio::steady_timer hangup_watch_;  // watch_for_hangup(), while the line queue is full
   SessionInfo info_;
   std::optional<Dispatcher> dispatcher_;
   bool in_handshake_ = true;  // holds a pre-authentication slot
