@@ -82,7 +82,7 @@ class Session : public std::enable_shared_from_this<Session>, public ReplySink {
   LineChannel lines_;
   boost::asio::steady_timer idle_timer_;
   boost::asio::steady_timer write_timer_;
-  boost::asio::steady_timer reader_done_;  // cancelled (= signalled) when read_loop ends
+  boost::asio::steady_timer reader_done_;   // cancelled (= signalled) when read_loop ends
   boost::asio::steady_timer hangup_watch_;  // watch_for_hangup(), while the line queue is full
   SessionInfo info_;
   std::optional<Dispatcher> dispatcher_;
