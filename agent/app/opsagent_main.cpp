@@ -119,9 +119,10 @@ int main(int argc, char** argv) {
     const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
     cfg.exec.guard = self.parent_path() / "opsagent-guard";
     if (ec || ::access(cfg.exec.guard.c_str(), X_OK) != 0) {
-      spdlog::error("configuration error: {}: exec.guard: {} is not an executable program (set "
-                    "exec.guard to where opsagent-guard is installed)",
-                    opts.config, cfg.exec.guard.string());
+      spdlog::error(
+          "configuration error: {}: exec.guard: {} is not an executable program (set "
+          "exec.guard to where opsagent-guard is installed)",
+          opts.config, cfg.exec.guard.string());
       return kExitConfig;
     }
   }
@@ -204,11 +205,13 @@ int main(int argc, char** argv) {
         if (ec) return;
         if (reloads_wanted.fetch_add(1) == 0) {
           spdlog::info("received SIGHUP; reloading policy and TLS files, reopening the audit log");
-          boost::asio::post(blocking, [&ctx, &reloads_wanted] {
+          boost::asio::post(blocking, [&ctx, &server, &reloads_wanted] {
             int seen = 0;
             do {
               seen = reloads_wanted.load();
               server::reload(ctx);
+              // Open sessions answer to the reloaded CA and CRL too, not only new connections.
+              server.recheck_certificates();
             } while (reloads_wanted.fetch_sub(seen) != seen);
           });
         }

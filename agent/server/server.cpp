@@ -86,6 +86,22 @@ void Server::stop() {
   for (auto& s : live) s->stop();
 }
 
+void Server::recheck_certificates() noexcept {
+  try {
+    std::vector<std::shared_ptr<Session>> live;
+    {
+      std::lock_guard lock(sessions_mutex_);
+      for (auto& weak : sessions_) {
+        if (auto s = weak.lock()) live.push_back(std::move(s));
+      }
+    }
+    const std::shared_ptr<boost::asio::ssl::context> tls = ctx_.tls.get();
+    for (auto& s : live) s->recheck_certificate(tls);
+  } catch (const std::exception& e) {  // std::bad_alloc: sessions keep running unchecked
+    log_failure("certificate re-check", e);
+  }
+}
+
 bool Server::evict_oldest_handshake() {
   std::lock_guard lock(sessions_mutex_);
   for (auto& weak : sessions_) {  // in accept order: the first one still handshaking is the oldest

@@ -114,6 +114,40 @@ bool Session::try_evict() {
   return true;
 }
 
+void Session::recheck_certificate(std::shared_ptr<asio::ssl::context> tls) {
+  asio::post(stream_.get_executor(), [self = shared_from_this(), tls = std::move(tls)] {
+    if (!self->admitted_ || self->stop_reading_ || self->stopping_ || self->failed_ ||
+        self->peer_gone_ || self->revoked_) {
+      return;
+    }
+    SSL* ssl = self->stream_.native_handle();
+    SSL_CTX* raw = tls->native_handle();
+    X509* leaf = SSL_get0_peer_certificate(ssl);
+    STACK_OF(X509)* chain = SSL_get_peer_cert_chain(ssl);  // server side: without the leaf
+    const std::unique_ptr<X509_STORE_CTX, void (*)(X509_STORE_CTX*)> check(X509_STORE_CTX_new(),
+                                                                           &X509_STORE_CTX_free);
+    // The same store (CA bundle, CRL) and parameters (purpose, depth, CRL flags) as a handshake.
+    bool valid = leaf != nullptr && check != nullptr &&
+                 X509_STORE_CTX_init(check.get(), SSL_CTX_get_cert_store(raw), leaf, chain) == 1 &&
+                 X509_VERIFY_PARAM_set1(X509_STORE_CTX_get0_param(check.get()),
+                                        SSL_CTX_get0_param(raw)) == 1;
+    valid = valid && X509_verify_cert(check.get()) == 1;
+    const int code = check ? X509_STORE_CTX_get_error(check.get()) : X509_V_ERR_UNSPECIFIED;
+    ERR_clear_error();
+    if (valid) return;
+    self->revoked_ = true;
+    const char* reason = X509_verify_cert_error_string(code);
+    self->ctx_.audit.record("session_revoked", {{"conn", self->info_.id},
+                                                {"peer", self->info_.peer},
+                                                {"principal", self->info_.principal.name},
+                                                {"verify_code", code},
+                                                {"verify_error", reason}});
+    spdlog::warn("conn {}: {}'s certificate no longer verifies after the reload ({}); closing",
+                 self->info_.id, self->info_.principal.name, reason);
+    self->close_now();
+  });
+}
+
 void Session::close_now() noexcept {
   stop_reading_ = true;
   if (dispatcher_) dispatcher_->cancel_active();
@@ -353,9 +387,17 @@ asio::awaitable<std::string> Session::serve() {
   while (true) {
     if (stopping_) co_return "server_shutdown";  // stop() may have come while a command ran
     if (failed_) co_return "internal_error";     // the reader failed while a command ran
+    if (revoked_) {  // recheck_certificate(), while a command ran or a line was awaited
+      std::string out;
+      dispatcher_->formatter().error(out, ErrorCode::denied,
+                                     "certificate no longer valid after a reload (revoked?); bye");
+      co_await send(std::move(out));
+      co_return "certificate_revoked";
+    }
     LineEvent ev = co_await next_event();
     if (stopping_) co_return "server_shutdown";
     if (failed_) co_return "internal_error";  // the reader failed
+    if (revoked_) continue;                   // said and ended at the top of the loop
     if (peer_gone_ || ev.kind == LineEvent::Kind::eof) co_return "client_closed";
     if (ev.kind == LineEvent::Kind::idle) {
       std::string out;

@@ -44,6 +44,11 @@ class Session : public std::enable_shared_from_this<Session>, public ReplySink {
   /// False when it is past its handshake or already being evicted, so no session is picked
   /// twice. Thread-safe: posts the close to the session's strand.
   bool try_evict();
+  /// Verifies the client's certificate chain again, against `tls` (the context after a reload:
+  /// a new CRL or CA bundle, and the current time). A session that no longer verifies is ended:
+  /// its command killed, audit `session_revoked`, disconnect reason `certificate_revoked`.
+  /// Thread-safe: posts to the session's strand.
+  void recheck_certificate(std::shared_ptr<boost::asio::ssl::context> tls);
 
  private:
   struct LineEvent {
@@ -95,6 +100,7 @@ class Session : public std::enable_shared_from_this<Session>, public ReplySink {
   bool stopping_ = false;      // agent shutdown
   bool evicted_ = false;       // closed during its handshake to admit a newer connection
   bool failed_ = false;        // an exception (e.g. std::bad_alloc) ends the session
+  bool revoked_ = false;       // the certificate failed a re-check after a reload
   std::atomic<bool> handshaking_{true};  // until the handshake ends, either way
   std::atomic<bool> eviction_requested_{false};
   std::size_t partial_bytes_ = 0;  // unterminated line left when the client went away

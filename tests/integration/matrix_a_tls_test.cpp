@@ -517,10 +517,17 @@ TEST(MatrixA, A8_FailsClosedWhenNoCrlCoversTheIssuer) {
   expect_verify_failure(agent, as("alice"), X509_V_ERR_UNABLE_TO_GET_CRL);  // 3
 }
 
-TEST(MatrixA, A8_AppliesCrlRewrittenAndReloadedWithSighupToNewConnections) {
+TEST(MatrixA, A8_AppliesCrlReloadedWithSighupToNewConnectionsAndOpenSessions) {
   const fs::path crl = zoo().write_crl("a8-reload", "root", CrlSpec{});
   AgentProcess agent{matrix_spec(crl_option(crl))};
   ASSERT_TRUE(attempt(agent, as("revocable")).greeted()) << "not revoked yet";
+  // Sessions open across the reload: the revoked certificate's is ended, alice's carries on.
+  TlsClient open_revocable(as("revocable"));
+  ASSERT_EQ(open_revocable.connect("127.0.0.1", agent.port()), "");
+  ASSERT_TRUE(open_revocable.read_line().has_value()) << open_revocable.last_error();
+  TlsClient open_alice(as("alice"));
+  ASSERT_EQ(open_alice.connect("127.0.0.1", agent.port()), "");
+  ASSERT_TRUE(open_alice.read_line().has_value()) << open_alice.last_error();
 
   zoo().write_crl("a8-reload", "root", CrlSpec{{"revocable"}});  // written beside, renamed
   ASSERT_EQ(::kill(agent.pid(), SIGHUP), 0);
@@ -531,6 +538,16 @@ TEST(MatrixA, A8_AppliesCrlRewrittenAndReloadedWithSighupToNewConnections) {
   }
   expect_verify_failure(agent, as("revocable"), X509_V_ERR_CERT_REVOKED);  // 23
   EXPECT_TRUE(attempt(agent, as("alice")).greeted()) << "other certificates still work";
+
+  const json revoked = agent.wait_for_audit("session_revoked");
+  ASSERT_FALSE(revoked.is_null()) << agent.log();
+  EXPECT_EQ(revoked["verify_code"], X509_V_ERR_CERT_REVOKED);
+  const auto bye = open_revocable.read_line();
+  ASSERT_TRUE(bye.has_value()) << open_revocable.last_error();
+  EXPECT_EQ(bye->rfind("ERR denied certificate no longer valid", 0), 0U) << *bye;
+  EXPECT_TRUE(open_revocable.wait_closed(5s));
+  EXPECT_FALSE(agent.wait_for_audit("disconnect", "reason", "certificate_revoked").is_null());
+  EXPECT_EQ(open_alice.command("ping"), std::vector<std::string>{"OK pong"});
 }
 
 // ============================================================================================
