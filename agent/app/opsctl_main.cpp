@@ -1,16 +1,17 @@
-// opsctl: flags, load, wire, run — nothing else. The client for scripts and fleets (docs/opsctl.md).
-
-#include <unistd.h>
+// opsctl: flags, load, wire, run — nothing else. The client for scripts and fleets
+// (docs/opsctl.md).
 
 #include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
-#include <fmt/format.h>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <unistd.h>
 #include <vector>
+
+#include <fmt/format.h>
 
 #include "agent/client/client_config.hpp"
 #include "agent/client/fan_out.hpp"
@@ -84,7 +85,8 @@ struct Options {
 }
 
 std::uint16_t parse_port_flag(const std::string& v) {
-  if (v.empty() || v.size() > 5 || v.find_first_not_of("0123456789") != std::string::npos) usage_error("--port needs 1-65535");
+  if (v.empty() || v.size() > 5 || v.find_first_not_of("0123456789") != std::string::npos)
+    usage_error("--port needs 1-65535");
   const int p = std::stoi(v);
   if (p < 1 || p > 65535) usage_error("--port needs 1-65535");
   return static_cast<std::uint16_t>(p);
@@ -149,7 +151,8 @@ std::optional<int> parse_args(std::vector<std::string> args, Options& o) {
       o.output = OutputMode::json;
     } else if (arg == "-j" || arg == "--concurrency") {
       const std::string v = value(arg);
-      if (v.empty() || v.size() > 4 || v.find_first_not_of("0123456789") != std::string::npos || std::stoi(v) < 1) {
+      if (v.empty() || v.size() > 4 || v.find_first_not_of("0123456789") != std::string::npos ||
+          std::stoi(v) < 1) {
         usage_error("--concurrency needs 1-9999");
       }
       o.flags.concurrency = static_cast<std::size_t>(std::stoi(v));
@@ -187,7 +190,8 @@ std::string command_line(const std::vector<std::string>& words) {
   }
   const auto parsed = protocol::parse_command(line);
   if (!parsed) usage_error("invalid command: " + parsed.error().message);
-  if (parsed->verb != words.front() || parsed->args.size() + 1 != words.size()) usage_error("invalid command");
+  if (parsed->verb != words.front() || parsed->args.size() + 1 != words.size())
+    usage_error("invalid command");
   return line;
 }
 
@@ -213,7 +217,9 @@ int main(int argc, char** argv) {
   if (!selection) usage_error(selection.error().message);
   const std::vector<Target>& targets = selection->targets;
   if (opts.list_targets) {
-    for (const auto& t : targets) std::printf("%s\t%s\t%u\t%s\n", t.name.c_str(), t.address.c_str(), t.port, t.server_name.c_str());
+    for (const auto& t : targets)
+      std::printf("%s\t%s\t%u\t%s\n", t.name.c_str(), t.address.c_str(), t.port,
+                  t.server_name.c_str());
     return 0;
   }
 
@@ -228,7 +234,8 @@ int main(int argc, char** argv) {
   }
 
   if (opts.command.empty()) {
-    if (targets.size() != 1) usage_error("an interactive session needs exactly one host; give a COMMAND for several");
+    if (targets.size() != 1)
+      usage_error("an interactive session needs exactly one host; give a COMMAND for several");
     return run_interactive(*tls, targets.front(), settings.timeouts, default_history_file());
   }
   const std::string line = command_line(opts.command);
@@ -255,7 +262,8 @@ int main(int argc, char** argv) {
     return single_host_exit_status(results.front());
   }
   if (opts.summary) {
-    const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+    const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - started);
     const std::string summary = format_summary(targets, results, elapsed);
     std::fwrite(summary.data(), 1, summary.size(), stderr);
   }

@@ -35,8 +35,9 @@ namespace {
 // there fails at once instead of blocking (it has no effect on regular files). The mode is
 // passed explicitly; the process umask can only narrow it.
 Result<UniqueFd> open_log(const std::filesystem::path& path) {
-  const int fd = ::open(path.c_str(),
-                        O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY, 0640);
+  const int fd =
+      ::open(path.c_str(),
+             O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY, 0640);
   if (fd < 0) {
     return Error{ErrorCode::internal,
                  "cannot open audit log " + path.string() + ": " + std::strerror(errno)};

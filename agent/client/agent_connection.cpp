@@ -1,10 +1,7 @@
 #include "agent/client/agent_connection.hpp"
 
-#include <openssl/ssl.h>
-#include <openssl/x509.h>
-#include <openssl/x509v3.h>
-
 #include <array>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -14,6 +11,9 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <fmt/format.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 namespace opsagent::client {
 namespace asio = boost::asio;
@@ -54,8 +54,8 @@ bool is_tls_error(const error_code& ec) {
 
 }  // namespace
 
-AgentConnection::AgentConnection(const asio::any_io_executor& executor, ssl::context& tls, Target target,
-                                 Timeouts timeouts)
+AgentConnection::AgentConnection(const asio::any_io_executor& executor, ssl::context& tls,
+                                 Target target, Timeouts timeouts)
     : target_(std::move(target)),
       timeouts_(timeouts),
       stream_(executor, tls),
@@ -89,10 +89,12 @@ asio::awaitable<HostResult> AgentConnection::open() {
   // 1. Resolve and connect, under one deadline.
   asio::ip::tcp::resolver resolver(executor);
   const std::string port = std::to_string(target_.port);
-  auto resolved = co_await (resolver.async_resolve(target_.address, port, kUse) || timer.async_wait(kUse));
+  auto resolved =
+      co_await (resolver.async_resolve(target_.address, port, kUse) || timer.async_wait(kUse));
   if (resolved.index() == 1) {
     co_return fail(HostStatus::unreachable, "connect",
-                   fmt::format("resolving {} timed out after {}", target_.address, format_limit(timeouts_.connect)));
+                   fmt::format("resolving {} timed out after {}", target_.address,
+                               format_limit(timeouts_.connect)));
   }
   const error_code resolve_ec = std::get<0>(std::get<0>(resolved));
   if (resolve_ec) {
@@ -100,16 +102,18 @@ asio::awaitable<HostResult> AgentConnection::open() {
                    fmt::format("cannot resolve {}: {}", target_.address, resolve_ec.message()));
   }
   const asio::ip::tcp::resolver::results_type endpoints = std::get<1>(std::get<0>(resolved));
-  auto connected = co_await (asio::async_connect(stream_.next_layer(), endpoints, kUse) || timer.async_wait(kUse));
+  auto connected = co_await (asio::async_connect(stream_.next_layer(), endpoints, kUse) ||
+                             timer.async_wait(kUse));
   if (connected.index() == 1) {
     co_return fail(HostStatus::unreachable, "connect",
-                   fmt::format("connecting to {}:{} timed out after {}", target_.address, target_.port,
-                               format_limit(timeouts_.connect)));
+                   fmt::format("connecting to {}:{} timed out after {}", target_.address,
+                               target_.port, format_limit(timeouts_.connect)));
   }
   const error_code connect_ec = std::get<0>(std::get<0>(connected));
   if (connect_ec) {
     co_return fail(HostStatus::unreachable, "connect",
-                   fmt::format("cannot connect to {}:{}: {}", target_.address, target_.port, connect_ec.message()));
+                   fmt::format("cannot connect to {}:{}: {}", target_.address, target_.port,
+                               connect_ec.message()));
   }
 
   // 2. TLS. OpenSSL checks the name itself (DNS SAN, or IP SAN for an address) so a mismatch is
@@ -123,27 +127,31 @@ asio::awaitable<HostResult> AgentConnection::open() {
     name_set = X509_VERIFY_PARAM_set1_ip_asc(param, name.c_str());
   } else {
     // SNI only for DNS names (RFC 6066 forbids IP literals).
-    name_set = static_cast<int>(SSL_ctrl(ssl_handle, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
-                                         const_cast<char*>(name.c_str()))) &
-               X509_VERIFY_PARAM_set1_host(param, name.c_str(), name.size());
+    name_set =
+        static_cast<int>(SSL_ctrl(ssl_handle, SSL_CTRL_SET_TLSEXT_HOSTNAME,
+                                  TLSEXT_NAMETYPE_host_name, const_cast<char*>(name.c_str()))) &
+        X509_VERIFY_PARAM_set1_host(param, name.c_str(), name.size());
   }
   if (name_set != 1) {
-    co_return fail(HostStatus::tls_error, "tls", fmt::format("cannot verify against server name '{}'", name));
+    co_return fail(HostStatus::tls_error, "tls",
+                   fmt::format("cannot verify against server name '{}'", name));
   }
   const auto handshake_deadline = steady_clock::now() + timeouts_.handshake;
   timer.expires_at(handshake_deadline);
-  auto shaken = co_await (stream_.async_handshake(ssl::stream_base::client, kUse) || timer.async_wait(kUse));
+  auto shaken =
+      co_await (stream_.async_handshake(ssl::stream_base::client, kUse) || timer.async_wait(kUse));
   if (shaken.index() == 1) {
-    co_return fail(HostStatus::timeout, "timeout",
-                   fmt::format("TLS handshake timed out after {}", format_limit(timeouts_.handshake)));
+    co_return fail(
+        HostStatus::timeout, "timeout",
+        fmt::format("TLS handshake timed out after {}", format_limit(timeouts_.handshake)));
   }
   const error_code handshake_ec = std::get<0>(std::get<0>(shaken));
   if (handshake_ec) {
     std::string message = "TLS handshake failed: " + handshake_ec.message();
     const long verify = SSL_get_verify_result(ssl_handle);
     if (verify != X509_V_OK) {
-      message += fmt::format(" ({}; expected {} signed by the configured CA)", X509_verify_cert_error_string(verify),
-                             name);
+      message += fmt::format(" ({}; expected {} signed by the configured CA)",
+                             X509_verify_cert_error_string(verify), name);
     }
     co_return fail(HostStatus::tls_error, "tls", std::move(message));
   }
@@ -156,14 +164,16 @@ asio::awaitable<HostResult> AgentConnection::open() {
                    fmt::format("no greeting within {}", format_limit(timeouts_.handshake)));
   }
   if (greeting.end == ReadEnd::failed && is_tls_error(greeting.ec)) {
-    co_return fail(HostStatus::tls_error, "tls", "the agent refused the TLS session: " + greeting.ec.message());
+    co_return fail(HostStatus::tls_error, "tls",
+                   "the agent refused the TLS session: " + greeting.ec.message());
   }
   if (greeting.end != ReadEnd::line) {
     co_return fail(HostStatus::error, "protocol",
                    "connection closed before the greeting" +
                        (greeting.ec ? ": " + greeting.ec.message() : std::string()));
   }
-  const protocol::ReplyLine parsed = protocol::parse_reply_line(greeting.line, protocol::Mode::text);
+  const protocol::ReplyLine parsed =
+      protocol::parse_reply_line(greeting.line, protocol::Mode::text);
   if (parsed.kind == protocol::ReplyKind::error) {
     HostResult refused = result_from_final_line(parsed);
     HostResult r = fail(refused.status, refused.code, refused.message);
@@ -183,17 +193,22 @@ asio::awaitable<HostResult> AgentConnection::open() {
 
 asio::awaitable<HostResult> AgentConnection::command(std::string line, LineHandler on_line) {
   if (!open_) co_return fail(HostStatus::error, "protocol", "not connected");
-  const auto deadline = steady_clock::now() + (timeouts_.command.count() > 0 ? timeouts_.command : kNoDeadline);
+  const auto deadline =
+      steady_clock::now() + (timeouts_.command.count() > 0 ? timeouts_.command : kNoDeadline);
   const std::string limit_text = format_limit(timeouts_.command);
   asio::steady_timer timer(stream_.get_executor());
   timer.expires_at(deadline);
   line.push_back('\n');
-  auto written = co_await (asio::async_write(stream_, asio::buffer(line), kUse) || timer.async_wait(kUse));
+  auto written =
+      co_await (asio::async_write(stream_, asio::buffer(line), kUse) || timer.async_wait(kUse));
   if (written.index() == 1) {
-    co_return fail(HostStatus::timeout, "timeout", "sending the command timed out after " + limit_text);
+    co_return fail(HostStatus::timeout, "timeout",
+                   "sending the command timed out after " + limit_text);
   }
   const error_code write_ec = std::get<0>(std::get<0>(written));
-  if (write_ec) co_return fail(HostStatus::error, "connection", "cannot send the command: " + write_ec.message());
+  if (write_ec)
+    co_return fail(HostStatus::error, "connection",
+                   "cannot send the command: " + write_ec.message());
 
   while (true) {
     const LineRead read = co_await read_line(deadline);
@@ -201,26 +216,30 @@ asio::awaitable<HostResult> AgentConnection::command(std::string line, LineHandl
       co_return fail(HostStatus::timeout, "timeout", "no complete reply within " + limit_text);
     }
     if (read.end == ReadEnd::too_long) {
-      co_return fail(HostStatus::error, "protocol", fmt::format("reply line longer than {} bytes", kMaxReplyLine));
+      co_return fail(HostStatus::error, "protocol",
+                     fmt::format("reply line longer than {} bytes", kMaxReplyLine));
     }
     if (read.end != ReadEnd::line) {
       std::string why = read.ec ? read.ec.message() : std::string("closed");
-      co_return fail(HostStatus::error, "connection", "connection lost before the reply was complete: " + why);
+      co_return fail(HostStatus::error, "connection",
+                     "connection lost before the reply was complete: " + why);
     }
     const protocol::ReplyLine parsed = protocol::parse_reply_line(read.line, mode_of(read.line));
     if (on_line) on_line(parsed, read.line);
     if (!parsed.is_final()) continue;
     HostResult r = result_from_final_line(parsed);
     if (parsed.kind == protocol::ReplyKind::ok) {
-      r.reply_text = mode_of(read.line) == protocol::Mode::text ? read.line.substr(std::min<std::size_t>(3, read.line.size()))
-                                                                : parsed.text;
+      r.reply_text = mode_of(read.line) == protocol::Mode::text
+                         ? read.line.substr(std::min<std::size_t>(3, read.line.size()))
+                         : parsed.text;
     }
     r.duration = std::chrono::duration_cast<milliseconds>(steady_clock::now() - started_);
     co_return r;
   }
 }
 
-asio::awaitable<AgentConnection::LineRead> AgentConnection::read_line(steady_clock::time_point deadline) {
+asio::awaitable<AgentConnection::LineRead> AgentConnection::read_line(
+    steady_clock::time_point deadline) {
   std::array<char, 16384> buffer{};
   asio::steady_timer timer(stream_.get_executor());
   while (true) {
@@ -242,7 +261,8 @@ asio::awaitable<AgentConnection::LineRead> AgentConnection::read_line(steady_clo
       continue;
     }
     timer.expires_at(deadline);
-    auto got = co_await (stream_.async_read_some(asio::buffer(buffer), kUse) || timer.async_wait(kUse));
+    auto got =
+        co_await (stream_.async_read_some(asio::buffer(buffer), kUse) || timer.async_wait(kUse));
     LineRead out;
     if (got.index() == 1) {
       out.end = ReadEnd::timed_out;
@@ -253,7 +273,8 @@ asio::awaitable<AgentConnection::LineRead> AgentConnection::read_line(steady_clo
     pending_.append(buffer.data(), n);
     if (ec && n == 0) {
       out.ec = ec;
-      out.end = (ec == asio::error::eof || ec == ssl::error::stream_truncated) ? ReadEnd::closed : ReadEnd::failed;
+      out.end = (ec == asio::error::eof || ec == ssl::error::stream_truncated) ? ReadEnd::closed
+                                                                               : ReadEnd::failed;
       co_return out;
     }
   }
@@ -271,8 +292,9 @@ asio::awaitable<void> AgentConnection::close() {
   close_socket();
 }
 
-asio::awaitable<HostResult> run_on_host(asio::any_io_executor executor, ssl::context& tls, Target target,
-                                        Timeouts timeouts, std::string line, LineHandler on_line) {
+asio::awaitable<HostResult> run_on_host(asio::any_io_executor executor, ssl::context& tls,
+                                        Target target, Timeouts timeouts, std::string line,
+                                        LineHandler on_line) {
   AgentConnection connection(executor, tls, std::move(target), timeouts);
   HostResult opened = co_await connection.open();
   if (opened.status != HostStatus::ok) co_return opened;

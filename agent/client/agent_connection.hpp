@@ -2,15 +2,16 @@
 // One TLS connection to one agent, as C++20 coroutines: connect, verify, greet, send command
 // lines, stream reply lines. Only moves bytes; meaning comes from protocol::parse_reply_line.
 
+#include <chrono>
+#include <functional>
+#include <string>
+#include <string_view>
+
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/stream.hpp>
-#include <chrono>
-#include <functional>
-#include <string>
-#include <string_view>
 
 #include "agent/client/host_result.hpp"
 #include "agent/client/target.hpp"
@@ -27,8 +28,8 @@ using LineHandler = std::function<void(const protocol::ReplyLine& line, std::str
 /// The ssl::context must outlive the connection.
 class AgentConnection {
  public:
-  AgentConnection(const boost::asio::any_io_executor& executor, boost::asio::ssl::context& tls, Target target,
-                  Timeouts timeouts);
+  AgentConnection(const boost::asio::any_io_executor& executor, boost::asio::ssl::context& tls,
+                  Target target, Timeouts timeouts);
 
   /// Resolves and connects (timeouts.connect), does the TLS handshake verifying the agent
   /// certificate against the CA and target.server_name (IP or DNS SAN) and reads the greeting
@@ -71,8 +72,9 @@ class AgentConnection {
 };
 
 /// open(), command(line), close(): one command on one host. Never throws for network failures.
-boost::asio::awaitable<HostResult> run_on_host(boost::asio::any_io_executor executor, boost::asio::ssl::context& tls,
-                                               Target target, Timeouts timeouts, std::string line,
+boost::asio::awaitable<HostResult> run_on_host(boost::asio::any_io_executor executor,
+                                               boost::asio::ssl::context& tls, Target target,
+                                               Timeouts timeouts, std::string line,
                                                LineHandler on_line);
 
 }  // namespace opsagent::client

@@ -1,8 +1,8 @@
 #include "agent/client/client_config.hpp"
 
+#include <cstdlib>
 #include <sys/stat.h>
 
-#include <cstdlib>
 #include <fmt/format.h>
 
 #include "agent/config/config_error.hpp"
@@ -43,7 +43,8 @@ fs::path expand_home(const std::string& text, const EnvLookup& env) {
   return text;
 }
 
-fs::path file_path(const YamlNode& n, const NodeContext& ctx, const fs::path& base, const EnvLookup& env) {
+fs::path file_path(const YamlNode& n, const NodeContext& ctx, const fs::path& base,
+                   const EnvLookup& env) {
   const fs::path p = expand_home(config::as_string(n, ctx), env);
   return p.is_absolute() ? p : base / p;
 }
@@ -53,21 +54,28 @@ FileSettings read_config_file(const fs::path& path, const EnvLookup& env) {
   const fs::path base = path.parent_path();
   FileSettings s;
   MapReader r(root, NodeContext{path.string(), ""});
-  if (const YamlNode* n = r.find("certificate")) s.certificate = file_path(*n, r.ctx("certificate"), base, env);
-  if (const YamlNode* n = r.find("private_key")) s.private_key = file_path(*n, r.ctx("private_key"), base, env);
+  if (const YamlNode* n = r.find("certificate"))
+    s.certificate = file_path(*n, r.ctx("certificate"), base, env);
+  if (const YamlNode* n = r.find("private_key"))
+    s.private_key = file_path(*n, r.ctx("private_key"), base, env);
   if (const YamlNode* n = r.find("ca")) s.ca = file_path(*n, r.ctx("ca"), base, env);
-  if (const YamlNode* n = r.find("inventory")) s.inventory = file_path(*n, r.ctx("inventory"), base, env);
-  if (const YamlNode* n = r.find("port")) s.port = static_cast<std::uint16_t>(config::as_int(*n, r.ctx("port"), 1, 65535));
+  if (const YamlNode* n = r.find("inventory"))
+    s.inventory = file_path(*n, r.ctx("inventory"), base, env);
+  if (const YamlNode* n = r.find("port"))
+    s.port = static_cast<std::uint16_t>(config::as_int(*n, r.ctx("port"), 1, 65535));
   if (const YamlNode* n = r.find("concurrency")) {
-    s.concurrency = static_cast<std::size_t>(config::as_int(*n, r.ctx("concurrency"), 1, kMaxConcurrency));
+    s.concurrency =
+        static_cast<std::size_t>(config::as_int(*n, r.ctx("concurrency"), 1, kMaxConcurrency));
   }
   if (const YamlNode* t = r.find("timeouts")) {
     MapReader tr(*t, r.ctx("timeouts"));
-    if (const YamlNode* n = tr.find("connect")) s.connect = config::as_duration(*n, tr.ctx("connect"), milliseconds(1), kMaxTimeout);
+    if (const YamlNode* n = tr.find("connect"))
+      s.connect = config::as_duration(*n, tr.ctx("connect"), milliseconds(1), kMaxTimeout);
     if (const YamlNode* n = tr.find("handshake")) {
       s.handshake = config::as_duration(*n, tr.ctx("handshake"), milliseconds(1), kMaxTimeout);
     }
-    if (const YamlNode* n = tr.find("command")) s.command = config::as_duration(*n, tr.ctx("command"), milliseconds(0), kMaxTimeout);
+    if (const YamlNode* n = tr.find("command"))
+      s.command = config::as_duration(*n, tr.ctx("command"), milliseconds(0), kMaxTimeout);
     tr.finish();
   }
   r.finish();
@@ -75,7 +83,8 @@ FileSettings read_config_file(const fs::path& path, const EnvLookup& env) {
 }
 
 template <typename T>
-std::optional<T> first_of(const std::optional<T>& a, const std::optional<T>& b, const std::optional<T>& c) {
+std::optional<T> first_of(const std::optional<T>& a, const std::optional<T>& b,
+                          const std::optional<T>& c) {
   if (a) return a;
   if (b) return b;
   return c;
@@ -124,30 +133,41 @@ ClientSettings resolve_client_settings(const ClientFlags& flags, const EnvLookup
     YamlNode node;
     node.kind = YamlNode::Kind::scalar;
     node.scalar = *p;
-    env_port = static_cast<std::uint16_t>(config::as_int(node, NodeContext{"OPSCTL_PORT", ""}, 1, 65535));
+    env_port =
+        static_cast<std::uint16_t>(config::as_int(node, NodeContext{"OPSCTL_PORT", ""}, 1, 65535));
   }
 
   ClientSettings s;
   s.config_file = config_path;
-  s.tls.certificate = first_of(flags.certificate, env_path(env, "OPSCTL_CERT"), file.certificate).value_or(fs::path());
-  s.tls.private_key = first_of(flags.private_key, env_path(env, "OPSCTL_KEY"), file.private_key).value_or(fs::path());
+  s.tls.certificate = first_of(flags.certificate, env_path(env, "OPSCTL_CERT"), file.certificate)
+                          .value_or(fs::path());
+  s.tls.private_key = first_of(flags.private_key, env_path(env, "OPSCTL_KEY"), file.private_key)
+                          .value_or(fs::path());
   s.tls.ca = first_of(flags.ca, env_path(env, "OPSCTL_CA"), file.ca).value_or(fs::path());
-  s.inventory = first_of(flags.inventory, env_path(env, "OPSCTL_INVENTORY"), file.inventory).value_or(fs::path());
+  s.inventory = first_of(flags.inventory, env_path(env, "OPSCTL_INVENTORY"), file.inventory)
+                    .value_or(fs::path());
   s.port = first_of(flags.port, env_port, file.port);
-  s.concurrency = first_of(flags.concurrency, std::optional<std::size_t>(), file.concurrency).value_or(64);
+  s.concurrency =
+      first_of(flags.concurrency, std::optional<std::size_t>(), file.concurrency).value_or(64);
   const Timeouts defaults;
-  s.timeouts.connect = first_of(flags.connect_timeout, std::optional<milliseconds>(), file.connect).value_or(defaults.connect);
+  s.timeouts.connect = first_of(flags.connect_timeout, std::optional<milliseconds>(), file.connect)
+                           .value_or(defaults.connect);
   s.timeouts.handshake =
-      first_of(flags.handshake_timeout, std::optional<milliseconds>(), file.handshake).value_or(defaults.handshake);
-  s.timeouts.command = first_of(flags.command_timeout, std::optional<milliseconds>(), file.command).value_or(defaults.command);
+      first_of(flags.handshake_timeout, std::optional<milliseconds>(), file.handshake)
+          .value_or(defaults.handshake);
+  s.timeouts.command = first_of(flags.command_timeout, std::optional<milliseconds>(), file.command)
+                           .value_or(defaults.command);
   return s;
 }
 
 void require_tls_files(const ClientSettings& s) {
-  const std::string where = s.config_file.empty() ? "~/.config/opsctl/config.yaml" : s.config_file.string();
-  const auto need = [&](const fs::path& p, std::string_view what, std::string_view flag, std::string_view var,
-                        std::string_view key) {
-    if (p.empty()) throw ConfigError(fmt::format("no {}: use {}, ${} or `{}:` in {}", what, flag, var, key, where));
+  const std::string where =
+      s.config_file.empty() ? "~/.config/opsctl/config.yaml" : s.config_file.string();
+  const auto need = [&](const fs::path& p, std::string_view what, std::string_view flag,
+                        std::string_view var, std::string_view key) {
+    if (p.empty())
+      throw ConfigError(
+          fmt::format("no {}: use {}, ${} or `{}:` in {}", what, flag, var, key, where));
   };
   need(s.tls.certificate, "client certificate", "--cert", "OPSCTL_CERT", "certificate");
   need(s.tls.private_key, "client private key", "--key", "OPSCTL_KEY", "private_key");
@@ -158,8 +178,9 @@ void check_private_key_mode(const fs::path& key) {
   struct stat st {};
   if (::stat(key.c_str(), &st) != 0) return;  // make_client_context reports a missing file
   if ((st.st_mode & 077U) != 0) {
-    throw ConfigError(fmt::format("{}: private key is accessible by group or others (mode {:04o}); chmod 600 it",
-                                  key.string(), st.st_mode & 07777U));
+    throw ConfigError(
+        fmt::format("{}: private key is accessible by group or others (mode {:04o}); chmod 600 it",
+                    key.string(), st.st_mode & 07777U));
   }
 }
 
@@ -168,7 +189,8 @@ milliseconds parse_duration_flag(std::string_view flag, std::string_view text, b
   YamlNode node;
   node.kind = YamlNode::Kind::scalar;
   node.scalar = std::string(text);
-  return config::as_duration(node, NodeContext{std::string(flag), ""}, milliseconds(allow_zero ? 0 : 1), kMaxTimeout);
+  return config::as_duration(node, NodeContext{std::string(flag), ""},
+                             milliseconds(allow_zero ? 0 : 1), kMaxTimeout);
 }
 
 }  // namespace opsagent::client

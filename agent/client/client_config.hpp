@@ -17,13 +17,13 @@ namespace opsagent::client {
 
 /// Values given on the command line (unset: not given).
 struct ClientFlags {
-  std::optional<std::filesystem::path> config;     ///< --config
-  std::optional<std::filesystem::path> certificate;  ///< --cert
-  std::optional<std::filesystem::path> private_key;  ///< --key
-  std::optional<std::filesystem::path> ca;           ///< --ca
-  std::optional<std::filesystem::path> inventory;    ///< --inventory / -i
-  std::optional<std::uint16_t> port;                 ///< --port
-  std::optional<std::size_t> concurrency;            ///< --concurrency / -j
+  std::optional<std::filesystem::path> config;                 ///< --config
+  std::optional<std::filesystem::path> certificate;            ///< --cert
+  std::optional<std::filesystem::path> private_key;            ///< --key
+  std::optional<std::filesystem::path> ca;                     ///< --ca
+  std::optional<std::filesystem::path> inventory;              ///< --inventory / -i
+  std::optional<std::uint16_t> port;                           ///< --port
+  std::optional<std::size_t> concurrency;                      ///< --concurrency / -j
   std::optional<std::chrono::milliseconds> connect_timeout;    ///< --connect-timeout
   std::optional<std::chrono::milliseconds> handshake_timeout;  ///< --handshake-timeout
   std::optional<std::chrono::milliseconds> command_timeout;    ///< --timeout
@@ -31,12 +31,12 @@ struct ClientFlags {
 
 /// Everything opsctl needs before it connects.
 struct ClientSettings {
-  tls::ClientTlsFiles tls;                ///< empty paths: not configured (see require_tls_files)
-  std::optional<std::uint16_t> port;      ///< default agent port for hosts that name none
-  std::filesystem::path inventory;        ///< empty: none
+  tls::ClientTlsFiles tls;            ///< empty paths: not configured (see require_tls_files)
+  std::optional<std::uint16_t> port;  ///< default agent port for hosts that name none
+  std::filesystem::path inventory;    ///< empty: none
   Timeouts timeouts;
   std::size_t concurrency = 64;
-  std::filesystem::path config_file;      ///< the file that was read (empty: none)
+  std::filesystem::path config_file;  ///< the file that was read (empty: none)
 };
 
 /// Environment lookup seam (tests pass a map; opsctl passes getenv).
@@ -47,7 +47,8 @@ std::optional<std::string> process_env(std::string_view name);
 /// The config file to read: --config, else $OPSCTL_CONFIG (both must exist), else
 /// $XDG_CONFIG_HOME/opsctl/config.yaml or ~/.config/opsctl/config.yaml when it exists.
 /// Empty when there is none. `required` is set when a missing file is an error.
-std::filesystem::path config_file_path(const ClientFlags& flags, const EnvLookup& env, bool& required);
+std::filesystem::path config_file_path(const ClientFlags& flags, const EnvLookup& env,
+                                       bool& required);
 
 /// Resolves the settings. Environment: OPSCTL_CERT, OPSCTL_KEY, OPSCTL_CA, OPSCTL_INVENTORY,
 /// OPSCTL_PORT. Config file keys: certificate, private_key, ca, inventory, port, concurrency,
@@ -64,6 +65,7 @@ void check_private_key_mode(const std::filesystem::path& key);
 
 /// Parses a duration flag value ("250ms", "10s", "5m", "1h"; "0" only when `allow_zero`).
 /// Throws config::ConfigError naming `flag`.
-std::chrono::milliseconds parse_duration_flag(std::string_view flag, std::string_view text, bool allow_zero);
+std::chrono::milliseconds parse_duration_flag(std::string_view flag, std::string_view text,
+                                              bool allow_zero);
 
 }  // namespace opsagent::client

@@ -1,11 +1,12 @@
 #include "agent/client/fan_out.hpp"
 
 #include <algorithm>
+#include <exception>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <exception>
 
 #include "agent/client/agent_connection.hpp"
 
@@ -37,13 +38,15 @@ asio::awaitable<void> work(FanOutState& state) {
       if (line.kind == protocol::ReplyKind::data) {
         s->reporter.line(index, line.channel, line.text);
       } else if (line.kind == protocol::ReplyKind::invalid) {
-        s->reporter.line(index, protocol::Channel::err, "opsctl: unexpected reply line: " + line.text);
+        s->reporter.line(index, protocol::Channel::err,
+                         "opsctl: unexpected reply line: " + line.text);
       }
     };
     Target target = state.targets[index];
     std::string command_line = state.command_line;
-    HostResult result = co_await run_on_host(executor, state.tls, std::move(target), state.options.timeouts,
-                                             std::move(command_line), std::move(handler));
+    HostResult result =
+        co_await run_on_host(executor, state.tls, std::move(target), state.options.timeouts,
+                             std::move(command_line), std::move(handler));
     state.results[index] = std::move(result);
     state.reporter.result(index, state.results[index]);
   }
@@ -52,10 +55,14 @@ asio::awaitable<void> work(FanOutState& state) {
 }  // namespace
 
 std::vector<HostResult> run_fan_out(asio::ssl::context& tls, const std::vector<Target>& targets,
-                                    const std::string& command_line, const FanOutOptions& options, Reporter& reporter) {
+                                    const std::string& command_line, const FanOutOptions& options,
+                                    Reporter& reporter) {
   asio::io_context io(1);
-  FanOutState state{tls, targets, command_line, options, reporter, std::vector<HostResult>(targets.size()), 0, nullptr};
-  const std::size_t workers = std::min(std::max<std::size_t>(options.concurrency, 1), targets.size());
+  FanOutState state{tls,     targets,  command_line,
+                    options, reporter, std::vector<HostResult>(targets.size()),
+                    0,       nullptr};
+  const std::size_t workers =
+      std::min(std::max<std::size_t>(options.concurrency, 1), targets.size());
   for (std::size_t i = 0; i < workers; ++i) {
     asio::co_spawn(io, work(state), [&state](const std::exception_ptr& e) {
       if (e && !state.failure) state.failure = e;

@@ -2,10 +2,11 @@
 // One command on many hosts, at most N at a time, on one thread (one io_context, no blocking
 // network calls): each host's lines go to a Reporter as they arrive.
 
-#include <boost/asio/ssl/context.hpp>
 #include <cstddef>
 #include <string>
 #include <vector>
+
+#include <boost/asio/ssl/context.hpp>
 
 #include "agent/client/host_result.hpp"
 #include "agent/client/output.hpp"
@@ -21,7 +22,9 @@ struct FanOutOptions {
 /// Runs `command_line` (one protocol line, no LF) on every target and returns the results in
 /// target order. Blocks the calling thread until every host is done; the reporter is called on
 /// this thread. `tls` must be a client context (make_client_context).
-std::vector<HostResult> run_fan_out(boost::asio::ssl::context& tls, const std::vector<Target>& targets,
-                                    const std::string& command_line, const FanOutOptions& options, Reporter& reporter);
+std::vector<HostResult> run_fan_out(boost::asio::ssl::context& tls,
+                                    const std::vector<Target>& targets,
+                                    const std::string& command_line, const FanOutOptions& options,
+                                    Reporter& reporter);
 
 }  // namespace opsagent::client

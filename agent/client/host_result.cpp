@@ -8,15 +8,23 @@ namespace {
 
 int class_status(const HostResult& r) {
   switch (r.status) {
-    case HostStatus::ok: return exit_status::kOk;
-    case HostStatus::failed: return exit_status::kFailed;
-    case HostStatus::denied: return exit_status::kDenied;
-    case HostStatus::unreachable: return exit_status::kUnreachable;
-    case HostStatus::timeout: return exit_status::kTimeout;
-    case HostStatus::tls_error: return exit_status::kTls;
-    case HostStatus::error: break;
+    case HostStatus::ok:
+      return exit_status::kOk;
+    case HostStatus::failed:
+      return exit_status::kFailed;
+    case HostStatus::denied:
+      return exit_status::kDenied;
+    case HostStatus::unreachable:
+      return exit_status::kUnreachable;
+    case HostStatus::timeout:
+      return exit_status::kTimeout;
+    case HostStatus::tls_error:
+      return exit_status::kTls;
+    case HostStatus::error:
+      break;
   }
-  return (r.code == "unknown" || r.code == "usage") ? exit_status::kRejected : exit_status::kAgentError;
+  return (r.code == "unknown" || r.code == "usage") ? exit_status::kRejected
+                                                    : exit_status::kAgentError;
 }
 
 std::optional<int> small_int(const protocol::ReplyLine& line, std::string_view key) {
@@ -29,13 +37,20 @@ std::optional<int> small_int(const protocol::ReplyLine& line, std::string_view k
 
 std::string_view to_string(HostStatus status) noexcept {
   switch (status) {
-    case HostStatus::ok: return "ok";
-    case HostStatus::failed: return "failed";
-    case HostStatus::denied: return "denied";
-    case HostStatus::unreachable: return "unreachable";
-    case HostStatus::timeout: return "timeout";
-    case HostStatus::tls_error: return "tls_error";
-    case HostStatus::error: return "error";
+    case HostStatus::ok:
+      return "ok";
+    case HostStatus::failed:
+      return "failed";
+    case HostStatus::denied:
+      return "denied";
+    case HostStatus::unreachable:
+      return "unreachable";
+    case HostStatus::timeout:
+      return "timeout";
+    case HostStatus::tls_error:
+      return "tls_error";
+    case HostStatus::error:
+      return "error";
   }
   return "error";
 }
@@ -78,8 +93,9 @@ int single_host_exit_status(const HostResult& r) {
 
 int fan_out_exit_status(const std::vector<HostResult>& results) {
   // Problems that will not go away by retrying come first, a command's own failure last.
-  constexpr std::array kOrder = {exit_status::kTls,     exit_status::kDenied,      exit_status::kRejected,
-                                 exit_status::kAgentError, exit_status::kTimeout, exit_status::kUnreachable,
+  constexpr std::array kOrder = {exit_status::kTls,      exit_status::kDenied,
+                                 exit_status::kRejected, exit_status::kAgentError,
+                                 exit_status::kTimeout,  exit_status::kUnreachable,
                                  exit_status::kFailed};
   std::size_t worst = kOrder.size();
   for (const auto& r : results) {

@@ -17,9 +17,10 @@ enum class HostStatus {
   failed,       ///< the command ran and exited non-zero or was killed by a signal (ERR failed)
   denied,       ///< the policy refused the command or the certificate (ERR denied)
   unreachable,  ///< no TCP connection: resolution failed, refused, unreachable, connect timeout
-  timeout,      ///< handshake, greeting or command took too long (here or on the agent: ERR timeout)
-  tls_error,    ///< TLS failed: certificate not trusted, wrong host name, client certificate refused
-  error,        ///< any other agent error (unknown, usage, busy, limit, notfound, internal) or protocol violation
+  timeout,    ///< handshake, greeting or command took too long (here or on the agent: ERR timeout)
+  tls_error,  ///< TLS failed: certificate not trusted, wrong host name, client certificate refused
+  error,  ///< any other agent error (unknown, usage, busy, limit, notfound, internal) or protocol
+          ///< violation
 };
 
 /// "ok", "failed", "denied", "unreachable", "timeout", "tls_error", "error".
@@ -30,7 +31,8 @@ struct HostResult {
   HostStatus status = HostStatus::error;
   std::optional<int> exit_code;  ///< remote exit status, when the command exited
   std::optional<int> signal;     ///< remote signal, when the command was killed
-  std::string code;     ///< agent ERR code ("denied"), or opsctl's own: connect, tls, timeout, protocol
+  std::string
+      code;  ///< agent ERR code ("denied"), or opsctl's own: connect, tls, timeout, protocol
   std::string message;  ///< one line for humans
   /// For OK replies: the final line after "OK " (message and fields as sent), e.g.
   /// "sha256 0f1e... bytes=5 path=/etc/hostname". Commands other than `run` answer here.
@@ -45,18 +47,22 @@ HostResult result_from_final_line(const protocol::ReplyLine& line);
 /// stdout line (an OK reply that is not a command's exit, e.g. `ping`, `hash`, `whoami`).
 bool shows_reply_text(const HostResult& result);
 
-/// opsctl exit statuses (docs/opsctl.md). Remote exit statuses 0-255 pass through in single-host mode.
+/// opsctl exit statuses (docs/opsctl.md). Remote exit statuses 0-255 pass through in single-host
+/// mode.
 namespace exit_status {
 inline constexpr int kOk = 0;
-inline constexpr int kFailed = 1;       ///< fan-out: some host's command failed
-inline constexpr int kUsage = 64;       ///< bad opsctl arguments or target pattern
-inline constexpr int kDenied = 65;      ///< the agent's policy denied the command or certificate
-inline constexpr int kRejected = 66;    ///< the agent does not know the command or its arguments (unknown, usage)
-inline constexpr int kTls = 67;         ///< TLS failure, including host-name mismatch
-inline constexpr int kUnreachable = 68; ///< cannot connect
-inline constexpr int kTimeout = 69;     ///< handshake, command or agent-side timeout
-inline constexpr int kAgentError = 70;  ///< other agent errors (busy, limit, notfound, internal), protocol errors
-inline constexpr int kConfig = 78;      ///< opsctl configuration, inventory or certificate files unusable
+inline constexpr int kFailed = 1;   ///< fan-out: some host's command failed
+inline constexpr int kUsage = 64;   ///< bad opsctl arguments or target pattern
+inline constexpr int kDenied = 65;  ///< the agent's policy denied the command or certificate
+inline constexpr int kRejected =
+    66;  ///< the agent does not know the command or its arguments (unknown, usage)
+inline constexpr int kTls = 67;          ///< TLS failure, including host-name mismatch
+inline constexpr int kUnreachable = 68;  ///< cannot connect
+inline constexpr int kTimeout = 69;      ///< handshake, command or agent-side timeout
+inline constexpr int kAgentError =
+    70;  ///< other agent errors (busy, limit, notfound, internal), protocol errors
+inline constexpr int kConfig =
+    78;  ///< opsctl configuration, inventory or certificate files unusable
 }  // namespace exit_status
 
 /// Exit status for one host: the remote exit status when the command ran (128+N for signal N),

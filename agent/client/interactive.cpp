@@ -1,15 +1,15 @@
 #include "agent/client/interactive.hpp"
 
-#include <editline/readline.h>
-
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/io_context.hpp>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
-#include <fmt/format.h>
 #include <memory>
 #include <optional>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <editline/readline.h>
+#include <fmt/format.h>
 
 #include "agent/client/agent_connection.hpp"
 #include "agent/client/output.hpp"

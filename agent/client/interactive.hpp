@@ -2,8 +2,9 @@
 // `opsctl HOST` without a command: a line-editing shell on one agent (libedit), a friendlier
 // `openssl s_client -quiet`. Shows the greeting and every reply line as the agent sends it.
 
-#include <boost/asio/ssl/context.hpp>
 #include <filesystem>
+
+#include <boost/asio/ssl/context.hpp>
 
 #include "agent/client/target.hpp"
 

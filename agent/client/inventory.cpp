@@ -1,14 +1,14 @@
 #include "agent/client/inventory.hpp"
 
-#include <fnmatch.h>
-
 #include <algorithm>
-#include <boost/asio/ip/address.hpp>
-#include <fmt/format.h>
 #include <cctype>
 #include <deque>
+#include <fnmatch.h>
 #include <functional>
 #include <set>
+
+#include <boost/asio/ip/address.hpp>
+#include <fmt/format.h>
 
 #include "agent/config/config_error.hpp"
 #include "agent/config/strict_yaml.hpp"
@@ -35,17 +35,21 @@ std::uint16_t as_port(const YamlNode& n, const NodeContext& ctx) {
 }
 
 // Names become targets and patterns: keep them free of pattern syntax and white space.
-void check_name(const YamlNode& n, const NodeContext& ctx, const std::string& name, std::string_view what) {
+void check_name(const YamlNode& n, const NodeContext& ctx, const std::string& name,
+                std::string_view what) {
   if (name.empty()) fail(ctx, n, fmt::format("empty {} name", what));
   if (name.find_first_of(" \t,") != std::string::npos || name.front() == '!' ||
       name.find_first_of(kGlobChars) != std::string::npos) {
-    fail(ctx, n, fmt::format("{} name '{}' must not contain spaces, ',', '*', '?', '[' or start with '!'", what, name));
+    fail(ctx, n,
+         fmt::format("{} name '{}' must not contain spaces, ',', '*', '?', '[' or start with '!'",
+                     what, name));
   }
 }
 
 const YamlNode* null_or_map(const YamlNode& n, const NodeContext& ctx, std::string_view what) {
   if (n.kind == YamlNode::Kind::null) return nullptr;
-  if (n.kind != YamlNode::Kind::map) fail(ctx, n, fmt::format("expected {} (a map) or nothing", what));
+  if (n.kind != YamlNode::Kind::map)
+    fail(ctx, n, fmt::format("expected {} (a map) or nothing", what));
   return &n;
 }
 
@@ -54,7 +58,8 @@ void add_unique(std::vector<std::string>& list, const std::string& name) {
 }
 
 // Keeps the members of every group in the order the hosts first appear in the file.
-std::vector<std::string> in_host_order(const std::set<std::string>& members, const std::vector<InventoryHost>& hosts) {
+std::vector<std::string> in_host_order(const std::set<std::string>& members,
+                                       const std::vector<InventoryHost>& hosts) {
   std::vector<std::string> out;
   for (const auto& h : hosts) {
     if (members.count(h.name) != 0) out.push_back(h.name);
@@ -79,7 +84,8 @@ bool looks_like_address(std::string_view host) {
 }
 
 std::optional<std::uint16_t> parse_port(std::string_view s) {
-  if (s.empty() || s.size() > 5 || s.find_first_not_of("0123456789") != std::string_view::npos) return std::nullopt;
+  if (s.empty() || s.size() > 5 || s.find_first_not_of("0123456789") != std::string_view::npos)
+    return std::nullopt;
   const int v = std::stoi(std::string(s));
   if (v < 1 || v > 65535) return std::nullopt;
   return static_cast<std::uint16_t>(v);
@@ -129,7 +135,8 @@ class InventoryBuilder {
     if (root_.kind != YamlNode::Kind::map) fail(top, root_, "expected a map at the top level");
     bool native = true;
     for (const auto& [key, value] : root_.entries) {
-      if (key.scalar != "defaults" && key.scalar != "hosts" && key.scalar != "groups") native = false;
+      if (key.scalar != "defaults" && key.scalar != "hosts" && key.scalar != "groups")
+        native = false;
     }
     if (native) {
       build_native();
@@ -147,13 +154,15 @@ class InventoryBuilder {
     std::optional<std::uint16_t> default_port;
     if (const YamlNode* d = top.find("defaults")) {
       MapReader defaults(*d, top.ctx("defaults"));
-      if (const YamlNode* p = defaults.find("port")) default_port = as_port(*p, defaults.ctx("port"));
+      if (const YamlNode* p = defaults.find("port"))
+        default_port = as_port(*p, defaults.ctx("port"));
       defaults.finish();
     }
     if (const YamlNode* h = top.find("hosts")) {
       const NodeContext ctx = top.ctx("hosts");
       if (null_or_map(*h, ctx, "hosts") != nullptr) {
-        for (const auto& [key, value] : h->entries) read_native_host(key, value, ctx.key(key.scalar), default_port);
+        for (const auto& [key, value] : h->entries)
+          read_native_host(key, value, ctx.key(key.scalar), default_port);
       }
     }
     std::map<std::string, std::vector<std::pair<std::string, const YamlNode*>>> members;
@@ -164,11 +173,13 @@ class InventoryBuilder {
         for (const auto& [key, value] : g->entries) {
           const NodeContext gctx = ctx.key(key.scalar);
           check_name(key, gctx, key.scalar, "group");
-          if (key.scalar == "all") fail(gctx, key, "'all' is implicit (every host) and cannot be defined");
+          if (key.scalar == "all")
+            fail(gctx, key, "'all' is implicit (every host) and cannot be defined");
           if (inv_.find_host(key.scalar) != nullptr) {
             fail(gctx, key, fmt::format("'{}' is already the name of a host", key.scalar));
           }
-          if (value.kind != YamlNode::Kind::sequence) fail(gctx, value, "expected a list of host and group names");
+          if (value.kind != YamlNode::Kind::sequence)
+            fail(gctx, value, "expected a list of host and group names");
           auto& list = members[key.scalar];
           group_ctx.emplace(key.scalar, gctx);
           for (std::size_t i = 0; i < value.items.size(); ++i) {
@@ -194,7 +205,8 @@ class InventoryBuilder {
         if (inv_.find_host(name) != nullptr) {
           out.insert(name);
         } else if (members.count(name) != 0) {
-          if (visiting.count(name) != 0) fail(mctx, *node, fmt::format("group '{}' contains itself", name));
+          if (visiting.count(name) != 0)
+            fail(mctx, *node, fmt::format("group '{}' contains itself", name));
           const auto& sub = resolve(name);
           out.insert(sub.begin(), sub.end());
         } else {
@@ -204,7 +216,8 @@ class InventoryBuilder {
       visiting.erase(group);
       return resolved[group] = std::move(out);
     };
-    for (const auto& [group, list] : members) inv_.groups_[group] = in_host_order(resolve(group), inv_.hosts_);
+    for (const auto& [group, list] : members)
+      inv_.groups_[group] = in_host_order(resolve(group), inv_.hosts_);
     std::vector<std::string> all;
     for (const auto& h : inv_.hosts_) all.push_back(h.name);
     inv_.groups_["all"] = std::move(all);
@@ -219,9 +232,11 @@ class InventoryBuilder {
     host.port = default_port;
     if (null_or_map(value, ctx, "host settings") != nullptr) {
       MapReader r(value, ctx);
-      if (const YamlNode* a = r.find("address")) host.address = config::as_string(*a, r.ctx("address"));
+      if (const YamlNode* a = r.find("address"))
+        host.address = config::as_string(*a, r.ctx("address"));
       if (const YamlNode* p = r.find("port")) host.port = as_port(*p, r.ctx("port"));
-      if (const YamlNode* s = r.find("server_name")) host.server_name = config::as_string(*s, r.ctx("server_name"));
+      if (const YamlNode* s = r.find("server_name"))
+        host.server_name = config::as_string(*s, r.ctx("server_name"));
       r.finish();
     }
     inv_.hosts_.push_back(std::move(host));
@@ -253,7 +268,8 @@ class InventoryBuilder {
       read_group(key.scalar, key, value, gctx);
     }
 
-    // Depth from `all` decides which group's vars win (deeper wins, then name order), as in Ansible.
+    // Depth from `all` decides which group's vars win (deeper wins, then name order), as in
+    // Ansible.
     groups_["all"].depth = 0;
     for (std::size_t round = 0; round <= groups_.size(); ++round) {
       bool changed = false;
@@ -291,9 +307,10 @@ class InventoryBuilder {
       for (const auto& [group, set] : members) {
         if (set.count(name) != 0 && groups_.count(group) != 0) host_groups.push_back(group);
       }
-      std::sort(host_groups.begin(), host_groups.end(), [&](const std::string& a, const std::string& b) {
-        return std::pair(groups_.at(a).depth, a) < std::pair(groups_.at(b).depth, b);
-      });
+      std::sort(host_groups.begin(), host_groups.end(),
+                [&](const std::string& a, const std::string& b) {
+                  return std::pair(groups_.at(a).depth, a) < std::pair(groups_.at(b).depth, b);
+                });
       std::map<std::string, Var> vars;
       for (const auto& group : host_groups) {
         for (const auto& [k, v] : groups_.at(group).vars) vars.insert_or_assign(k, v);
@@ -333,10 +350,12 @@ class InventoryBuilder {
 
   void read_vars(const YamlNode& node, const NodeContext& ctx, std::map<std::string, Var>& into) {
     if (null_or_map(node, ctx, "vars") == nullptr) return;
-    for (const auto& [key, value] : node.entries) into.insert_or_assign(key.scalar, Var{&value, ctx.key(key.scalar)});
+    for (const auto& [key, value] : node.entries)
+      into.insert_or_assign(key.scalar, Var{&value, ctx.key(key.scalar)});
   }
 
-  void read_group(const std::string& name, const YamlNode& key, const YamlNode& node, const NodeContext& ctx) {
+  void read_group(const std::string& name, const YamlNode& key, const YamlNode& node,
+                  const NodeContext& ctx) {
     if (inv_.find_host(name) != nullptr || host_vars_.count(name) != 0) {
       fail(ctx, key, fmt::format("'{}' is already the name of a host", name));
     }
@@ -353,13 +372,15 @@ class InventoryBuilder {
           for (std::string host : names.value()) {
             // Ansible allows "host:port" as a host key; the port is its ansible_port.
             std::optional<std::string> key_port;
-            if (const auto colon = host.rfind(':'); colon != std::string::npos && host.find(':') == colon &&
-                                                    parse_port(std::string_view(host).substr(colon + 1))) {
+            if (const auto colon = host.rfind(':');
+                colon != std::string::npos && host.find(':') == colon &&
+                parse_port(std::string_view(host).substr(colon + 1))) {
               key_port = host.substr(colon + 1);
               host.resize(colon);
             }
             check_name(hkey, one, host, "host");
-            if (groups_.count(host) != 0) fail(one, hkey, fmt::format("'{}' is already the name of a group", host));
+            if (groups_.count(host) != 0)
+              fail(one, hkey, fmt::format("'{}' is already the name of a group", host));
             if (host_vars_.count(host) == 0) host_order_.push_back(host);
             if (key_port) {
               YamlNode& port_node = synthetic_.emplace_back();
@@ -419,7 +440,8 @@ const InventoryHost* Inventory::find_host(std::string_view name) const {
 Result<std::vector<std::string>> expand_host_range(std::string_view name) {
   const auto open = name.find('[');
   if (open == std::string_view::npos) {
-    if (name.find(']') != std::string_view::npos) return usage(fmt::format("'{}': ']' without '['", name));
+    if (name.find(']') != std::string_view::npos)
+      return usage(fmt::format("'{}': ']' without '['", name));
     return std::vector<std::string>{std::string(name)};
   }
   const auto close = name.find(']', open);
@@ -430,10 +452,12 @@ Result<std::vector<std::string>> expand_host_range(std::string_view name) {
   if (!rest) return rest.error();
 
   const auto c1 = spec.find(':');
-  if (c1 == std::string_view::npos) return usage(fmt::format("'{}': a range is [START:END] or [START:END:STEP]", name));
+  if (c1 == std::string_view::npos)
+    return usage(fmt::format("'{}': a range is [START:END] or [START:END:STEP]", name));
   const auto c2 = spec.find(':', c1 + 1);
   const std::string_view first = spec.substr(0, c1);
-  const std::string_view last = spec.substr(c1 + 1, c2 == std::string_view::npos ? std::string_view::npos : c2 - c1 - 1);
+  const std::string_view last =
+      spec.substr(c1 + 1, c2 == std::string_view::npos ? std::string_view::npos : c2 - c1 - 1);
   std::size_t step = 1;
   if (c2 != std::string_view::npos) {
     const auto s = parse_port(spec.substr(c2 + 1));
@@ -442,7 +466,8 @@ Result<std::vector<std::string>> expand_host_range(std::string_view name) {
   }
   std::vector<std::string> items;
   const auto digits = [](std::string_view s) {
-    return !s.empty() && s.size() <= 9 && s.find_first_not_of("0123456789") == std::string_view::npos;
+    return !s.empty() && s.size() <= 9 &&
+           s.find_first_not_of("0123456789") == std::string_view::npos;
   };
   if (digits(first) && digits(last)) {
     const long a = std::stol(std::string(first));
@@ -451,11 +476,14 @@ Result<std::vector<std::string>> expand_host_range(std::string_view name) {
     const std::size_t width = first.size() > 1 && first.front() == '0' ? first.size() : 0;
     for (long i = a; i <= b; i += static_cast<long>(step)) {
       items.push_back(fmt::format("{:0{}}", i, width));
-      if (items.size() > kMaxRangeHosts) return usage(fmt::format("'{}': the range is too large", name));
+      if (items.size() > kMaxRangeHosts)
+        return usage(fmt::format("'{}': the range is too large", name));
     }
-  } else if (first.size() == 1 && last.size() == 1 && std::islower(static_cast<unsigned char>(first[0])) != 0 &&
+  } else if (first.size() == 1 && last.size() == 1 &&
+             std::islower(static_cast<unsigned char>(first[0])) != 0 &&
              std::islower(static_cast<unsigned char>(last[0])) != 0 && first[0] <= last[0]) {
-    for (int c = first[0]; c <= last[0]; c += static_cast<int>(step)) items.emplace_back(1, static_cast<char>(c));
+    for (int c = first[0]; c <= last[0]; c += static_cast<int>(step))
+      items.emplace_back(1, static_cast<char>(c));
   } else {
     return usage(fmt::format("'{}': a range is numeric ([01:10]) or alphabetic ([a:f])", name));
   }
@@ -463,7 +491,8 @@ Result<std::vector<std::string>> expand_host_range(std::string_view name) {
   for (const auto& item : items) {
     for (const auto& tail : rest.value()) {
       out.push_back(std::string(prefix) + item + tail);
-      if (out.size() > kMaxRangeHosts) return usage(fmt::format("'{}': the range is too large", name));
+      if (out.size() > kMaxRangeHosts)
+        return usage(fmt::format("'{}': the range is too large", name));
     }
   }
   return out;
@@ -477,12 +506,14 @@ Result<Selection> select_targets(const Inventory* inventory, std::string_view pa
   std::size_t terms = 0;
   bool last_was_host = false;
 
-  const auto to_target = [&](const InventoryHost& h, std::optional<std::uint16_t> port) -> Result<Target> {
+  const auto to_target = [&](const InventoryHost& h,
+                             std::optional<std::uint16_t> port) -> Result<Target> {
     const auto p = port ? port : (h.port ? h.port : default_port);
     if (!p) {
-      return usage(fmt::format("no port for host '{}': set one in the inventory, use HOST:PORT, --port, or "
-                               "port: in the config file",
-                               h.name));
+      return usage(
+          fmt::format("no port for host '{}': set one in the inventory, use HOST:PORT, --port, or "
+                      "port: in the config file",
+                      h.name));
     }
     return Target{h.name, h.address, *p, h.server_name.empty() ? h.address : h.server_name};
   };
@@ -507,16 +538,19 @@ Result<Selection> select_targets(const Inventory* inventory, std::string_view pa
     std::optional<std::uint16_t> port_override;
     last_was_host = false;
     if (has_glob(term)) {
-      if (inventory == nullptr) return usage(fmt::format("'{}': globs need an inventory (--inventory)", term));
+      if (inventory == nullptr)
+        return usage(fmt::format("'{}': globs need an inventory (--inventory)", term));
       const std::string glob(term);
       std::set<std::string> matched;
       for (const auto& h : inventory->hosts()) {
         if (::fnmatch(glob.c_str(), h.name.c_str(), 0) == 0) matched.insert(h.name);
       }
       for (const auto& [group, hosts] : inventory->groups()) {
-        if (::fnmatch(glob.c_str(), group.c_str(), 0) == 0) matched.insert(hosts.begin(), hosts.end());
+        if (::fnmatch(glob.c_str(), group.c_str(), 0) == 0)
+          matched.insert(hosts.begin(), hosts.end());
       }
-      if (matched.empty()) return usage(fmt::format("'{}' matches no host or group in the inventory", term));
+      if (matched.empty())
+        return usage(fmt::format("'{}' matches no host or group in the inventory", term));
       for (const auto& h : inventory->hosts()) {
         if (matched.count(h.name) != 0) names.push_back(h.name);
       }
@@ -533,12 +567,16 @@ Result<Selection> select_targets(const Inventory* inventory, std::string_view pa
         names.push_back(hp->host);
         port_override = hp->port;
       } else if (term == "all") {
-        return usage("'all' needs an inventory (--inventory, OPSCTL_INVENTORY or inventory: in the config file)");
+        return usage(
+            "'all' needs an inventory (--inventory, OPSCTL_INVENTORY or inventory: in the config "
+            "file)");
       } else if (inventory != nullptr && !looks_like_address(hp->host)) {
         return usage(fmt::format("'{}' is not a host or group in the inventory", hp->host));
       } else {
         const auto p = hp->port ? hp->port : default_port;
-        if (!p) return usage(fmt::format("no port for '{}': use HOST:PORT, --port, or port: in the config file", term));
+        if (!p)
+          return usage(fmt::format(
+              "no port for '{}': use HOST:PORT, --port, or port: in the config file", term));
         literal = Target{std::string(term), hp->host, *p, hp->host};
       }
       last_was_host = true;

@@ -17,10 +17,10 @@ namespace opsagent::client {
 
 /// One host as the inventory describes it.
 struct InventoryHost {
-  std::string name;                  ///< inventory name ("web1")
-  std::string address;               ///< where to connect (ansible_host / address; default: name)
-  std::optional<std::uint16_t> port; ///< agent port, when the inventory sets one
-  std::string server_name;           ///< certificate name to expect, when it differs from address
+  std::string name;                   ///< inventory name ("web1")
+  std::string address;                ///< where to connect (ansible_host / address; default: name)
+  std::optional<std::uint16_t> port;  ///< agent port, when the inventory sets one
+  std::string server_name;            ///< certificate name to expect, when it differs from address
 };
 
 /// A loaded inventory. Immutable after construction; safe to share between threads.
@@ -42,7 +42,8 @@ class Inventory {
   [[nodiscard]] const InventoryHost* find_host(std::string_view name) const;
   /// Group name -> its hosts, including those of child groups (inventory order). Always has
   /// `all`; Ansible inventories also have `ungrouped`.
-  [[nodiscard]] const std::map<std::string, std::vector<std::string>, std::less<>>& groups() const noexcept {
+  [[nodiscard]] const std::map<std::string, std::vector<std::string>, std::less<>>& groups()
+      const noexcept {
     return groups_;
   }
 

@@ -1,9 +1,9 @@
 #include "agent/client/output.hpp"
 
-#include <fmt/format.h>
-
 #include <algorithm>
 #include <array>
+
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 namespace opsagent::client {
@@ -18,7 +18,9 @@ void write(std::FILE* f, std::string_view text) {
   std::fflush(f);  // lines are shown as they arrive, also through pipes
 }
 
-std::string dump(const nlohmann::json& j) { return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); }
+std::string dump(const nlohmann::json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
 
 std::string describe_result(const HostResult& r) {
   std::string s(to_string(r.status));
@@ -34,7 +36,6 @@ class ReporterBase : public Reporter {
       : targets_(targets), streams_(streams), progress_(progress) {}
 
  protected:
-
   void emit(std::FILE* f, std::string_view text) {
     progress_.clear();
     write(f, text);
@@ -68,16 +69,19 @@ class PrefixReporter final : public ReporterBase {
  public:
   PrefixReporter(const std::vector<Target>& targets, OutputStreams streams, ProgressLine& progress)
       : ReporterBase(targets, streams, progress) {
-    for (const auto& t : targets) width_ = std::max(width_, std::min(t.name.size(), kMaxPrefixWidth));
+    for (const auto& t : targets)
+      width_ = std::max(width_, std::min(t.name.size(), kMaxPrefixWidth));
   }
   void line(std::size_t host, protocol::Channel channel, std::string_view text) override {
     const bool out = channel == protocol::Channel::out;
-    emit(out ? streams_.out : streams_.err, fmt::format("{:<{}} {} {}\n", name(host), width_, out ? '|' : '!', text));
+    emit(out ? streams_.out : streams_.err,
+         fmt::format("{:<{}} {} {}\n", name(host), width_, out ? '|' : '!', text));
   }
   void result(std::size_t host, const HostResult& r) override {
     if (shows_reply_text(r)) line(host, protocol::Channel::out, r.reply_text);
     if (r.status != HostStatus::ok) {
-      emit(streams_.err, fmt::format("{:<{}} # {}: {}\n", name(host), width_, to_string(r.status), r.message));
+      emit(streams_.err,
+           fmt::format("{:<{}} # {}: {}\n", name(host), width_, to_string(r.status), r.message));
     }
     done(r);
   }
@@ -156,19 +160,25 @@ void ProgressLine::draw(bool force) {
   shown_ = true;
 }
 
-std::unique_ptr<Reporter> make_reporter(OutputMode mode, const std::vector<Target>& targets, OutputStreams streams,
-                                        ProgressLine& progress) {
+std::unique_ptr<Reporter> make_reporter(OutputMode mode, const std::vector<Target>& targets,
+                                        OutputStreams streams, ProgressLine& progress) {
   switch (mode) {
-    case OutputMode::raw: return std::make_unique<RawReporter>(targets, streams, progress);
-    case OutputMode::prefix: return std::make_unique<PrefixReporter>(targets, streams, progress);
-    case OutputMode::grouped: return std::make_unique<GroupedReporter>(targets, streams, progress);
-    case OutputMode::json: return std::make_unique<JsonReporter>(targets, streams, progress);
+    case OutputMode::raw:
+      return std::make_unique<RawReporter>(targets, streams, progress);
+    case OutputMode::prefix:
+      return std::make_unique<PrefixReporter>(targets, streams, progress);
+    case OutputMode::grouped:
+      return std::make_unique<GroupedReporter>(targets, streams, progress);
+    case OutputMode::json:
+      return std::make_unique<JsonReporter>(targets, streams, progress);
   }
   return std::make_unique<PrefixReporter>(targets, streams, progress);
 }
 
 std::string json_result(std::string_view name, const HostResult& r) {
-  nlohmann::json j = {{"host", std::string(name)}, {"type", "result"}, {"status", std::string(to_string(r.status))}};
+  nlohmann::json j = {{"host", std::string(name)},
+                      {"type", "result"},
+                      {"status", std::string(to_string(r.status))}};
   if (r.exit_code) j["exit"] = *r.exit_code;
   if (r.signal) j["signal"] = *r.signal;
   if (!r.code.empty()) j["code"] = r.code;
@@ -178,26 +188,32 @@ std::string json_result(std::string_view name, const HostResult& r) {
   return dump(j);
 }
 
-std::string format_summary(const std::vector<Target>& targets, const std::vector<HostResult>& results,
+std::string format_summary(const std::vector<Target>& targets,
+                           const std::vector<HostResult>& results,
                            std::chrono::milliseconds elapsed) {
-  constexpr std::array kOrder = {HostStatus::ok,      HostStatus::failed,    HostStatus::denied, HostStatus::unreachable,
-                                 HostStatus::timeout, HostStatus::tls_error, HostStatus::error};
+  constexpr std::array kOrder = {
+      HostStatus::ok,      HostStatus::failed,    HostStatus::denied, HostStatus::unreachable,
+      HostStatus::timeout, HostStatus::tls_error, HostStatus::error};
   std::map<HostStatus, std::vector<std::string>> by_status;
-  for (std::size_t i = 0; i < results.size() && i < targets.size(); ++i) by_status[results[i].status].push_back(targets[i].name);
+  for (std::size_t i = 0; i < results.size() && i < targets.size(); ++i)
+    by_status[results[i].status].push_back(targets[i].name);
   std::string counts;
   for (const HostStatus s : kOrder) {
     const std::size_t n = by_status[s].size();
     if (n == 0 && s != HostStatus::ok) continue;
     counts += fmt::format("{}{} {}", counts.empty() ? "" : ", ", n, to_string(s));
   }
-  std::string out = fmt::format("opsctl: {} host{} in {:.1f}s: {}\n", results.size(), results.size() == 1 ? "" : "s",
+  std::string out = fmt::format("opsctl: {} host{} in {:.1f}s: {}\n", results.size(),
+                                results.size() == 1 ? "" : "s",
                                 static_cast<double>(elapsed.count()) / 1000.0, counts);
   for (const HostStatus s : kOrder) {
     const auto& names = by_status[s];
     if (s == HostStatus::ok || names.empty()) continue;
     std::string list;
-    for (std::size_t i = 0; i < names.size() && i < kMaxNamesListed; ++i) list += (i == 0 ? "" : " ") + names[i];
-    if (names.size() > kMaxNamesListed) list += fmt::format(" (and {} more)", names.size() - kMaxNamesListed);
+    for (std::size_t i = 0; i < names.size() && i < kMaxNamesListed; ++i)
+      list += (i == 0 ? "" : " ") + names[i];
+    if (names.size() > kMaxNamesListed)
+      list += fmt::format(" (and {} more)", names.size() - kMaxNamesListed);
     out += fmt::format("opsctl:   {}: {}\n", to_string(s), list);
   }
   return out;

@@ -34,7 +34,8 @@ class Reporter {
 /// not a terminal). Reporters clear it before they write and redraw it afterwards.
 class ProgressLine {
  public:
-  ProgressLine(std::FILE* err, bool enabled, std::size_t total) : err_(err), enabled_(enabled), total_(total) {}
+  ProgressLine(std::FILE* err, bool enabled, std::size_t total)
+      : err_(err), enabled_(enabled), total_(total) {}
   /// Erases the line if it is shown.
   void clear();
   /// Counts a finished host and redraws.
@@ -60,12 +61,13 @@ struct OutputStreams {
 };
 
 /// A reporter for `mode` over `targets` (names are used for prefixes and JSON "host").
-std::unique_ptr<Reporter> make_reporter(OutputMode mode, const std::vector<Target>& targets, OutputStreams streams,
-                                        ProgressLine& progress);
+std::unique_ptr<Reporter> make_reporter(OutputMode mode, const std::vector<Target>& targets,
+                                        OutputStreams streams, ProgressLine& progress);
 
 /// The fan-out summary, e.g. "opsctl: 21 hosts in 1.3s: 15 ok, 1 failed, 3 unreachable" and
 /// one line per kind of failure naming its hosts.
-std::string format_summary(const std::vector<Target>& targets, const std::vector<HostResult>& results,
+std::string format_summary(const std::vector<Target>& targets,
+                           const std::vector<HostResult>& results,
                            std::chrono::milliseconds elapsed);
 
 /// The one-line stderr message for a host that did not succeed, e.g.

@@ -37,15 +37,15 @@ struct Timeouts {
 };
 
 struct Limits {
-  int max_clients = 64;               ///< authenticated sessions (the seed's clients_max)
-  int max_clients_per_identity = 8;   ///< per principal
-  int max_handshakes = 64;            ///< connections not yet authenticated
-  std::size_t max_line_bytes = 8192;  ///< one command line, without its LF
-  int max_pipelined = 16;             ///< complete lines queued behind the running command
-  int io_threads = 2;                 ///< threads running the network event loop
-  int hash_threads = 2;               ///< threads for hashing and other blocking file work
-  int max_children = 16;              ///< concurrent subprocesses, agent-wide
-  int max_digests_per_identity = 2;   ///< concurrent hash/comphash/tail work per principal
+  int max_clients = 64;                        ///< authenticated sessions (the seed's clients_max)
+  int max_clients_per_identity = 8;            ///< per principal
+  int max_handshakes = 64;                     ///< connections not yet authenticated
+  std::size_t max_line_bytes = 8192;           ///< one command line, without its LF
+  int max_pipelined = 16;                      ///< complete lines queued behind the running command
+  int io_threads = 2;                          ///< threads running the network event loop
+  int hash_threads = 2;                        ///< threads for hashing and other blocking file work
+  int max_children = 16;                       ///< concurrent subprocesses, agent-wide
+  int max_digests_per_identity = 2;            ///< concurrent hash/comphash/tail work per principal
   std::uint64_t max_hash_bytes = 16ULL << 30;  ///< files larger than this are not hashed
 };
 
@@ -65,7 +65,7 @@ struct ExecSettings {
   /// RLIMIT_NPROC of commands (0: not set). Counts every process of the commands' user, and is
   /// not enforced for root: pair it with `user`.
   std::int64_t max_processes = 0;
-  std::string user;  ///< run commands as this user (agent must be root); empty: as the agent
+  std::string user;       ///< run commands as this user (agent must be root); empty: as the agent
   std::int64_t uid = -1;  ///< resolved from `user`, or -1
   std::int64_t gid = -1;
 };

@@ -3,8 +3,8 @@
 #include <array>
 #include <cerrno>
 #include <memory>
-#include <system_error>
 #include <sys/stat.h>
+#include <system_error>
 #include <unistd.h>
 #include <vector>
 

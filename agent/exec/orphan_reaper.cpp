@@ -1,21 +1,20 @@
 #include "agent/exec/orphan_reaper.hpp"
 
-#include <dirent.h>
-#include <fcntl.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <array>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <dirent.h>
+#include <fcntl.h>
 #include <memory>
 #include <mutex>
 #include <set>
 #include <string>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 namespace opsagent::exec {
 namespace {
@@ -61,7 +60,8 @@ ProcStat stat_of(const char* pid_text) {
 
 Status become_subreaper() {
   if (::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0) {
-    return Error{ErrorCode::internal, std::string("PR_SET_CHILD_SUBREAPER: ") + std::strerror(errno)};
+    return Error{ErrorCode::internal,
+                 std::string("PR_SET_CHILD_SUBREAPER: ") + std::strerror(errno)};
   }
   return ok_status();
 }

@@ -8,7 +8,6 @@
 // never touches a command that is still running. Thread-safe.
 
 #include <sys/types.h>
-
 #include <vector>
 
 #include "agent/common/error.hpp"

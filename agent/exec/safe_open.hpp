@@ -11,10 +11,10 @@
 namespace opsagent::exec {
 
 /// Opens `relative` beneath the directory `root` for reading: openat2 with RESOLVE_BENEATH |
-/// RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV (per-component O_NOFOLLOW walk where openat2 is
-/// unavailable), O_NONBLOCK so a FIFO never blocks, then fstat: regular files only, and a link
-/// count of 1 (a hard link could alias a secret). Errors: notfound, denied (link, not regular,
-/// outside root), internal.
+/// RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV (per-component O_NOFOLLOW walk
+/// where openat2 is unavailable), O_NONBLOCK so a FIFO never blocks, then fstat: regular files
+/// only, and a link count of 1 (a hard link could alias a secret). Errors: notfound, denied (link,
+/// not regular, outside root), internal.
 Result<UniqueFd> open_beneath(const std::filesystem::path& root,
                               const std::filesystem::path& relative);
 

@@ -1,8 +1,9 @@
 #include "agent/protocol/reply_parser.hpp"
 
 #include <charconv>
-#include <nlohmann/json.hpp>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 namespace opsagent::protocol {
 namespace {
@@ -71,7 +72,8 @@ void split_message_and_fields(std::string_view rest, ReplyLine& out) {
     const auto eq = t.find('=');
     out.fields.insert_or_assign(std::string(t.substr(0, eq)), unquote(t.substr(eq + 1)));
   }
-  std::string_view message = first_field < tokens.size() ? rest.substr(0, tokens[first_field].start) : rest;
+  std::string_view message =
+      first_field < tokens.size() ? rest.substr(0, tokens[first_field].start) : rest;
   while (!message.empty() && message.back() == ' ') message.remove_suffix(1);
   while (!message.empty() && message.front() == ' ') message.remove_prefix(1);
   out.text = std::string(message);
@@ -109,7 +111,8 @@ ReplyLine parse_text(std::string_view line) {
     r.kind = ReplyKind::error;
     r.code = std::string(rest.substr(0, space));
     if (r.code.empty()) return invalid(line);
-    split_message_and_fields(space == std::string_view::npos ? std::string_view{} : rest.substr(space + 1), r);
+    split_message_and_fields(
+        space == std::string_view::npos ? std::string_view{} : rest.substr(space + 1), r);
     return r;
   }
   return invalid(line);

@@ -29,10 +29,13 @@ struct ReplyLine {
   Channel channel = Channel::out;  ///< data lines only
   std::string text;                ///< data: the line; ok/error: the message (without fields)
   std::string code;                ///< error lines: the wire code, e.g. "denied"
-  std::map<std::string, std::string, std::less<>> fields;  ///< final lines: k=v facts ("exit" -> "3")
+  std::map<std::string, std::string, std::less<>>
+      fields;  ///< final lines: k=v facts ("exit" -> "3")
 
   /// True for ok and error lines: the reply is complete.
-  [[nodiscard]] bool is_final() const noexcept { return kind == ReplyKind::ok || kind == ReplyKind::error; }
+  [[nodiscard]] bool is_final() const noexcept {
+    return kind == ReplyKind::ok || kind == ReplyKind::error;
+  }
   /// A field as an integer, when present and a plain decimal (optionally negative).
   [[nodiscard]] std::optional<std::int64_t> int_field(std::string_view key) const;
 };

@@ -3,8 +3,8 @@
 #include <filesystem>
 #include <fstream>
 #include <regex>
-#include <thread>
 #include <sys/stat.h>
+#include <thread>
 
 #include <gtest/gtest.h>
 

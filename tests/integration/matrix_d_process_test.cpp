@@ -1,14 +1,14 @@
 // SECURITY-MATRIX group D: subprocess handling. Each test is named after its row.
 
-#include <signal.h>
-#include <sys/stat.h>
-
 #include <atomic>
 #include <filesystem>
 #include <fstream>
-#include <gtest/gtest.h>
 #include <regex>
+#include <signal.h>
+#include <sys/stat.h>
 #include <thread>
+
+#include <gtest/gtest.h>
 
 #include "tests/integration/test_policy.hpp"
 #include "tests/support/agent_process.hpp"
@@ -32,11 +32,14 @@ std::string matrix_d_policy(const fs::path& fixtures) {
     args: [{name: marker, pattern: '[a-z0-9-]+'}]
     timeout: 1s
   not-executable:
-    argv: [)" + (fixtures / "plain.txt").string() + R"(]
+    argv: [)" +
+            (fixtures / "plain.txt").string() + R"(]
   no-shebang:
-    argv: [)" + (fixtures / "script").string() + R"(]
+    argv: [)" +
+            (fixtures / "script").string() + R"(]
   a-directory:
-    argv: [)" + fixtures.string() + R"(]
+    argv: [)" +
+            fixtures.string() + R"(]
   big-flood:
     argv: [@HELPERS@/flood, "200000000"]
     max_output: 1GiB
@@ -82,8 +85,8 @@ long vm_hwm_kib(pid_t pid) {
 class MatrixD : public ::testing::Test {
  protected:
   fs::path fixtures = make_fixtures();
-  AgentProcess agent{AgentSpec{matrix_d_policy(fixtures),
-                               {{"timeouts", "{kill_grace: 1s, write_stall: 2s}"}}}};
+  AgentProcess agent{
+      AgentSpec{matrix_d_policy(fixtures), {{"timeouts", "{kill_grace: 1s, write_stall: 2s}"}}}};
   void TearDown() override { fs::remove_all(fixtures); }
 };
 
@@ -113,7 +116,8 @@ TEST_F(MatrixD, D2_ChildIgnoringSigtermIsKilledAfterTheGracePeriod) {
   const auto took = std::chrono::steady_clock::now() - started;
   ASSERT_EQ(r.size(), 2U);
   EXPECT_EQ(r[0], "| ignoring SIGTERM");
-  EXPECT_EQ(r[1].rfind("ERR timeout command exceeded its time limit of 1s; killed signal=9", 0), 0U) << r[1];
+  EXPECT_EQ(r[1].rfind("ERR timeout command exceeded its time limit of 1s; killed signal=9", 0), 0U)
+      << r[1];
   EXPECT_GE(took, 2s);  // timeout + grace
   EXPECT_LT(took, 4s);
   EXPECT_TRUE(wait_no_process_with_marker(marker, 1s));
@@ -144,7 +148,8 @@ TEST_F(MatrixD, D5_ExecFailuresAreCleanErrors) {
   for (const char* name : {"not-executable", "no-shebang", "a-directory", "missing"}) {
     const auto r = client->command(std::string("run ") + name);
     ASSERT_EQ(r.size(), 1U) << name;
-    EXPECT_TRUE(r[0].rfind("ERR denied", 0) == 0 || r[0].rfind("ERR notfound", 0) == 0) << name << ": " << r[0];
+    EXPECT_TRUE(r[0].rfind("ERR denied", 0) == 0 || r[0].rfind("ERR notfound", 0) == 0)
+        << name << ": " << r[0];
   }
   EXPECT_EQ(client->command("ping"), std::vector<std::string>{"OK pong"});
   EXPECT_EQ(zombie_children(agent.pid()), 0);
@@ -190,7 +195,8 @@ TEST_F(MatrixD, D9_ChildTreeDiesOnCloseNotifyAndOnFin) {
       boost::system::error_code ec;
       client->stream().next_layer().shutdown(boost::asio::ip::tcp::socket::shutdown_both, ec);
     }
-    EXPECT_TRUE(wait_no_process_with_marker(marker, 1500ms)) << (tls_close ? "close_notify" : "FIN");
+    EXPECT_TRUE(wait_no_process_with_marker(marker, 1500ms))
+        << (tls_close ? "close_notify" : "FIN");
   }
 }
 

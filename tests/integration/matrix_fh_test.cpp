@@ -162,7 +162,8 @@ TEST(MatrixH, H2_RunningOutOfDescriptorsBacksOffAndRecovers) {
   // The sanitizer runtimes probe memory through a pipe(2); with the descriptor table full that
   // probe fails and UBSan reports every virtual call as an "invalid vptr". The release suite
   // covers this row.
-  GTEST_SKIP() << "H2 needs free descriptors for the sanitizer runtime; covered by the release suite";
+  GTEST_SKIP()
+      << "H2 needs free descriptors for the sanitizer runtime; covered by the release suite";
 #endif
   AgentSpec spec{kTestPolicy, {}};
   spec.wrapper = {"/usr/bin/prlimit", "--nofile=64", "--"};

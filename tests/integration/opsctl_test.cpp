@@ -2,29 +2,28 @@
 // 127.0.0.2..21 with hosts down, denying, timing out and presenting the wrong certificate,
 // JSON output, inventories, and the interactive shell through a pseudo-terminal.
 
-#include <fcntl.h>
-#include <poll.h>
-#include <pty.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <termios.h>
-#include <unistd.h>
-
-#include <gtest/gtest.h>
-
 #include <algorithm>
+#include <fcntl.h>
 #include <filesystem>
 #include <fstream>
 #include <future>
 #include <map>
 #include <memory>
-#include <nlohmann/json.hpp>
+#include <poll.h>
+#include <pty.h>
 #include <set>
+#include <signal.h>
+#include <spawn.h>
 #include <sstream>
 #include <string>
+#include <sys/wait.h>
+#include <termios.h>
 #include <thread>
+#include <unistd.h>
 #include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "tests/integration/test_policy.hpp"
 #include "tests/support/agent_process.hpp"
@@ -37,8 +36,8 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using nlohmann::json;
 
-constexpr int kFirstAgent = 2;   // 127.0.0.2
-constexpr int kAgents = 20;      // .. 127.0.0.21
+constexpr int kFirstAgent = 2;  // 127.0.0.2
+constexpr int kAgents = 20;     // .. 127.0.0.21
 constexpr int kDeniedHost = 5;
 constexpr int kTimeoutHost = 7;
 constexpr int kFailedHost = 9;
@@ -70,7 +69,8 @@ bool contains(const std::string& haystack, const std::string& needle) {
 }
 
 // The environment opsctl runs with: alice's files, and a HOME without a config file.
-std::vector<std::string> opsctl_env(const fs::path& home, const std::map<std::string, std::string>& extra) {
+std::vector<std::string> opsctl_env(const fs::path& home,
+                                    const std::map<std::string, std::string>& extra) {
   const TestPki& pki = TestPki::get();
   std::map<std::string, std::string> vars = {{"HOME", home.string()},
                                              {"OPSCTL_CERT", pki.cert("alice").string()},
@@ -97,7 +97,8 @@ struct OpsctlRun {
   std::chrono::milliseconds elapsed{0};
 };
 
-OpsctlRun run_opsctl(const std::vector<std::string>& args, const std::map<std::string, std::string>& extra_env = {},
+OpsctlRun run_opsctl(const std::vector<std::string>& args,
+                     const std::map<std::string, std::string>& extra_env = {},
                      std::chrono::milliseconds timeout = 30s) {
   const fs::path dir = make_temp_dir("opsctl-run");
   std::vector<std::string> full = {OPSCTL_BINARY};
@@ -113,8 +114,10 @@ OpsctlRun run_opsctl(const std::vector<std::string>& args, const std::map<std::s
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 1, (dir / "out").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  posix_spawn_file_actions_addopen(&fa, 2, (dir / "err").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  posix_spawn_file_actions_addopen(&fa, 1, (dir / "out").c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                   0600);
+  posix_spawn_file_actions_addopen(&fa, 2, (dir / "err").c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                   0600);
   pid_t pid = -1;
   const auto started = std::chrono::steady_clock::now();
   const int rc = ::posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), envp.data());
@@ -138,7 +141,8 @@ OpsctlRun run_opsctl(const std::vector<std::string>& args, const std::map<std::s
     }
     std::this_thread::sleep_for(5ms);
   }
-  r.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+  r.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - started);
   r.out = slurp(dir / "out");
   r.err = slurp(dir / "err");
   fs::remove_all(dir);
@@ -146,7 +150,8 @@ OpsctlRun run_opsctl(const std::vector<std::string>& args, const std::map<std::s
 }
 
 std::string describe(const OpsctlRun& r) {
-  return "exit " + std::to_string(r.exit_code) + "\n--- stdout:\n" + r.out + "--- stderr:\n" + r.err;
+  return "exit " + std::to_string(r.exit_code) + "\n--- stdout:\n" + r.out + "--- stderr:\n" +
+         r.err;
 }
 
 std::string host_name(int i) {
@@ -172,8 +177,10 @@ std::string policy_for(int i) {
   } else if (i == kFailedHost) {
     greet = "    argv: [/bin/sh, -c, 'echo partial; exit 3']\n";
   } else {
-    greet = "    argv: [/bin/sh, -c, 'echo \"hello from $0\"; echo \"second line $0\"; echo \"note $0\" >&2', " +
-            host_name(i) + "]\n";
+    greet =
+        "    argv: [/bin/sh, -c, 'echo \"hello from $0\"; echo \"second line $0\"; echo \"note "
+        "$0\" >&2', " +
+        host_name(i) + "]\n";
   }
   return identities + "roles:\n  operator:\n    commands: [ping, whoami, run]\n    run: [greet]\n" +
          "commands:\n  greet:\n" + greet;
@@ -189,12 +196,16 @@ class OpsctlFleet : public ::testing::Test {
     const std::string d = dir_->string();
     const std::string script =
         "set -e; cd " + d +
-        "; openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out other.key 2>/dev/null"
+        "; openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out other.key "
+        "2>/dev/null"
         "; chmod 600 other.key"
         "; openssl req -new -key other.key -subj /CN=other.example -out other.csr 2>/dev/null"
-        "; printf 'subjectAltName=DNS:other.example\\nextendedKeyUsage=serverAuth\\nkeyUsage=critical,digitalSignature\\n"
+        "; printf "
+        "'subjectAltName=DNS:other.example\\nextendedKeyUsage=serverAuth\\nkeyUsage=critical,"
+        "digitalSignature\\n"
         "basicConstraints=critical,CA:FALSE\\n' > ext.cnf"
-        "; openssl x509 -req -in other.csr -CA " + pki.ca().string() + " -CAkey " + (pki.dir / "ca.key").string() +
+        "; openssl x509 -req -in other.csr -CA " +
+        pki.ca().string() + " -CAkey " + (pki.dir / "ca.key").string() +
         " -set_serial 0x4242 -days 2 -sha256 -extfile ext.cnf -out other.crt 2>/dev/null";
     std::string out;
     ASSERT_EQ(run_shell(script + " 2>&1", &out), 0) << out;
@@ -207,17 +218,20 @@ class OpsctlFleet : public ::testing::Test {
         spec.sections["tls"] = "{certificate: " + d + "/other.crt, private_key: " + d +
                                "/other.key, client_ca: " + pki.ca().string() + "}";
       }
-      starting.push_back(std::async(std::launch::async, [spec] { return std::make_unique<AgentProcess>(spec); }));
+      starting.push_back(
+          std::async(std::launch::async, [spec] { return std::make_unique<AgentProcess>(spec); }));
     }
     int i = kFirstAgent;
     for (auto& f : starting) (*agents_)[i++] = f.get();
 
     std::string inv = "hosts:\n";
     for (const auto& [n, agent] : *agents_) {
-      inv += "  " + host_name(n) + ": {address: 127.0.0." + std::to_string(n) + ", port: " +
-             std::to_string(agent->port()) + "}\n";
+      inv += "  " + host_name(n) + ": {address: 127.0.0." + std::to_string(n) +
+             ", port: " + std::to_string(agent->port()) + "}\n";
     }
-    for (const int n : kDownHosts) inv += "  down" + std::to_string(n) + ": {address: 127.0.0." + std::to_string(n) + ", port: 1}\n";
+    for (const int n : kDownHosts)
+      inv += "  down" + std::to_string(n) + ": {address: 127.0.0." + std::to_string(n) +
+             ", port: 1}\n";
     inv += "groups:\n  broken: [n05, n07, n09, n11]\n  down: [down30, down31, down32]\n";
     std::ofstream(*dir_ / "fleet.yaml") << inv;
   }
@@ -248,7 +262,9 @@ TEST_F(OpsctlFleet, FanOutReportsEveryHostTheSummaryAndTheWorstStatus) {
   EXPECT_EQ(r.exit_code, 67) << describe(r);  // a TLS failure outranks everything else
   EXPECT_LT(r.elapsed, 15s);
   EXPECT_TRUE(contains(r.err, "opsctl: 23 hosts in ")) << r.err;
-  EXPECT_TRUE(contains(r.err, ": 16 ok, 1 failed, 1 denied, 3 unreachable, 1 timeout, 1 tls_error\n")) << r.err;
+  EXPECT_TRUE(
+      contains(r.err, ": 16 ok, 1 failed, 1 denied, 3 unreachable, 1 timeout, 1 tls_error\n"))
+      << r.err;
   EXPECT_TRUE(contains(r.err, "opsctl:   failed: n09\n")) << r.err;
   EXPECT_TRUE(contains(r.err, "opsctl:   denied: n05\n")) << r.err;
   EXPECT_TRUE(contains(r.err, "opsctl:   unreachable: down30 down31 down32\n")) << r.err;
@@ -326,11 +342,14 @@ TEST_F(OpsctlFleet, JsonOutputParsesAndHoldsEveryLine) {
     EXPECT_EQ(res["code"], "connect") << res;
   }
   // The summary still goes to stderr, out of jq's way.
-  EXPECT_TRUE(contains(r.err, ": 16 ok, 1 failed, 1 denied, 3 unreachable, 1 timeout, 1 tls_error\n")) << r.err;
+  EXPECT_TRUE(
+      contains(r.err, ": 16 ok, 1 failed, 1 denied, 3 unreachable, 1 timeout, 1 tls_error\n"))
+      << r.err;
 }
 
 TEST_F(OpsctlFleet, AllOkFanOutExitsZeroAndGroupedOutputKeepsHostsTogether) {
-  const auto r = run_opsctl({"-i", inventory(), "-o", "grouped", "-j", "2", "n0[2-4],n1*,!n11", "run", "greet"});
+  const auto r = run_opsctl(
+      {"-i", inventory(), "-o", "grouped", "-j", "2", "n0[2-4],n1*,!n11", "run", "greet"});
   EXPECT_EQ(r.exit_code, 0) << describe(r);
   EXPECT_TRUE(contains(r.err, "opsctl: 12 hosts in ")) << r.err;
   EXPECT_TRUE(contains(r.err, ": 12 ok\n")) << r.err;
@@ -382,7 +401,9 @@ TEST_F(OpsctlFleet, SingleHostFailuresHaveTheirOwnExitStatusAndOneLine) {
       {{"n11", "ping"}, 67, "opsctl: n11: tls_error: TLS handshake failed"},
       {{"down30", "ping"}, 68, "opsctl: down30: unreachable: cannot connect to 127.0.0.30:1"},
       {{"n07", "run", "greet"}, 69, "opsctl: n07: timeout: command exceeded its time limit of 1s"},
-      {{"-t", "300ms", "n07", "run", "greet"}, 69, "opsctl: n07: timeout: no complete reply within 300ms"},
+      {{"-t", "300ms", "n07", "run", "greet"},
+       69,
+       "opsctl: n07: timeout: no complete reply within 300ms"},
   };
   for (const auto& c : cases) {
     std::vector<std::string> args = {"-i", inventory()};
@@ -397,17 +418,19 @@ TEST_F(OpsctlFleet, SingleHostFailuresHaveTheirOwnExitStatusAndOneLine) {
 TEST_F(OpsctlFleet, UntrustedAgentOrRefusedClientIsATlsFailure) {
   const TestPki& pki = TestPki::get();
   // We do not trust the agent's CA.
-  auto r = run_opsctl({"-i", inventory(), "--ca", pki.rogue_dir.string() + "/ca.crt", "n02", "ping"});
+  auto r =
+      run_opsctl({"-i", inventory(), "--ca", pki.rogue_dir.string() + "/ca.crt", "n02", "ping"});
   EXPECT_EQ(r.exit_code, 67) << describe(r);
   EXPECT_TRUE(contains(r.err, "certificate verify failed")) << r.err;
   // The agent does not trust ours.
   r = run_opsctl({"-i", inventory(), "n02", "ping"},
-                 {{"OPSCTL_CERT", pki.rogue_cert("alice").string()}, {"OPSCTL_KEY", pki.rogue_key("alice").string()}});
+                 {{"OPSCTL_CERT", pki.rogue_cert("alice").string()},
+                  {"OPSCTL_KEY", pki.rogue_key("alice").string()}});
   EXPECT_EQ(r.exit_code, 67) << describe(r);
   EXPECT_TRUE(contains(r.err, "opsctl: n02: tls_error: ")) << r.err;
   // Trusted but unmapped: the agent says so in place of the greeting.
-  r = run_opsctl({"-i", inventory(), "n02", "ping"},
-                 {{"OPSCTL_CERT", pki.cert("mallory").string()}, {"OPSCTL_KEY", pki.key("mallory").string()}});
+  r = run_opsctl({"-i", inventory(), "n02", "ping"}, {{"OPSCTL_CERT", pki.cert("mallory").string()},
+                                                      {"OPSCTL_KEY", pki.key("mallory").string()}});
   EXPECT_EQ(r.exit_code, 65) << describe(r);
   EXPECT_TRUE(contains(r.err, "not mapped to a principal")) << r.err;
 }
@@ -427,7 +450,8 @@ bool line_editor_is_reading(int master) {
   return ::tcgetattr(master, &t) == 0 && (t.c_lflag & ICANON) == 0;
 }
 
-PtyRun run_on_pty(const std::vector<std::string>& args, const std::vector<std::pair<std::string, std::string>>& script,
+PtyRun run_on_pty(const std::vector<std::string>& args,
+                  const std::vector<std::pair<std::string, std::string>>& script,
                   std::chrono::milliseconds timeout = 20s) {
   const fs::path home = make_temp_dir("opsctl-pty");
   std::vector<std::string> full = {OPSCTL_BINARY};
@@ -458,7 +482,8 @@ PtyRun run_on_pty(const std::vector<std::string>& args, const std::vector<std::p
   while (!eof && std::chrono::steady_clock::now() < deadline) {
     if (step < script.size()) {
       const auto at = r.output.find(script[step].first, searched_from);
-      if (at != std::string::npos && (script[step].second.empty() || line_editor_is_reading(master))) {
+      if (at != std::string::npos &&
+          (script[step].second.empty() || line_editor_is_reading(master))) {
         searched_from = at + script[step].first.size();
         const std::string& send = script[step].second;
         EXPECT_EQ(::write(master, send.data(), send.size()), static_cast<ssize_t>(send.size()));
@@ -507,7 +532,8 @@ TEST_F(OpsctlFleet, InteractiveShellThroughAPseudoTerminal) {
 }
 
 TEST_F(OpsctlFleet, InteractiveShellEndsOnEndOfInput) {
-  const auto r = run_on_pty({"-i", inventory(), "n03"}, {{"n03> ", "whoami\n"}, {"OK alice", ""}, {"n03> ", "\x04"}});
+  const auto r = run_on_pty({"-i", inventory(), "n03"},
+                            {{"n03> ", "whoami\n"}, {"OK alice", ""}, {"n03> ", "\x04"}});
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_TRUE(contains(r.output, "OK bye")) << r.output;
 }
@@ -568,9 +594,12 @@ all:
         web03:
           ansible_host: 127.0.0.4
 )";
-  for (const std::string pattern : {"all", "web", "prod", "web0*,db1", "prod,!web02", "cache.example.com"}) {
-    const auto native = run_opsctl({"-i", (dir / "native.yaml").string(), "--list-targets", pattern});
-    const auto ansible = run_opsctl({"-i", (dir / "ansible.yaml").string(), "--list-targets", pattern});
+  for (const std::string pattern :
+       {"all", "web", "prod", "web0*,db1", "prod,!web02", "cache.example.com"}) {
+    const auto native =
+        run_opsctl({"-i", (dir / "native.yaml").string(), "--list-targets", pattern});
+    const auto ansible =
+        run_opsctl({"-i", (dir / "ansible.yaml").string(), "--list-targets", pattern});
     EXPECT_EQ(native.exit_code, 0) << describe(native);
     EXPECT_EQ(ansible.exit_code, 0) << describe(ansible);
     auto a = split_lines(native.out);

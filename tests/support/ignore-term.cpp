@@ -1,9 +1,8 @@
 // Test helper: ignores SIGTERM (and SIGINT, SIGHUP), says so, then sleeps. Only SIGKILL ends it.
 // Usage: ignore-term [marker]
-#include <unistd.h>
-
 #include <csignal>
 #include <cstdio>
+#include <unistd.h>
 
 int main() {
   std::signal(SIGTERM, SIG_IGN);

@@ -2,13 +2,12 @@
 
 #include "agent/client/client_config.hpp"
 
+#include <fstream>
+#include <map>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
-
-#include <fstream>
-#include <map>
 
 #include "agent/client/host_result.hpp"
 #include "agent/config/config_error.hpp"
@@ -57,7 +56,8 @@ class ClientConfig : public ::testing::Test {
 TEST_F(ClientConfig, DefaultFileUnderHomeIsReadWithPathsRelativeToIt) {
   write(".config/opsctl/config.yaml",
         "certificate: alice.crt\nprivate_key: ~/keys/alice.key\nca: /etc/ca.crt\nport: 7443\n"
-        "inventory: fleet.yaml\nconcurrency: 8\ntimeouts: {connect: 2s, handshake: 3s, command: 0s}\n");
+        "inventory: fleet.yaml\nconcurrency: 8\ntimeouts: {connect: 2s, handshake: 3s, command: "
+        "0s}\n");
   const auto s = resolve_client_settings({}, env());
   EXPECT_EQ(s.tls.certificate, dir / ".config/opsctl/alice.crt");
   EXPECT_EQ(s.tls.private_key, dir / "keys/alice.key");
@@ -72,7 +72,8 @@ TEST_F(ClientConfig, DefaultFileUnderHomeIsReadWithPathsRelativeToIt) {
 }
 
 TEST_F(ClientConfig, FlagsBeatEnvironmentBeatsFile) {
-  write(".config/opsctl/config.yaml", "certificate: /file.crt\nprivate_key: /file.key\nca: /file-ca.crt\nport: 1\n");
+  write(".config/opsctl/config.yaml",
+        "certificate: /file.crt\nprivate_key: /file.key\nca: /file-ca.crt\nport: 1\n");
   env_vars["OPSCTL_CERT"] = "/env.crt";
   env_vars["OPSCTL_PORT"] = "2";
   ClientFlags flags;
@@ -163,12 +164,21 @@ TEST(ExitStatus, SingleHostPassesTheRemoteStatusThrough) {
 TEST(ExitStatus, FanOutReportsTheWorstClass) {
   using V = std::vector<HostResult>;
   EXPECT_EQ(fan_out_exit_status(V{result(HostStatus::ok), result(HostStatus::ok)}), 0);
-  EXPECT_EQ(fan_out_exit_status(V{result(HostStatus::ok), result(HostStatus::failed, "failed", 2)}), 1);
-  EXPECT_EQ(fan_out_exit_status(V{result(HostStatus::failed, "failed", 2), result(HostStatus::unreachable)}), 68);
-  EXPECT_EQ(fan_out_exit_status(V{result(HostStatus::unreachable), result(HostStatus::timeout)}), 69);
-  EXPECT_EQ(fan_out_exit_status(V{result(HostStatus::timeout), result(HostStatus::error, "internal")}), 70);
-  EXPECT_EQ(fan_out_exit_status(V{result(HostStatus::error, "internal"), result(HostStatus::error, "unknown")}), 66);
-  EXPECT_EQ(fan_out_exit_status(V{result(HostStatus::error, "unknown"), result(HostStatus::denied)}), 65);
+  EXPECT_EQ(fan_out_exit_status(V{result(HostStatus::ok), result(HostStatus::failed, "failed", 2)}),
+            1);
+  EXPECT_EQ(fan_out_exit_status(
+                V{result(HostStatus::failed, "failed", 2), result(HostStatus::unreachable)}),
+            68);
+  EXPECT_EQ(fan_out_exit_status(V{result(HostStatus::unreachable), result(HostStatus::timeout)}),
+            69);
+  EXPECT_EQ(
+      fan_out_exit_status(V{result(HostStatus::timeout), result(HostStatus::error, "internal")}),
+      70);
+  EXPECT_EQ(fan_out_exit_status(
+                V{result(HostStatus::error, "internal"), result(HostStatus::error, "unknown")}),
+            66);
+  EXPECT_EQ(
+      fan_out_exit_status(V{result(HostStatus::error, "unknown"), result(HostStatus::denied)}), 65);
   EXPECT_EQ(fan_out_exit_status(V{result(HostStatus::denied), result(HostStatus::tls_error)}), 67);
 }
 

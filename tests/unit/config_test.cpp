@@ -543,9 +543,9 @@ TEST(Config, ValidatesGuardUserAndProcessLimit) {
                 .find("exec.user: no such user: no-such-user-here"),
             std::string::npos);
   for (const char* bad : {"0", "-1", "abc", "1000001"}) {
-    EXPECT_NE(load_error(dir, head + "exec: {max_processes: " + bad + "}\n")
-                  .find("exec.max_processes"),
-              std::string::npos)
+    EXPECT_NE(
+        load_error(dir, head + "exec: {max_processes: " + bad + "}\n").find("exec.max_processes"),
+        std::string::npos)
         << bad;
   }
 }

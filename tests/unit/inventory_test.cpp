@@ -2,10 +2,10 @@
 
 #include "agent/client/inventory.hpp"
 
-#include <gtest/gtest.h>
-
 #include <string>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "agent/config/config_error.hpp"
 
@@ -92,7 +92,8 @@ TEST(Inventory, NativeHostsCarryAddressPortAndServerName) {
 TEST(Inventory, AnsibleAndNativeDescribingOneFleetResolveAlike) {
   const auto native = Inventory::parse(kNative, "n.yaml");
   const auto ansible = Inventory::parse(kAnsible, "a.yaml");
-  for (const char* pattern : {"all", "web", "prod", "web*", "db1,web2", "prod,!web1", "lb.example.com", "w?b1"}) {
+  for (const char* pattern :
+       {"all", "web", "prod", "web*", "db1,web2", "prod,!web1", "lb.example.com", "w?b1"}) {
     auto a = select_ok(native, pattern);
     auto b = select_ok(ansible, pattern);
     const auto by_name = [](const Target& x, const Target& y) { return x.name < y.name; };
@@ -137,7 +138,8 @@ all:
                                     "r.yaml");
   EXPECT_EQ(names(select_ok(inv, "ungrouped")), std::vector<std::string>{"solo"});
   EXPECT_EQ(names(select_ok(inv, "web")),
-            (std::vector<std::string>{"web01.example.com", "web02.example.com", "web03.example.com", "db-a", "db-b"}));
+            (std::vector<std::string>{"web01.example.com", "web02.example.com", "web03.example.com",
+                                      "db-a", "db-b"}));
 }
 
 TEST(Inventory, AnsibleTopLevelGroupsWithoutAll) {
@@ -148,16 +150,20 @@ TEST(Inventory, AnsibleTopLevelGroupsWithoutAll) {
 }
 
 TEST(Inventory, AnsibleHostKeyMayCarryAPort) {
-  const auto inv = Inventory::parse("all:\n  hosts:\n    badwolf.example.com:5309:\n    other:\n", "k.yaml");
+  const auto inv =
+      Inventory::parse("all:\n  hosts:\n    badwolf.example.com:5309:\n    other:\n", "k.yaml");
   const auto t = select_ok(inv, "all");
   ASSERT_EQ(t.size(), 2U);
-  EXPECT_EQ(t[0], (Target{"badwolf.example.com", "badwolf.example.com", 5309, "badwolf.example.com"}));
+  EXPECT_EQ(t[0],
+            (Target{"badwolf.example.com", "badwolf.example.com", 5309, "badwolf.example.com"}));
   EXPECT_EQ(t[1].port, 9);
 }
 
 TEST(Inventory, ExpandsHostRanges) {
-  EXPECT_EQ(expand_host_range("n[8:11]").value(), (std::vector<std::string>{"n8", "n9", "n10", "n11"}));
-  EXPECT_EQ(expand_host_range("n[08:10]x").value(), (std::vector<std::string>{"n08x", "n09x", "n10x"}));
+  EXPECT_EQ(expand_host_range("n[8:11]").value(),
+            (std::vector<std::string>{"n8", "n9", "n10", "n11"}));
+  EXPECT_EQ(expand_host_range("n[08:10]x").value(),
+            (std::vector<std::string>{"n08x", "n09x", "n10x"}));
   EXPECT_EQ(expand_host_range("n[1:5:2]").value(), (std::vector<std::string>{"n1", "n3", "n5"}));
   EXPECT_EQ(expand_host_range("plain").value(), std::vector<std::string>{"plain"});
   EXPECT_FALSE(expand_host_range("n[5:1]").ok());
@@ -166,14 +172,19 @@ TEST(Inventory, ExpandsHostRanges) {
 }
 
 TEST(Inventory, ErrorsNameFileLineAndColumn) {
-  EXPECT_NE(error_of("hosts:\n  web1: {adress: 10.0.0.1}\n").find("inv.yaml:2:"), std::string::npos);
+  EXPECT_NE(error_of("hosts:\n  web1: {adress: 10.0.0.1}\n").find("inv.yaml:2:"),
+            std::string::npos);
   EXPECT_NE(error_of("hosts:\n  web1: {adress: 10.0.0.1}\n").find("adress"), std::string::npos);
-  EXPECT_NE(error_of("hosts:\n  web1:\ngroups:\n  web: [web1, web9]\n").find("inv.yaml:4:"), std::string::npos);
+  EXPECT_NE(error_of("hosts:\n  web1:\ngroups:\n  web: [web1, web9]\n").find("inv.yaml:4:"),
+            std::string::npos);
   EXPECT_NE(error_of("hosts:\n  web1: {port: 70000}\n").find("hosts.web1.port"), std::string::npos);
-  EXPECT_NE(error_of("hosts:\n  a:\ngroups:\n  g1: [g2]\n  g2: [g1]\n").find("contains itself"), std::string::npos);
+  EXPECT_NE(error_of("hosts:\n  a:\ngroups:\n  g1: [g2]\n  g2: [g1]\n").find("contains itself"),
+            std::string::npos);
   EXPECT_NE(error_of("all:\n  hostz:\n    a:\n").find("inv.yaml:2:"), std::string::npos);
-  EXPECT_NE(error_of("all:\n  hosts:\n    a: {ansible_port: ssh}\n").find("ansible_port"), std::string::npos);
-  EXPECT_NE(error_of("hosts:\n  a:\n  a:\n").find("inv.yaml:3:"), std::string::npos);  // duplicate key
+  EXPECT_NE(error_of("all:\n  hosts:\n    a: {ansible_port: ssh}\n").find("ansible_port"),
+            std::string::npos);
+  EXPECT_NE(error_of("hosts:\n  a:\n  a:\n").find("inv.yaml:3:"),
+            std::string::npos);  // duplicate key
   EXPECT_NE(error_of("").find("empty"), std::string::npos);
   EXPECT_NE(error_of("hosts:\n  'web*':\n").find("must not contain"), std::string::npos);
 }
@@ -210,7 +221,8 @@ TEST(Targets, DuplicatesCollapseAndExclusionsApplyLast) {
 
 TEST(Targets, ErrorsAreUsageErrors) {
   const auto inv = Inventory::parse(kNative, "n.yaml");
-  for (const char* bad : {"", "web1,,web2", "nosuch", "zz*", "!web1", "web1,!web1", "web1:0", "web1:x", "!"}) {
+  for (const char* bad :
+       {"", "web1,,web2", "nosuch", "zz*", "!web1", "web1,!web1", "web1:0", "web1:x", "!"}) {
     const auto sel = select_targets(&inv, bad, std::nullopt);
     ASSERT_FALSE(sel.ok()) << bad;
     EXPECT_EQ(sel.error().code, ErrorCode::usage) << bad;

@@ -2,10 +2,10 @@
 
 #include "agent/protocol/reply_parser.hpp"
 
-#include <gtest/gtest.h>
-
 #include <string>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "agent/protocol/command_parser.hpp"
 #include "agent/protocol/reply_formatter.hpp"
@@ -53,7 +53,8 @@ TEST_P(BothModes, EmptyDataLineStaysEmpty) {
 
 TEST_P(BothModes, RunSuccessCarriesExitAndDuration) {
   std::string out;
-  fmt().ok(out, "done", {{"exit", "0", true}, {"duration_ms", "12", true}, {"output_bytes", "108", true}});
+  fmt().ok(out, "done",
+           {{"exit", "0", true}, {"duration_ms", "12", true}, {"output_bytes", "108", true}});
   const auto line = parse_reply_line(strip_lf(out), GetParam());
   EXPECT_EQ(line.kind, ReplyKind::ok);
   EXPECT_TRUE(line.is_final());
@@ -76,7 +77,8 @@ TEST_P(BothModes, FailedRunCarriesCodeMessageAndExit) {
 
 TEST_P(BothModes, TimeoutCarriesSignal) {
   std::string out;
-  fmt().error(out, ErrorCode::timeout, "command exceeded its time limit of 1s; killed", {{"signal", "15", true}});
+  fmt().error(out, ErrorCode::timeout, "command exceeded its time limit of 1s; killed",
+              {{"signal", "15", true}});
   const auto line = parse_reply_line(strip_lf(out), GetParam());
   EXPECT_EQ(line.code, "timeout");
   EXPECT_EQ(line.text, "command exceeded its time limit of 1s; killed");
@@ -96,7 +98,8 @@ TEST_P(BothModes, ErrorWithoutFields) {
 
 TEST_P(BothModes, QuotedFieldValueWithSpacesIsOneField) {
   std::string out;
-  fmt().ok(out, "sha256 0f1e", {{"bytes", "5", true}, {"path", quote_argument("/srv/my file \"x\"")}});
+  fmt().ok(out, "sha256 0f1e",
+           {{"bytes", "5", true}, {"path", quote_argument("/srv/my file \"x\"")}});
   const auto line = parse_reply_line(strip_lf(out), GetParam());
   EXPECT_EQ(line.text, "sha256 0f1e");
   EXPECT_EQ(line.int_field("bytes"), 5);
@@ -109,11 +112,13 @@ TEST_P(BothModes, QuotedFieldValueWithSpacesIsOneField) {
 }
 
 INSTANTIATE_TEST_SUITE_P(ReplyParser, BothModes, ::testing::Values(Mode::text, Mode::json),
-                         [](const ::testing::TestParamInfo<Mode>& p) { return p.param == Mode::text ? "text" : "json"; });
+                         [](const ::testing::TestParamInfo<Mode>& p) {
+                           return p.param == Mode::text ? "text" : "json";
+                         });
 
 TEST(ReplyParser, ReadsTheGreeting) {
-  const auto line = parse_reply_line("OK opsagent 0.1.0 ready host=web1 principal=alice roles=operator,reader",
-                                     Mode::text);
+  const auto line = parse_reply_line(
+      "OK opsagent 0.1.0 ready host=web1 principal=alice roles=operator,reader", Mode::text);
   EXPECT_EQ(line.kind, ReplyKind::ok);
   EXPECT_EQ(line.text, "opsagent 0.1.0 ready");
   EXPECT_EQ(line.fields.at("host"), "web1");
@@ -139,8 +144,8 @@ TEST(ReplyParser, AnythingElseIsInvalid) {
   for (const char* bad : {"", "hello", "OKAY", "ERR", "ERR ", "|x", "!x", "ok pong"}) {
     EXPECT_EQ(parse_reply_line(bad, Mode::text).kind, ReplyKind::invalid) << bad;
   }
-  for (const char* bad : {"", "{", "[]", R"({"type":"banana"})", R"({"type":"stdout"})", R"({"type":"error"})",
-                          R"({"line":"x"})", "| text"}) {
+  for (const char* bad : {"", "{", "[]", R"({"type":"banana"})", R"({"type":"stdout"})",
+                          R"({"type":"error"})", R"({"line":"x"})", "| text"}) {
     EXPECT_EQ(parse_reply_line(bad, Mode::json).kind, ReplyKind::invalid) << bad;
   }
 }
@@ -152,7 +157,8 @@ TEST(ReplyParser, InvalidLinesAreSanitizedForDisplay) {
 }
 
 TEST(ReplyParser, IntFieldRejectsNonNumbers) {
-  const auto line = parse_reply_line("OK done exit=abc duration_ms=-4 big=99999999999999999999", Mode::text);
+  const auto line =
+      parse_reply_line("OK done exit=abc duration_ms=-4 big=99999999999999999999", Mode::text);
   EXPECT_FALSE(line.int_field("exit").has_value());
   EXPECT_EQ(line.int_field("duration_ms"), -4);
   EXPECT_FALSE(line.int_field("big").has_value());
