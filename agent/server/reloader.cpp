@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "agent/common/json_release.hpp"
 #include "agent/config/config_error.hpp"
 #include "agent/config/config_file.hpp"
 #include "agent/tls/tls_context.hpp"
@@ -23,9 +24,12 @@ void reload_policy(ServerContext& ctx) {
                                        {"policy_version", next->version}});
     spdlog::info("policy reloaded: version {} (was {})", next->version, old_version);
   } catch (const config::ConfigError& e) {
-    nlohmann::json rec = {{"policy", ctx.config.policy_path.string()},
-                          {"error", e.what()},
-                          {"policy_version", old_version}};
+    // Built with operator[], not a {{"key", value}} list: see common/json_release.hpp.
+    nlohmann::json rec = nlohmann::json::object();
+    const JsonReleaser release(rec);
+    rec["policy"] = ctx.config.policy_path.string();
+    rec["error"] = e.what();
+    rec["policy_version"] = old_version;
     if (!file_sha256.empty()) rec["rejected_sha256"] = file_sha256;
     ctx.audit.record("policy_reload_failed", std::move(rec));
     spdlog::error("policy reload failed, keeping version {}: {}", old_version, e.what());

@@ -66,6 +66,18 @@ pid_t spawn_with_log(const std::vector<std::string>& args, const fs::path& log,
   return rc == 0 ? pid : -1;
 }
 
+// True once `pid` catches SIGTERM (SigCgt in /proc/PID/status), i.e. it would stop cleanly.
+bool handles_sigterm(pid_t pid) {
+  std::istringstream in(read_file("/proc/" + std::to_string(pid) + "/status"));
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("SigCgt:", 0) == 0) {
+      const unsigned long long caught = std::stoull(line.substr(7), nullptr, 16);
+      return (caught & (1ULL << (SIGTERM - 1))) != 0;
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
 fs::path helper_path(const std::string& name) { return fs::path(OPSAGENT_HELPER_DIR) / name; }
@@ -147,10 +159,13 @@ AgentProcess::AgentProcess(AgentSpec spec) {
   while (std::chrono::steady_clock::now() < deadline) {
     const std::string text = log();
     std::smatch m;
-    if (std::regex_search(text, m, listening)) {
+    if (port_ == 0 && std::regex_search(text, m, listening)) {
       port_ = static_cast<std::uint16_t>(std::stoi(m[2].str()));
-      return;
     }
+    // The agent logs "listening" before it installs its signal handlers; a SIGTERM in between
+    // (a short test under ThreadSanitizer) would kill it with the default action instead of
+    // stopping it. Ready means both.
+    if (port_ != 0 && handles_sigterm(pid_)) return;
     int status = 0;
     if (::waitpid(pid_, &status, WNOHANG) == pid_) {
       pid_ = -1;
@@ -159,7 +174,9 @@ AgentProcess::AgentProcess(AgentSpec spec) {
     }
     std::this_thread::sleep_for(10ms);
   }
-  ADD_FAILURE() << "opsagent did not report its port:\n" << log();
+  ADD_FAILURE() << (port_ == 0 ? "opsagent did not report its port:\n"
+                               : "opsagent did not install its SIGTERM handler:\n")
+                << log();
 }
 
 AgentProcess::~AgentProcess() {
