@@ -154,6 +154,12 @@ int main(int argc, char** argv) {
   server::ServerContext ctx{cfg,      tls_store, policy_store, *audit.value(),
                             registry, blocking,  host_name()};
   server::Server server(io, ctx);
+  // Signals only through signal_set. Installed before the agent says it is listening: a SIGTERM
+  // right after that line must stop it cleanly, not kill it with the default action.
+  boost::asio::signal_set stop_signals(io, SIGINT, SIGTERM);
+  boost::asio::signal_set reload_signal(io, SIGHUP);
+  // SIGUSR1/2 would terminate the process by default; they are reserved and ignored.
+  boost::asio::signal_set reserved_signals(io, SIGUSR1, SIGUSR2);
   try {
     server.start();
   } catch (const std::exception& e) {
@@ -170,16 +176,12 @@ int main(int argc, char** argv) {
                                    {"policy_version", policy->version},
                                    {"listen", listening}});
 
-  // Signals only through signal_set: handlers run as ordinary completion handlers.
+  // Signal handlers run as ordinary completion handlers.
   std::mutex shutdown_mutex;
   std::condition_variable shutdown_cv;
   bool shutdown_done = false;  // GUARDED_BY(shutdown_mutex)
   std::atomic<bool> shutdown_forced{false};
   std::thread shutdown_watchdog;
-  boost::asio::signal_set stop_signals(io, SIGINT, SIGTERM);
-  boost::asio::signal_set reload_signal(io, SIGHUP);
-  // SIGUSR1/2 would terminate the process by default; they are reserved and ignored.
-  boost::asio::signal_set reserved_signals(io, SIGUSR1, SIGUSR2);
   stop_signals.async_wait([&](const boost::system::error_code& ec, int sig) {
     if (ec) return;
     spdlog::info("received signal {}; shutting down", sig);
@@ -226,9 +228,24 @@ int main(int argc, char** argv) {
       };
   reserved_signals.async_wait(on_reserved);
 
+  // An exception escaping a completion handler (std::bad_alloc in Asio's own allocations) ends
+  // that handler, not the thread: log it and go on running.
+  const auto run_io = [&io] {
+    for (;;) {
+      try {
+        io.run();
+        return;
+      } catch (const std::exception& e) {
+        try {
+          spdlog::error("I/O thread: {}; carrying on", e.what());
+        } catch (...) {  // out of memory for the message as well
+        }
+      }
+    }
+  };
   std::vector<std::thread> threads;
-  for (int i = 1; i < cfg.limits.io_threads; ++i) threads.emplace_back([&io] { io.run(); });
-  io.run();
+  for (int i = 1; i < cfg.limits.io_threads; ++i) threads.emplace_back(run_io);
+  run_io();
   for (auto& t : threads) t.join();
   {
     std::lock_guard lock(shutdown_mutex);

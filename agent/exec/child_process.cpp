@@ -368,7 +368,16 @@ Result<ChildProcess> spawn(const SpawnSpec& spec) {
     // posix_spawn, not posix_spawnp: no PATH search. glibc uses CLONE_VFORK, so the exec
     // outcome (including ENOENT/EACCES) is known when this returns.
     rc = ::posix_spawn(&pid, argv.front(), &fa.actions, &sa.attributes, argv.data(), envp.data());
-    if (rc == 0) detail::track_child(pid);
+    if (rc == 0) {
+      try {
+        detail::track_child(pid);
+      } catch (...) {  // std::bad_alloc: the child is ours to end before anyone sees it
+        ::kill(-pid, SIGKILL);
+        while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+        }
+        throw;
+      }
+    }
   }
   if (rc != 0) {
     if (status_pipe) {
