@@ -24,6 +24,8 @@
 
 #include "tests/support/agent_process.hpp"
 #include "tests/support/cert_factory.hpp"
+#include "tests/support/proc_probe.hpp"
+#include "tests/support/raw_connection.hpp"
 
 namespace opsagent::testing {
 namespace {
@@ -166,30 +168,6 @@ void expect_verify_failure(const AgentProcess& agent, const ClientOptions& optio
 
 // --- /proc ---------------------------------------------------------------------------------
 
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-// A "VmHWM:"-style field of /proc/PID/status, in KiB (-1 when missing).
-long status_kib(pid_t pid, const std::string& field) {
-  std::istringstream in(slurp("/proc/" + std::to_string(pid) + "/status"));
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind(field + ":", 0) == 0) return std::stol(line.substr(field.size() + 1));
-  }
-  return -1;
-}
-
-std::size_t fd_count(pid_t pid) {
-  std::size_t n = 0;
-  for ([[maybe_unused]] const auto& e :
-       fs::directory_iterator("/proc/" + std::to_string(pid) + "/fd"))
-    ++n;
-  return n;
-}
-
 // utime + stime of the process, in seconds.
 double cpu_seconds(pid_t pid) {
   const std::string stat = slurp("/proc/" + std::to_string(pid) + "/stat");
@@ -218,49 +196,6 @@ std::size_t child_count(pid_t parent) {
 }
 
 // --- raw TCP -------------------------------------------------------------------------------
-
-// A plain TCP connection to the agent, closed on destruction.
-class RawConnection {
- public:
-  explicit RawConnection(std::uint16_t port)
-      : fd_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    connected_ =
-        fd_ >= 0 && ::connect(fd_, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
-  }
-  ~RawConnection() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  RawConnection(const RawConnection&) = delete;
-  RawConnection& operator=(const RawConnection&) = delete;
-
-  [[nodiscard]] bool connected() const { return connected_; }
-  bool send(const std::string& bytes) {
-    return ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL) ==
-           static_cast<ssize_t>(bytes.size());
-  }
-  /// True when the agent closes (EOF or reset) within `timeout`; bytes it sends are discarded.
-  bool wait_closed(std::chrono::milliseconds timeout) {
-    const auto deadline = Clock::now() + timeout;
-    while (true) {
-      const auto left =
-          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-      if (left.count() <= 0) return false;
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
-      char buf[4096];
-      const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-      if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) return true;
-    }
-  }
-
- private:
-  int fd_;
-  bool connected_ = false;
-};
 
 // The bytes of a real TLS ClientHello, made with memory BIOs (nothing is sent).
 std::string client_hello() {

@@ -20,6 +20,7 @@
 
 #include "tests/integration/test_policy.hpp"
 #include "tests/support/agent_process.hpp"
+#include "tests/support/proc_probe.hpp"
 
 namespace opsagent::testing {
 namespace {
@@ -40,12 +41,8 @@ constexpr long kSanitizerFactor = 1;
 // The base test policy plus the commands these rows need. `marker` is built into the shell
 // command of D3 (its background grandchild carries it on its command line for /proc scans).
 std::string matrix_policy(const std::string& marker = "unused") {
-  std::string policy = kTestPolicy;
-  const std::string run_list = "run: [echo-args, slow, forker, fail, flood, missing, escaper]";
-  policy.replace(policy.find(run_list), run_list.size(),
-                 "run: [echo-args, slow, forker, fail, flood, missing, escaper, hold, d8-sleeper, "
-                 "d3-forker, d3-escaper-stay, d3-background, big-flood]");
-  policy += R"(
+  std::string policy = test_policy_with_run(
+      ", hold, d8-sleeper, d3-forker, d3-escaper-stay, d3-background, big-flood", R"(
   hold:
     argv: [@HELPERS@/sleeper, "1000"]
     args: [{name: marker, pattern: '[a-z0-9-]+'}]
@@ -63,33 +60,16 @@ std::string matrix_policy(const std::string& marker = "unused") {
     args: [{name: marker, pattern: '[a-z0-9-]+'}]
     timeout: 1s
   d3-background:
-    argv: [/bin/sh, -c, "@HELPERS@/sleeper 1000 )" +
-            marker + R"( & echo background=$!"]
+    argv: [/bin/sh, -c, "@HELPERS@/sleeper 1000 )" + marker + R"( & echo background=$!"]
   big-flood:
     argv: [@HELPERS@/flood, "200000000"]
     max_output: 1GiB
     timeout: 60s
-)";
+)");
   return policy;
 }
 
 // --- audit and /proc helpers -----------------------------------------------------------------
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-// A "VmHWM:"-style field of /proc/PID/status, in KiB (-1 when missing).
-long status_kib(pid_t pid, const std::string& field) {
-  std::istringstream in(slurp("/proc/" + std::to_string(pid) + "/status"));
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind(field + ":", 0) == 0) return std::stol(line.substr(field.size() + 1));
-  }
-  return -1;
-}
 
 // The audit file as written (complete lines only), for checks on the encoding itself.
 Lines raw_audit_lines(const AgentProcess& agent) {

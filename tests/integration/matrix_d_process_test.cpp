@@ -21,30 +21,23 @@ using namespace std::chrono_literals;
 // The base test policy plus the commands group D needs. Fixture programs for D5 live in a
 // directory made before the agent starts, because the policy names them.
 std::string matrix_d_policy(const fs::path& fixtures) {
-  std::string policy = kTestPolicy;
-  const std::string run_list = "run: [echo-args, slow, forker, fail, flood, missing, escaper]";
-  policy.replace(policy.find(run_list), run_list.size(),
-                 "run: [echo-args, slow, forker, fail, flood, missing, escaper, stubborn, "
-                 "not-executable, no-shebang, a-directory, big-flood]");
-  policy += R"(
+  std::string policy =
+      test_policy_with_run(", stubborn, not-executable, no-shebang, a-directory, big-flood", R"(
   stubborn:
     argv: [@HELPERS@/ignore-term]
     args: [{name: marker, pattern: '[a-z0-9-]+'}]
     timeout: 1s
   not-executable:
-    argv: [)" +
-            (fixtures / "plain.txt").string() + R"(]
+    argv: [)" + (fixtures / "plain.txt").string() + R"(]
   no-shebang:
-    argv: [)" +
-            (fixtures / "script").string() + R"(]
+    argv: [)" + (fixtures / "script").string() + R"(]
   a-directory:
-    argv: [)" +
-            fixtures.string() + R"(]
+    argv: [)" + fixtures.string() + R"(]
   big-flood:
     argv: [@HELPERS@/flood, "200000000"]
     max_output: 1GiB
     timeout: 60s
-)";
+)");
   return policy;
 }
 

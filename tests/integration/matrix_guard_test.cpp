@@ -24,12 +24,7 @@ using namespace std::chrono_literals;
 // The base test policy plus an escaper that stays alive (so its setsid escapee is still a
 // descendant of a running command when the agent dies).
 std::string guard_policy() {
-  std::string policy = kTestPolicy;
-  const std::string run_list = "run: [echo-args, slow, forker, fail, flood, missing, escaper]";
-  policy.replace(policy.find(run_list), run_list.size(),
-                 "run: [echo-args, slow, forker, fail, flood, missing, escaper, escaper-stay, "
-                 "forkbomb]");
-  policy += R"(
+  std::string policy = test_policy_with_run(", escaper-stay, forkbomb", R"(
   escaper-stay:
     argv: [@HELPERS@/escaper, stay]
     args: [{name: marker, pattern: '[a-z0-9-]+'}]
@@ -38,7 +33,7 @@ std::string guard_policy() {
     argv: [@HELPERS@/forkbomb]
     args: [{name: marker, pattern: '[a-z0-9-]+'}]
     timeout: 30s
-)";
+)");
   return policy;
 }
 

@@ -52,6 +52,7 @@
 
 #include "tests/integration/test_policy.hpp"
 #include "tests/support/agent_process.hpp"
+#include "tests/support/raw_connection.hpp"
 
 namespace opsagent::testing {
 namespace {
@@ -100,49 +101,6 @@ std::string local_port(TlsClient& c) {
   const auto ep = c.stream().next_layer().local_endpoint(ec);
   return ec ? std::string("(no local address)") : "from port " + std::to_string(ep.port());
 }
-
-// A plain TCP connection to the agent, closed on destruction.
-class RawConnection {
- public:
-  explicit RawConnection(std::uint16_t port)
-      : fd_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    connected_ =
-        fd_ >= 0 && ::connect(fd_, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
-  }
-  ~RawConnection() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  RawConnection(const RawConnection&) = delete;
-  RawConnection& operator=(const RawConnection&) = delete;
-
-  [[nodiscard]] bool connected() const { return connected_; }
-  bool send(const std::string& bytes) {
-    return ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL) ==
-           static_cast<ssize_t>(bytes.size());
-  }
-  /// True when the agent closes (EOF or reset) within `timeout`; what it sends is discarded.
-  bool wait_closed(std::chrono::milliseconds timeout) {
-    const auto deadline = Clock::now() + timeout;
-    while (true) {
-      const auto left =
-          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-      if (left.count() <= 0) return false;
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
-      char buf[4096];
-      const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-      if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) return true;
-    }
-  }
-
- private:
-  int fd_;
-  bool connected_ = false;
-};
 
 // ============================================================================================
 // H5 (a): failed allocations.

@@ -55,4 +55,13 @@ commands:
     args: [{name: marker, pattern: '[a-z0-9-]+'}]
 )";
 
+/// kTestPolicy with more `run` commands for alice: `names` is appended to the operator's run
+/// list (", a, b"), `definitions` (YAML, indented under `commands:`) to the policy.
+inline std::string test_policy_with_run(const std::string& names, const std::string& definitions) {
+  const std::string run_list = "run: [echo-args, slow, forker, fail, flood, missing, escaper";
+  std::string policy = kTestPolicy;
+  policy.insert(policy.find(run_list) + run_list.size(), names);
+  return policy + definitions;
+}
+
 }  // namespace opsagent::testing

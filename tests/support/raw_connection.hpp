@@ -1,0 +1,29 @@
+#pragma once
+// A plain TCP connection to the agent on 127.0.0.1 (no TLS), for handshake floods, slowloris
+// and plaintext-on-the-TLS-port tests. Closed on destruction.
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+namespace opsagent::testing {
+
+class RawConnection {
+ public:
+  explicit RawConnection(std::uint16_t port);
+  ~RawConnection();
+  RawConnection(const RawConnection&) = delete;
+  RawConnection& operator=(const RawConnection&) = delete;
+
+  [[nodiscard]] bool connected() const { return connected_; }
+  /// Writes all bytes (no SIGPIPE). False on error.
+  bool send(const std::string& bytes);
+  /// True when the agent closes (EOF or reset) within `timeout`; what it sends is discarded.
+  bool wait_closed(std::chrono::milliseconds timeout);
+
+ private:
+  int fd_;
+  bool connected_ = false;
+};
+
+}  // namespace opsagent::testing
