@@ -21,6 +21,7 @@
 #include "agent/client/output.hpp"
 #include "agent/config/config_error.hpp"
 #include "agent/protocol/command_parser.hpp"
+#include "agent/protocol/verbs.hpp"
 #include "agent/tls/tls_context.hpp"
 
 namespace {
@@ -34,8 +35,9 @@ constexpr std::string_view kUsage = R"(usage: opsctl [OPTIONS] TARGETS [COMMAND 
        opsctl --help | --version
 
 Runs one opsagent command on one host or a fleet, or (without COMMAND and with exactly one
-host) opens an interactive shell on it. COMMAND is an agent command: ping, whoami, run NAME ARGS,
-tail LOG, hash ALGO PATH, lastlog, help.
+host) opens an interactive shell on it. COMMAND is an agent command; the agent's policy decides
+which of these you may use:
+{commands}
 
 TARGETS  comma-separated: HOST[:PORT], [IPv6]:PORT, inventory host or group names, `all`,
          globs (web*, db-[12]) and !EXCLUDED terms; e.g. 'web,db1,!web3'
@@ -69,6 +71,16 @@ Exit status:
   66  unknown command or bad arguments (agent)  70  other agent error (busy, limit, notfound, internal)
   78  configuration error (config, inventory, certificate files)
 )";
+
+// kUsage with the agent's commands listed from the protocol's verb table.
+std::string usage_text() {
+  std::string commands;
+  for (const auto& verb : protocol::all_verbs()) {
+    if (!commands.empty()) commands += '\n';
+    commands += fmt::format("  {:<26} {}", verb.usage, verb.summary);
+  }
+  return fmt::format(fmt::runtime(kUsage), fmt::arg("commands", commands));
+}
 
 struct Options {
   ClientFlags flags;
@@ -115,7 +127,7 @@ std::optional<int> parse_args(std::vector<std::string> args, Options& o) {
       args[i] = arg;
     }
     if (arg == "-h" || arg == "--help") {
-      std::fwrite(kUsage.data(), 1, kUsage.size(), stdout);
+      std::fputs(usage_text().c_str(), stdout);
       return 0;
     }
     if (arg == "--version") {

@@ -15,6 +15,8 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "agent/tls/chain_check.hpp"
+
 namespace opsagent::client {
 namespace asio = boost::asio;
 namespace ssl = boost::asio::ssl;
@@ -148,10 +150,8 @@ asio::awaitable<HostResult> AgentConnection::open() {
   const error_code handshake_ec = std::get<0>(std::get<0>(shaken));
   if (handshake_ec) {
     std::string message = "TLS handshake failed: " + handshake_ec.message();
-    const long verify = SSL_get_verify_result(ssl_handle);
-    if (verify != X509_V_OK) {
-      message += fmt::format(" ({}; expected {} signed by the configured CA)",
-                             X509_verify_cert_error_string(verify), name);
+    if (const auto failure = tls::handshake_verify_failure(ssl_handle)) {
+      message += fmt::format(" ({}; expected {} signed by the configured CA)", failure->text, name);
     }
     co_return fail(HostStatus::tls_error, "tls", std::move(message));
   }

@@ -13,6 +13,7 @@
 
 #include "agent/client/agent_connection.hpp"
 #include "agent/client/output.hpp"
+#include "agent/protocol/verbs.hpp"
 
 namespace opsagent::client {
 namespace asio = boost::asio;
@@ -93,13 +94,14 @@ int run_interactive(asio::ssl::context& tls, const Target& target, const Timeout
     if (!raw) {
       // End of input: leave politely, as if the user had typed `exit`.
       std::fputc('\n', stdout);
-      line = "exit";
+      line = protocol::spec_of(protocol::Verb::exit).name;
     } else {
       line = trim(raw.get());
       if (line.empty()) continue;  // the agent does not answer blank lines
       ::add_history(line.c_str());
     }
-    const bool leaving = line == "exit" || line == "quit";
+    const protocol::VerbSpec* verb = protocol::find_verb(line);
+    const bool leaving = verb != nullptr && verb->ends_session;
     const HostResult reply = run_step(io, connection.command(line, print_reply_line));
     if (!connection.is_open() && reply.code == "timeout") {
       std::fprintf(stderr, "%s\n", failure_message(target, reply).c_str());

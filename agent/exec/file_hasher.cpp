@@ -11,6 +11,8 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 
+#include "agent/protocol/verbs.hpp"
+
 namespace opsagent::exec {
 namespace {
 
@@ -25,28 +27,11 @@ struct MdCtxDeleter {
 using MdPtr = std::unique_ptr<EVP_MD, MdDeleter>;
 using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, MdCtxDeleter>;
 
-struct AlgorithmName {
-  std::string_view wire;  // what clients and the policy say
-  const char* openssl;    // the OpenSSL 3 provider name
-};
-
-// An explicit allow-list: clients never reach OpenSSL's name lookup with arbitrary text, and
-// weak digests (md5, ...) are not offered even if a provider has them.
-constexpr std::array<AlgorithmName, 7> kAlgorithms{{
-    {"sha1", "SHA1"},
-    {"sha224", "SHA2-224"},
-    {"sha256", "SHA2-256"},
-    {"sha384", "SHA2-384"},
-    {"sha512", "SHA2-512"},
-    {"sha3-256", "SHA3-256"},
-    {"sha3-512", "SHA3-512"},
-}};
-
+// The allow-list of protocol/verbs.hpp: clients never reach OpenSSL's name lookup with
+// arbitrary text.
 const char* openssl_name(std::string_view algorithm) noexcept {
-  for (const auto& a : kAlgorithms) {
-    if (a.wire == algorithm) return a.openssl;
-  }
-  return nullptr;
+  const protocol::HashAlgorithm* a = protocol::find_hash_algorithm(algorithm);
+  return a == nullptr ? nullptr : a->openssl;
 }
 
 // Explicit fetch (not EVP_get_digestbyname) so a provider that lacks the digest, e.g. FIPS

@@ -83,7 +83,6 @@ std::optional<int> parse_line_count(std::string_view text) {
 Decision authorize_tail(const Policy& policy, const Principal& principal,
                         const std::vector<const Role*>& allowing,
                         const std::vector<std::string>& args) {
-  if (args.empty() || args.size() > 2) return malformed("tail");
   const std::string& log = args[0];
 
   const Role* granting = nullptr;
@@ -126,7 +125,7 @@ Decision authorize_hash(const Principal& principal, const std::vector<const Role
   if (!components) {
     return deny("default-deny", "path " + shown(path) + " rejected: " + components.error().message);
   }
-  if (supported_hash_algorithms().count(algorithm) == 0) {
+  if (protocol::find_hash_algorithm(algorithm) == nullptr) {
     return deny("default-deny", "unsupported hash algorithm " + shown(algorithm));
   }
   const bool is_comphash = verb == "comphash";
@@ -162,7 +161,6 @@ Decision authorize_hash(const Principal& principal, const std::vector<const Role
 Decision authorize_run(const Policy& policy, const Principal& principal,
                        const std::vector<const Role*>& allowing,
                        const std::vector<std::string>& args) {
-  if (args.empty()) return malformed("run");
   const std::string& name = args[0];
   const Role* granting = nullptr;
   for (const Role* role : allowing) {
@@ -244,11 +242,13 @@ bool rule_matches(const IdentityRule& rule, const PeerIdentity& identity) {
 
 Decision authorize_checked(const Policy& policy, const Principal& principal, std::string_view verb,
                            const std::vector<std::string>& args) {
-  // The one visible sequence: builtin, unknown, explicit deny, default deny, per-verb checks.
-  if (is_builtin(verb)) return allow("builtin", std::string(verb) + " is always available");
-  if (grantable_commands().count(std::string(verb)) == 0) {
-    return deny("default-deny", "unknown command " + shown(verb));
+  // The one visible sequence: builtin, unknown, explicit deny, default deny, arity, per-verb
+  // checks.
+  const protocol::VerbSpec* spec = protocol::find_verb(verb);
+  if (spec != nullptr && spec->grant == protocol::Grant::builtin) {
+    return allow("builtin", std::string(verb) + " is always available");
   }
+  if (spec == nullptr) return deny("default-deny", "unknown command " + shown(verb));
 
   const std::vector<const Role*> roles = roles_of(policy, principal);
   for (const Role* role : roles) {
@@ -265,31 +265,31 @@ Decision authorize_checked(const Policy& policy, const Principal& principal, std
     return deny("default-deny",
                 "no role of " + principal.name + " allows '" + std::string(verb) + "'");
   }
+  // The gate has checked arity already; this function trusts no caller.
+  if (!protocol::arity_fits(*spec, args.size())) return malformed(verb);
 
-  if (verb == "ping" || verb == "whoami" || verb == "lastlog") {
-    if (!args.empty()) return malformed(verb);
-    return allow(role_rule(*allowing.front(), "commands"),
-                 "role " + allowing.front()->name + " allows '" + std::string(verb) + "'");
+  switch (spec->verb) {
+    case protocol::Verb::ping:
+    case protocol::Verb::whoami:
+    case protocol::Verb::lastlog:
+      return allow(role_rule(*allowing.front(), "commands"),
+                   "role " + allowing.front()->name + " allows '" + std::string(verb) + "'");
+    case protocol::Verb::tail:
+      return authorize_tail(policy, principal, allowing, args);
+    case protocol::Verb::hash:
+      return authorize_hash(principal, allowing, verb, args[0], args[1]);
+    case protocol::Verb::comphash:
+      return authorize_hash(principal, allowing, verb, std::string(protocol::kComphashAlgorithm),
+                            args[0]);
+    case protocol::Verb::run:
+      return authorize_run(policy, principal, allowing, args);
+    default:
+      // A grantable verb this function does not know yet: fail closed.
+      return deny("default-deny", "no authorisation rule for '" + std::string(verb) + "'");
   }
-  if (verb == "tail") return authorize_tail(policy, principal, allowing, args);
-  if (verb == "hash") {
-    if (args.size() != 2) return malformed(verb);
-    return authorize_hash(principal, allowing, verb, args[0], args[1]);
-  }
-  if (verb == "comphash") {
-    if (args.size() != 1) return malformed(verb);
-    return authorize_hash(principal, allowing, verb, "sha1", args[0]);
-  }
-  if (verb == "run") return authorize_run(policy, principal, allowing, args);
-  // A grantable verb this function does not know yet: fail closed.
-  return deny("default-deny", "no authorisation rule for '" + std::string(verb) + "'");
 }
 
 }  // namespace
-
-bool is_builtin(std::string_view verb) {
-  return verb == "help" || verb == "json" || verb == "exit" || verb == "quit";
-}
 
 std::optional<Principal> map_identity(const Policy& policy, const PeerIdentity& identity) {
   try {
@@ -316,17 +316,23 @@ Decision authorize(const Policy& policy, const Principal& principal, std::string
   }
 }
 
-std::vector<std::string> allowed_verbs(const Policy& policy, const Principal& principal) {
-  std::set<std::string> verbs{"help", "json", "exit", "quit"};
-  std::set<std::string> denied;
+std::vector<const protocol::VerbSpec*> allowed_verbs(const Policy& policy,
+                                                     const Principal& principal) {
+  std::set<std::string, std::less<>> granted;
+  std::set<std::string, std::less<>> denied;
   for (const Role* role : roles_of(policy, principal)) {
-    verbs.insert(role->commands.begin(), role->commands.end());
+    granted.insert(role->commands.begin(), role->commands.end());
     denied.insert(role->deny.begin(), role->deny.end());
   }
-  std::vector<std::string> out;
-  for (const auto& verb : verbs) {
-    if (denied.count(verb) == 0) out.push_back(verb);
+  std::vector<const protocol::VerbSpec*> out;
+  for (const auto& spec : protocol::all_verbs()) {
+    const bool usable = spec.grant == protocol::Grant::builtin ||
+                        (granted.contains(spec.name) && !denied.contains(spec.name));
+    if (usable) out.push_back(&spec);
   }
+  std::sort(out.begin(), out.end(), [](const protocol::VerbSpec* a, const protocol::VerbSpec* b) {
+    return a->name < b->name;
+  });
   return out;
 }
 

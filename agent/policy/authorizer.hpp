@@ -10,6 +10,7 @@
 
 #include "agent/identity/peer_identity.hpp"
 #include "agent/policy/policy.hpp"
+#include "agent/protocol/verbs.hpp"
 
 namespace opsagent::policy {
 
@@ -45,19 +46,19 @@ struct Decision {
   std::vector<std::string> argv;    ///< run: full argv, fixed part + "--" + client args
 };
 
-/// Verbs every mapped principal may use (help, json, exit, quit).
-bool is_builtin(std::string_view verb);
-
 /// Decides whether `principal` may run `verb args...` under `policy`. Arity has been checked
-/// by the caller; anything unexpected is denied. Rules, in order: builtin verbs are allowed;
-/// a verb in any role's `deny` is denied; a verb in no role's `commands` is denied (default);
-/// then per verb: tail needs the log in a role's `logs` (and lines <= tail_max_lines); hash
-/// and comphash need the algorithm and a matching path pattern in the same role; run needs the
-/// command in a role's `run` and every argument to full-match its pattern.
+/// by the caller; anything unexpected is denied. Rules, in order: builtin verbs
+/// (protocol/verbs.hpp) are allowed; unknown verbs are denied; a verb in any role's `deny` is
+/// denied; a verb in no role's `commands` is denied (default); a wrong argument count is denied
+/// as malformed; then per verb: tail needs the log in a role's `logs` (and lines <=
+/// tail_max_lines); hash and comphash need the algorithm and a matching path pattern in the same
+/// role; run needs the command in a role's `run` and every argument to full-match its pattern.
 Decision authorize(const Policy& policy, const Principal& principal, std::string_view verb,
                    const std::vector<std::string>& args);
 
-/// The verbs `principal` may use at all (for `help`), sorted.
-std::vector<std::string> allowed_verbs(const Policy& policy, const Principal& principal);
+/// The verbs `principal` may use at all (for `help`): the built-in ones and those a role grants
+/// and none denies, sorted by name.
+std::vector<const protocol::VerbSpec*> allowed_verbs(const Policy& policy,
+                                                     const Principal& principal);
 
 }  // namespace opsagent::policy

@@ -71,11 +71,6 @@ struct Policy {
   int tail_max_lines = 1000;
 };
 
-/// The verbs a policy may grant (everything but the always-available help, json, exit, quit).
-const std::set<std::string>& grantable_commands();
-/// Hash algorithm names the agent supports (sha1, sha256, sha384, sha512, ...).
-const std::set<std::string>& supported_hash_algorithms();
-
 /// Loads and validates policy.yaml. Throws config::ConfigError naming file, line and key
 /// (unknown keys, wrong types, undefined roles/logs/commands, bad regexes, relative argv[0], ...).
 /// When `file_sha256` is given, it receives the SHA-256 (64 lower-case hex digits) of the bytes

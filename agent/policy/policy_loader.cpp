@@ -1,6 +1,8 @@
 #include <algorithm>
 #include <initializer_list>
+#include <set>
 #include <stdexcept>
+#include <string_view>
 
 #include <openssl/evp.h>
 
@@ -190,13 +192,21 @@ void read_commands(const YamlNode& node, const NodeContext& ctx, Policy& policy)
 void check_verbs(const YamlNode& list, const NodeContext& ctx) {
   for (std::size_t i = 0; i < list.items.size(); ++i) {
     const std::string& verb = list.items[i].scalar;
-    if (grantable_commands().count(verb) != 0) continue;
-    if (is_builtin(verb)) {
+    const protocol::VerbSpec* spec = protocol::find_verb(verb);
+    if (spec != nullptr && spec->grant == protocol::Grant::grantable) continue;
+    if (spec != nullptr) {
       fail(ctx.index(i), list.items[i],
            "'" + verb + "' is always available and cannot be granted or denied");
     }
+    std::set<std::string_view> grantable;
+    for (const auto& v : protocol::all_verbs()) {
+      if (v.grant == protocol::Grant::grantable) grantable.insert(v.name);
+    }
     std::string allowed;
-    for (const auto& v : grantable_commands()) allowed += (allowed.empty() ? "" : ", ") + v;
+    for (const auto v : grantable) {
+      allowed += allowed.empty() ? "" : ", ";
+      allowed += v;
+    }
     fail(ctx.index(i), list.items[i], "unknown command '" + verb + "' (known: " + allowed + ")");
   }
 }
@@ -238,10 +248,14 @@ Role read_role(const std::string& name, const YamlNode& node, const NodeContext&
     if (const YamlNode* algs = hash.find("algorithms")) {
       role.hash.algorithms = as_name_set(*algs, hash.ctx("algorithms"));
       for (std::size_t i = 0; i < algs->items.size(); ++i) {
-        if (supported_hash_algorithms().count(algs->items[i].scalar) == 0) {
+        if (protocol::find_hash_algorithm(algs->items[i].scalar) == nullptr) {
+          std::set<std::string_view> names;
+          for (const auto& a : protocol::hash_algorithms()) names.insert(a.name);
           std::string known;
-          for (const auto& a : supported_hash_algorithms())
-            known += (known.empty() ? "" : ", ") + a;
+          for (const auto a : names) {
+            known += known.empty() ? "" : ", ";
+            known += a;
+          }
           fail(hash.ctx("algorithms").index(i), algs->items[i],
                "unsupported hash algorithm '" + algs->items[i].scalar + "' (supported: " + known +
                    ")");
@@ -345,18 +359,6 @@ void read_identities(const YamlNode& node, const NodeContext& ctx, Policy& polic
 }
 
 }  // namespace
-
-const std::set<std::string>& grantable_commands() {
-  static const std::set<std::string> kVerbs{"ping",     "whoami", "lastlog", "tail",
-                                            "comphash", "hash",   "run"};
-  return kVerbs;
-}
-
-const std::set<std::string>& supported_hash_algorithms() {
-  static const std::set<std::string> kAlgorithms{"sha1",   "sha224",   "sha256",  "sha384",
-                                                 "sha512", "sha3-256", "sha3-512"};
-  return kAlgorithms;
-}
 
 std::shared_ptr<const Policy> load_policy(const std::filesystem::path& file,
                                           std::string* file_sha256) {

@@ -1,8 +1,9 @@
 #pragma once
-// One client connection, from TCP accept to close. Everything runs on the connection's strand:
-// the main coroutine (handshake, identity, admission, then one command at a time) is the only
-// writer of the stream; a reader coroutine frames lines into a small bounded queue so that a
-// disconnect is noticed even while a command runs.
+// One client connection, from TCP accept to close, as a sequence of phases:
+//   handshake -> authenticating -> serving -> closing
+// Everything runs on the connection's strand. The session's coroutine is the only writer of the
+// stream; a LineReader beside it frames lines into a small bounded queue, so that a disconnect
+// is noticed even while a command runs. Commands themselves go through the Dispatcher.
 //
 // An exception escaping either coroutine (above all std::bad_alloc from a failed allocation,
 // SECURITY-MATRIX H5) ends this connection only: it is logged and audited as far as memory
@@ -10,19 +11,22 @@
 // slots are released. It never reaches io_context::run().
 
 #include <atomic>
+#include <chrono>
 #include <exception>
 #include <memory>
 #include <optional>
 #include <string>
 
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/experimental/channel.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include "agent/server/dispatcher.hpp"
+#include "agent/server/line_reader.hpp"
 #include "agent/server/server_context.hpp"
+#include "agent/server/session_audit.hpp"
+#include "agent/server/session_info.hpp"
 
 namespace opsagent::server {
 
@@ -35,7 +39,7 @@ class Session : public std::enable_shared_from_this<Session>, public ReplySink {
           std::string peer);
   ~Session() override;
 
-  /// Starts the session coroutines; the session keeps itself alive until it is done.
+  /// Starts the session coroutine; the session keeps itself alive until it is done.
   void start();
   /// Asks the session to end (agent shutdown): kills its child, closes the connection.
   /// Thread-safe: posts to the session's strand.
@@ -51,59 +55,72 @@ class Session : public std::enable_shared_from_this<Session>, public ReplySink {
   void recheck_certificate(std::shared_ptr<boost::asio::ssl::context> tls);
 
  private:
-  struct LineEvent {
-    enum class Kind { line, overflow, eof, idle } kind = Kind::line;
-    std::string text;
+  using Stream = boost::asio::ssl::stream<boost::asio::ip::tcp::socket>;
+  enum class Phase { handshake, authenticating, serving, closing };
+  /// Why an authenticated session ended: the disconnect record's `reason`.
+  enum class EndReason {
+    client_closed,
+    exit,
+    idle_timeout,
+    line_too_long,
+    server_shutdown,
+    evicted,
+    certificate_revoked,
+    internal_error,
   };
-  using LineChannel =
-      boost::asio::experimental::channel<void(boost::system::error_code, LineEvent)>;
+  static const char* to_string(EndReason reason) noexcept;
 
   boost::asio::awaitable<void> run();
-  boost::asio::awaitable<void> run_connection();
+  boost::asio::awaitable<void> run_phases();
   boost::asio::awaitable<bool> handshake();
   boost::asio::awaitable<bool> authenticate();
-  boost::asio::awaitable<std::string> serve();
-  boost::asio::awaitable<LineEvent> next_event();
-  boost::asio::awaitable<void> read_loop();
-  boost::asio::awaitable<void> read_lines();
+  boost::asio::awaitable<void> serve();
+  boost::asio::awaitable<void> say_goodbye();
   boost::asio::awaitable<void> close_connection(bool graceful);
   boost::asio::awaitable<bool> send(std::string bytes) override;  // ReplySink
-  boost::asio::awaitable<void> refuse(ErrorCode code, const std::string& message);
-  void close_now() noexcept;
+  boost::asio::awaitable<void> refuse(ErrorCode code, std::string message);
+
+  /// Records why the session ends; the first reason stays.
+  void end(EndReason reason) noexcept;
+  /// end(), and interrupts whatever the session waits for: kills a running child, stops the
+  /// reader. For ends that come from outside the session's own flow (stop, evict, revoke).
+  void interrupt(EndReason reason) noexcept;
+  /// The client is gone (read or write failed, hang-up): kill its command, write nothing more.
+  void client_gone() noexcept;
   /// Records that an exception ended the session (`where`: "session" or "reader"): logs and
-  /// audits it best-effort, kills a running child and wakes the other coroutine.
+  /// audits it best-effort, and interrupts the session.
   void note_failure(const std::exception_ptr& failure, const char* where) noexcept;
   /// Closes the TCP connection at once (no TLS close_notify).
   void abort_socket() noexcept;
-  /// While the reader is blocked on a full line queue it reads nothing, so it would not see the
-  /// client leave. This polls the socket for a hang-up (FIN or RST) every 200 ms until
-  /// `hangup_watch_` is cancelled, and then treats the client as gone (kills its command).
-  void watch_for_hangup();
-  [[nodiscard]] bool peer_hung_up() noexcept;
+  [[nodiscard]] std::chrono::milliseconds age() const;
+
+  /// Holds the principal's client slot from admission to the end of the session.
+  class ClientSlot {
+   public:
+    ClientSlot(SessionRegistry& registry, std::string principal)
+        : registry_(registry), principal_(std::move(principal)) {}
+    ClientSlot(const ClientSlot&) = delete;
+    ClientSlot& operator=(const ClientSlot&) = delete;
+    ~ClientSlot() { registry_.release(principal_); }
+
+   private:
+    SessionRegistry& registry_;
+    std::string principal_;
+  };
 
   ServerContext& ctx_;
   std::shared_ptr<boost::asio::ssl::context> tls_;  // the context this connection was made with
-  boost::asio::ssl::stream<boost::asio::ip::tcp::socket> stream_;
-  LineChannel lines_;
-  boost::asio::steady_timer idle_timer_;
+  Stream stream_;
+  LineReader<Stream> reader_;
   boost::asio::steady_timer write_timer_;
-  boost::asio::steady_timer reader_done_;   // cancelled (= signalled) when read_loop ends
-  boost::asio::steady_timer hangup_watch_;  // watch_for_hangup(), while the line queue is full
   SessionInfo info_;
+  SessionAudit audit_{ctx_.audit, info_};
+  std::optional<ClientSlot> admitted_;
   std::optional<Dispatcher> dispatcher_;
-  bool in_handshake_ = true;  // holds a pre-authentication slot
-  bool secured_ = false;      // the TLS handshake succeeded
-  bool admitted_ = false;     // holds a client slot
-  bool reader_running_ = false;
-  bool stop_reading_ = false;  // the reader starts no further read (close_now, close_connection)
-  bool peer_gone_ = false;     // EOF/error from the client, or a failed write
-  bool stopping_ = false;      // agent shutdown
-  bool evicted_ = false;       // closed during its handshake to admit a newer connection
-  bool failed_ = false;        // an exception (e.g. std::bad_alloc) ends the session
-  bool revoked_ = false;       // the certificate failed a re-check after a reload
-  std::atomic<bool> handshaking_{true};  // until the handshake ends, either way
-  std::atomic<bool> eviction_requested_{false};
-  std::size_t partial_bytes_ = 0;  // unterminated line left when the client went away
+  Phase phase_ = Phase::handshake;  // holds a handshake slot while in Phase::handshake
+  std::optional<EndReason> end_;
+  bool peer_gone_ = false;             // the client left or stopped reading: write nothing more
+  std::atomic<bool> evictable_{true};  // in its handshake and not yet picked by try_evict()
   std::chrono::steady_clock::time_point started_;
 };
 

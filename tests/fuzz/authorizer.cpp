@@ -217,7 +217,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   expect(r.allowed == d.allowed && r.rule == d.rule, "decision depends on role order");
 
   if (!d.allowed) return 0;
-  if (policy::is_builtin(verb)) {
+  if (const auto* spec = opsagent::protocol::find_verb(verb);
+      spec != nullptr && spec->grant == opsagent::protocol::Grant::builtin) {
     expect(d.rule == "builtin", "builtin allowed under another rule");
     return 0;
   }

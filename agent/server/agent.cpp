@@ -1,0 +1,213 @@
+#include "agent/server/agent.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <csignal>
+#include <cstdlib>
+#include <mutex>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <spdlog/spdlog.h>
+
+#include "agent/common/best_effort.hpp"
+#include "agent/exec/orphan_reaper.hpp"
+#include "agent/server/reloader.hpp"
+#include "agent/server/server.hpp"
+#include "agent/server/server_context.hpp"
+#include "agent/server/session_registry.hpp"
+#include "agent/server/snapshot.hpp"
+
+namespace opsagent::server {
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+namespace {
+constexpr std::chrono::seconds kShutdownDeadline{5};
+
+SessionRegistry::Limits registry_limits(const config::Limits& l) {
+  return SessionRegistry::Limits{.max_handshakes = l.max_handshakes,
+                                 .max_clients = l.max_clients,
+                                 .max_clients_per_identity = l.max_clients_per_identity,
+                                 .max_children = l.max_children,
+                                 .max_digests_per_identity = l.max_digests_per_identity};
+}
+}  // namespace
+
+std::string host_name() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) != 0) return "unknown";
+  return buf;
+}
+
+// Declaration order is destruction order in reverse: the server and its sessions go before the
+// shared state they use.
+struct Agent::State {
+  State(config::AgentConfig c, std::shared_ptr<const policy::Policy> policy,
+        std::shared_ptr<asio::ssl::context> tls, std::unique_ptr<audit::AuditLog> a)
+      : config(std::move(c)),
+        audit(std::move(a)),
+        io(config.limits.io_threads),
+        blocking(static_cast<std::size_t>(config.limits.hash_threads)),
+        policy_store(std::move(policy)),
+        tls_store(std::move(tls)),
+        registry(registry_limits(config.limits)),
+        ctx{config, tls_store, policy_store, *audit, registry, blocking, host_name()},
+        server(io, ctx),
+        stop_signals(io, SIGINT, SIGTERM),
+        reload_signal(io, SIGHUP),
+        reserved_signals(io, SIGUSR1, SIGUSR2) {}
+
+  void on_stop_signal(int sig);
+  void on_reload_signal();
+  void wait_reserved_signals();
+  void reload_until_caught_up() noexcept;
+  void run_io() noexcept;
+
+  const config::AgentConfig config;
+  std::unique_ptr<audit::AuditLog> audit;
+  asio::io_context io;
+  asio::thread_pool blocking;
+  Snapshot<const policy::Policy> policy_store;
+  Snapshot<asio::ssl::context> tls_store;
+  SessionRegistry registry;
+  ServerContext ctx;
+  Server server;
+  // Signals only through signal_set, installed before the agent says it is listening: a SIGTERM
+  // right after that line must stop it cleanly, not kill it with the default action.
+  asio::signal_set stop_signals;
+  asio::signal_set reload_signal;
+  // SIGUSR1/2 would terminate the process by default; they are reserved and ignored.
+  asio::signal_set reserved_signals;
+
+  // A burst of SIGHUPs costs one reload, not one per signal: while a reload is queued or
+  // running, further SIGHUPs only make sure one more runs after it.
+  std::atomic<int> reloads_wanted{0};
+
+  std::mutex shutdown_mutex;
+  std::condition_variable shutdown_cv;
+  bool shutdown_done = false;  // GUARDED_BY(shutdown_mutex)
+  std::atomic<bool> shutdown_forced{false};
+  std::thread shutdown_watchdog;
+};
+
+Agent::Agent(config::AgentConfig config, std::shared_ptr<const policy::Policy> policy,
+             std::shared_ptr<asio::ssl::context> tls, std::unique_ptr<audit::AuditLog> audit)
+    : state_(std::make_unique<State>(std::move(config), std::move(policy), std::move(tls),
+                                     std::move(audit))) {}
+
+Agent::~Agent() = default;
+
+void Agent::start() {
+  State& s = *state_;
+  s.server.start();
+
+  nlohmann::json listening = nlohmann::json::array();
+  for (const auto& ep : s.server.endpoints())
+    listening.push_back(ep.address().to_string() + " " + std::to_string(ep.port()));
+  s.audit->record("agent_start", {{"version", OPSAGENT_VERSION},
+                                  {"config", s.config.source.string()},
+                                  {"policy", s.config.policy_path.string()},
+                                  {"policy_version", s.policy_store.get()->version},
+                                  {"listen", listening}});
+
+  // Signal handlers run as ordinary completion handlers.
+  s.stop_signals.async_wait([&s](const error_code& ec, int sig) {
+    if (!ec) s.on_stop_signal(sig);
+  });
+  s.reload_signal.async_wait([&s](const error_code& ec, int) {
+    if (!ec) s.on_reload_signal();
+  });
+  s.wait_reserved_signals();
+}
+
+void Agent::State::wait_reserved_signals() {
+  reserved_signals.async_wait([this](const error_code& ec, int sig) {
+    if (ec) return;
+    spdlog::debug("ignoring signal {}", sig);
+    wait_reserved_signals();
+  });
+}
+
+void Agent::State::on_stop_signal(int sig) {
+  spdlog::info("received signal {}; shutting down", sig);
+  reload_signal.cancel();
+  reserved_signals.cancel();
+  server.stop();
+  // Sessions end within moments (children are killed); should one not, the agent still exits.
+  shutdown_watchdog = std::thread([this] {
+    std::unique_lock lock(shutdown_mutex);
+    if (!shutdown_cv.wait_for(lock, kShutdownDeadline, [this] { return shutdown_done; })) {
+      spdlog::warn("sessions still open {} s after the stop signal; stopping anyway",
+                   kShutdownDeadline.count());
+      shutdown_forced = true;
+      io.stop();
+    }
+  });
+}
+
+void Agent::State::on_reload_signal() {
+  if (reloads_wanted.fetch_add(1) == 0) {
+    spdlog::info("received SIGHUP; reloading policy and TLS files, reopening the audit log");
+    asio::post(blocking, [this] { reload_until_caught_up(); });
+  }
+  reload_signal.async_wait([this](const error_code& ec, int) {
+    if (!ec) on_reload_signal();
+  });
+}
+
+void Agent::State::reload_until_caught_up() noexcept {
+  int seen = 0;
+  do {
+    seen = reloads_wanted.load();
+    reload(ctx);
+    // Open sessions answer to the reloaded CA and CRL too, not only new connections.
+    server.recheck_certificates();
+  } while (reloads_wanted.fetch_sub(seen) != seen);
+}
+
+// An exception escaping a completion handler (std::bad_alloc in Asio's own allocations) ends
+// that handler, not the thread: log it and go on running.
+void Agent::State::run_io() noexcept {
+  for (;;) {
+    try {
+      io.run();
+      return;
+    } catch (...) {
+      log_noexcept(spdlog::level::err, "I/O thread: {}; carrying on",
+                   exception_text(std::current_exception()));
+    }
+  }
+}
+
+void Agent::run() {
+  State& s = *state_;
+  std::vector<std::thread> threads;
+  for (int i = 1; i < s.config.limits.io_threads; ++i) threads.emplace_back([&s] { s.run_io(); });
+  s.run_io();
+  for (auto& t : threads) t.join();
+  {
+    std::lock_guard lock(s.shutdown_mutex);
+    s.shutdown_done = true;
+  }
+  s.shutdown_cv.notify_all();
+  if (s.shutdown_watchdog.joinable()) s.shutdown_watchdog.join();
+  s.blocking.join();
+  exec::sweep_orphans();
+
+  s.audit->record("agent_stop", {{"reason", s.shutdown_forced ? "deadline" : "signal"}});
+  if (s.shutdown_forced) {
+    // Unfinished session frames still refer to this object: leave without destructors.
+    spdlog::shutdown();
+    std::_Exit(0);
+  }
+  spdlog::info("stopped");
+}
+
+}  // namespace opsagent::server

@@ -1,0 +1,232 @@
+#pragma once
+// The reading half of a connection (the reader/writer split of Asio's chat_server): a coroutine
+// beside the session's own that frames the client's bytes into lines and queues them, so that a
+// client leaving is noticed even while a command runs.
+//
+// The queue is bounded (max_pipelined): when it is full the reader stops reading and TCP flow
+// control pushes back on the client. A reader blocked on a full queue reads nothing and so would
+// not see the client leave; a watch polls the socket for a hang-up meanwhile.
+//
+// A class template over the stream so that it runs over TLS in the agent and over a plain socket
+// pair in unit tests. Everything happens on the stream's executor, which must be a strand.
+
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <poll.h>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/experimental/channel.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <openssl/err.h>
+
+#include "agent/protocol/line_framer.hpp"
+
+namespace opsagent::server {
+
+/// What the session receives from its reader.
+struct LineEvent {
+  enum class Kind {
+    line,      ///< `text` holds one line, without its LF
+    overflow,  ///< a line exceeded max_line_bytes; nothing more is read
+    eof,       ///< the client closed, the connection failed, or the reader was stopped
+    idle,      ///< nothing arrived within the idle timeout
+  };
+  Kind kind = Kind::line;
+  std::string text;
+};
+
+template <typename Stream>
+class LineReader {
+ public:
+  /// Called (on the strand) once, when the client is seen to leave: EOF, a read error, or a
+  /// hang-up while the queue is full. Queued lines will not be answered.
+  using GoneHandler = std::function<void()>;
+  /// Called (on the strand) when an exception (std::bad_alloc, H5) ends the reader.
+  using FailureHandler = std::function<void(const std::exception_ptr&)>;
+
+  /// `stream` must outlive the reader. At most `max_queued` lines wait for the session.
+  LineReader(Stream& stream, std::size_t max_line_bytes, std::size_t max_queued)
+      : stream_(stream),
+        max_line_bytes_(max_line_bytes),
+        lines_(stream.get_executor(), max_queued),
+        idle_timer_(stream.get_executor()),
+        done_(stream.get_executor()),
+        hangup_watch_(stream.get_executor()) {}
+
+  /// Starts the reader coroutine; `owner` (the session) is kept alive until it ends.
+  void start(std::shared_ptr<void> owner, GoneHandler on_gone, FailureHandler on_failure) {
+    on_gone_ = std::move(on_gone);
+    on_failure_ = std::move(on_failure);
+    // Set before co_spawn: the reader starts inside it (dispatch on our own strand), and after a
+    // stop() it may even finish there, clearing the flag again.
+    running_ = true;
+    try {
+      boost::asio::co_spawn(stream_.get_executor(), read_loop(std::move(owner)),
+                            boost::asio::detached);
+    } catch (...) {
+      running_ = false;  // no reader to wait for
+      throw;
+    }
+  }
+
+  /// The next event; `idle` after the last one without a line, an idle event.
+  boost::asio::awaitable<LineEvent> next(std::chrono::milliseconds idle) {
+    using namespace boost::asio::experimental::awaitable_operators;
+    idle_timer_.expires_after(idle);
+    auto next = co_await (lines_.async_receive(kUse) || idle_timer_.async_wait(kUse));
+    LineEvent ev;
+    if (next.index() == 1) {
+      // A cancelled timer is stop(): the session is ending.
+      ev.kind = std::get<0>(std::get<1>(next)) ? LineEvent::Kind::eof : LineEvent::Kind::idle;
+    } else if (std::get<0>(std::get<0>(next))) {
+      ev.kind = LineEvent::Kind::eof;  // the queue was cancelled: the session is ending
+    } else {
+      ev = std::move(std::get<1>(std::get<0>(next)));
+    }
+    co_return ev;
+  }
+
+  /// Starts no further read, ends a pending read and wakes a waiting next(). Does not wait for
+  /// the reader coroutine to finish (see stopped()).
+  void stop() noexcept {
+    stop_ = true;
+    try {
+      lines_.cancel();  // completes a waiting coroutine through its executor: may allocate
+    } catch (...) {     // the socket cancel below still ends the reader
+    }
+    idle_timer_.cancel();
+    boost::system::error_code ec;
+    stream_.lowest_layer().cancel(ec);
+  }
+
+  /// stop(), then waits until the reader coroutine has ended: a TLS shutdown must not run beside
+  /// a pending read.
+  boost::asio::awaitable<void> stopped() {
+    stop();
+    if (!running_) co_return;
+    done_.expires_at(boost::asio::steady_timer::time_point::max());
+    if (running_) co_await done_.async_wait(kUse);
+  }
+
+  /// Bytes of an unterminated line left when the reader ended.
+  [[nodiscard]] std::size_t partial_bytes() const noexcept { return partial_bytes_; }
+
+ private:
+  static constexpr auto kUse = boost::asio::as_tuple(boost::asio::use_awaitable);
+  static constexpr std::size_t kReadChunk = 4096;
+  static constexpr std::chrono::milliseconds kHangupPoll{200};
+  using Channel = boost::asio::experimental::channel<void(boost::system::error_code, LineEvent)>;
+
+  // Whatever ends the reader, stopped() is told (done_); an exception is reported to the session.
+  // `owner` lives in the coroutine frame: it keeps the session, and so this reader, alive.
+  boost::asio::awaitable<void> read_loop(std::shared_ptr<void> owner) {
+    std::exception_ptr failure;
+    try {
+      co_await read_lines(owner);
+    } catch (...) {
+      failure = std::current_exception();
+    }
+    if (failure) on_failure_(failure);
+    running_ = false;
+    done_.cancel();
+  }
+
+  // Events are built as named locals before each co_await (GCC 12 mishandles temporaries there).
+  boost::asio::awaitable<void> read_lines(const std::shared_ptr<void>& owner) {
+    protocol::LineFramer framer(max_line_bytes_);
+    std::array<char, kReadChunk> buf{};
+    bool more = true;
+    while (more && !stop_) {
+      const auto read = co_await stream_.async_read_some(boost::asio::buffer(buf), kUse);
+      const boost::system::error_code ec = std::get<0>(read);
+      // stop_: the session is closing. The socket cancel that goes with it misses a read that had
+      // already completed and was waiting for the strand, so the flag, checked before every read,
+      // is what ends the reader.
+      if (ec || stop_) {
+        ERR_clear_error();  // e.g. a corrupt record: leave nothing for the thread's next SSL call
+        partial_bytes_ = framer.pending_bytes();
+        if (ec && !stop_ && ec != boost::asio::error::operation_aborted) client_gone();
+        LineEvent eof{LineEvent::Kind::eof, {}};
+        lines_.try_send(boost::system::error_code{}, std::move(eof));
+        break;
+      }
+      std::string_view data(buf.data(), std::get<1>(read));
+      while (more && !data.empty()) {
+        data.remove_prefix(framer.feed(data));
+        LineEvent ev;
+        std::optional<std::string> line = framer.next_line();
+        if (line) {
+          ev.text = std::move(*line);
+        } else if (framer.overflowed()) {
+          ev.kind = LineEvent::Kind::overflow;
+          more = false;
+        } else {
+          continue;
+        }
+        // The fast path copies the line in; a full queue blocks this reader until there is room.
+        if (lines_.try_send(boost::system::error_code{}, ev)) continue;
+        watch_for_hangup(owner);
+        const auto sent =
+            co_await lines_.async_send(boost::system::error_code{}, std::move(ev), kUse);
+        hangup_watch_.cancel();
+        if (std::get<0>(sent)) more = false;
+      }
+    }
+  }
+
+  void client_gone() {
+    if (gone_) return;
+    gone_ = true;
+    on_gone_();
+  }
+
+  [[nodiscard]] bool peer_hung_up() noexcept {
+    pollfd p{stream_.lowest_layer().native_handle(), POLLRDHUP, 0};
+    if (::poll(&p, 1, 0) != 1) return false;
+    return (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+  }
+
+  // Polls every kHangupPoll until hangup_watch_ is cancelled (the queue has room again, or the
+  // session is ending); a hang-up (FIN or RST) means the client is gone.
+  void watch_for_hangup(std::shared_ptr<void> owner) {
+    hangup_watch_.expires_after(kHangupPoll);
+    hangup_watch_.async_wait([this, owner = std::move(owner)](const boost::system::error_code& ec) {
+      if (ec || stop_ || gone_) return;
+      if (!peer_hung_up()) {
+        watch_for_hangup(owner);
+        return;
+      }
+      client_gone();
+      lines_.cancel();  // ends the blocked send: the queued lines will not be answered
+    });
+  }
+
+  Stream& stream_;
+  const std::size_t max_line_bytes_;
+  Channel lines_;
+  boost::asio::steady_timer idle_timer_;
+  boost::asio::steady_timer done_;          // cancelled (= signalled) when the reader ends
+  boost::asio::steady_timer hangup_watch_;  // while the queue is full
+  GoneHandler on_gone_;
+  FailureHandler on_failure_;
+  bool running_ = false;  // the reader coroutine has not ended
+  bool stop_ = false;     // stop() was called: start no further read
+  bool gone_ = false;     // client_gone() was reported
+  std::size_t partial_bytes_ = 0;
+};
+
+}  // namespace opsagent::server

@@ -1,0 +1,17 @@
+#include "agent/server/reply_stream.hpp"
+
+namespace opsagent::server {
+
+boost::asio::awaitable<bool> ReplyStream::send(std::string bytes) {
+  bytes_sent_ += bytes.size();
+  co_return co_await sink_.send(std::move(bytes));
+}
+
+boost::asio::awaitable<bool> ReplyStream::send_lines(protocol::Channel channel,
+                                                     const std::vector<std::string>& lines) {
+  std::string out;
+  for (const auto& line : lines) fmt_.data(out, channel, line);
+  co_return co_await send(std::move(out));
+}
+
+}  // namespace opsagent::server

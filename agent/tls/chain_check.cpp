@@ -1,0 +1,33 @@
+#include "agent/tls/chain_check.hpp"
+
+#include <memory>
+
+#include <openssl/err.h>
+#include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
+
+namespace opsagent::tls {
+
+std::optional<VerifyFailure> handshake_verify_failure(const SSL* ssl) {
+  const long code = SSL_get_verify_result(ssl);
+  if (code == X509_V_OK) return std::nullopt;
+  return VerifyFailure{code, X509_verify_cert_error_string(code)};
+}
+
+std::optional<VerifyFailure> verify_peer_chain(SSL* ssl, SSL_CTX* ctx) {
+  X509* leaf = SSL_get0_peer_certificate(ssl);
+  STACK_OF(X509)* chain = SSL_get_peer_cert_chain(ssl);  // server side: without the leaf
+  const std::unique_ptr<X509_STORE_CTX, void (*)(X509_STORE_CTX*)> check(X509_STORE_CTX_new(),
+                                                                         &X509_STORE_CTX_free);
+  bool valid =
+      leaf != nullptr && check != nullptr &&
+      X509_STORE_CTX_init(check.get(), SSL_CTX_get_cert_store(ctx), leaf, chain) == 1 &&
+      X509_VERIFY_PARAM_set1(X509_STORE_CTX_get0_param(check.get()), SSL_CTX_get0_param(ctx)) == 1;
+  valid = valid && X509_verify_cert(check.get()) == 1;
+  const long code = check ? X509_STORE_CTX_get_error(check.get()) : X509_V_ERR_UNSPECIFIED;
+  ERR_clear_error();
+  if (valid) return std::nullopt;
+  return VerifyFailure{code, X509_verify_cert_error_string(code)};
+}
+
+}  // namespace opsagent::tls

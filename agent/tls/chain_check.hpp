@@ -1,0 +1,29 @@
+#pragma once
+// Whether a peer's certificate chain verifies: after a handshake (why it failed) and again later,
+// against a reloaded CA bundle and CRL. The only place outside the handshake itself that runs
+// X509 chain verification.
+
+#include <optional>
+#include <string>
+
+#include <openssl/ssl.h>
+
+namespace opsagent::tls {
+
+/// Why a chain did not verify: OpenSSL's X509_V_ERR_* code and its text.
+struct VerifyFailure {
+  long code = 0;
+  std::string text;
+};
+
+/// The certificate verification failure of `ssl`'s handshake, or nullopt when verification
+/// passed or did not take place.
+std::optional<VerifyFailure> handshake_verify_failure(const SSL* ssl);
+
+/// Verifies the peer chain of an established server-side connection again, with the store (CA
+/// bundle, CRLs) and parameters (purpose, depth, CRL flags) of `ctx` and the current time: what a
+/// new handshake would decide. nullopt when it verifies. Leaves nothing on the thread's OpenSSL
+/// error queue.
+std::optional<VerifyFailure> verify_peer_chain(SSL* ssl, SSL_CTX* ctx);
+
+}  // namespace opsagent::tls
