@@ -201,6 +201,14 @@ AgentProcess::~AgentProcess() {
   }
 }
 
+bool AgentProcess::signal(int sig) const {
+  if (pid_ <= 0) {
+    ADD_FAILURE() << "the agent is not running; signal " << sig << " not sent";
+    return false;
+  }
+  return ::kill(pid_, sig) == 0;
+}
+
 int AgentProcess::stop(std::chrono::milliseconds timeout) {
   if (pid_ <= 0) return -1;
   ::kill(pid_, SIGTERM);

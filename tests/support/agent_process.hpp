@@ -42,7 +42,11 @@ class AgentProcess {
   AgentProcess& operator=(const AgentProcess&) = delete;
 
   [[nodiscard]] std::uint16_t port() const { return port_; }
+  /// The agent's pid, or -1 once it has exited. Never pass it to kill(2) unchecked: kill(-1, …)
+  /// signals every process the tests may signal. Use signal() instead.
   [[nodiscard]] pid_t pid() const { return pid_; }
+  /// Sends `sig` to the agent; false (and a test failure) when it is not running.
+  bool signal(int sig) const;
   [[nodiscard]] const std::filesystem::path& dir() const { return dir_; }
   [[nodiscard]] std::filesystem::path audit_path() const { return dir_ / "audit.jsonl"; }
 
