@@ -320,6 +320,27 @@ ListenAddress parse_listen_address(std::string_view text) {
   return out;
 }
 
+void resolve_guard(AgentConfig& config) {
+  if (!config.exec.guard.empty()) return;
+  std::error_code ec;
+  const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  config.exec.guard = self.parent_path() / "opsagent-guard";
+  if (ec || ::access(config.exec.guard.c_str(), X_OK) != 0) {
+    throw ConfigError(config.source.string() + ": exec.guard: " + config.exec.guard.string() +
+                      " is not an executable program (set exec.guard to where opsagent-guard is "
+                      "installed)");
+  }
+}
+
+std::string restart_only_change(const AgentConfig& current, const AgentConfig& next) {
+  if (current.listen != next.listen) return "listen";
+  if (current.limits.io_threads != next.limits.io_threads) return "limits.io_threads";
+  if (current.limits.hash_threads != next.limits.hash_threads) return "limits.hash_threads";
+  if (current.exec.umask != next.exec.umask) return "exec.umask";
+  if (current.audit_path != next.audit_path) return "audit.path";
+  return {};
+}
+
 AgentConfig load_agent_config(const std::filesystem::path& file) {
   const ConfigFile contents = read_config_file(file, YamlLimits{}.max_bytes);
   // agent.yaml names the policy file, so whoever may write it decides the policy too.

@@ -16,6 +16,7 @@ using std::chrono::milliseconds;
 struct ListenAddress {
   std::string host;
   std::uint16_t port = 9999;
+  friend bool operator==(const ListenAddress&, const ListenAddress&) = default;
 };
 
 struct TlsSettings {
@@ -86,6 +87,14 @@ struct AgentConfig {
 /// Loads and validates agent.yaml. Relative paths are resolved against the file's directory.
 /// Throws ConfigError naming file, line and key for every problem (unknown keys included).
 AgentConfig load_agent_config(const std::filesystem::path& file);
+
+/// Sets exec.guard, when the file left it empty, to opsagent-guard beside the running binary.
+/// Throws ConfigError ("FILE: exec.guard: ...") when that is not an executable program.
+void resolve_guard(AgentConfig& config);
+
+/// The first key whose change needs a restart (listen, limits.io_threads, limits.hash_threads,
+/// exec.umask, audit.path), or empty when `next` may replace `current` in a running agent.
+std::string restart_only_change(const AgentConfig& current, const AgentConfig& next);
 
 /// Parses "127.0.0.1:9999", "[::1]:9999" (numeric hosts only). Throws std::invalid_argument.
 ListenAddress parse_listen_address(std::string_view text);

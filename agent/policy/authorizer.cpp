@@ -302,6 +302,25 @@ std::optional<Principal> map_identity(const Policy& policy, const PeerIdentity& 
   return std::nullopt;
 }
 
+Remapping remap_identity(const Policy& policy, const PeerIdentity& identity,
+                         const Principal& current) {
+  Remapping r;
+  auto principal = map_identity(policy, identity);
+  if (!principal) {
+    r.kind = Remapping::Kind::unmapped;
+    r.reason = "policy " + policy.version + " no longer maps certificate " + identity.subject +
+               " to a principal";
+  } else if (principal->name != current.name) {
+    r.kind = Remapping::Kind::unmapped;
+    r.reason = "policy " + policy.version + " maps certificate " + identity.subject +
+               " to principal " + principal->name + ", not " + current.name;
+  } else if (principal->roles != current.roles || principal->rule != current.rule) {
+    r.kind = Remapping::Kind::roles_changed;
+    r.principal = std::move(*principal);
+  }
+  return r;
+}
+
 Decision authorize(const Policy& policy, const Principal& principal, std::string_view verb,
                    const std::vector<std::string>& args) {
   // Nothing may escape: the only exceptions possible here are allocation failures, and the

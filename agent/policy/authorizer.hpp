@@ -25,6 +25,22 @@ struct Principal {
 /// certificate's value. nullopt when none matches (the connection is then refused).
 std::optional<Principal> map_identity(const Policy& policy, const PeerIdentity& identity);
 
+/// What a reloaded policy says about an open session's principal.
+struct Remapping {
+  enum class Kind {
+    same,           ///< same principal, same roles: nothing to do
+    roles_changed,  ///< same principal, other roles or rule: `principal` holds the new mapping
+    unmapped,       ///< no longer this principal: the session must end; `reason` says why
+  };
+  Kind kind = Kind::same;
+  Principal principal;
+  std::string reason;
+};
+
+/// Maps `identity` again under `policy` and compares with the principal it was admitted as.
+Remapping remap_identity(const Policy& policy, const PeerIdentity& identity,
+                         const Principal& current);
+
 /// A file a hash command may open: beneath `root`, at `relative` (no "..", no links followed).
 struct PathGrant {
   std::filesystem::path root;

@@ -6,6 +6,8 @@
 #include <csignal>
 #include <cstdlib>
 #include <mutex>
+#include <stdexcept>
+#include <sys/stat.h>
 #include <thread>
 #include <unistd.h>
 #include <vector>
@@ -16,6 +18,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <spdlog/spdlog.h>
 
+#include "agent/audit/audit_log.hpp"
 #include "agent/common/best_effort.hpp"
 #include "agent/exec/orphan_reaper.hpp"
 #include "agent/server/reloader.hpp"
@@ -31,13 +34,22 @@ using boost::system::error_code;
 namespace {
 constexpr std::chrono::seconds kShutdownDeadline{5};
 
-SessionRegistry::Limits registry_limits(const config::Limits& l) {
-  return SessionRegistry::Limits{.max_handshakes = l.max_handshakes,
-                                 .max_clients = l.max_clients,
-                                 .max_clients_per_identity = l.max_clients_per_identity,
-                                 .max_children = l.max_children,
-                                 .max_digests_per_identity = l.max_digests_per_identity};
+// What the whole process needs before it creates any file or child.
+bool prepare_process(const config::AgentConfig& config) {
+  // Children inherit the process umask (posix_spawn cannot set one), so it is set here once;
+  // the audit log is created under it too.
+  ::umask(config.exec.umask);
+  // Escaped descendants are re-parented to us, not init, so they can be found and killed.
+  if (auto st = exec::become_subreaper(); !st) spdlog::warn("{}", st.error().message);
+  return true;
 }
+
+std::unique_ptr<audit::AuditLog> open_audit_log(const std::filesystem::path& path) {
+  auto log = audit::AuditLog::open(path);
+  if (!log) throw std::runtime_error(log.error().message);
+  return std::move(log.value());
+}
+
 }  // namespace
 
 std::string host_name() {
@@ -50,15 +62,16 @@ std::string host_name() {
 // shared state they use.
 struct Agent::State {
   State(config::AgentConfig c, std::shared_ptr<const policy::Policy> policy,
-        std::shared_ptr<asio::ssl::context> tls, std::unique_ptr<audit::AuditLog> a)
-      : config(std::move(c)),
-        audit(std::move(a)),
-        io(config.limits.io_threads),
-        blocking(static_cast<std::size_t>(config.limits.hash_threads)),
+        std::shared_ptr<asio::ssl::context> tls)
+      : config_store(std::make_shared<const config::AgentConfig>(std::move(c))),
+        process_prepared(prepare_process(*config_store.get())),
+        audit(open_audit_log(config_store.get()->audit_path)),
+        io(config_store.get()->limits.io_threads),
+        blocking(static_cast<std::size_t>(config_store.get()->limits.hash_threads)),
         policy_store(std::move(policy)),
         tls_store(std::move(tls)),
-        registry(registry_limits(config.limits)),
-        ctx{config, tls_store, policy_store, *audit, registry, blocking, host_name()},
+        registry(SessionRegistry::Limits::from(config_store.get()->limits)),
+        ctx{config_store, tls_store, policy_store, *audit, registry, blocking, host_name()},
         server(io, ctx),
         stop_signals(io, SIGINT, SIGTERM),
         reload_signal(io, SIGHUP),
@@ -70,7 +83,8 @@ struct Agent::State {
   void reload_until_caught_up() noexcept;
   void run_io() noexcept;
 
-  const config::AgentConfig config;
+  Snapshot<const config::AgentConfig> config_store;  // io_threads, hash_threads: start-up only
+  bool process_prepared;  // umask and subreaper, before the audit log or any child exists
   std::unique_ptr<audit::AuditLog> audit;
   asio::io_context io;
   asio::thread_pool blocking;
@@ -98,9 +112,8 @@ struct Agent::State {
 };
 
 Agent::Agent(config::AgentConfig config, std::shared_ptr<const policy::Policy> policy,
-             std::shared_ptr<asio::ssl::context> tls, std::unique_ptr<audit::AuditLog> audit)
-    : state_(std::make_unique<State>(std::move(config), std::move(policy), std::move(tls),
-                                     std::move(audit))) {}
+             std::shared_ptr<asio::ssl::context> tls)
+    : state_(std::make_unique<State>(std::move(config), std::move(policy), std::move(tls))) {}
 
 Agent::~Agent() = default;
 
@@ -111,9 +124,10 @@ void Agent::start() {
   nlohmann::json listening = nlohmann::json::array();
   for (const auto& ep : s.server.endpoints())
     listening.push_back(ep.address().to_string() + " " + std::to_string(ep.port()));
+  const auto config = s.config_store.get();
   s.audit->record("agent_start", {{"version", OPSAGENT_VERSION},
-                                  {"config", s.config.source.string()},
-                                  {"policy", s.config.policy_path.string()},
+                                  {"config", config->source.string()},
+                                  {"policy", config->policy_path.string()},
                                   {"policy_version", s.policy_store.get()->version},
                                   {"listen", listening}});
 
@@ -154,7 +168,9 @@ void Agent::State::on_stop_signal(int sig) {
 
 void Agent::State::on_reload_signal() {
   if (reloads_wanted.fetch_add(1) == 0) {
-    spdlog::info("received SIGHUP; reloading policy and TLS files, reopening the audit log");
+    spdlog::info(
+        "received SIGHUP; reloading the configuration, policy and TLS files, reopening the "
+        "audit log");
     asio::post(blocking, [this] { reload_until_caught_up(); });
   }
   reload_signal.async_wait([this](const error_code& ec, int) {
@@ -167,8 +183,8 @@ void Agent::State::reload_until_caught_up() noexcept {
   do {
     seen = reloads_wanted.load();
     reload(ctx);
-    // Open sessions answer to the reloaded CA and CRL too, not only new connections.
-    server.recheck_certificates();
+    // Open sessions answer to the reloaded policy, CA and CRL too, not only new connections.
+    server.recheck_sessions();
   } while (reloads_wanted.fetch_sub(seen) != seen);
 }
 
@@ -189,7 +205,8 @@ void Agent::State::run_io() noexcept {
 void Agent::run() {
   State& s = *state_;
   std::vector<std::thread> threads;
-  for (int i = 1; i < s.config.limits.io_threads; ++i) threads.emplace_back([&s] { s.run_io(); });
+  const int io_threads = s.config_store.get()->limits.io_threads;  // restart-only
+  for (int i = 1; i < io_threads; ++i) threads.emplace_back([&s] { s.run_io(); });
   s.run_io();
   for (auto& t : threads) t.join();
   {

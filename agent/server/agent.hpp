@@ -10,7 +10,6 @@
 
 #include <boost/asio/ssl/context.hpp>
 
-#include "agent/audit/audit_log.hpp"
 #include "agent/config/agent_config.hpp"
 #include "agent/policy/policy.hpp"
 
@@ -18,15 +17,18 @@ namespace opsagent::server {
 
 class Agent {
  public:
-  /// Everything must already be loaded and validated.
+  /// The configuration, policy and TLS context must already be loaded and validated. Sets the
+  /// process umask (exec.umask), makes the agent the subreaper of escaped descendants and opens
+  /// the audit log (throws std::runtime_error naming it when that fails).
   Agent(config::AgentConfig config, std::shared_ptr<const policy::Policy> policy,
-        std::shared_ptr<boost::asio::ssl::context> tls, std::unique_ptr<audit::AuditLog> audit);
+        std::shared_ptr<boost::asio::ssl::context> tls);
   ~Agent();
   Agent(const Agent&) = delete;
   Agent& operator=(const Agent&) = delete;
 
-  /// Binds every listener (throws std::exception naming the address when one cannot be bound),
-  /// installs the signal handlers, logs "listening on ..." and audits `agent_start`.
+  /// Binds every listener (throws std::exception naming the address when
+  /// one cannot be bound), installs the signal handlers, logs "listening on ..." and audits
+  /// `agent_start`.
   void start();
   /// Serves on this thread and limits.io_threads - 1 more until SIGINT or SIGTERM, then returns
   /// once every session has ended. Should sessions still be open kShutdownDeadline after the

@@ -74,7 +74,7 @@ Outcome Commands::busy_blocking_work() const {
   return Outcome::failure(ErrorCode::busy,
                           fmt::format("too many file operations in progress for this identity "
                                       "(max_digests_per_identity {})",
-                                      ctx_.config.limits.max_digests_per_identity));
+                                      ctx_.config.get()->limits.max_digests_per_identity));
 }
 
 // (An if-chain, not a switch: GCC 12 mishandles co_await inside switch bodies.)
@@ -98,8 +98,9 @@ asio::awaitable<Outcome> Commands::execute(const protocol::VerbSpec& verb,
     exec::RunLimits limits;
     limits.timeout = d.run->timeout;
     limits.max_output = d.run->max_output;
-    limits.kill_grace = ctx_.config.timeouts.kill_grace;
-    limits.drain = ctx_.config.timeouts.drain;
+    const auto config = ctx_.config.get();
+    limits.kill_grace = config->timeouts.kill_grace;
+    limits.drain = config->timeouts.drain;
     co_return co_await run(d.argv, limits, out);
   }
   co_return Outcome::failure(ErrorCode::internal, fmt::format("no handler for {}", verb.name));
@@ -167,7 +168,8 @@ asio::awaitable<Outcome> Commands::tail(const std::filesystem::path& path, int l
 }
 
 asio::awaitable<Outcome> Commands::lastlog(ReplyStream& out) {
-  const auto& settings = ctx_.config.lastlog;
+  const auto config = ctx_.config.get();
+  const auto& settings = config->lastlog;
   std::error_code ec;
   if (std::filesystem::exists(settings.path, ec)) {
     std::string label = "lastlog";
@@ -177,8 +179,8 @@ asio::awaitable<Outcome> Commands::lastlog(ReplyStream& out) {
     if (settings.journal_fallback && ::access(journalctl, X_OK) == 0) {
       exec::RunLimits limits;
       limits.timeout = std::chrono::seconds(10);
-      limits.kill_grace = ctx_.config.timeouts.kill_grace;
-      limits.drain = ctx_.config.timeouts.drain;
+      limits.kill_grace = config->timeouts.kill_grace;
+      limits.drain = config->timeouts.drain;
       std::vector<std::string> argv;
       argv.emplace_back(journalctl);
       argv.emplace_back("-n");
@@ -203,7 +205,7 @@ asio::awaitable<Outcome> Commands::hash(const policy::Decision& d, const std::st
   const auto grant = *d.path;
   const std::string algorithm = d.algorithm;
   auto cancel = cancel_blocking_;
-  const std::uint64_t max_bytes = ctx_.config.limits.max_hash_bytes;
+  const std::uint64_t max_bytes = ctx_.config.get()->limits.max_hash_bytes;
   auto work = [grant, algorithm, cancel, max_bytes]() -> Result<exec::Digest> {
     auto fd = exec::open_beneath(grant.root, grant.relative);
     if (!fd) return fd.error();
@@ -227,22 +229,23 @@ asio::awaitable<Outcome> Commands::run(std::vector<std::string> argv, const exec
   if (!ctx_.registry.try_reserve_child()) {
     co_return Outcome::failure(ErrorCode::busy,
                                fmt::format("too many running commands (max_children {})",
-                                           ctx_.config.limits.max_children));
+                                           ctx_.config.get()->limits.max_children));
   }
   struct SlotGuard {
     SessionRegistry& r;
     ~SlotGuard() { r.release_child(); }
   } slot{ctx_.registry};
 
+  const auto config = ctx_.config.get();
   exec::SpawnSpec spec;
   spec.argv = std::move(argv);
-  spec.environment = ctx_.config.exec.environment;
-  spec.working_directory = ctx_.config.exec.working_directory;
-  spec.umask = ctx_.config.exec.umask;
-  spec.guard = ctx_.config.exec.guard;
-  spec.max_processes = static_cast<long>(ctx_.config.exec.max_processes);
-  spec.uid = static_cast<long>(ctx_.config.exec.uid);
-  spec.gid = static_cast<long>(ctx_.config.exec.gid);
+  spec.environment = config->exec.environment;
+  spec.working_directory = config->exec.working_directory;
+  spec.umask = config->exec.umask;
+  spec.guard = config->exec.guard;
+  spec.max_processes = static_cast<long>(config->exec.max_processes);
+  spec.uid = static_cast<long>(config->exec.uid);
+  spec.gid = static_cast<long>(config->exec.gid);
   auto child = exec::spawn(spec);
   if (!child) co_return Outcome::from(child.error());
   spdlog::debug("conn {}: started {} as pid {}", info_.id, spec.argv.front(), child->pid());

@@ -12,14 +12,38 @@ namespace opsagent::server {
 
 namespace {
 
+// agent.yaml, whole or not at all. Keys that need a restart must be unchanged.
+void reload_config(ServerContext& ctx) {
+  const auto current = ctx.config.get();
+  try {
+    auto next = std::make_shared<config::AgentConfig>(config::load_agent_config(current->source));
+    config::resolve_guard(*next);
+    if (const std::string key = config::restart_only_change(*current, *next); !key.empty()) {
+      throw config::ConfigError(current->source.string() + ": " + key +
+                                " changed: it takes effect only when the agent restarts; nothing "
+                                "of this file was applied");
+    }
+    ctx.registry.set_limits(SessionRegistry::Limits::from(next->limits));
+    spdlog::set_level(spdlog::level::from_str(next->log_level));
+    ctx.config.replace(next);
+    ctx.audit.record("config_reload", {{"config", next->source.string()}});
+    spdlog::info("configuration reloaded from {}", next->source.string());
+  } catch (const config::ConfigError& e) {
+    ctx.audit.record("config_reload_failed",
+                     {{"config", current->source.string()}, {"error", e.what()}});
+    spdlog::error("configuration reload failed, keeping the current one: {}", e.what());
+  }
+}
+
 void reload_policy(ServerContext& ctx) {
+  const auto config = ctx.config.get();
   const std::string old_version = ctx.policy.get()->version;
   std::string file_sha256;  // of the bytes read, so a rejected file can be identified later
   try {
     std::shared_ptr<const policy::Policy> next =
-        policy::load_policy(ctx.config.policy_path, &file_sha256);
+        policy::load_policy(config->policy_path, &file_sha256);
     ctx.policy.replace(next);
-    ctx.audit.record("policy_reload", {{"policy", ctx.config.policy_path.string()},
+    ctx.audit.record("policy_reload", {{"policy", config->policy_path.string()},
                                        {"old_version", old_version},
                                        {"policy_version", next->version}});
     spdlog::info("policy reloaded: version {} (was {})", next->version, old_version);
@@ -27,7 +51,7 @@ void reload_policy(ServerContext& ctx) {
     // Built with operator[], not a {{"key", value}} list: see common/json_release.hpp.
     nlohmann::json rec = nlohmann::json::object();
     const JsonReleaser release(rec);
-    rec["policy"] = ctx.config.policy_path.string();
+    rec["policy"] = config->policy_path.string();
     rec["error"] = e.what();
     rec["policy_version"] = old_version;
     if (!file_sha256.empty()) rec["rejected_sha256"] = file_sha256;
@@ -37,15 +61,16 @@ void reload_policy(ServerContext& ctx) {
 }
 
 void reload_tls(ServerContext& ctx) {
+  const auto config = ctx.config.get();
   try {
     // The key may have been replaced or re-moded since start-up: the same check as then.
-    config::check_private_key_file(ctx.config.tls.private_key);
+    config::check_private_key_file(config->tls.private_key);
     // Sessions keep the context they were made with; new connections get this one.
     ctx.tls.replace(
-        std::make_shared<boost::asio::ssl::context>(tls::make_server_context(ctx.config.tls)));
-    ctx.audit.record("tls_reload", {{"certificate", ctx.config.tls.certificate.string()},
-                                    {"client_ca", ctx.config.tls.client_ca.string()},
-                                    {"crl", ctx.config.tls.crl.string()}});
+        std::make_shared<boost::asio::ssl::context>(tls::make_server_context(config->tls)));
+    ctx.audit.record("tls_reload", {{"certificate", config->tls.certificate.string()},
+                                    {"client_ca", config->tls.client_ca.string()},
+                                    {"crl", config->tls.crl.string()}});
     spdlog::info("TLS certificates, CA and CRL reloaded");
   } catch (const config::ConfigError& e) {
     ctx.audit.record("tls_reload_failed", {{"error", e.what()}});
@@ -77,6 +102,7 @@ void reload(ServerContext& ctx) noexcept {
       spdlog::error("{}; still writing to the old audit file", st.error().message);
     }
   });
+  guarded("configuration reload", [&ctx] { reload_config(ctx); });
   guarded("policy reload", [&ctx] { reload_policy(ctx); });
   guarded("TLS reload", [&ctx] { reload_tls(ctx); });
 }

@@ -36,7 +36,8 @@ Server::Server(asio::io_context& io, ServerContext& ctx)
     : io_(io), ctx_(ctx), sweep_strand_(asio::make_strand(io)), sweep_timer_(sweep_strand_) {}
 
 void Server::start() {
-  for (const auto& listen : ctx_.config.listen) {
+  const auto config = ctx_.config.get();
+  for (const auto& listen : config->listen) {
     const tcp::endpoint ep(asio::ip::make_address(listen.host), listen.port);
     auto acceptor = std::make_unique<tcp::acceptor>(io_);
     error_code ec;
@@ -86,7 +87,7 @@ void Server::stop() {
   for (auto& s : live) s->stop();
 }
 
-void Server::recheck_certificates() noexcept {
+void Server::recheck_sessions() noexcept {
   try {
     std::vector<std::shared_ptr<Session>> live;
     {
@@ -96,9 +97,10 @@ void Server::recheck_certificates() noexcept {
       }
     }
     const std::shared_ptr<boost::asio::ssl::context> tls = ctx_.tls.get();
-    for (auto& s : live) s->recheck_certificate(tls);
+    const std::shared_ptr<const policy::Policy> policy = ctx_.policy.get();
+    for (auto& s : live) s->recheck(tls, policy);
   } catch (const std::exception& e) {  // std::bad_alloc: sessions keep running unchecked
-    log_failure("certificate re-check", e);
+    log_failure("session re-check", e);
   }
 }
 
@@ -196,7 +198,8 @@ void Server::admit(tcp::socket socket) {
   // Evicted connections release their slots a moment later, so the count may briefly exceed the
   // limit; twice the limit is the hard ceiling.
   bool admitted = ctx_.registry.try_begin_handshake();
-  if (!admitted && ctx_.registry.counts().handshakes < 2 * ctx_.config.limits.max_handshakes &&
+  if (!admitted &&
+      ctx_.registry.counts().handshakes < 2 * ctx_.config.get()->limits.max_handshakes &&
       evict_oldest_handshake()) {
     ctx_.registry.force_begin_handshake();
     admitted = true;
@@ -208,7 +211,7 @@ void Server::admit(tcp::socket socket) {
         {{"conn", id},
          {"peer", peer},
          {"reason", fmt::format("too many unauthenticated connections (max_handshakes {})",
-                                ctx_.config.limits.max_handshakes)}});
+                                ctx_.config.get()->limits.max_handshakes)}});
     return;
   }
   socket.set_option(tcp::no_delay(true), peer_ec);

@@ -29,9 +29,10 @@ class Server {
   void start();
   /// Stops accepting and ends every session (children are killed). Thread-safe.
   void stop();
-  /// Verifies every live session's client certificate again against the current TLS context
-  /// (after a reload) and ends those that fail (Session::recheck_certificate). Thread-safe.
-  void recheck_certificates() noexcept;
+  /// Checks every live session again against the current TLS context and policy (after a
+  /// reload): ends those whose certificate no longer verifies or whose identity no longer maps,
+  /// and gives the others their new roles (Session::recheck). Thread-safe.
+  void recheck_sessions() noexcept;
   /// The bound endpoints (ports resolved when the config said 0).
   [[nodiscard]] std::vector<boost::asio::ip::tcp::endpoint> endpoints() const;
 

@@ -15,7 +15,9 @@
 namespace opsagent::server {
 
 struct ServerContext {
-  const config::AgentConfig& config;         ///< immutable after start-up
+  /// agent.yaml as loaded; swapped whole on SIGHUP. A session keeps the version it started with
+  /// for its framing and timeouts; each command reads the current one.
+  Snapshot<const config::AgentConfig>& config;
   Snapshot<boost::asio::ssl::context>& tls;  ///< swapped whole on SIGHUP
   Snapshot<const policy::Policy>& policy;    ///< swapped whole on SIGHUP
   audit::AuditLog& audit;

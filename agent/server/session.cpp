@@ -1,7 +1,5 @@
 #include "agent/server/session.hpp"
 
-#include <array>
-
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -9,6 +7,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <openssl/err.h>
 #include <spdlog/spdlog.h>
 
@@ -30,21 +29,14 @@ constexpr auto kShutdownTimeout = std::chrono::milliseconds(1000);
 constexpr auto kStoppingShutdownTimeout = std::chrono::milliseconds(100);
 }  // namespace
 
-const char* Session::to_string(EndReason reason) noexcept {
-  // In the order of EndReason.
-  constexpr std::array<const char*, 8> kNames = {
-      "client_closed",   "exit",    "idle_timeout",        "line_too_long",
-      "server_shutdown", "evicted", "certificate_revoked", "internal_error"};
-  return kNames[static_cast<std::size_t>(reason)];
-}
-
 Session::Session(ServerContext& ctx, asio::ip::tcp::socket socket, std::uint64_t id,
                  std::string peer)
     : ctx_(ctx),
+      config_(ctx.config.get()),
       tls_(ctx.tls.get()),
       stream_(std::move(socket), *tls_),
-      reader_(stream_, ctx.config.limits.max_line_bytes,
-              static_cast<std::size_t>(ctx.config.limits.max_pipelined)),
+      reader_(stream_, config_->limits.max_line_bytes,
+              static_cast<std::size_t>(config_->limits.max_pipelined)),
       write_timer_(stream_.get_executor()),
       started_(std::chrono::steady_clock::now()) {
   info_.id = id;
@@ -82,19 +74,6 @@ bool Session::try_evict() {
   return true;
 }
 
-void Session::recheck_certificate(std::shared_ptr<asio::ssl::context> tls) {
-  asio::post(stream_.get_executor(), [self = shared_from_this(), tls = std::move(tls)] {
-    if (self->phase_ != Phase::serving || self->end_ || self->peer_gone_) return;
-    const auto failure =
-        tls::verify_peer_chain(self->stream_.native_handle(), tls->native_handle());
-    if (!failure) return;
-    self->audit_.session_revoked(*failure);
-    spdlog::warn("conn {}: {}'s certificate no longer verifies after the reload ({}); closing",
-                 self->info_.id, self->info_.principal.name, failure->text);
-    self->interrupt(EndReason::certificate_revoked);
-  });
-}
-
 void Session::end(EndReason reason) noexcept {
   if (!end_) end_ = reason;
 }
@@ -114,11 +93,6 @@ void Session::abort_socket() noexcept {
   error_code ec;
   stream_.next_layer().shutdown(asio::ip::tcp::socket::shutdown_both, ec);
   stream_.next_layer().close(ec);
-}
-
-std::chrono::milliseconds Session::age() const {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
-                                                               started_);
 }
 
 void Session::note_failure(const std::exception_ptr& failure, const char* where) noexcept {
@@ -154,11 +128,8 @@ asio::awaitable<void> Session::run() {
   }
   abort_socket();
   if (admitted_) {
-    try {
-      audit_.disconnect(to_string(EndReason::internal_error),
-                        dispatcher_ ? dispatcher_->commands() : 0U, age(), 0);
-    } catch (...) {
-    }
+    audit_.disconnect(to_string(EndReason::internal_error),
+                      dispatcher_ ? dispatcher_->commands() : 0U, age(), 0);
   }
 }
 
@@ -183,7 +154,7 @@ asio::awaitable<void> Session::run_phases() {
 
 asio::awaitable<bool> Session::handshake() {
   asio::steady_timer timer(stream_.get_executor());
-  timer.expires_after(ctx_.config.timeouts.handshake);
+  timer.expires_after(config_->timeouts.handshake);
   auto result =
       co_await (stream_.async_handshake(ssl::stream_base::server, kUse) || timer.async_wait(kUse));
   ctx_.registry.end_handshake();
@@ -249,12 +220,12 @@ asio::awaitable<bool> Session::authenticate() {
   dispatcher_.emplace(ctx_.audit, ctx_.policy, info_, *this,
                       std::make_unique<Commands>(ctx_, info_));
 
-  std::string roles;
-  for (const auto& r : info_.principal.roles) roles += (roles.empty() ? "" : ",") + r;
   std::string greeting;
   dispatcher_->formatter().ok(
       greeting, fmt::format("opsagent {} ready", OPSAGENT_VERSION),
-      {{"host", ctx_.hostname}, {"principal", info_.principal.name}, {"roles", roles}});
+      {{"host", ctx_.hostname},
+       {"principal", info_.principal.name},
+       {"roles", fmt::format("{}", fmt::join(info_.principal.roles, ","))}});
   co_return co_await send(std::move(greeting));
 }
 
@@ -271,14 +242,14 @@ asio::awaitable<void> Session::refuse(ErrorCode code, std::string message) {
 // (Plain if/else around co_await: GCC 12 mishandles co_await inside switch and ?: bodies.)
 asio::awaitable<void> Session::serve() {
   while (!end_) {
-    LineEvent ev = co_await reader_.next(ctx_.config.timeouts.idle);
+    LineEvent ev = co_await reader_.next(config_->timeouts.idle);
     if (end_) break;
     if (peer_gone_ || ev.kind == LineEvent::Kind::eof) {
       end(EndReason::client_closed);
     } else if (ev.kind == LineEvent::Kind::idle) {
       end(EndReason::idle_timeout);
     } else if (ev.kind == LineEvent::Kind::overflow) {
-      audit_.line_too_long(ctx_.config.limits.max_line_bytes);
+      audit_.line_too_long(config_->limits.max_line_bytes);
       end(EndReason::line_too_long);
     } else {
       const Dispatcher::Next next = co_await dispatcher_->handle_line(ev.text);
@@ -291,22 +262,10 @@ asio::awaitable<void> Session::serve() {
 // The last line for the ends the client should be told about.
 asio::awaitable<void> Session::say_goodbye() {
   phase_ = Phase::closing;
-  ErrorCode code = ErrorCode::internal;
-  std::string message;
-  if (end_ == EndReason::idle_timeout) {
-    code = ErrorCode::timeout;
-    message = fmt::format("idle for {} s; bye", ctx_.config.timeouts.idle.count() / 1000);
-  } else if (end_ == EndReason::line_too_long) {
-    code = ErrorCode::limit;
-    message = fmt::format("line longer than {} bytes; bye", ctx_.config.limits.max_line_bytes);
-  } else if (end_ == EndReason::certificate_revoked) {
-    code = ErrorCode::denied;
-    message = "certificate no longer valid after a reload (revoked?); bye";
-  } else {
-    co_return;
-  }
+  const std::optional<Error> last = goodbye(end_.value_or(EndReason::internal_error), *config_);
+  if (!last) co_return;
   std::string out;
-  dispatcher_->formatter().error(out, code, message);
+  dispatcher_->formatter().error(out, last->code, last->message);
   co_await send(std::move(out));
 }
 
@@ -324,12 +283,12 @@ asio::awaitable<void> Session::close_connection(bool graceful) {
 
 asio::awaitable<bool> Session::send(std::string bytes) {
   if (peer_gone_) co_return false;
-  write_timer_.expires_after(ctx_.config.timeouts.write_stall);
+  write_timer_.expires_after(config_->timeouts.write_stall);
   auto result = co_await (asio::async_write(stream_, asio::buffer(bytes), kUse) ||
                           write_timer_.async_wait(kUse));
   if (result.index() == 1) {
     spdlog::warn("conn {}: client stopped reading for {} ms; dropping it", info_.id,
-                 ctx_.config.timeouts.write_stall.count());
+                 config_->timeouts.write_stall.count());
   } else if (!std::get<0>(std::get<0>(result))) {
     co_return true;
   }

@@ -26,6 +26,7 @@
 #include "agent/server/line_reader.hpp"
 #include "agent/server/server_context.hpp"
 #include "agent/server/session_audit.hpp"
+#include "agent/server/session_end.hpp"
 #include "agent/server/session_info.hpp"
 
 namespace opsagent::server {
@@ -48,28 +49,20 @@ class Session : public std::enable_shared_from_this<Session>, public ReplySink {
   /// False when it is past its handshake or already being evicted, so no session is picked
   /// twice. Thread-safe: posts the close to the session's strand.
   bool try_evict();
-  /// Verifies the client's certificate chain again, against `tls` (the context after a reload:
-  /// a new CRL or CA bundle, and the current time). A session that no longer verifies is ended:
-  /// its command killed, audit `session_revoked`, disconnect reason `certificate_revoked`.
-  /// Thread-safe: posts to the session's strand.
-  void recheck_certificate(std::shared_ptr<boost::asio::ssl::context> tls);
+  /// Checks the session again after a reload. Its certificate chain is verified against `tls`
+  /// (a new CRL or CA bundle, and the current time) and its identity mapped again with `policy`.
+  /// A session that fails either is ended: its command killed, audit `session_revoked`,
+  /// disconnect reason `certificate_revoked` or `identity_unmapped`. A principal whose roles
+  /// changed keeps its session; the new roles apply from its next command. Thread-safe: posts
+  /// to the session's strand.
+  void recheck(std::shared_ptr<boost::asio::ssl::context> tls,
+               std::shared_ptr<const policy::Policy> policy);
 
  private:
   using Stream = boost::asio::ssl::stream<boost::asio::ip::tcp::socket>;
   enum class Phase { handshake, authenticating, serving, closing };
-  /// Why an authenticated session ended: the disconnect record's `reason`.
-  enum class EndReason {
-    client_closed,
-    exit,
-    idle_timeout,
-    line_too_long,
-    server_shutdown,
-    evicted,
-    certificate_revoked,
-    internal_error,
-  };
-  static const char* to_string(EndReason reason) noexcept;
 
+  void apply_recheck(boost::asio::ssl::context& tls, const policy::Policy& policy);
   boost::asio::awaitable<void> run();
   boost::asio::awaitable<void> run_phases();
   boost::asio::awaitable<bool> handshake();
@@ -92,7 +85,10 @@ class Session : public std::enable_shared_from_this<Session>, public ReplySink {
   void note_failure(const std::exception_ptr& failure, const char* where) noexcept;
   /// Closes the TCP connection at once (no TLS close_notify).
   void abort_socket() noexcept;
-  [[nodiscard]] std::chrono::milliseconds age() const;
+  [[nodiscard]] std::chrono::milliseconds age() const {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                 started_);
+  }
 
   /// Holds the principal's client slot from admission to the end of the session.
   class ClientSlot {
@@ -109,7 +105,8 @@ class Session : public std::enable_shared_from_this<Session>, public ReplySink {
   };
 
   ServerContext& ctx_;
-  std::shared_ptr<boost::asio::ssl::context> tls_;  // the context this connection was made with
+  std::shared_ptr<const config::AgentConfig> config_;  // the version this session started with
+  std::shared_ptr<boost::asio::ssl::context> tls_;     // the context this connection was made with
   Stream stream_;
   LineReader<Stream> reader_;
   boost::asio::steady_timer write_timer_;

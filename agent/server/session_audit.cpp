@@ -78,8 +78,28 @@ void SessionAudit::session_revoked(const tls::VerifyFailure& why) {
   log_.record("session_revoked", {{"conn", info_.id},
                                   {"peer", info_.peer},
                                   {"principal", info_.principal.name},
+                                  {"reason", "certificate no longer verifies: " + why.text},
                                   {"verify_code", why.code},
                                   {"verify_error", why.text}});
+}
+
+void SessionAudit::session_unmapped(const std::string& reason, const std::string& policy_version) {
+  log_.record("session_revoked", {{"conn", info_.id},
+                                  {"peer", info_.peer},
+                                  {"principal", info_.principal.name},
+                                  {"reason", reason},
+                                  {"policy_version", policy_version}});
+}
+
+void SessionAudit::roles_changed(const std::vector<std::string>& old_roles,
+                                 const std::string& policy_version) {
+  log_.record("session_roles_changed", {{"conn", info_.id},
+                                        {"peer", info_.peer},
+                                        {"principal", info_.principal.name},
+                                        {"old_roles", old_roles},
+                                        {"roles", info_.principal.roles},
+                                        {"rule", info_.principal.rule},
+                                        {"policy_version", policy_version}});
 }
 
 void SessionAudit::session_error(const char* what, bool admitted) noexcept {
@@ -96,17 +116,21 @@ void SessionAudit::session_error(const char* what, bool admitted) noexcept {
 }
 
 void SessionAudit::disconnect(const std::string& reason, std::uint64_t commands,
-                              std::chrono::milliseconds duration, std::size_t partial_line_bytes) {
-  nlohmann::json rec = nlohmann::json::object();
-  const JsonReleaser release(rec);
-  rec["conn"] = info_.id;
-  rec["peer"] = info_.peer;
-  rec["principal"] = info_.principal.name;
-  rec["reason"] = reason;
-  rec["commands"] = commands;
-  rec["duration_ms"] = duration.count();
-  if (partial_line_bytes > 0) rec["partial_line_bytes"] = partial_line_bytes;
-  log_.record("disconnect", std::move(rec));
+                              std::chrono::milliseconds duration,
+                              std::size_t partial_line_bytes) noexcept {
+  try {
+    nlohmann::json rec = nlohmann::json::object();
+    const JsonReleaser release(rec);
+    rec["conn"] = info_.id;
+    rec["peer"] = info_.peer;
+    rec["principal"] = info_.principal.name;
+    rec["reason"] = reason;
+    rec["commands"] = commands;
+    rec["duration_ms"] = duration.count();
+    if (partial_line_bytes > 0) rec["partial_line_bytes"] = partial_line_bytes;
+    log_.record("disconnect", std::move(rec));
+  } catch (...) {  // no memory for the record: nothing more to do
+  }
 }
 
 }  // namespace opsagent::server

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "agent/audit/audit_log.hpp"
 #include "agent/server/session_info.hpp"
@@ -34,11 +35,16 @@ class SessionAudit {
   void line_too_long(std::size_t limit);
   /// `session_revoked`: the certificate no longer verifies after a reload.
   void session_revoked(const tls::VerifyFailure& why);
+  /// `session_revoked`: the reloaded policy no longer maps the certificate to the principal.
+  void session_unmapped(const std::string& reason, const std::string& policy_version);
+  /// `session_roles_changed`: the reloaded policy gives the principal other roles, which apply
+  /// from its next command.
+  void roles_changed(const std::vector<std::string>& old_roles, const std::string& policy_version);
   /// `session_error`: an exception ended the session. Best effort, never throws.
   void session_error(const char* what, bool admitted) noexcept;
-  /// `disconnect`: an authenticated session ended for `reason`.
+  /// `disconnect`: an authenticated session ended for `reason`. Best effort, never throws.
   void disconnect(const std::string& reason, std::uint64_t commands,
-                  std::chrono::milliseconds duration, std::size_t partial_line_bytes);
+                  std::chrono::milliseconds duration, std::size_t partial_line_bytes) noexcept;
 
  private:
   audit::AuditLog& log_;

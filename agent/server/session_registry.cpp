@@ -4,6 +4,11 @@
 
 namespace opsagent::server {
 
+void SessionRegistry::set_limits(Limits limits) {
+  std::lock_guard lock(mutex_);
+  limits_ = limits;
+}
+
 std::uint64_t SessionRegistry::next_connection_id() {
   std::lock_guard lock(mutex_);
   return ++next_id_;

@@ -7,6 +7,8 @@
 #include <mutex>
 #include <string>
 
+#include "agent/config/agent_config.hpp"
+
 namespace opsagent::server {
 
 class SessionRegistry {
@@ -17,8 +19,20 @@ class SessionRegistry {
     int max_clients_per_identity = 8;
     int max_children = 16;
     int max_digests_per_identity = 2;
+
+    /// The configuration's limits, by name.
+    static Limits from(const config::Limits& l) {
+      return Limits{.max_handshakes = l.max_handshakes,
+                    .max_clients = l.max_clients,
+                    .max_clients_per_identity = l.max_clients_per_identity,
+                    .max_children = l.max_children,
+                    .max_digests_per_identity = l.max_digests_per_identity};
+    }
   };
   explicit SessionRegistry(Limits limits) : limits_(limits) {}
+
+  /// New limits (a reload): they apply to the next admission; nothing admitted is undone.
+  void set_limits(Limits limits);
 
   /// A new connection id (1, 2, ...), for logs and audit records.
   std::uint64_t next_connection_id();
@@ -50,8 +64,8 @@ class SessionRegistry {
   Counts counts() const;
 
  private:
-  const Limits limits_;
   mutable std::mutex mutex_;
+  Limits limits_;                             // GUARDED_BY(mutex_)
   std::uint64_t next_id_ = 0;                 // GUARDED_BY(mutex_)
   int handshakes_ = 0;                        // GUARDED_BY(mutex_)
   int clients_ = 0;                           // GUARDED_BY(mutex_)

@@ -475,6 +475,39 @@ TEST_F(Authorizer, ListsAllowedVerbsSortedWithoutDeniedOnes) {
             (std::vector<std::string>{"exit", "help", "json", "quit"}));
 }
 
+// ---- re-mapping an open session after a reload ----
+
+TEST_F(Authorizer, RemapsAnUnchangedIdentityAsTheSame) {
+  PeerIdentity alice;
+  alice.common_name = "alice";
+  const auto current = map_identity(*policy_, alice);
+  ASSERT_TRUE(current.has_value());
+  EXPECT_EQ(remap_identity(*policy_, alice, *current).kind, Remapping::Kind::same);
+}
+
+TEST_F(Authorizer, RemapsChangedRolesAndNamesANewOrMissingPrincipalUnmapped) {
+  PeerIdentity alice;
+  alice.common_name = "alice";
+  alice.subject = "CN=alice";
+  const Remapping narrowed =
+      remap_identity(*policy_, alice, Principal{"alice", {"admin"}, "identities[0]"});
+  EXPECT_EQ(narrowed.kind, Remapping::Kind::roles_changed);
+  EXPECT_EQ(narrowed.principal.roles, std::vector<std::string>{"operator"});
+
+  const Remapping renamed = remap_identity(*policy_, alice, Principal{"bob", {}, "x"});
+  EXPECT_EQ(renamed.kind, Remapping::Kind::unmapped);
+  EXPECT_NE(renamed.reason.find("to principal alice, not bob"), std::string::npos)
+      << renamed.reason;
+
+  PeerIdentity stranger;
+  stranger.common_name = "stranger";
+  stranger.subject = "CN=stranger";
+  const Remapping gone = remap_identity(*policy_, stranger, Principal{"stranger", {}, "x"});
+  EXPECT_EQ(gone.kind, Remapping::Kind::unmapped);
+  EXPECT_NE(gone.reason.find("no longer maps certificate CN=stranger"), std::string::npos)
+      << gone.reason;
+}
+
 // ---- robustness ----
 
 TEST_F(Authorizer, NeverThrowsAndIsDeterministicOnRandomInput) {

@@ -1,0 +1,48 @@
+#pragma once
+// opsagent's command line: --config FILE [--check-config], --version, --help.
+
+#include <cstdio>
+#include <string>
+#include <variant>
+
+namespace opsagent::app {
+
+constexpr int kExitUsage = 64;  // EX_USAGE
+constexpr const char* kUsage =
+    "usage: opsagent --config FILE [--check-config]\n"
+    "       opsagent --version\n\n"
+    "  --config FILE    agent configuration (YAML); see docs/configuration.md\n"
+    "  --check-config   validate the configuration, policy and TLS files, then exit\n"
+    "Runs in the foreground and logs to stderr; the audit trail goes to audit.path.\n";
+
+inline int usage_error(const std::string& problem) {
+  std::fprintf(stderr, "opsagent: %s\n%s", problem.c_str(), kUsage);
+  return kExitUsage;
+}
+
+// The config file, or an exit status when the flags say to stop (help, version, bad usage).
+inline std::variant<std::string, int> parse_args(int argc, char** argv, bool& check_only) {
+  std::string config;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--config" && i + 1 < argc) {
+      config = argv[++i];
+    } else if (arg.starts_with("--config=")) {
+      config = arg.substr(9);
+    } else if (arg == "--check-config") {
+      check_only = true;
+    } else if (arg == "--version") {
+      std::printf("opsagent %s\n", OPSAGENT_VERSION);
+      return 0;
+    } else if (arg == "--help" || arg == "-h") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    } else {
+      return usage_error("unknown argument '" + arg + "'");
+    }
+  }
+  if (config.empty()) return usage_error("--config FILE is required");
+  return config;
+}
+
+}  // namespace opsagent::app
