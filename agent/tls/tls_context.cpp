@@ -127,11 +127,15 @@ ssl::context make_server_context(const config::TlsSettings& settings) {
   if (!settings.crl.empty()) {
     X509_STORE* store = SSL_CTX_get_cert_store(raw);
     X509_LOOKUP* lookup = X509_STORE_add_lookup(store, X509_LOOKUP_file());
+    // Loads every CRL of the file (one per CA of the chain: root, intermediates).
     if (lookup == nullptr ||
         X509_load_crl_file(lookup, settings.crl.c_str(), X509_FILETYPE_PEM) < 1) {
       fail(settings.crl, "cannot load the CRL");
     }
-    X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_CRL_CHECK);
+    // Every certificate of the chain is checked, not only the leaf, so revoking an intermediate
+    // CA revokes everything under it. A CA of the chain without a CRL in the file fails the
+    // handshake ("unable to get certificate CRL"): fail closed, as for the leaf's issuer.
+    X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
   }
 
   // No verify callback: OpenSSL's verdict stands, and a failed verification fails the handshake.

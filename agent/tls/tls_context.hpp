@@ -14,8 +14,8 @@ namespace opsagent::tls {
 /// explicit TLS 1.3 suites, signature algorithms and ECDHE groups (`settings.groups`), no
 /// compression, renegotiation or session tickets, client certificate required and verified
 /// against `client_ca` only (never the system store), clientAuth purpose, optional CRL
-/// checking, bounded chain depth and certificate-list size. Throws config::ConfigError naming the file when a certificate, key, CA or CRL cannot
-/// be used.
+/// checking of every certificate of the chain, bounded chain depth and certificate-list size.
+/// Throws config::ConfigError naming the file when a certificate, key, CA or CRL cannot be used.
 boost::asio::ssl::context make_server_context(const config::TlsSettings& settings);
 
 /// Files a client presents (opsctl, tests).

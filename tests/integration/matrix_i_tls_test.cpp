@@ -1,5 +1,6 @@
-// Security matrix group I, TLS rows: I13 (key exchange cost: DHEat), against the real agent on
-// 127.0.0.1. Certificates come from the in-process CertFactory zoo.
+// Security matrix group I, TLS rows: I3 (revocation of an intermediate CA) and I13 (key exchange
+// cost: DHEat), against the real agent on 127.0.0.1. Certificates come from the in-process
+// CertFactory zoo.
 
 #include <algorithm>
 #include <atomic>
@@ -106,6 +107,51 @@ Attempt attempt(const AgentProcess& agent, const ClientOptions& options) {
   a.first_line = c.read_line(5s);
   if (!a.first_line) a.error = c.last_error();
   return a;
+}
+
+// Like AgentProcess::wait_for_audit, but a missing record is a value, not a test failure.
+std::optional<json> find_audit(const AgentProcess& agent, const std::string& event,
+                               const std::string& field, const json& value,
+                               std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  while (true) {
+    for (const auto& r : agent.audit()) {
+      if (r.value("event", "") == event && (field.empty() || r.value(field, json()) == value)) {
+        return r;
+      }
+    }
+    if (Clock::now() > deadline) return std::nullopt;
+    std::this_thread::sleep_for(20ms);
+  }
+}
+
+std::size_t count_events(const AgentProcess& agent, const std::string& event) {
+  const auto records = agent.audit();
+  return static_cast<std::size_t>(std::count_if(records.begin(), records.end(), [&](const json& r) {
+    return r.value("event", "") == event;
+  }));
+}
+
+// The handshake must fail X.509 verification with `code` (audited), and admit no session.
+void expect_verify_failure(const AgentProcess& agent, const ClientOptions& options, long code) {
+  const std::size_t admitted_before = count_events(agent, "auth_ok");
+  const Attempt a = attempt(agent, options);
+  EXPECT_FALSE(a.greeted()) << a.first_line.value_or("");
+  const auto rec = find_audit(agent, "tls_failure", "verify_code", code, 10s);
+  ASSERT_TRUE(rec.has_value()) << "no tls_failure with verify_code " << code << "\n" << agent.log();
+  EXPECT_EQ((*rec)["verify_error"], X509_verify_cert_error_string(code)) << rec->dump();
+  EXPECT_EQ(count_events(agent, "auth_ok"), admitted_before);
+}
+
+// Concatenates PEM files into `out` (written beside it, then renamed: a reload never sees half).
+fs::path write_concatenation(const fs::path& out, const std::vector<fs::path>& parts) {
+  const fs::path tmp = out.string() + ".tmp";
+  {
+    std::ofstream o(tmp, std::ios::binary | std::ios::trunc);
+    for (const auto& p : parts) o << slurp(p);
+  }
+  fs::rename(tmp, out);
+  return out;
 }
 
 // The bytes of a real TLS 1.3 ClientHello offering only `groups`, made with memory BIOs.
@@ -473,6 +519,91 @@ TEST(MatrixI, I13_OpsctlOffersEveryAllowedEcdheGroupAndNoFiniteFieldGroup) {
   const OpsctlResult r = run_opsctl(server.port(), "ping", "5s");
   EXPECT_EQ(r.exit_code, 67) << r.output;
   EXPECT_NE(r.output.find("tls_error: TLS handshake failed"), std::string::npos) << r.output;
+}
+
+// ============================================================================================
+// I3 Revocation of an intermediate CA: every certificate of the chain is checked.
+
+// The agent's CRL file for the chain root -> inter -> alice-via-inter.
+struct ChainCrls {
+  fs::path file;
+  void write(bool inter_revoked, bool with_inter_crl) {
+    std::vector<fs::path> parts;
+    CrlSpec root_spec;
+    if (inter_revoked) root_spec.revoked.push_back("inter");
+    parts.push_back(zoo().write_crl("i3-root", "root", root_spec));
+    if (with_inter_crl) parts.push_back(zoo().write_crl("i3-inter", "inter", CrlSpec{}));
+    file = write_concatenation(zoo().dir() / "i3-crls.pem", parts);
+  }
+};
+
+std::string crl_option(const fs::path& crl) { return ", crl: " + crl.string(); }
+
+ClientOptions via_inter() { return as("alice-via-inter", {"inter"}); }
+
+TEST(MatrixI, I3_RefusesALeafWhoseIntermediateIsRevokedByTheRoot) {
+  ChainCrls crls;
+  crls.write(/*inter_revoked=*/true, /*with_inter_crl=*/true);
+  AgentProcess agent{spec_with(crl_option(crls.file))};
+  ASSERT_NE(agent.port(), 0);
+  expect_verify_failure(agent, via_inter(), X509_V_ERR_CERT_REVOKED);  // 23, at depth 1
+  EXPECT_TRUE(attempt(agent, as("alice")).greeted()) << "a leaf directly under the root";
+}
+
+TEST(MatrixI, I3_AcceptsTheChainWhenEveryCaHasACrlRevokingNothing) {
+  ChainCrls crls;  // one file, two CRLs: the root's and the intermediate's
+  crls.write(/*inter_revoked=*/false, /*with_inter_crl=*/true);
+  AgentProcess agent{spec_with(crl_option(crls.file))};
+  ASSERT_NE(agent.port(), 0);
+  const Attempt a = attempt(agent, via_inter());
+  EXPECT_TRUE(a.greeted()) << a.error << "\n" << agent.log();
+  EXPECT_TRUE(attempt(agent, as("alice")).greeted());
+}
+
+TEST(MatrixI, I3_FailsClosedWhenTheIntermediateIssuedNoCrl) {
+  ChainCrls crls;  // only the root's CRL: nothing says whether alice-via-inter is revoked
+  crls.write(/*inter_revoked=*/false, /*with_inter_crl=*/false);
+  AgentProcess agent{spec_with(crl_option(crls.file))};
+  ASSERT_NE(agent.port(), 0);
+  expect_verify_failure(agent, via_inter(), X509_V_ERR_UNABLE_TO_GET_CRL);  // 3, at depth 0
+  EXPECT_TRUE(attempt(agent, as("alice")).greeted()) << "the root's own leaves are covered";
+}
+
+TEST(MatrixI, I3_FailsClosedWhenNoCrlCoversTheIntermediate) {
+  // Only the intermediate's CRL: the leaf is covered, but nothing says whether the
+  // intermediate itself is revoked. Checking the leaf alone would let it in.
+  const fs::path crl = write_concatenation(zoo().dir() / "i3-inter-only.pem",
+                                           {zoo().write_crl("i3-inter", "inter", CrlSpec{})});
+  AgentProcess agent{spec_with(crl_option(crl))};
+  ASSERT_NE(agent.port(), 0);
+  expect_verify_failure(agent, via_inter(), X509_V_ERR_UNABLE_TO_GET_CRL);  // 3, at depth 1
+}
+
+TEST(MatrixI, I3_EndsAnOpenSessionWhoseIntermediateIsRevokedOnReload) {
+  ChainCrls crls;
+  crls.write(/*inter_revoked=*/false, /*with_inter_crl=*/true);
+  AgentProcess agent{spec_with(crl_option(crls.file))};
+  ASSERT_NE(agent.port(), 0);
+  TlsClient open_via_inter(via_inter());
+  ASSERT_EQ(open_via_inter.connect("127.0.0.1", agent.port()), "");
+  ASSERT_TRUE(open_via_inter.read_line().has_value()) << open_via_inter.last_error();
+  TlsClient open_alice(as("alice"));
+  ASSERT_EQ(open_alice.connect("127.0.0.1", agent.port()), "");
+  ASSERT_TRUE(open_alice.read_line().has_value()) << open_alice.last_error();
+
+  crls.write(/*inter_revoked=*/true, /*with_inter_crl=*/true);
+  ASSERT_EQ(::kill(agent.pid(), SIGHUP), 0);
+  ASSERT_TRUE(find_audit(agent, "tls_reload", "", nullptr, 10s).has_value()) << agent.log();
+
+  const auto revoked = find_audit(agent, "session_revoked", "", nullptr, 10s);
+  ASSERT_TRUE(revoked.has_value()) << agent.log();
+  EXPECT_EQ((*revoked)["verify_code"], X509_V_ERR_CERT_REVOKED);
+  const auto bye = open_via_inter.read_line();
+  ASSERT_TRUE(bye.has_value()) << open_via_inter.last_error();
+  EXPECT_EQ(bye->rfind("ERR denied certificate no longer valid", 0), 0U) << *bye;
+  EXPECT_TRUE(open_via_inter.wait_closed(5s));
+  EXPECT_EQ(open_alice.command("ping"), std::vector<std::string>{"OK pong"});
+  expect_verify_failure(agent, via_inter(), X509_V_ERR_CERT_REVOKED);
 }
 
 }  // namespace
