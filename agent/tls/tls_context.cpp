@@ -96,7 +96,10 @@ ssl::context make_server_context(const config::TlsSettings& settings) {
   SSL_CTX* raw = ctx.native_handle();
   apply_common(raw, settings.allow_tls12, join_groups(settings.groups));
   SSL_CTX_set_options(raw, SSL_OP_CIPHER_SERVER_PREFERENCE);
+  // No resumption: no session cache, and no TLS 1.3 tickets (SSL_OP_NO_TICKET alone still
+  // sends stateful ones), so a client never holds a ticket the agent would refuse anyway.
   SSL_CTX_set_session_cache_mode(raw, SSL_SESS_CACHE_OFF);
+  SSL_CTX_set_num_tickets(raw, 0);
   SSL_CTX_set_max_cert_list(raw, kMaxCertList);
 
   if (SSL_CTX_use_certificate_chain_file(raw, settings.certificate.c_str()) != 1) {

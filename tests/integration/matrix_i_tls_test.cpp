@@ -1,6 +1,6 @@
 // Security matrix group I, TLS rows: I3 (revocation of an intermediate CA) and I13 (key exchange
-// cost: DHEat), against the real agent on 127.0.0.1. Certificates come from the in-process
-// CertFactory zoo.
+// cost: DHEat), plus the absence of TLS 1.3 session tickets, against the real agent on
+// 127.0.0.1. Certificates come from the in-process CertFactory zoo.
 
 #include <algorithm>
 #include <atomic>
@@ -519,6 +519,21 @@ TEST(MatrixI, I13_OpsctlOffersEveryAllowedEcdheGroupAndNoFiniteFieldGroup) {
   const OpsctlResult r = run_opsctl(server.port(), "ping", "5s");
   EXPECT_EQ(r.exit_code, 67) << r.output;
   EXPECT_NE(r.output.find("tls_error: TLS handshake failed"), std::string::npos) << r.output;
+}
+
+// ============================================================================================
+// TLS 1.3 session tickets: none are sent (there is no resumption to use them for).
+
+TEST(TlsTickets, ServerSendsNone) {
+  AgentProcess agent{spec_with()};
+  ASSERT_NE(agent.port(), 0);
+  TlsClient c(as("alice"));
+  ASSERT_EQ(c.connect("127.0.0.1", agent.port()), "");
+  ASSERT_TRUE(c.read_line().has_value()) << c.last_error();  // tickets would arrive by now
+  EXPECT_EQ(c.command("ping"), std::vector<std::string>{"OK pong"});
+  EXPECT_EQ(c.command("whoami").back().rfind("OK", 0), 0U);
+  EXPECT_EQ(c.sessions_received(), 0);
+  EXPECT_EQ(SSL_session_reused(c.stream().native_handle()), 0);
 }
 
 // ============================================================================================
