@@ -87,7 +87,7 @@ std::vector<std::string> read_groups(const YamlNode& node, const NodeContext& ct
   for (std::size_t i = 0; i < node.items.size(); ++i) {
     const YamlNode& item = node.items[i];
     const std::string name = as_string(item, ctx.index(i));
-    // Finite-field Diffie-Hellman costs the server up to ~45x an X25519 exchange, before any
+    // Finite-field Diffie-Hellman costs the server up to ~90x an X25519 handshake, before any
     // certificate is checked: a client naming it can burn the agent's CPU (DHEat).
     if (ascii_lower(name).rfind("ffdhe", 0) == 0) {
       fail(ctx.index(i), item,
