@@ -1,6 +1,7 @@
 #include "agent/config/agent_config.hpp"
 
 #include <arpa/inet.h>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -62,11 +63,61 @@ std::filesystem::path read_existing_file(MapReader& map, std::string_view key,
   return path;
 }
 
+std::string ascii_lower(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// The canonical name of an allowed key exchange group, accepting OpenSSL's aliases in any case;
+// "" when `name` is not allowed.
+std::string canonical_group(std::string_view name) {
+  const std::string lower = ascii_lower(name);
+  if (lower == "x25519") return "X25519";
+  if (lower == "p-256" || lower == "prime256v1" || lower == "secp256r1") return "P-256";
+  if (lower == "p-384" || lower == "secp384r1") return "P-384";
+  return "";
+}
+
+std::vector<std::string> read_groups(const YamlNode& node, const NodeContext& ctx) {
+  if (node.kind != YamlNode::Kind::sequence || node.items.empty()) {
+    fail(ctx, node, "expected a non-empty list of key exchange groups, e.g. [X25519, P-256]");
+  }
+  std::vector<std::string> groups;
+  for (std::size_t i = 0; i < node.items.size(); ++i) {
+    const YamlNode& item = node.items[i];
+    const std::string name = as_string(item, ctx.index(i));
+    // Finite-field Diffie-Hellman costs the server up to ~90x an X25519 handshake, before any
+    // certificate is checked: a client naming it can burn the agent's CPU (DHEat).
+    if (ascii_lower(name).rfind("ffdhe", 0) == 0) {
+      fail(ctx.index(i), item,
+           "finite-field group " + name +
+               " is not allowed (its key exchange lets unauthenticated clients burn the "
+               "agent's CPU: DHEat); use X25519, P-256 or P-384");
+    }
+    std::string group = canonical_group(name);
+    if (group.empty()) {
+      fail(ctx.index(i), item,
+           "unknown or unsupported key exchange group '" + name +
+               "'; allowed: X25519, P-256, P-384");
+    }
+    for (std::size_t j = 0; j < groups.size(); ++j) {
+      if (groups[j] == group) {
+        fail(ctx.index(i), item,
+             "group " + group + " is listed twice (also at line " +
+                 std::to_string(node.items[j].mark.line) + ")");
+      }
+    }
+    groups.push_back(std::move(group));
+  }
+  return groups;
+}
+
 void read_tls(const YamlNode& node, const NodeContext& ctx, const std::filesystem::path& base_dir,
               TlsSettings& tls) {
   MapReader map(node, ctx);
-  expect_keys(map,
-              {"certificate", "private_key", "client_ca", "crl", "min_version", "verify_depth"});
+  expect_keys(map, {"certificate", "private_key", "client_ca", "crl", "min_version", "verify_depth",
+                    "groups"});
   tls.certificate = read_existing_file(map, "certificate", base_dir);
 
   const YamlNode& key_node = map.require("private_key");
@@ -104,6 +155,7 @@ void read_tls(const YamlNode& node, const NodeContext& ctx, const std::filesyste
   if (const YamlNode* v = map.find("verify_depth")) {
     tls.verify_depth = as_count(*v, map.ctx("verify_depth"), 1, 10);
   }
+  if (const YamlNode* v = map.find("groups")) tls.groups = read_groups(*v, map.ctx("groups"));
   map.finish();
 }
 

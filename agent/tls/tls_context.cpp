@@ -1,6 +1,8 @@
 #include "agent/tls/tls_context.hpp"
 
+#include <iterator>
 #include <memory>
+#include <vector>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -12,12 +14,29 @@ namespace opsagent::tls {
 namespace ssl = boost::asio::ssl;
 namespace {
 
-// ECDHE key exchange with AEAD ciphers only; applies when TLS 1.2 is enabled. TLS 1.3 suites
-// are all AEAD and keep OpenSSL's defaults.
+// Every choice below is explained in SECURITY.md ("TLS parameters").
+
+// ECDHE key exchange with AEAD ciphers only; applies when TLS 1.2 is enabled.
 constexpr const char* kTls12Ciphers =
     "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256";
+
+// TLS 1.3 suites, all AEAD: AES-256-GCM first, ChaCha20-Poly1305 for hosts without AES
+// instructions, AES-128-GCM (mandatory to implement, RFC 8446 9.1). No CCM suites.
+constexpr const char* kTls13Ciphersuites =
+    "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256";
+
+// Signature algorithms, for handshake signatures and (without a signature_algorithms_cert
+// extension, RFC 8446 4.2.3) for certificate chains. No SHA-1, no DSA. RSA PKCS#1 v1.5 is listed
+// only because most RSA certificates are signed with it: TLS 1.3 never uses it for a handshake
+// signature (OpenSSL skips it there), so it can only sign a certificate or, when TLS 1.2 is
+// enabled, a TLS 1.2 handshake.
+constexpr const char* kSignatureAlgorithms =
+    "ed25519:ecdsa_secp256r1_sha256:ecdsa_secp384r1_sha384:"
+    "rsa_pss_rsae_sha256:rsa_pss_rsae_sha384:rsa_pss_rsae_sha512:"
+    "rsa_pss_pss_sha256:rsa_pss_pss_sha384:rsa_pss_pss_sha512:"
+    "rsa_pkcs1_sha256:rsa_pkcs1_sha384:rsa_pkcs1_sha512";
 
 constexpr long kMaxCertList = 32L * 1024;  // a client chain larger than this is refused
 
@@ -26,11 +45,35 @@ constexpr long kMaxCertList = 32L * 1024;  // a client chain larger than this is
   throw config::ConfigError(file.string() + ": " + what + (detail.empty() ? "" : ": " + detail));
 }
 
-void apply_common(SSL_CTX* ctx, bool allow_tls12) {
+std::string join_groups(const std::vector<std::string>& groups) {
+  std::string out;
+  for (const auto& g : groups) {
+    if (!out.empty()) out += ':';
+    out += g;
+  }
+  return out;
+}
+
+// Protocol versions, options, suites, signature algorithms and key exchange groups, the same
+// for both ends. Throws config::ConfigError naming what OpenSSL refused.
+void apply_common(SSL_CTX* ctx, bool allow_tls12, const std::string& groups) {
   SSL_CTX_set_min_proto_version(ctx, allow_tls12 ? TLS1_2_VERSION : TLS1_3_VERSION);
   SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_TICKET);
   if (SSL_CTX_set_cipher_list(ctx, kTls12Ciphers) != 1) {
     throw config::ConfigError("TLS: cannot set cipher list: " + drain_openssl_errors());
+  }
+  if (SSL_CTX_set_ciphersuites(ctx, kTls13Ciphersuites) != 1) {
+    throw config::ConfigError("TLS: cannot set TLS 1.3 cipher suites: " + drain_openssl_errors());
+  }
+  // SSL_CTX_set1_sigalgs_list and SSL_CTX_set1_groups_list are macros with C casts; call what
+  // they expand to.
+  if (SSL_CTX_ctrl(ctx, SSL_CTRL_SET_SIGALGS_LIST, 0, const_cast<char*>(kSignatureAlgorithms)) !=
+      1) {
+    throw config::ConfigError("TLS: cannot set signature algorithms: " + drain_openssl_errors());
+  }
+  if (SSL_CTX_ctrl(ctx, SSL_CTRL_SET_GROUPS_LIST, 0, const_cast<char*>(groups.c_str())) != 1) {
+    throw config::ConfigError("TLS: cannot set key exchange groups " + groups + ": " +
+                              drain_openssl_errors());
   }
 }
 
@@ -51,9 +94,12 @@ ssl::context make_server_context(const config::TlsSettings& settings) {
   ERR_clear_error();
   ssl::context ctx(ssl::context::tls_server);
   SSL_CTX* raw = ctx.native_handle();
-  apply_common(raw, settings.allow_tls12);
+  apply_common(raw, settings.allow_tls12, join_groups(settings.groups));
   SSL_CTX_set_options(raw, SSL_OP_CIPHER_SERVER_PREFERENCE);
+  // No resumption: no session cache, and no TLS 1.3 tickets (SSL_OP_NO_TICKET alone still
+  // sends stateful ones), so a client never holds a ticket the agent would refuse anyway.
   SSL_CTX_set_session_cache_mode(raw, SSL_SESS_CACHE_OFF);
+  SSL_CTX_set_num_tickets(raw, 0);
   SSL_CTX_set_max_cert_list(raw, kMaxCertList);
 
   if (SSL_CTX_use_certificate_chain_file(raw, settings.certificate.c_str()) != 1) {
@@ -84,11 +130,15 @@ ssl::context make_server_context(const config::TlsSettings& settings) {
   if (!settings.crl.empty()) {
     X509_STORE* store = SSL_CTX_get_cert_store(raw);
     X509_LOOKUP* lookup = X509_STORE_add_lookup(store, X509_LOOKUP_file());
+    // Loads every CRL of the file (one per CA of the chain: root, intermediates).
     if (lookup == nullptr ||
         X509_load_crl_file(lookup, settings.crl.c_str(), X509_FILETYPE_PEM) < 1) {
       fail(settings.crl, "cannot load the CRL");
     }
-    X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_CRL_CHECK);
+    // Every certificate of the chain is checked, not only the leaf, so revoking an intermediate
+    // CA revokes everything under it. A CA of the chain without a CRL in the file fails the
+    // handshake ("unable to get certificate CRL"): fail closed, as for the leaf's issuer.
+    X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
   }
 
   // No verify callback: OpenSSL's verdict stands, and a failed verification fails the handshake.
@@ -100,7 +150,10 @@ ssl::context make_client_context(const ClientTlsFiles& files, bool allow_tls12) 
   ERR_clear_error();
   ssl::context ctx(ssl::context::tls_client);
   SSL_CTX* raw = ctx.native_handle();
-  apply_common(raw, allow_tls12);
+  std::vector<std::string> groups(std::begin(config::kAllowedTlsGroups),
+                                  std::end(config::kAllowedTlsGroups));
+  // Every group an agent may be configured with, so any agent's `tls.groups` works.
+  apply_common(raw, allow_tls12, join_groups(groups));
   if (SSL_CTX_use_certificate_chain_file(raw, files.certificate.c_str()) != 1) {
     throw std::runtime_error(files.certificate.string() +
                              ": cannot load the client certificate: " + drain_openssl_errors());

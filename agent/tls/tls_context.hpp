@@ -11,10 +11,12 @@
 namespace opsagent::tls {
 
 /// Builds the server context: TLS 1.3 only unless `allow_tls12` (then ECDHE+AEAD suites only),
-/// no compression, renegotiation or session tickets, client certificate required and verified
-/// against `client_ca` only (never the system store), clientAuth purpose, optional CRL checking,
-/// bounded chain depth and certificate-list size. Throws config::ConfigError naming the file
-/// when a certificate, key, CA or CRL cannot be used.
+/// explicit TLS 1.3 suites, signature algorithms and ECDHE groups (`settings.groups`), no
+/// compression, renegotiation, session cache or session tickets (TLS 1.2 and 1.3), client
+/// certificate required and verified against `client_ca` only (never the system store),
+/// clientAuth purpose, optional CRL checking of every certificate of the chain, bounded chain
+/// depth and certificate-list size. Throws config::ConfigError naming the file when a
+/// certificate, key, CA or CRL cannot be used.
 boost::asio::ssl::context make_server_context(const config::TlsSettings& settings);
 
 /// Files a client presents (opsctl, tests).
@@ -24,9 +26,10 @@ struct ClientTlsFiles {
   std::filesystem::path ca;  ///< CA bundle that the agent's certificate must chain to
 };
 
-/// Builds a client context: TLS 1.3 (1.2 allowed when `allow_tls12`), server verified against
-/// `files.ca` only. The caller sets the expected host name per connection (SNI + verification).
-/// Throws std::runtime_error naming the file that could not be used.
+/// Builds a client context: TLS 1.3 (1.2 allowed when `allow_tls12`), the same suites and
+/// signature algorithms as the server, every group of config::kAllowedTlsGroups (ECDHE only),
+/// server verified against `files.ca` only. The caller sets the expected host name per connection
+/// (SNI + verification). Throws std::runtime_error naming the file that could not be used.
 boost::asio::ssl::context make_client_context(const ClientTlsFiles& files,
                                               bool allow_tls12 = false);
 

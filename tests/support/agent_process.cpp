@@ -1,6 +1,8 @@
 #include "tests/support/agent_process.hpp"
 
 #include <atomic>
+#include <cstdio>
+#include <cstring>
 #include <fcntl.h>
 #include <fstream>
 #include <regex>
@@ -217,6 +219,10 @@ int AgentProcess::stop(std::chrono::milliseconds timeout) {
   while (std::chrono::steady_clock::now() < deadline) {
     if (::waitpid(pid_, &status, WNOHANG) == pid_) {
       pid_ = -1;
+      if (WIFSIGNALED(status)) {
+        std::fprintf(stderr, "opsagent was killed by signal %d (%s) while stopping\n",
+                     WTERMSIG(status), ::strsignal(WTERMSIG(status)));
+      }
       return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     }
     std::this_thread::sleep_for(10ms);

@@ -8,6 +8,7 @@
 #include <boost/asio/write.hpp>
 #include <nlohmann/json.hpp>
 #include <openssl/err.h>
+#include <openssl/objects.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 
@@ -41,7 +42,19 @@ void add_chain_certificates(SSL_CTX* ctx, const std::filesystem::path& file) {
   if (added == 0) throw std::runtime_error("TlsClient: no certificate in " + file.string());
 }
 
+// Where the new-session callback finds its TlsClient.
+int client_index() {
+  static const int index = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return index;
+}
+
 }  // namespace
+
+int TlsClient::count_session(SSL* ssl, SSL_SESSION* /*session*/) {
+  auto* self = static_cast<TlsClient*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), client_index()));
+  if (self != nullptr) ++self->sessions_received_;
+  return 0;  // not kept: OpenSSL frees the session
+}
 
 bool is_final_line(const std::string& line) {
   return line == "OK" || line.rfind("OK ", 0) == 0 || line.rfind("ERR ", 0) == 0;
@@ -63,6 +76,20 @@ TlsClient::TlsClient(ClientOptions options)
     ERR_clear_error();
     throw std::runtime_error("TlsClient: TLS 1.3 suites not usable: " + options_.ciphersuites);
   }
+  if (!options_.groups.empty() && SSL_CTX_ctrl(raw, SSL_CTRL_SET_GROUPS_LIST, 0,
+                                               const_cast<char*>(options_.groups.c_str())) != 1) {
+    ERR_clear_error();
+    throw std::runtime_error("TlsClient: groups not usable: " + options_.groups);
+  }
+  if (!options_.sigalgs.empty() && SSL_CTX_ctrl(raw, SSL_CTRL_SET_SIGALGS_LIST, 0,
+                                                const_cast<char*>(options_.sigalgs.c_str())) != 1) {
+    ERR_clear_error();
+    throw std::runtime_error("TlsClient: signature algorithms not usable: " + options_.sigalgs);
+  }
+  // Every session the agent sends (a TLS 1.3 ticket) is counted, then dropped.
+  SSL_CTX_set_ex_data(raw, client_index(), this);
+  SSL_CTX_set_session_cache_mode(raw, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+  SSL_CTX_sess_set_new_cb(raw, &TlsClient::count_session);
   ctx_.load_verify_file(options_.ca.string());
   if (!options_.cert.empty()) {
     ctx_.use_certificate_chain_file(options_.cert.string());
@@ -217,6 +244,14 @@ std::string TlsClient::cipher() {
 }
 
 std::string TlsClient::version() { return SSL_get_version(stream_->native_handle()); }
+
+std::string TlsClient::group() {
+  // SSL_get_negotiated_group is a macro with a C cast; call what it expands to.
+  const long nid = SSL_ctrl(stream_->native_handle(), SSL_CTRL_GET_NEGOTIATED_GROUP, 0, nullptr);
+  if (nid <= 0) return {};
+  const char* name = OBJ_nid2sn(static_cast<int>(nid));
+  return name != nullptr ? name : "";
+}
 
 void TlsClient::close() {
   run([&](error_code& r) { stream_->async_shutdown([&](error_code e) { r = e; }); }, 2s);

@@ -24,6 +24,8 @@ struct ClientOptions {
   std::string host_name = "localhost";  ///< expected in the agent's certificate
   std::string cipher_list;              ///< TLS 1.2 and older cipher string ("": library default)
   std::string ciphersuites;             ///< TLS 1.3 suites ("": library default)
+  std::string groups;                   ///< key exchange groups, e.g. "ffdhe8192" ("": default)
+  std::string sigalgs;                  ///< signature algorithms offered ("": library default)
   int security_level = -1;  ///< SSL_CTX_set_security_level (-1: library default), 0 for old
                             ///< protocols and weak suites
   std::vector<std::filesystem::path> extra_chain;  ///< PEM files whose certificates are sent
@@ -64,10 +66,16 @@ class TlsClient {
   /// The negotiated cipher suite and protocol version ("" before a handshake).
   [[nodiscard]] std::string cipher();
   [[nodiscard]] std::string version();
+  /// The key exchange group of the handshake as OpenSSL's short name: "X25519", "prime256v1",
+  /// "secp384r1" ("" before a handshake).
+  [[nodiscard]] std::string group();
+  /// How many sessions (TLS 1.3: tickets) the agent has sent so far on this connection.
+  [[nodiscard]] int sessions_received() const { return sessions_received_; }
   [[nodiscard]] const std::string& last_error() const { return last_error_; }
   boost::asio::ssl::stream<boost::asio::ip::tcp::socket>& stream() { return *stream_; }
 
  private:
+  static int count_session(SSL* ssl, SSL_SESSION* session);
   template <typename Start>
   boost::system::error_code run(Start start, std::chrono::milliseconds timeout);
 
@@ -78,6 +86,7 @@ class TlsClient {
   std::string buffer_;
   std::string last_error_;
   bool timed_out_ = false;
+  int sessions_received_ = 0;
 };
 
 /// True when `line` is a final line of a text-mode reply.

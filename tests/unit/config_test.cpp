@@ -216,6 +216,7 @@ TEST(Config, LoadsAMinimalFileWithDefaults) {
   EXPECT_TRUE(cfg.tls.crl.empty());
   EXPECT_FALSE(cfg.tls.allow_tls12);
   EXPECT_EQ(cfg.tls.verify_depth, 4);
+  EXPECT_EQ(cfg.tls.groups, (std::vector<std::string>{"X25519", "P-256"}));
   EXPECT_EQ(cfg.timeouts.handshake, 10s);
   EXPECT_EQ(cfg.timeouts.idle, 5min);
   EXPECT_EQ(cfg.limits.max_clients, 64);
@@ -292,6 +293,52 @@ policy: policy.yaml
   EXPECT_EQ(cfg.exec.umask, 027U);
   EXPECT_EQ(cfg.log_level, "debug");
   EXPECT_EQ(cfg.audit_path, fs::path("/var/log/opsagent/audit.jsonl"));
+}
+
+// `tls: {...}` with `groups: <groups>`, then the rest of a minimal file.
+std::string with_groups(const std::string& groups) {
+  return "listen: [\"127.0.0.1:0\"]\n"
+         "tls: {certificate: server.crt, private_key: server.key, client_ca: ca.crt,\n"
+         "      groups: " +
+         groups +
+         "}\n"
+         "audit: {path: audit.jsonl}\n"
+         "policy: policy.yaml\n";
+}
+
+TEST(Config, ReadsTlsGroupsInOrderUnderTheirCanonicalNames) {
+  const ConfigDir dir;
+  const AgentConfig cfg =
+      load_agent_config(dir.write("agent.yaml", with_groups("[secp384r1, x25519, prime256v1]")));
+  EXPECT_EQ(cfg.tls.groups, (std::vector<std::string>{"P-384", "X25519", "P-256"}));
+  EXPECT_EQ(load_agent_config(dir.write("agent.yaml", with_groups("[P-384]"))).tls.groups,
+            std::vector<std::string>{"P-384"});
+}
+
+TEST(Config, RefusesFiniteFieldUnknownDuplicateAndEmptyTlsGroups) {
+  const ConfigDir dir;
+  // Line 3 is "      groups: [...]": the list opens at column 15.
+  for (const char* group :
+       {"ffdhe2048", "ffdhe3072", "ffdhe4096", "ffdhe6144", "ffdhe8192", "FFDHE2048"}) {
+    const std::string err = load_error(dir, with_groups(std::string("[") + group + "]"));
+    EXPECT_NE(err.find("agent.yaml:3:16: tls.groups[0]: finite-field group " + std::string(group) +
+                       " is not allowed"),
+              std::string::npos)
+        << err;
+  }
+  EXPECT_NE(load_error(dir, with_groups("[X25519, P-521]"))
+                .find("agent.yaml:3:24: tls.groups[1]: unknown or unsupported key exchange group "
+                      "'P-521'; allowed: X25519, P-256, P-384"),
+            std::string::npos);
+  EXPECT_NE(load_error(dir, with_groups("[X448]")).find("tls.groups[0]: unknown"),
+            std::string::npos);
+  EXPECT_NE(load_error(dir, with_groups("[P-256, secp256r1]"))
+                .find("tls.groups[1]: group P-256 is listed twice (also at line 3)"),
+            std::string::npos);
+  EXPECT_NE(load_error(dir, with_groups("[]")).find("tls.groups: expected a non-empty list"),
+            std::string::npos);
+  EXPECT_NE(load_error(dir, with_groups("X25519")).find("tls.groups: expected a non-empty list"),
+            std::string::npos);
 }
 
 TEST(Config, ParsesListenAddresses) {
@@ -433,7 +480,7 @@ TEST(Config, RejectsADuplicateKeyThatWouldSwapThePolicy) {
 TEST(Config, RejectsUnknownKeysListingTheAllowedOnes) {
   const std::string err = fixture_error("unknown_key.yaml");
   EXPECT_NE(err.find("agent.yaml:6:3: tls.verfy_depth: unknown key 'verfy_depth' (allowed: "
-                     "certificate, client_ca, crl, min_version, private_key, verify_depth)"),
+                     "certificate, client_ca, crl, groups, min_version, private_key, verify_depth)"),
             std::string::npos)
       << err;
 }
