@@ -340,7 +340,7 @@ asio::awaitable<Dispatcher::Outcome> Dispatcher::do_json(const protocol::Command
 
 asio::awaitable<Dispatcher::Outcome> Dispatcher::do_tail(const std::filesystem::path& path,
                                                          int lines, std::string label) {
-  const std::size_t max_bytes = std::size_t{1} << 20;
+  const std::size_t max_bytes = exec::kTailWindowBytes;
   BlockingSlot slot(ctx_.registry, info_.principal.name);
   if (!slot.held())
     co_return Outcome::busy_blocking_work(ctx_.config.limits.max_digests_per_identity);

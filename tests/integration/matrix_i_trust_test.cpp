@@ -38,6 +38,13 @@ std::string joined(const std::vector<std::string>& lines) {
   return out;
 }
 
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
 void write_file(const fs::path& p, const std::string& text, mode_t mode = 0644) {
   { std::ofstream(p, std::ios::binary | std::ios::trunc) << text; }
   ASSERT_EQ(::chmod(p.c_str(), mode), 0) << p;
@@ -161,6 +168,152 @@ TEST(MatrixI, I10_ControlCharacterEscapesInConfigOrPolicyValuesStopTheAgent) {
         << r.output;
     write_file(f.policy(), ConfigFiles::policy_text("/usr/bin/uptime"));
   }
+}
+
+// ---- I6: long lines through tail, lastlog and opsctl ----
+
+struct OpsctlRun {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+OpsctlRun run_opsctl(const std::vector<std::string>& args, std::chrono::milliseconds timeout) {
+  const fs::path home = make_temp_dir("opsctl-i6");
+  const TestPki& pki = TestPki::get();
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string entry = *e;
+    const std::string key = entry.substr(0, entry.find('='));
+    if (key.rfind("OPSCTL_", 0) == 0 || key == "HOME" || key.rfind("XDG_", 0) == 0) continue;
+    env.push_back(entry);
+  }
+  env.push_back("HOME=" + home.string());
+  env.push_back("OPSCTL_CERT=" + pki.cert("alice").string());
+  env.push_back("OPSCTL_KEY=" + pki.key("alice").string());
+  env.push_back("OPSCTL_CA=" + pki.ca().string());
+  std::vector<char*> envp;
+  for (auto& e : env) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  std::vector<std::string> full = {OPSCTL_BINARY};
+  full.insert(full.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : full) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 1, (home / "out").c_str(), O_WRONLY | O_CREAT, 0600);
+  posix_spawn_file_actions_addopen(&fa, 2, (home / "err").c_str(), O_WRONLY | O_CREAT, 0600);
+  pid_t pid = -1;
+  const int rc = ::posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&fa);
+  OpsctlRun r;
+  if (rc != 0) {
+    ADD_FAILURE() << "cannot start " << OPSCTL_BINARY;
+    return r;
+  }
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  int status = 0;
+  while (::waitpid(pid, &status, WNOHANG) != pid) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      ADD_FAILURE() << "opsctl did not finish in time";
+      break;
+    }
+    std::this_thread::sleep_for(5ms);
+  }
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.out = slurp(home / "out");
+  r.err = slurp(home / "err");
+  std::error_code ec;
+  fs::remove_all(home, ec);
+  return r;
+}
+
+// 1 MiB of control bytes (every C0 byte but LF, and DEL), then an ordinary line.
+std::string control_line() {
+  std::string line;
+  line.reserve(1U << 20);
+  for (std::size_t i = 0; line.size() < (1U << 20); ++i) {
+    const auto c = static_cast<char>(i % 32);
+    if (c != '\n') line.push_back(c);
+    if (i % 97 == 0) line.push_back('\x7f');
+  }
+  line.resize(1U << 20);
+  return line;
+}
+
+// What the agent shows of `bytes` in text mode: controls as \xNN (TAB kept).
+std::string escaped_text(const std::string& bytes) {
+  std::string out;
+  for (const char ch : bytes) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == '\t' || (c >= 0x20 && c < 0x7f)) {
+      out.push_back(ch);
+    } else {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02X", c);
+      out += buf;
+    }
+  }
+  return out;
+}
+
+constexpr std::size_t kMaxDataText = 16 * 1024;  // docs/protocol.md: lines over 16 KiB are split
+
+TEST(MatrixI, I6_LongLinesOfControlBytesAreSplitIntoBoundedReplyLines) {
+  AgentProcess agent(spec_for(kTestPolicy));
+  ASSERT_NE(agent.port(), 0);
+  const std::string line = control_line();
+  for (const fs::path& log : {agent.dir() / "syslog"}) {
+    std::ofstream out(log, std::ios::binary | std::ios::app);
+    out << line << "\nafter the long line\n";
+  }
+
+  auto alice = agent.connect("alice");
+  ASSERT_NE(alice, nullptr);
+  for (const std::string command : {"tail app 2", "lastlog"}) {
+    SCOPED_TRACE(command);
+    const auto reply = alice->command(command);
+    ASSERT_GE(reply.size(), 3u);
+    EXPECT_EQ(reply.back().rfind("OK ", 0), 0u) << reply.back();
+    std::string text;
+    std::size_t data_lines = 0;
+    for (std::size_t i = 0; i + 1 < reply.size(); ++i) {
+      ASSERT_EQ(reply[i].rfind("| ", 0), 0u) << reply[i].substr(0, 80);
+      ASSERT_LE(reply[i].size(), 2 + kMaxDataText) << "data line " << i;
+      if (reply[i] == "| after the long line") break;
+      if (reply[i].rfind("| syslog line ", 0) == 0) continue;  // lastlog's earlier lines
+      text += reply[i].substr(2);
+      ++data_lines;
+    }
+    const std::string expected = escaped_text(line);
+    EXPECT_GE(data_lines, expected.size() / kMaxDataText);
+    EXPECT_TRUE(text == expected) << "the pieces do not join to the escaped line";
+    EXPECT_EQ(reply[reply.size() - 2], "| after the long line");
+  }
+
+  // JSON mode: each object's "line" is bounded as encoded, and the pieces give the bytes back.
+  const auto on = alice->command("json on");
+  ASSERT_EQ(on.size(), 1u);
+  const auto reply = alice->command("tail app 2");
+  ASSERT_GE(reply.size(), 3u);
+  std::string joined_line;
+  for (std::size_t i = 0; i + 2 < reply.size(); ++i) {
+    ASSERT_LE(reply[i].size(), kMaxDataText + 64) << "JSON data line " << i;
+    joined_line += Json::parse(reply[i])["line"].get<std::string>();
+  }
+  EXPECT_TRUE(joined_line == line) << "the JSON pieces do not give the line back";
+  EXPECT_EQ(Json::parse(reply[reply.size() - 2])["line"], "after the long line");
+
+  // opsctl reads every line the agent sends and exits 0.
+  const OpsctlRun r =
+      run_opsctl({"127.0.0.1:" + std::to_string(agent.port()), "tail", "app", "2"}, 60s);
+  EXPECT_EQ(r.exit_code, 0) << r.err.substr(0, 2000);
+  EXPECT_NE(r.out.find("after the long line"), std::string::npos) << r.err.substr(0, 2000);
+  EXPECT_GE(r.out.size(), escaped_text(line).size());
 }
 
 }  // namespace
