@@ -316,5 +316,77 @@ TEST(MatrixI, I6_LongLinesOfControlBytesAreSplitIntoBoundedReplyLines) {
   EXPECT_GE(r.out.size(), escaped_text(line).size());
 }
 
+// ---- I7: links ----
+
+TEST(MatrixI, I7_TailRefusesALogThatIsAHardLinkToAnotherFile) {
+  AgentProcess agent(spec_for(kTestPolicy));
+  ASSERT_NE(agent.port(), 0);
+  const fs::path secret = agent.dir() / "secret";
+  write_file(secret, "i7-canary-secret\n", 0600);
+  fs::remove(agent.dir() / "syslog");
+  fs::create_hard_link(secret, agent.dir() / "syslog");
+
+  auto alice = agent.connect("alice");
+  ASSERT_NE(alice, nullptr);
+  for (const std::string command : {"tail app", "lastlog"}) {
+    const auto reply = alice->command(command);
+    const std::string text = joined(reply);
+    EXPECT_EQ(text.find("i7-canary"), std::string::npos) << command << ":\n" << text;
+    ASSERT_FALSE(reply.empty());
+    EXPECT_EQ(reply.back(), "ERR denied file has several hard links") << command;
+  }
+  // With the second name gone the log is served again.
+  fs::remove(secret);
+  const auto reply = alice->command("tail app");
+  EXPECT_EQ(reply.back().rfind("OK app", 0), 0u) << joined(reply);
+}
+
+TEST(MatrixI, I7_AHashRootSwappedForASymlinkIsNotFollowed) {
+  // The policy grants @DIR@/files/**; files/ becomes a link to a directory holding a canary, and
+  // then a directory above the root does.
+  AgentProcess agent(spec_for(kTestPolicy));
+  ASSERT_NE(agent.port(), 0);
+  const fs::path root = agent.dir() / "files";
+  fs::create_directories(root);
+  write_file(root / "ok.txt", "fine\n");
+  const fs::path elsewhere = agent.dir() / "elsewhere";
+  fs::create_directories(elsewhere);
+  write_file(elsewhere / "ok.txt", "i7-canary-elsewhere\n");
+
+  auto alice = agent.connect("alice");
+  ASSERT_NE(alice, nullptr);
+  const std::string hash = "hash sha256 " + (root / "ok.txt").string();
+  auto reply = alice->command(hash);
+  ASSERT_EQ(reply.size(), 1u);
+  EXPECT_EQ(reply[0].rfind("OK sha256 ", 0), 0u) << reply[0];
+
+  fs::rename(root, agent.dir() / "files.real");
+  fs::create_directory_symlink(elsewhere, root);
+  reply = alice->command(hash);
+  ASSERT_EQ(reply.size(), 1u);
+  EXPECT_EQ(reply[0], "ERR denied the root " + root.string() +
+                          " is or passes through a symbolic link; refusing");
+
+  // A link in a directory above the root: the same.
+  fs::remove(root);
+  fs::rename(agent.dir() / "files.real", root);
+  const fs::path nested_dir = agent.dir() / "nest";
+  fs::create_directories(nested_dir / "real" / "files");
+  write_file(nested_dir / "real" / "files" / "ok.txt", "nested\n");
+  fs::create_directory_symlink(nested_dir / "real", nested_dir / "link");
+  std::string nested_policy = kTestPolicy;
+  const std::string granted = "@DIR@/files/**";
+  nested_policy.replace(nested_policy.find(granted), granted.size(),
+                        (nested_dir / "link" / "files" / "**").string());
+  AgentProcess second(spec_for(nested_policy));
+  ASSERT_NE(second.port(), 0);
+  auto bob = second.connect("alice");
+  ASSERT_NE(bob, nullptr);
+  reply = bob->command("hash sha256 " + (nested_dir / "link" / "files" / "ok.txt").string());
+  ASSERT_EQ(reply.size(), 1u);
+  EXPECT_EQ(reply[0], "ERR denied the root " + (nested_dir / "link" / "files").string() +
+                          " is or passes through a symbolic link; refusing");
+}
+
 }  // namespace
 }  // namespace opsagent::testing
