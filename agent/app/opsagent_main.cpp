@@ -25,6 +25,7 @@
 #include "agent/audit/audit_log.hpp"
 #include "agent/config/agent_config.hpp"
 #include "agent/config/config_error.hpp"
+#include "agent/config/trust_files.hpp"
 #include "agent/exec/orphan_reaper.hpp"
 #include "agent/policy/policy.hpp"
 #include "agent/server/reloader.hpp"
@@ -125,6 +126,12 @@ int main(int argc, char** argv) {
           opts.config, cfg.exec.guard.string());
       return kExitConfig;
     }
+  }
+  try {
+    config::check_trust_files(cfg);  // the TLS files, the guard, the audit log (SIGHUP: again)
+  } catch (const config::ConfigError& e) {
+    spdlog::error("configuration error: {}", e.what());
+    return kExitConfig;
   }
   if (opts.check_only) {
     std::printf("configuration OK: %s (policy %s, version %s)\n", opts.config.c_str(),

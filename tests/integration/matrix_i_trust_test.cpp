@@ -388,5 +388,255 @@ TEST(MatrixI, I7_AHashRootSwappedForASymlinkIsNotFollowed) {
                           " is or passes through a symbolic link; refusing");
 }
 
+// ---- I4: trust files ----
+
+fs::path guard_binary() { return fs::path(OPSAGENT_BINARY).parent_path() / "opsagent-guard"; }
+
+// Private copies of every trust file, each in a directory of its own, so that each file and
+// each directory can be made unsafe in turn.
+class TrustFiles {
+ public:
+  TrustFiles() : dir_(make_temp_dir("opsagent-i4")) {
+    const TestPki& pki = TestPki::get();
+    for (const char* sub : {"cert", "key", "ca", "crl", "guard", "audit", "policy"}) {
+      fs::create_directory(dir_ / sub);
+      ::chmod((dir_ / sub).c_str(), 0755);
+    }
+    fs::copy_file(pki.cert("server"), cert());
+    fs::copy_file(pki.key("server"), key());
+    ::chmod(key().c_str(), 0600);
+    fs::copy_file(pki.ca(), ca());
+    fs::copy_file(guard_binary(), guard());
+    ::chmod(guard().c_str(), 0755);
+    // An empty CRL of the test CA, so clients of that CA still verify with it loaded.
+    const fs::path work = dir_ / "crl-work";
+    fs::create_directory(work);
+    { std::ofstream(work / "index.txt"); }
+    {
+      std::ofstream(work / "ca.cnf")
+          << "[ca]\ndefault_ca = d\n[d]\ndatabase = " << (work / "index.txt").string()
+          << "\ndefault_md = sha256\ndefault_crl_days = 30\n";
+    }
+    std::string out;
+    if (run_shell("openssl ca -gencrl -batch -config " + (work / "ca.cnf").string() + " -keyfile " +
+                      (pki.dir / "ca.key").string() + " -cert " + pki.ca().string() + " -out " +
+                      crl().string() + " 2>&1",
+                  &out) != 0) {
+      ADD_FAILURE() << "cannot make a CRL:\n" << out;
+    }
+    for (const fs::path& p : {cert(), ca(), crl()}) ::chmod(p.c_str(), 0644);
+    write_file(audit(), "", 0600);  // an existing audit log
+  }
+  ~TrustFiles() {
+    if (!::testing::Test::HasFailure()) {
+      std::error_code ec;
+      fs::remove_all(dir_, ec);
+    }
+  }
+  TrustFiles(const TrustFiles&) = delete;
+  TrustFiles& operator=(const TrustFiles&) = delete;
+
+  [[nodiscard]] fs::path cert() const { return dir_ / "cert" / "server.crt"; }
+  [[nodiscard]] fs::path key() const { return dir_ / "key" / "server.key"; }
+  [[nodiscard]] fs::path ca() const { return dir_ / "ca" / "ca.crt"; }
+  [[nodiscard]] fs::path crl() const { return dir_ / "crl" / "revoked.crl"; }
+  [[nodiscard]] fs::path guard() const { return dir_ / "guard" / "opsagent-guard"; }
+  [[nodiscard]] fs::path audit() const { return dir_ / "audit" / "audit.jsonl"; }
+  [[nodiscard]] const fs::path& dir() const { return dir_; }
+
+  // The agent.yaml sections that use these files.
+  [[nodiscard]] std::map<std::string, std::string> sections() const {
+    return {{"tls", "{certificate: " + cert().string() + ", private_key: " + key().string() +
+                        ", client_ca: " + ca().string() + ", crl: " + crl().string() + "}"},
+            {"exec", "{guard: " + guard().string() + "}"},
+            {"audit", "{path: " + audit().string() + "}"}};
+  }
+
+  // What each file is called in the test output, with the mode that makes it unsafe.
+  struct Case {
+    std::string name;
+    fs::path path;
+    mode_t safe_mode;
+    mode_t unsafe_mode;
+    /// What the start-up error says about the file ("" for the general rule's message).
+    std::string start_problem = {};
+  };
+  [[nodiscard]] std::vector<Case> cases() const {
+    return {{"tls.client_ca", ca(), 0644, 0666},
+            {"tls.crl", crl(), 0644, 0666},
+            {"tls.certificate", cert(), 0644, 0666},
+            {"tls.private_key", key(), 0600, 0666,
+             // the key's own, stricter rule (no group/other access at all) speaks first
+             key().string() + " has mode 0666; a private key must not be accessible by group or "
+                              "others (chmod 600)"},
+            {"exec.guard", guard(), 0755, 0777},
+            {"audit log", audit(), 0600, 0666}};
+  }
+
+ private:
+  fs::path dir_;
+};
+
+// Writes a full agent.yaml for a start-up check of `t` (policy: the test policy).
+fs::path write_start_config(const TrustFiles& t) {
+  const fs::path policy = t.dir() / "policy" / "policy.yaml";
+  std::string text = kTestPolicy;
+  for (auto pos = text.find("@DIR@"); pos != std::string::npos; pos = text.find("@DIR@")) {
+    text.replace(pos, 5, t.dir().string());
+  }
+  for (auto pos = text.find("@HELPERS@"); pos != std::string::npos; pos = text.find("@HELPERS@")) {
+    text.replace(pos, 9, OPSAGENT_HELPER_DIR);
+  }
+  { std::ofstream(policy) << text; }
+  ::chmod(policy.c_str(), 0644);
+  std::string config = "listen: [\"127.0.0.1:0\"]\npolicy: " + policy.string() + "\n";
+  for (const auto& [k, v] : t.sections()) config += k + ": " + v + "\n";
+  const fs::path file = t.dir() / "policy" / "agent.yaml";
+  { std::ofstream(file) << config; }
+  ::chmod(file.c_str(), 0644);
+  return file;
+}
+
+TEST(MatrixI, I4_TrustFilesWritableByOthersAreRefusedAtStart) {
+  TrustFiles t;
+  const fs::path config = write_start_config(t);
+  const RunResult good = run_agent_binary({"--config", config.string(), "--check-config"});
+  ASSERT_EQ(good.exit_code, 0) << good.output;
+
+  for (const auto& c : t.cases()) {
+    SCOPED_TRACE(c.name);
+    ASSERT_EQ(::chmod(c.path.c_str(), c.unsafe_mode), 0);
+    RunResult r = run_agent_binary({"--config", config.string(), "--check-config"});
+    EXPECT_EQ(r.exit_code, kExitConfig) << r.output;
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(c.unsafe_mode));
+    const std::string problem =
+        c.start_problem.empty()
+            ? c.path.string() + ": mode " + mode + " lets group or others write it; refusing"
+            : c.start_problem;
+    EXPECT_NE(r.output.find(problem), std::string::npos) << r.output;
+    ASSERT_EQ(::chmod(c.path.c_str(), c.safe_mode), 0);
+
+    // The directory holding it, writable by others (no sticky bit): anyone could swap the file.
+    const fs::path dir = c.path.parent_path();
+    ASSERT_EQ(::chmod(dir.c_str(), 0777), 0);
+    r = run_agent_binary({"--config", config.string(), "--check-config"});
+    EXPECT_EQ(r.exit_code, kExitConfig) << r.output;
+    EXPECT_NE(r.output.find(dir.string() + ": directory mode 0777 lets group or others replace "
+                                           "the files in it; refusing"),
+              std::string::npos)
+        << r.output;
+    ASSERT_EQ(::chmod(dir.c_str(), 0755), 0);
+  }
+
+  // A real start, not only --check-config: refused before it listens or touches the audit log.
+  ASSERT_EQ(::chmod(t.ca().c_str(), 0666), 0);
+  const RunResult r = run_agent_binary({"--config", config.string()});
+  EXPECT_EQ(r.exit_code, kExitConfig) << r.output;
+  EXPECT_EQ(r.output.find("listening on"), std::string::npos) << r.output;
+  EXPECT_EQ(slurp(t.audit()), "") << "the audit log was written";
+}
+
+TEST(MatrixI, I4_TrustFilesOwnedByAnotherUserAreRefusedAtStart) {
+  if (::geteuid() != 0) {
+    GTEST_SKIP() << "chown to another user needs root; the mode half of I4 runs without it";
+  }
+  TrustFiles t;
+  const fs::path config = write_start_config(t);
+  constexpr uid_t kNobody = 65534;
+  for (const auto& c : t.cases()) {
+    SCOPED_TRACE(c.name);
+    ASSERT_EQ(::chown(c.path.c_str(), kNobody, static_cast<gid_t>(-1)), 0);
+    const RunResult r = run_agent_binary({"--config", config.string(), "--check-config"});
+    EXPECT_EQ(r.exit_code, kExitConfig) << r.output;
+    EXPECT_NE(r.output.find(c.path.string() +
+                            ": owned by uid 65534, not by root or the agent's user; refusing"),
+              std::string::npos)
+        << r.output;
+    ASSERT_EQ(::chown(c.path.c_str(), 0, static_cast<gid_t>(-1)), 0);
+  }
+  const fs::path dir = t.ca().parent_path();
+  ASSERT_EQ(::chown(dir.c_str(), kNobody, static_cast<gid_t>(-1)), 0);
+  const RunResult r = run_agent_binary({"--config", config.string(), "--check-config"});
+  EXPECT_EQ(r.exit_code, kExitConfig) << r.output;
+  EXPECT_NE(r.output.find(dir.string() + ": owned by uid 65534"), std::string::npos) << r.output;
+  EXPECT_EQ(::chown(dir.c_str(), 0, static_cast<gid_t>(-1)), 0);
+}
+
+std::size_t count_events(const AgentProcess& agent, const std::string& event) {
+  std::size_t n = 0;
+  for (const auto& r : agent.audit()) n += r.value("event", "") == event ? 1 : 0;
+  return n;
+}
+
+// Waits until the audit holds `n` records of `event`; returns the n-th.
+Json wait_for_nth(const AgentProcess& agent, const std::string& event, std::size_t n) {
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  do {
+    std::size_t seen = 0;
+    for (const auto& r : agent.audit()) {
+      if (r.value("event", "") == event && ++seen == n) return r;
+    }
+    std::this_thread::sleep_for(10ms);
+  } while (std::chrono::steady_clock::now() < deadline);
+  ADD_FAILURE() << "no " << n << "th audit record " << event;
+  return nullptr;
+}
+
+TEST(MatrixI, I4_TrustFilesMadeWritableByOthersAreRefusedAtReload) {
+  TrustFiles t;
+  // The audit log must not exist yet for AgentProcess's own checks; the agent creates it.
+  fs::remove(t.audit());
+  AgentSpec spec = spec_for(kTestPolicy);
+  spec.sections = t.sections();
+  AgentProcess agent(spec);
+  ASSERT_NE(agent.port(), 0);
+  // AgentProcess reads the audit at its own path: link it there.
+  fs::create_symlink(t.audit(), agent.audit_path());
+  auto alice = agent.connect("alice");
+  ASSERT_NE(alice, nullptr);
+
+  std::size_t tls_failures = 0;
+  std::size_t trust_failures = 0;
+  std::size_t tls_reloads = 0;
+  for (const auto& c : t.cases()) {
+    SCOPED_TRACE(c.name);
+    const bool tls = c.name.rfind("tls.", 0) == 0;
+    ASSERT_EQ(::chmod(c.path.c_str(), c.unsafe_mode), 0);
+    ::kill(agent.pid(), SIGHUP);
+    const Json failed = tls ? wait_for_nth(agent, "tls_reload_failed", ++tls_failures)
+                            : wait_for_nth(agent, "trust_check_failed", ++trust_failures);
+    ASSERT_FALSE(failed.is_null()) << agent.log();
+    EXPECT_NE(failed.value("error", "").find(c.path.string() + ": mode "), std::string::npos)
+        << failed.dump();
+    if (tls) {
+      EXPECT_EQ(count_events(agent, "tls_reload"), tls_reloads) << "an unsafe file was loaded";
+    } else {
+      // The guard and the audit log have their own step; the TLS files still reload.
+      ASSERT_FALSE(wait_for_nth(agent, "tls_reload", ++tls_reloads).is_null()) << agent.log();
+    }
+    if (c.name == "exec.guard") {
+      // Commands are refused while the guard is unsafe, and run again once it is fixed.
+      const auto refused = alice->command("run echo-args i4");
+      ASSERT_FALSE(refused.empty());
+      EXPECT_EQ(
+          refused.back().rfind(
+              "ERR internal refusing to start commands: " + c.path.string() + ": mode 0777", 0),
+          0u)
+          << joined(refused);
+    }
+    ASSERT_EQ(::chmod(c.path.c_str(), c.safe_mode), 0);
+    ::kill(agent.pid(), SIGHUP);
+    ASSERT_FALSE(wait_for_nth(agent, "tls_reload", ++tls_reloads).is_null()) << agent.log();
+  }
+  const auto ok = alice->command("run echo-args i4");
+  ASSERT_FALSE(ok.empty());
+  EXPECT_EQ(ok.back().rfind("OK done exit=0", 0), 0u) << joined(ok);
+  // The audit log was never reopened while it was unsafe, and is not left world-writable.
+  struct stat st {};
+  ASSERT_EQ(::stat(t.audit().c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 022, 0u);
+}
+
 }  // namespace
 }  // namespace opsagent::testing
