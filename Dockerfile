@@ -6,6 +6,12 @@
 #
 # The agent reads /etc/opsagent/agent.yaml (mount your own; paths inside it must point to
 # certificates, policy and the audit log as seen from inside the container) and listens on 9999.
+# It refuses every file it trusts (agent.yaml, the policy, certificates, CA, CRL, key) and the
+# directory holding it when group or others may write it or a user other than root or the
+# agent's own owns it; the key must also be readable by the agent only. The container user has
+# the fixed uid 10001, so on the host:
+#   sudo chown -R 10001:10001 config certs/dev && chmod -R go-w config certs/dev
+#   chmod 600 certs/dev/*.key
 #
 # Note for this development machine: there is no running Docker engine, and the sandbox has no
 # bridge networking. Start the engine with `dockerd --bridge=none --iptables=false` and pass
@@ -38,8 +44,8 @@ RUN apt-get update \
       libssl3 libyaml-cpp0.7 libspdlog1.10 libfmt9 libre2-9 libedit2 ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 
-RUN groupadd --system opsagent \
- && useradd --system --gid opsagent --home-dir /var/lib/opsagent --no-create-home \
+RUN groupadd --system --gid 10001 opsagent \
+ && useradd --system --uid 10001 --gid opsagent --home-dir /var/lib/opsagent --no-create-home \
       --shell /usr/sbin/nologin opsagent \
  && install -d -m 0755 /etc/opsagent \
  && install -d -m 0750 -o opsagent -g opsagent /var/lib/opsagent /var/log/opsagent

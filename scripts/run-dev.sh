@@ -13,6 +13,11 @@ cd -- "${repo_root}"
 scripts/build.sh release
 scripts/gen-dev-certs.sh
 mkdir -p var
+# The agent refuses the files it trusts (configuration, policy, certificates, the guard, the
+# audit log) and the directories holding them when group or others may write them. A checkout
+# or build made under umask 002 leaves them group-writable, so tighten them here.
+chmod go-w config config/agent.yaml config/policy.yaml var \
+  build/release/agent/app build/release/agent/app/opsagent-guard
 
 certs="${repo_root}/certs/dev"
 cat <<MSG

@@ -10,6 +10,7 @@
 #include "agent/app/agent_flags.hpp"
 #include "agent/config/agent_config.hpp"
 #include "agent/config/config_error.hpp"
+#include "agent/config/trust_files.hpp"
 #include "agent/server/agent.hpp"
 #include "agent/tls/tls_context.hpp"
 
@@ -33,7 +34,8 @@ int main(int argc, char** argv) {
     spdlog::set_level(spdlog::level::from_str(cfg.log_level));
     auto policy = policy::load_policy(cfg.policy_path);
     auto tls = std::make_shared<boost::asio::ssl::context>(tls::make_server_context(cfg.tls));
-    config::resolve_guard(cfg);  // every command runs under opsagent-guard
+    config::resolve_guard(cfg);      // every command runs under opsagent-guard
+    config::check_trust_files(cfg);  // the TLS files, the guard, the audit log (SIGHUP: again)
     if (check_only) {
       std::printf("configuration OK: %s (policy %s, version %s)\n", config_file.c_str(),
                   cfg.policy_path.c_str(), policy->version.c_str());

@@ -15,6 +15,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "agent/protocol/reply_formatter.hpp"
 #include "agent/tls/chain_check.hpp"
 
 namespace opsagent::client {
@@ -28,8 +29,11 @@ using std::chrono::steady_clock;
 namespace {
 
 constexpr auto kUse = asio::as_tuple(asio::use_awaitable);
-// Agent lines are at most 16 KiB of output, up to 4x that once sanitized; leave room.
+// The agent's formatter keeps every line within protocol::kMaxReplyLineBytes (64 KiB); older
+// agents sent data lines of up to 16 KiB of output, 4x that once escaped. Room for both.
 constexpr std::size_t kMaxReplyLine = std::size_t{1} << 20;
+static_assert(kMaxReplyLine >= protocol::kMaxReplyLineBytes,
+              "opsctl must read any line the agent can send");
 constexpr auto kShutdownWait = std::chrono::seconds(1);
 constexpr auto kNoDeadline = std::chrono::hours(24 * 365);
 

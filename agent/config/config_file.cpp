@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "agent/common/trusted_file.hpp"
 #include "agent/config/config_error.hpp"
 
 namespace opsagent::config {
@@ -68,14 +69,8 @@ ConfigFile read_config_file(const std::filesystem::path& path, std::size_t max_b
 }
 
 void check_not_writable_by_others(const std::filesystem::path& path, const struct stat& status) {
-  if ((status.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
-    throw ConfigError(path.string() + ": mode " + format_mode(status.st_mode) +
-                      " lets group or others write it; refusing (chmod go-w)");
-  }
-  if (status.st_uid != 0 && status.st_uid != ::geteuid()) {
-    throw ConfigError(path.string() + ": owned by uid " + std::to_string(status.st_uid) +
-                      ", not by root or the agent's user; refusing");
-  }
+  if (auto s = check_trusted_inode(path, status); !s) throw ConfigError(s.error().message);
+  if (auto s = check_trusted_directory_of(path); !s) throw ConfigError(s.error().message);
 }
 
 void check_private_key_file(const std::filesystem::path& path) {

@@ -20,9 +20,10 @@ struct ConfigFile {
 /// Throws ConfigError "FILE: what is wrong".
 ConfigFile read_config_file(const std::filesystem::path& path, std::size_t max_bytes);
 
-/// Refuses (ConfigError naming the file and its mode) a file that group or others may write,
-/// or that is owned by someone other than root or the effective user: whoever can write it
-/// controls what the agent allows (sshd StrictModes).
+/// Refuses (ConfigError "FILE: problem") a file that group or others may write, or that is
+/// owned by someone other than root or the effective user, and likewise the directory holding
+/// it: whoever can write or replace it controls what the agent allows (sshd StrictModes). The
+/// rule is opsagent::check_trusted_inode (common/trusted_file.hpp), shared by every trust file.
 void check_not_writable_by_others(const std::filesystem::path& path, const struct stat& status);
 
 /// Refuses (ConfigError naming the file and its mode) a private key that is not a readable

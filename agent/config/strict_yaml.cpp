@@ -1,6 +1,7 @@
 #include "agent/config/strict_yaml.hpp"
 
 #include <cstdint>
+#include <cstdio>
 #include <map>
 #include <sstream>
 
@@ -77,6 +78,7 @@ class TreeBuilder : public YAML::EventHandler {
     } else {
       fail(node.mark, "explicit tags are not allowed (found '" + tag + "')");
     }
+    check_characters(node.mark, value);
     node.scalar = value;
     add(std::move(node));
   }
@@ -138,6 +140,80 @@ class TreeBuilder : public YAML::EventHandler {
 
   [[noreturn]] void fail(Mark mark, std::string_view message) const {
     throw ConfigError(located(file_, mark, message));
+  }
+
+  // Every scalar, key or value, of every file read through here (agent.yaml, the policy, the
+  // opsctl configuration and inventories). check_text() has refused control bytes written as
+  // such (block scalars, which could keep line breaks, are refused as tagged), but a quoted
+  // scalar can still hold a TAB, and a double-quoted one can produce any control character
+  // through an escape ("\0", "\e", "\x01", "\u0000", "\t", "\n", "\N"): a NUL silently cuts a
+  // path short where the C library takes over, ESC reaches terminals through logs, and no value
+  // any of these files has needs a tab or a line break. So the decoded text must be valid UTF-8
+  // without C0 or C1 control characters or DEL.
+  void check_characters(Mark mark, const std::string& value) const {
+    const auto refuse = [&](std::string_view problem) {
+      const std::string where = scalar_path();
+      fail(mark, (where.empty() ? std::string() : where + ": ") + std::string(problem) +
+                     " in a scalar (written as an escape such as \"\\0\" or \"\\e\"); not "
+                     "allowed in any value");
+    };
+    const auto refuse_control = [&](std::uint32_t code) {
+      char name[16];
+      std::snprintf(name, sizeof name, "U+%04X", static_cast<unsigned>(code));
+      refuse(std::string("control character ") + name);
+    };
+    std::size_t i = 0;
+    while (i < value.size()) {
+      const auto c = static_cast<unsigned char>(value[i]);
+      if (c < 0x80) {
+        if (c < 0x20 || c == 0x7f) refuse_control(c);
+        ++i;
+        continue;
+      }
+      // yaml-cpp decodes "\N" and "\_" to the single bytes 0x85 and 0xA0, not to UTF-8.
+      std::size_t length = 0;
+      std::uint32_t cp = 0;
+      if (c >= 0xc2 && c <= 0xdf) {
+        length = 2;
+        cp = c & 0x1fU;
+      } else if (c >= 0xe0 && c <= 0xef) {
+        length = 3;
+        cp = c & 0x0fU;
+      } else if (c >= 0xf0 && c <= 0xf4) {
+        length = 4;
+        cp = c & 0x07U;
+      }
+      bool valid = length != 0 && i + length <= value.size();
+      for (std::size_t k = 1; valid && k < length; ++k) {
+        const auto cc = static_cast<unsigned char>(value[i + k]);
+        valid = (cc & 0xc0U) == 0x80U;
+        cp = (cp << 6U) | (cc & 0x3fU);
+      }
+      if (valid) {
+        valid = !((length == 3 && cp < 0x800) || (length == 4 && cp < 0x10000) || cp > 0x10ffff ||
+                  (cp >= 0xd800 && cp <= 0xdfff));
+      }
+      if (!valid) {
+        if (c <= 0x9f) refuse_control(c);  // "\N": a C1 control as a bare byte
+        refuse("invalid UTF-8");
+      }
+      if (cp <= 0x9f) refuse_control(cp);
+      i += length;
+    }
+  }
+
+  // Where the scalar being read sits, written like path_to() ("tls.client_ca", "argv[2]").
+  [[nodiscard]] std::string scalar_path() const {
+    std::string path;
+    for (const Frame& f : stack_) {
+      if (f.node.kind == YamlNode::Kind::sequence) {
+        path += "[" + std::to_string(f.node.items.size()) + "]";
+      } else if (f.has_key) {
+        if (!path.empty()) path += '.';
+        path += f.key.scalar;
+      }
+    }
+    return path;
   }
 
   void check_anchor(const YAML::Mark& mark, YAML::anchor_t anchor) const {

@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include <utility>
 
+#include "agent/common/trusted_file.hpp"
 #include "agent/exec/orphan_reaper.hpp"
 
 // Umask policy. posix_spawn has no umask action and umask(2) is process-wide (shared by all
@@ -287,6 +288,15 @@ Result<ExitStatus> ChildProcess::try_reap() noexcept {
 Result<ChildProcess> spawn(const SpawnSpec& spec) {
   if (auto s = validate(spec); !s) return s.error();
   const std::string& program = spec.argv.front();
+
+  // The guard runs every command as the agent's user: one that others may write, or replace in
+  // its directory, would run their code instead. Checked at each spawn, since the file can
+  // change at any time (start-up and SIGHUP check it too, for a clear message early).
+  if (!spec.guard.empty()) {
+    if (auto s = check_trusted_file(spec.guard); !s) {
+      return Error{ErrorCode::internal, "refusing to start commands: " + s.error().message};
+    }
+  }
 
   auto mask = process_umask();
   if (!mask) return mask.error();

@@ -23,7 +23,9 @@ struct SpawnSpec {
   mode_t umask = 077;
   /// opsagent-guard (agent/guard/guard_main.cpp). When set, it is the process spawned: it runs
   /// argv as its own child, kills whatever the command leaves behind, and kills the whole tree
-  /// if the agent dies, even by SIGKILL. Empty: argv is spawned directly (tests of this file).
+  /// if the agent dies, even by SIGKILL, and starts it with every signal at its default
+  /// disposition and unblocked. Empty: argv is spawned directly (tests of this file); glibc's
+  /// posix_spawn then leaves its two reserved signals (32, 33) ignored in the child.
   std::filesystem::path guard;
   long max_processes = 0;  ///< RLIMIT_NPROC for the command (guard only); 0: not set
   long uid = -1;           ///< run the command as this user and group (guard only); -1: ours

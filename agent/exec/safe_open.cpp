@@ -79,20 +79,6 @@ Result<std::vector<std::string>> split_relative(const std::string& text) {
   return parts;
 }
 
-Result<UniqueFd> open_root(const std::filesystem::path& root) {
-  // The root comes from operator configuration, so following a symlink here is intended
-  // (e.g. /var/run -> /run); everything beneath it is resolved without links.
-  UniqueFd fd(::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-  if (!fd.valid()) {
-    const int err = errno;
-    if (err == ENOENT || err == ENOTDIR) {
-      return Error{ErrorCode::notfound, "no such directory: " + root.string()};
-    }
-    return open_error(err, root.string());
-  }
-  return fd;
-}
-
 // True for file systems whose "regular" files are live kernel views (/proc/<pid>/environ,
 // /proc/<pid>/mem, sysfs attributes): S_ISREG says yes, but they are never log files.
 bool on_pseudo_file_system(int fd) {
@@ -164,16 +150,69 @@ int raw_openat2(int dir, const char* name, int flags) {
   return static_cast<int>(::syscall(SYS_openat2, dir, name, &how, sizeof how));
 }
 
+// A root that cannot be used; `err` is the errno of the step that failed.
+Error root_error(int err, const std::filesystem::path& root) {
+  if (err == ENOENT || err == ENOTDIR) {
+    return {ErrorCode::notfound, "no such directory: " + root.string()};
+  }
+  if (err == ELOOP) {
+    return {ErrorCode::denied,
+            "the root " + root.string() + " is or passes through a symbolic link; refusing"};
+  }
+  return open_error(err, root.string());
+}
+
+// The root comes from the policy, but the directories it names can change after the policy was
+// reviewed: the root, or a directory above it, swapped for a symbolic link would move the whole
+// grant somewhere else (SECURITY-MATRIX I7). So no component of it is followed through a link:
+// openat2(RESOLVE_NO_SYMLINKS) from "/", or, where openat2 is missing (`walk`), one O_NOFOLLOW
+// step per component from "/".
+Result<UniqueFd> open_root(const std::filesystem::path& root, bool walk) {
+  if (!root.is_absolute()) {
+    return Error{ErrorCode::internal, "the root must be an absolute path: " + root.string()};
+  }
+  if (!walk && !g_openat2_missing.load(std::memory_order_relaxed)) {
+    const auto open_no_links = [](int dir, const char* name, int flags) {
+      open_how how{};
+      how.flags = static_cast<std::uint64_t>(flags);
+      how.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+      return static_cast<int>(::syscall(SYS_openat2, dir, name, &how, sizeof how));
+    };
+    UniqueFd fd(
+        retry_open(open_no_links, AT_FDCWD, root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (fd.valid()) return fd;
+    if (errno != ENOSYS) return root_error(errno, root);
+    g_openat2_missing.store(true, std::memory_order_relaxed);
+  }
+  UniqueFd dir(retry_open(plain_openat, AT_FDCWD, "/", O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!dir.valid()) return root_error(errno, root);
+  for (const auto& part : root.relative_path()) {
+    const std::string& name = part.native();
+    if (name.empty() || name == ".") continue;
+    if (name == "..") return root_error(ELOOP, root);  // never produced by the policy loader
+    UniqueFd next(
+        retry_open(plain_openat, dir.get(), name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+    if (!next.valid()) return root_error(errno, root);
+    struct stat st {};
+    if (::fstat(next.get(), &st) != 0) return root_error(errno, root);
+    if (S_ISLNK(st.st_mode)) return root_error(ELOOP, root);
+    if (!S_ISDIR(st.st_mode)) return root_error(ENOTDIR, root);
+    dir = std::move(next);
+  }
+  return dir;
+}
+
 struct Prepared {
   UniqueFd root;
   std::vector<std::string> parts;
   std::string shown;
 };
 
-Result<Prepared> prepare(const std::filesystem::path& root, const std::filesystem::path& relative) {
+Result<Prepared> prepare(const std::filesystem::path& root, const std::filesystem::path& relative,
+                         bool walk) {
   auto parts = split_relative(relative.native());
   if (!parts) return parts.error();
-  auto root_fd = open_root(root);
+  auto root_fd = open_root(root, walk);
   if (!root_fd) return root_fd.error();
   return Prepared{std::move(root_fd).value(), std::move(parts).value(), (root / relative).string()};
 }
@@ -182,7 +221,7 @@ Result<Prepared> prepare(const std::filesystem::path& root, const std::filesyste
 
 Result<UniqueFd> open_beneath(const std::filesystem::path& root,
                               const std::filesystem::path& relative) {
-  auto prepared = prepare(root, relative);
+  auto prepared = prepare(root, relative, false);
   if (!prepared) return prepared.error();
   Prepared& p = prepared.value();
   if (!g_openat2_missing.load(std::memory_order_relaxed)) {
@@ -197,7 +236,7 @@ Result<UniqueFd> open_beneath(const std::filesystem::path& root,
 namespace detail {
 Result<UniqueFd> open_beneath_by_walk(const std::filesystem::path& root,
                                       const std::filesystem::path& relative) {
-  auto prepared = prepare(root, relative);
+  auto prepared = prepare(root, relative, true);
   if (!prepared) return prepared.error();
   return walk_beneath(prepared->root.get(), prepared->parts, prepared->shown);
 }
@@ -212,12 +251,9 @@ Result<UniqueFd> open_log_file(const std::filesystem::path& path) {
   } while (raw < 0 && errno == EINTR);
   UniqueFd fd(raw);
   if (!fd.valid()) return open_error(errno, path.string());
-  struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) return open_error(errno, path.string());
-  if (!S_ISREG(st.st_mode)) return Error{ErrorCode::denied, "not a regular file"};
-  // /proc/self/environ and friends say S_ISREG too (SECURITY-MATRIX C10).
-  if (on_pseudo_file_system(fd.get())) return Error{ErrorCode::denied, "not a regular file"};
-  return fd;
+  // The same checks as a hashed file: a log that is a hard link to a secret (I7) or a kernel
+  // view such as /proc/self/environ (C10) is refused.
+  return check_opened(std::move(fd), path.string());
 }
 
 }  // namespace opsagent::exec

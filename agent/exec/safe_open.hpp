@@ -10,7 +10,9 @@
 
 namespace opsagent::exec {
 
-/// Opens `relative` beneath the directory `root` for reading: openat2 with RESOLVE_BENEATH |
+/// Opens `relative` beneath the directory `root` for reading. `root` (absolute, from the policy)
+/// is itself opened without following a symbolic link in any component (denied otherwise:
+/// a root swapped for a link must not move the grant). Then openat2 with RESOLVE_BENEATH |
 /// RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV (per-component O_NOFOLLOW walk
 /// where openat2 is unavailable), O_NONBLOCK so a FIFO never blocks, then fstat: regular files
 /// only, and a link count of 1 (a hard link could alias a secret). Errors: notfound, denied (link,
@@ -26,8 +28,9 @@ Result<UniqueFd> open_beneath_by_walk(const std::filesystem::path& root,
 }  // namespace detail
 
 /// Opens an operator-configured log file (absolute path from the policy or config):
-/// O_NOFOLLOW on the last component, O_NONBLOCK, regular files only (not on /proc, /sys and
-/// other pseudo file systems).
+/// O_NOFOLLOW on the last component, O_NONBLOCK, then the same descriptor checks as
+/// open_beneath: regular files only (not on /proc, /sys and other pseudo file systems), a link
+/// count of 1 (a log that is a hard link to a secret is refused, as `hash` refuses it).
 Result<UniqueFd> open_log_file(const std::filesystem::path& path);
 
 }  // namespace opsagent::exec

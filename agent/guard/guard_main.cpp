@@ -12,11 +12,12 @@
 //      so an agent that died before that point is noticed too. The signal is per *thread*: it
 //      also arrives when the agent thread that spawned us exits while the agent lives on, so a
 //      SIGTERM only means "agent gone" when getppid() is no longer AGENT_PID;
-//   3. forks the command: in the child, applies RLIMIT_NPROC (MAX_PROCESSES > 0) and drops to
-//      UID/GID (when not -1), then execve()s PROGRAM with the environment it was given. An exec
-//      failure is written to descriptor 3 as an int errno, so the agent can report it exactly
-//      as it would report its own posix_spawn failure; on success the descriptor closes (CLOEXEC)
-//      and the agent reads end-of-file;
+//   3. forks the command: in the child, applies RLIMIT_NPROC (MAX_PROCESSES > 0), drops to
+//      UID/GID (when not -1), resets every signal (1 to SIGRTMAX, glibc's reserved ones
+//      included) to its default disposition with an empty mask, then execve()s PROGRAM with the
+//      environment it was given. An exec failure is written to descriptor 3 as an int errno, so the
+//      agent can report it exactly as it would report its own posix_spawn failure; on success the
+//      descriptor closes (CLOEXEC) and the agent reads end-of-file;
 //   4. waits. When the command exits, everything left (its process group, escapees) is killed
 //      with SIGKILL and reaped, and the guard ends the way the command did (same exit code, or
 //      the same signal), so the agent sees the command's status. When the agent dies, the guard
@@ -39,6 +40,7 @@
 #include <initializer_list>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -121,6 +123,24 @@ void kill_tree() {
   }
 }
 
+// Puts every signal, 1 to the kernel's last real-time signal, back to its default disposition
+// and unblocks them all; false (errno set) on failure. Ignored dispositions and the mask survive
+// execve, so this is what a command starts with. glibc cannot do it: its sigaction() refuses the
+// two real-time signals it reserves (32 and 33, below SIGRTMIN), and its posix_spawn, which
+// started us, sets exactly those two to SIG_IGN in the child. So the kernel's calls are used
+// directly. An all-zero kernel `struct sigaction` is SIG_DFL with no flags and an empty mask on
+// every architecture, whatever the order of its fields; the buffer is larger than any of them.
+bool reset_every_signal() {
+  const unsigned long defaults[8] = {};
+  const unsigned long empty_mask[4] = {};                        // at least (_NSIG - 1) / 8 bytes
+  constexpr unsigned long kKernelSigsetBytes = (_NSIG - 1) / 8;  // 64 signals: 8 bytes
+  for (int sig = 1; sig < _NSIG; ++sig) {
+    if (sig == SIGKILL || sig == SIGSTOP) continue;  // fixed at default by the kernel
+    if (::syscall(SYS_rt_sigaction, sig, defaults, nullptr, kKernelSigsetBytes) != 0) return false;
+  }
+  return ::syscall(SYS_rt_sigprocmask, SIG_SETMASK, empty_mask, nullptr, kKernelSigsetBytes) == 0;
+}
+
 [[noreturn]] void exit_like(int status) {
   if (WIFSIGNALED(status)) {
     const int sig = WTERMSIG(status);
@@ -200,9 +220,10 @@ int main(int argc, char** argv) {
       _exit(kGuardFailure);
     }
     ::prctl(PR_SET_PDEATHSIG, 0);  // not inherited anyway; the command gets no surprises
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    if (!reset_every_signal()) {
+      report_errno(errno);
+      _exit(kGuardFailure);
+    }
     ::execve(argv[5], argv + 5, environ);
     report_errno(errno);
     _exit(127);

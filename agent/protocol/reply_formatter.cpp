@@ -1,5 +1,6 @@
 #include "agent/protocol/reply_formatter.hpp"
 
+#include <algorithm>
 #include <cstdint>
 
 #include <fmt/format.h>
@@ -14,6 +15,74 @@ namespace {
 constexpr std::string_view kOutPrefix = "| ";
 constexpr std::string_view kErrPrefix = "! ";
 constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
+constexpr std::string_view kCutMark = "\xE2\x80\xA6";      // U+2026, ends a cut final-line text
+// Final lines: what the message may take; the fields share what is left. The rest of the line
+// ("ERR " + code, the JSON keys, separators) fits in kFramingBytes.
+constexpr std::size_t kMaxMessageText = 16 * 1024;
+constexpr std::size_t kFramingBytes = 256;
+static_assert(kMaxDataLineText + kFramingBytes <= kMaxReplyLineBytes);
+static_assert(kMaxMessageText + kFramingBytes < kMaxReplyLineBytes);
+
+enum class Encoding { text, json };
+
+// How many bytes the character at `pos` (a well-formed UTF-8 sequence, else one byte) takes,
+// in the input (`length`) and once escaped by sanitize_line (text) or by nlohmann::json::dump
+// with error_handler_t::replace and ensure_ascii off (json).
+struct Unit {
+  std::size_t length = 1;
+  std::size_t escaped = 1;
+};
+
+Unit next_unit(std::string_view bytes, std::size_t pos, Encoding encoding) {
+  const auto b0 = static_cast<unsigned char>(bytes[pos]);
+  if (b0 < 0x80) {
+    if (encoding == Encoding::text) {
+      return {1, (b0 == '\t' || (b0 >= 0x20 && b0 < 0x7F)) ? std::size_t{1} : 4};  // "\xNN"
+    }
+    if (b0 == '"' || b0 == '\\' || b0 == '\b' || b0 == '\f' || b0 == '\n' || b0 == '\r' ||
+        b0 == '\t') {
+      return {1, 2};
+    }
+    return {1, b0 < 0x20 ? std::size_t{6} : 1};  // "\u00NN"
+  }
+  std::uint32_t cp = 0;
+  const std::size_t len = utf8_sequence(bytes, pos, cp);
+  if (len <= 1) return {1, kReplacement.size()};
+  if (encoding == Encoding::text && cp <= 0x9F) return {len, 6};  // "\uNNNN"
+  return {len, len};
+}
+
+// The longest prefix of `bytes` whose escaped form takes at most `budget` bytes, cut between
+// characters. Empty only when `bytes` is empty or `budget` cannot hold its first character.
+std::string_view fitting_prefix(std::string_view bytes, std::size_t budget, Encoding encoding) {
+  std::size_t pos = 0;
+  std::size_t used = 0;
+  while (pos < bytes.size()) {
+    const Unit u = next_unit(bytes, pos, encoding);
+    if (used + u.escaped > budget) break;
+    used += u.escaped;
+    pos += u.length;
+  }
+  return bytes.substr(0, pos);
+}
+
+// `bytes` itself when its escaped form fits `budget`, else its longest fitting prefix plus "…".
+std::string capped(std::string_view bytes, std::size_t budget, Encoding encoding) {
+  const std::string_view whole = fitting_prefix(bytes, budget, encoding);
+  if (whole.size() == bytes.size()) return std::string(bytes);
+  std::string out(fitting_prefix(bytes, budget - std::min(budget, kCutMark.size()), encoding));
+  out += kCutMark;
+  return out;
+}
+
+// Field values share what the message leaves of the line; keys are the agent's own short names.
+std::size_t field_budget(const std::vector<Field>& fields) {
+  if (fields.empty()) return 0;
+  std::size_t keys = 0;
+  for (const auto& f : fields) keys += f.key.size() + 8;  // ' ', '=', or JSON's quotes, ':', ','
+  const std::size_t left = kMaxReplyLineBytes - kFramingBytes - kMaxMessageText;
+  return left > keys ? (left - keys) / fields.size() : 0;
+}
 
 void append_json_line(std::string& out, const nlohmann::json& j) {
   // Invalid UTF-8 from a child or a file becomes U+FFFD instead of an exception.
@@ -22,15 +91,17 @@ void append_json_line(std::string& out, const nlohmann::json& j) {
 }
 
 void append_fields_text(std::string& out, const std::vector<Field>& fields) {
+  const std::size_t budget = field_budget(fields);
   for (const auto& f : fields) {
     out.push_back(' ');
     out += f.key;
     out.push_back('=');
-    out += sanitize_line(f.value);
+    out += sanitize_line(capped(f.value, budget, Encoding::text));
   }
 }
 
 void add_fields_json(nlohmann::json& j, const std::vector<Field>& fields) {
+  const std::size_t budget = field_budget(fields);
   for (const auto& f : fields) {
     if (f.numeric) {
       try {
@@ -40,7 +111,7 @@ void add_fields_json(nlohmann::json& j, const std::vector<Field>& fields) {
         // fall through: keep the text as given
       }
     }
-    j[f.key] = f.value;
+    j[f.key] = capped(f.value, budget, Encoding::json);
   }
 }
 
@@ -82,17 +153,23 @@ std::string sanitize_line(std::string_view bytes) {
 }
 
 void ReplyFormatter::data(std::string& out, Channel channel, std::string_view line) const {
-  if (mode_ == Mode::json) {
-    nlohmann::json j;
-    const JsonReleaser release(j);  // no allocation when it is destroyed (H5)
-    j["type"] = channel == Channel::out ? "stdout" : "stderr";
-    j["line"] = std::string(line);
-    append_json_line(out, j);
-    return;
-  }
-  out += channel == Channel::out ? kOutPrefix : kErrPrefix;
-  out += sanitize_line(line);
-  out.push_back('\n');
+  // Cut by the escaped size, not the input size: escaping can make a byte six.
+  const Encoding encoding = mode_ == Mode::json ? Encoding::json : Encoding::text;
+  do {
+    const std::string_view piece = fitting_prefix(line, kMaxDataLineText, encoding);
+    line.remove_prefix(piece.size());
+    if (mode_ == Mode::json) {
+      nlohmann::json j;
+      const JsonReleaser release(j);  // no allocation when it is destroyed (H5)
+      j["type"] = channel == Channel::out ? "stdout" : "stderr";
+      j["line"] = std::string(piece);
+      append_json_line(out, j);
+    } else {
+      out += channel == Channel::out ? kOutPrefix : kErrPrefix;
+      out += sanitize_line(piece);
+      out.push_back('\n');
+    }
+  } while (!line.empty());
 }
 
 void ReplyFormatter::ok(std::string& out, std::string_view message,
@@ -101,7 +178,7 @@ void ReplyFormatter::ok(std::string& out, std::string_view message,
     nlohmann::json j;
     const JsonReleaser release(j);  // no allocation when it is destroyed (H5)
     j["type"] = "ok";
-    j["message"] = std::string(message);
+    j["message"] = capped(message, kMaxMessageText, Encoding::json);
     add_fields_json(j, fields);
     append_json_line(out, j);
     return;
@@ -109,7 +186,7 @@ void ReplyFormatter::ok(std::string& out, std::string_view message,
   out += "OK";
   if (!message.empty()) {
     out.push_back(' ');
-    out += sanitize_line(message);
+    out += sanitize_line(capped(message, kMaxMessageText, Encoding::text));
   }
   append_fields_text(out, fields);
   out.push_back('\n');
@@ -122,7 +199,7 @@ void ReplyFormatter::error(std::string& out, ErrorCode code, std::string_view me
     const JsonReleaser release(j);  // no allocation when it is destroyed (H5)
     j["type"] = "error";
     j["code"] = std::string(to_string(code));
-    j["message"] = std::string(message);
+    j["message"] = capped(message, kMaxMessageText, Encoding::json);
     add_fields_json(j, fields);
     append_json_line(out, j);
     return;
@@ -131,7 +208,7 @@ void ReplyFormatter::error(std::string& out, ErrorCode code, std::string_view me
   out += to_string(code);
   if (!message.empty()) {
     out.push_back(' ');
-    out += sanitize_line(message);
+    out += sanitize_line(capped(message, kMaxMessageText, Encoding::text));
   }
   append_fields_text(out, fields);
   out.push_back('\n');

@@ -151,7 +151,7 @@ Outcome Commands::json(const protocol::Command& cmd, ReplyStream& out) {
 
 asio::awaitable<Outcome> Commands::tail(const std::filesystem::path& path, int lines,
                                         std::string label, ReplyStream& out) {
-  const std::size_t max_bytes = std::size_t{1} << 20;
+  const std::size_t max_bytes = exec::kTailWindowBytes;
   BlockingSlot slot(ctx_.registry, info_.principal.name);
   if (!slot.held()) co_return busy_blocking_work();
   // Named, not a temporary in the co_await: GCC 12 destroys such temporaries twice.

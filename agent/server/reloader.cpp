@@ -5,7 +5,7 @@
 
 #include "agent/common/json_release.hpp"
 #include "agent/config/config_error.hpp"
-#include "agent/config/config_file.hpp"
+#include "agent/config/trust_files.hpp"
 #include "agent/tls/tls_context.hpp"
 
 namespace opsagent::server {
@@ -63,8 +63,8 @@ void reload_policy(ServerContext& ctx) {
 void reload_tls(ServerContext& ctx) {
   const auto config = ctx.config.get();
   try {
-    // The key may have been replaced or re-moded since start-up: the same check as then.
-    config::check_private_key_file(config->tls.private_key);
+    // The files may have been replaced or re-moded since start-up: the same checks as then.
+    config::check_tls_files(config->tls);
     // Sessions keep the context they were made with; new connections get this one.
     ctx.tls.replace(
         std::make_shared<boost::asio::ssl::context>(tls::make_server_context(config->tls)));
@@ -75,6 +75,26 @@ void reload_tls(ServerContext& ctx) {
   } catch (const config::ConfigError& e) {
     ctx.audit.record("tls_reload_failed", {{"error", e.what()}});
     spdlog::error("TLS reload failed, keeping the current certificates: {}", e.what());
+  }
+}
+
+// Trust files that have nothing to reload still get their start-up check again: one that
+// became writable by others is refused (audited, and for the audit log the old descriptor is
+// kept) rather than trusted until the next restart.
+bool trust_check(ServerContext& ctx, const char* what, void (*check)(const std::filesystem::path&),
+                 const std::filesystem::path& path) {
+  try {
+    check(path);
+    return true;
+  } catch (const config::ConfigError& e) {
+    nlohmann::json rec = nlohmann::json::object();
+    const JsonReleaser release(rec);
+    rec["file"] = path.string();
+    rec["what"] = what;
+    rec["error"] = e.what();
+    ctx.audit.record("trust_check_failed", std::move(rec));
+    spdlog::error("reload: {} refused: {}", what, e.what());
+    return false;
   }
 }
 
@@ -98,6 +118,7 @@ void reload(ServerContext& ctx) noexcept {
     }
   };
   guarded("audit log reopen", [&ctx] {
+    if (!trust_check(ctx, "audit log", config::check_audit_file, ctx.config.get()->audit_path)) return;
     if (auto st = ctx.audit.reopen(); !st) {
       spdlog::error("{}; still writing to the old audit file", st.error().message);
     }
@@ -105,6 +126,13 @@ void reload(ServerContext& ctx) noexcept {
   guarded("configuration reload", [&ctx] { reload_config(ctx); });
   guarded("policy reload", [&ctx] { reload_policy(ctx); });
   guarded("TLS reload", [&ctx] { reload_tls(ctx); });
+  // Every spawn checks the guard too (exec::spawn); this makes a bad one visible at once.
+  guarded("guard check", [&ctx] {
+    const auto config = ctx.config.get();
+    if (!config->exec.guard.empty()) {
+      trust_check(ctx, "guard", config::check_guard_file, config->exec.guard);
+    }
+  });
 }
 
 }  // namespace opsagent::server

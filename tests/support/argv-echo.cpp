@@ -1,9 +1,10 @@
 // argv-echo: describes the process it runs in as one JSON object on stdout, so integration
 // tests can check what the agent handed to a child (argv, environment, cwd, umask, open
-// descriptors, what stdin is). Plain C++20, no dependencies.
+// descriptors, what stdin is, the signal state). Plain C++20, no dependencies.
 #include <cstdio>
 #include <cstdlib>
 #include <dirent.h>
+#include <initializer_list>
 #include <string>
 #include <string_view>
 #include <sys/stat.h>
@@ -122,6 +123,34 @@ const char* stdin_kind() {
   return "other";
 }
 
+// The signal state from /proc/self/status as an object of hex masks, e.g. {"SigIgn":
+// "0000000000000000", ...}: pending, blocked, ignored and caught signals (bit N-1 is signal N).
+std::string signal_state() {
+  std::FILE* status = std::fopen("/proc/self/status", "r");
+  if (status == nullptr) return "null";
+  std::string out = "{";
+  char line[512];
+  while (std::fgets(line, sizeof line, status) != nullptr) {
+    const std::string_view text(line);
+    for (const std::string_view key : {"SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt"}) {
+      if (text.substr(0, key.size()) != key || text.size() <= key.size() + 1 ||
+          text[key.size()] != ':') {
+        continue;
+      }
+      std::string_view value = text.substr(key.size() + 1);
+      while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) {
+        value.remove_prefix(1);
+      }
+      while (!value.empty() && (value.back() == '\n' || value.back() == ' '))
+        value.remove_suffix(1);
+      if (out.size() > 1) out += ',';
+      out += json_string(key) + ":" + json_string(value);
+    }
+  }
+  std::fclose(status);
+  return out + "}";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -142,11 +171,11 @@ int main(int argc, char** argv) {
   std::snprintf(mask_text, sizeof mask_text, "%04o", static_cast<unsigned>(mask));
 
   const std::string fds = open_fds();
-  std::string out = "{\"argv\":" + json_array(args) + ",\"env\":" + json_array(env) +
-                    ",\"cwd\":" + json_string(cwd) + ",\"umask\":\"" + mask_text +
-                    "\",\"fds\":" + fds + ",\"stdin\":\"" + stdin_kind() +
-                    "\",\"uid\":" + std::to_string(::getuid()) +
-                    ",\"gid\":" + std::to_string(::getgid()) + "}\n";
+  std::string out =
+      "{\"argv\":" + json_array(args) + ",\"env\":" + json_array(env) +
+      ",\"cwd\":" + json_string(cwd) + ",\"umask\":\"" + mask_text + "\",\"fds\":" + fds +
+      ",\"stdin\":\"" + stdin_kind() + "\",\"uid\":" + std::to_string(::getuid()) +
+      ",\"gid\":" + std::to_string(::getgid()) + ",\"signals\":" + signal_state() + "}\n";
   std::fwrite(out.data(), 1, out.size(), stdout);
   return std::fflush(stdout) == 0 ? 0 : 1;
 }

@@ -553,3 +553,26 @@ TEST_F(Authorizer, NeverThrowsAndIsDeterministicOnRandomInput) {
 
 }  // namespace
 }  // namespace opsagent::policy
+
+namespace opsagent::policy {
+namespace {
+
+// The shipped example is what users copy: it must not grant secrets or ".." (issue 8).
+TEST(ExamplePolicy, GrantsNeitherShadowNorParentDirectories) {
+  const auto example =
+      load_policy(std::filesystem::path(OPSAGENT_TEST_DATA_DIR) / "../../config/policy.yaml");
+  const Principal alice{"alice", {"operator"}, "identities[0]"};
+  EXPECT_TRUE(authorize(*example, alice, "hash", {"sha256", "/etc/hostname"}).allowed);
+  EXPECT_FALSE(authorize(*example, alice, "hash", {"sha256", "/etc/shadow"}).allowed);
+  EXPECT_FALSE(
+      authorize(*example, alice, "hash", {"sha256", "/etc/ssh/ssh_host_ed25519_key"}).allowed);
+  EXPECT_TRUE(authorize(*example, alice, "run", {"list-dir", "/var/log"}).allowed);
+  EXPECT_TRUE(authorize(*example, alice, "run", {"list-dir", "/"}).allowed);
+  for (const char* path : {"/etc/..", "/var/../root", "/..", "/root/.ssh", "var"}) {
+    EXPECT_FALSE(authorize(*example, alice, "run", {"list-dir", path}).allowed) << path;
+    EXPECT_FALSE(authorize(*example, alice, "run", {"disk-usage", path}).allowed) << path;
+  }
+}
+
+}  // namespace
+}  // namespace opsagent::policy

@@ -254,6 +254,7 @@ TEST(ChildProcess, ResetsIgnoredAndBlockedSignals) {
   EXPECT_EQ(ign_label, "SigIgn:");
   // glibc's posix_spawn sets its own internal real-time signals (32 and 33, below SIGRTMIN,
   // invisible to programs) to SIG_IGN in every child; every real signal must be at default.
+  // (The agent runs every command under the guard, which resets those two as well: below.)
   std::uint64_t ignored = std::stoull(ign, nullptr, 16);
   for (int sig = 32; sig < SIGRTMIN; ++sig) ignored &= ~(std::uint64_t{1} << (sig - 1));
   EXPECT_EQ(ignored, 0u) << status;
@@ -300,6 +301,31 @@ TEST(GuardedChild, ExitsWithTheCommandsExitCodeOrSignal) {
   ASSERT_TRUE(sig.ok()) << sig.error().message;
   const ExitStatus killed = wait_for_exit(sig.value());
   EXPECT_EQ(killed.signal, SIGUSR1);
+}
+
+TEST(GuardedChild, CommandStartsWithEverySignalAtDefaultAndUnblocked) {
+  // Unlike a direct posix_spawn (above), nothing is excused: glibc's reserved 32 and 33 too.
+  struct sigaction ignore {};
+  ignore.sa_handler = SIG_IGN;
+  struct sigaction old_pipe {};
+  ASSERT_EQ(::sigaction(SIGPIPE, &ignore, &old_pipe), 0);
+  // cat, not grep: GNU grep installs its own SIGSEGV handler (c-stack), which SigCgt shows.
+  const std::string status = run_for_output(guarded({"/bin/cat", "/proc/self/status"}));
+  ::sigaction(SIGPIPE, &old_pipe, nullptr);
+  std::istringstream lines(status);
+  int seen = 0;
+  for (std::string line; std::getline(lines, line);) {
+    std::istringstream fields(line);
+    std::string label, value;
+    fields >> label >> value;
+    if (label != "SigPnd:" && label != "ShdPnd:" && label != "SigBlk:" && label != "SigIgn:" &&
+        label != "SigCgt:") {
+      continue;
+    }
+    ++seen;
+    EXPECT_EQ(std::stoull(value, nullptr, 16), 0u) << label << " " << value;
+  }
+  EXPECT_EQ(seen, 5) << status;
 }
 
 TEST(GuardedChild, ReportsExecFailuresLikeADirectSpawn) {

@@ -296,5 +296,97 @@ TEST(ReplyFormatter, ReplacesInvalidUtf8InJsonInsteadOfThrowing) {
   }
 }
 
+// ---- SECURITY-MATRIX I6: long lines are split by their escaped size, and every line is bounded.
+
+// Every byte value but LF, `n` bytes long (text escapes most of them to four bytes).
+std::string every_byte(std::size_t n) {
+  std::string s;
+  for (std::size_t i = 0; s.size() < n; ++i) {
+    if (static_cast<char>(i) != '\n') s.push_back(static_cast<char>(i));
+  }
+  return s;
+}
+
+TEST(ReplyFormatter, I6_SplitsALongTextLineByItsEscapedSizeAndThePiecesJoin) {
+  const ReplyFormatter fmt;
+  for (const std::string& line : {std::string(100'000, '\x1b'), std::string(40'000, 'a'),
+                                  every_byte(300'000), std::string(kMaxDataLineText, 'x'),
+                                  "caf\xC3\xA9 " + std::string(50'000, '\xC2') + "\x85"}) {
+    std::string out;
+    fmt.data(out, Channel::err, line);
+    std::string pieces;
+    const auto lines = split_lines(out);
+    for (const auto& l : lines) {
+      ASSERT_EQ(l.rfind("! ", 0), 0U);
+      EXPECT_LE(l.size() - 2, kMaxDataLineText);
+      EXPECT_TRUE(has_no_controls(l));
+      pieces += l.substr(2);
+    }
+    EXPECT_TRUE(pieces == sanitize_line(line)) << "pieces differ for a line of " << line.size();
+  }
+  // Exactly at the limit: one line; one byte more: two.
+  std::string out;
+  fmt.data(out, Channel::out, std::string(kMaxDataLineText, 'x'));
+  EXPECT_EQ(split_lines(out).size(), 1U);
+  out.clear();
+  fmt.data(out, Channel::out, std::string(kMaxDataLineText + 1, 'x'));
+  EXPECT_EQ(split_lines(out).size(), 2U);
+  // An escape is never cut: 16 KiB / 4 escapes of ESC per line.
+  out.clear();
+  fmt.data(out, Channel::out, std::string(kMaxDataLineText, '\x1b'));
+  const auto lines = split_lines(out);
+  ASSERT_EQ(lines.size(), 4U);
+  std::string escapes;
+  for (std::size_t i = 0; i < kMaxDataLineText / 4; ++i) escapes += "\\x1B";
+  for (const auto& l : lines) EXPECT_EQ(l, "| " + escapes);
+}
+
+TEST(ReplyFormatter, I6_SplitsALongJsonLineByItsEncodedSizeAndThePiecesGiveTheBytesBack) {
+  ReplyFormatter fmt;
+  fmt.set_mode(Mode::json);
+  for (const std::string& line :
+       {std::string(100'000, '\x01'), every_byte(200'000), std::string(70'000, '"'),
+        "\xE2\x82\xAC" + std::string(30'000, 'y')}) {
+    std::string out;
+    fmt.data(out, Channel::out, line);
+    std::string joined;
+    for (const auto& l : split_lines(out)) {
+      EXPECT_LE(l.size(), kMaxDataLineText + 64);
+      const auto j = json::parse(l);
+      EXPECT_EQ(j["type"], "stdout");
+      joined += j["line"].get<std::string>();
+    }
+    // Valid UTF-8 comes back byte for byte; invalid bytes become U+FFFD as before.
+    if (line.size() != 200'000) {
+      EXPECT_TRUE(joined == line);
+    }
+  }
+}
+
+TEST(ReplyFormatter, I6_NoFinalLineIsLongerThanTheReplyLineLimit) {
+  for (const Mode mode : {Mode::text, Mode::json}) {
+    ReplyFormatter fmt;
+    fmt.set_mode(mode);
+    const std::string huge(1U << 20, '\x1b');
+    std::string out;
+    fmt.error(out, ErrorCode::usage, huge, {{"path", huge}, {"arg", huge}, {"n", "1", true}});
+    fmt.ok(out, huge, {{"path", huge}});
+    for (const auto& l : split_lines(out)) {
+      EXPECT_LT(l.size() + 1, kMaxReplyLineBytes);
+      EXPECT_NE(l.find("\xE2\x80\xA6"), std::string::npos) << "a cut text is marked";
+    }
+    EXPECT_EQ(split_lines(out).size(), 2U);
+    if (mode == Mode::json) {
+      for (const auto& l : split_lines(out)) {
+        EXPECT_NO_THROW({ const json parsed = json::parse(l); });
+      }
+    }
+    // Short texts are untouched.
+    out.clear();
+    fmt.ok(out, "done", {{"path", "/etc/hostname"}});
+    EXPECT_EQ(out.find("\xE2\x80\xA6"), std::string::npos);
+  }
+}
+
 }  // namespace
 }  // namespace opsagent::protocol

@@ -225,5 +225,43 @@ TEST(SafeOpenLogFile, RefusesASymlinkADeviceAndARelativePath) {
   EXPECT_EQ(missing.error().code, ErrorCode::notfound);
 }
 
+// SECURITY-MATRIX I7: the root itself, and every directory above it, is not followed through a
+// symbolic link (the policy names a directory, not whatever a link there points to today).
+TEST_F(SafeOpen, I7_RefusesARootThatIsOrPassesThroughASymlink) {
+  fs::create_directory_symlink(base_ / "outside", base_ / "linked-root");
+  fs::create_directory_symlink(base_, base_ / "linked-base");
+  for (const auto& opener : openers()) {
+    SCOPED_TRACE(opener.name);
+    for (const fs::path& root : {base_ / "linked-root", base_ / "linked-base" / "root"}) {
+      auto r = opener.open(root, "canary");
+      ASSERT_FALSE(r.ok()) << root;
+      EXPECT_EQ(r.error().code, ErrorCode::denied);
+      EXPECT_EQ(r.error().message,
+                "the root " + root.string() + " is or passes through a symbolic link; refusing");
+    }
+    auto real = opener.open(root_, "ok.log");  // the same file by its real path still opens
+    ASSERT_TRUE(real.ok()) << real.error().message;
+    auto file_root = opener.open(root_ / "ok.log", "x");  // a file is not a directory
+    ASSERT_FALSE(file_root.ok());
+    EXPECT_EQ(file_root.error().code, ErrorCode::notfound);
+  }
+}
+
+TEST(SafeOpenLogFile, I7_RefusesALogWithSeveralHardLinks) {
+  char tmpl[] = "/tmp/log_file_XXXXXX";
+  UniqueFd fd(::mkstemp(tmpl));
+  ASSERT_TRUE(fd.valid());
+  const fs::path second = std::string(tmpl) + ".second";
+  fs::create_hard_link(tmpl, second);
+  auto r = open_log_file(tmpl);
+  fs::remove(second);
+  auto single = open_log_file(tmpl);
+  ::unlink(tmpl);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, ErrorCode::denied);
+  EXPECT_EQ(r.error().message, "file has several hard links");
+  EXPECT_TRUE(single.ok()) << single.error().message;
+}
+
 }  // namespace
 }  // namespace opsagent::exec

@@ -190,9 +190,54 @@ TEST(StrictYaml, RejectsTabIndentation) {
   EXPECT_NE(err.find("t.yaml:2:1: tab character in indentation"), std::string::npos) << err;
 }
 
-TEST(StrictYaml, AcceptsTabsInsideQuotedScalars) {
-  const YamlNode root = parse_yaml("a: \"x\ty\"\n", "t.yaml");
-  EXPECT_EQ(root.entries[0].second.scalar, "x\ty");
+TEST(StrictYaml, AcceptsTabsBetweenTokensButNotInsideScalars) {
+  const YamlNode root = parse_yaml("a:\t\"x y\"\t# note\tend\n", "t.yaml");
+  EXPECT_EQ(root.entries[0].second.scalar, "x y");
+  EXPECT_EQ(parse_error("a: \"x\ty\"\n"),
+            "t.yaml:1:4: a: control character U+0009 in a scalar (written as an escape such as "
+            "\"\\0\" or \"\\e\"); not allowed in any value");
+}
+
+// SECURITY-MATRIX I10: escapes that decode to control characters, in values and keys, at any
+// depth, name the scalar's position and YAML path.
+TEST(StrictYaml, I10_RejectsEscapesThatDecodeToControlCharacters) {
+  const struct {
+    const char* escape;
+    const char* code;
+  } kEscapes[] = {{"\\0", "U+0000"},     {"\\e", "U+001B"},         {"\\x01", "U+0001"},
+                  {"\\u0000", "U+0000"}, {"\\t", "U+0009"},         {"\\n", "U+000A"},
+                  {"\\r", "U+000D"},     {"\\x7f", "U+007F"},       {"\\x9b", "U+009B"},
+                  {"\\N", "U+0085"},     {"\\U0000001b", "U+001B"}, {"\\a", "U+0007"}};
+  for (const auto& e : kEscapes) {
+    const std::string value = std::string("\"/etc/pass") + e.escape + "wd\"";
+    const std::string text = "top:\n  list: [ok, " + value + "]\n";
+    const std::string err = parse_error(text);
+    EXPECT_EQ(err.rfind(std::string("t.yaml:2:14: top.list[1]: control character ") + e.code, 0),
+              0U)
+        << e.escape << ": " << err;
+    EXPECT_NE(parse_error(std::string("\"k") + e.escape + "\": 1\n").find(e.code),
+              std::string::npos)
+        << "key with " << e.escape;
+  }
+}
+
+TEST(StrictYaml, I10_RejectsEscapesThatDecodeToInvalidUtf8) {
+  // yaml-cpp decodes "\_" (no-break space) to the lone byte 0xA0.
+  const std::string err = parse_error("a: \"x\\_y\"\n");
+  EXPECT_EQ(err.rfind("t.yaml:1:4: a: invalid UTF-8 in a scalar", 0), 0U) << err;
+}
+
+TEST(StrictYaml, I10_KeepsFoldedQuotedScalarsAndRefusesBlockScalars) {
+  // A quoted scalar over two lines is folded by YAML into one line: no line break remains.
+  EXPECT_EQ(parse_yaml("a: \"one\n  two\"\n", "t.yaml").entries[0].second.scalar, "one two");
+  // Block scalars (which keep line breaks) are refused as before.
+  EXPECT_NE(parse_error("a: |\n  one\n  two\n"), "");
+  EXPECT_NE(parse_error("a: >\n  folded\n"), "");
+}
+
+TEST(StrictYaml, I10_AcceptsPrintableEscapesAndNonControlUnicode) {
+  const YamlNode root = parse_yaml("a: \"\\x41\\u00e9\\\"\\\\\\u00a0\\/\"\n", "t.yaml");
+  EXPECT_EQ(root.entries[0].second.scalar, "A\xc3\xa9\"\\\xc2\xa0/");
 }
 
 TEST(StrictYaml, ReportsSyntaxErrorsWithOneBasedLineAndColumn) {

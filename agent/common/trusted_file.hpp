@@ -1,0 +1,29 @@
+#pragma once
+// The one rule for every file the agent trusts to decide what it does: agent.yaml, the policy,
+// the TLS certificate, key, client CA and CRL, opsagent-guard and the audit log. Whoever may
+// write such a file, or replace it in its directory, controls the agent (sshd StrictModes).
+// Thread-safe (stateless).
+
+#include <filesystem>
+#include <sys/stat.h>
+
+#include "agent/common/error.hpp"
+
+namespace opsagent {
+
+/// The rule on what stat(2) said about `path`: refused when group or others may write it (a
+/// directory: unless it is sticky, like /tmp, where nobody else can rename or remove an entry
+/// they do not own), or when it is owned by a user other than root or the effective user.
+/// Error (denied) "PATH: problem".
+Status check_trusted_inode(const std::filesystem::path& path, const struct stat& status);
+
+/// The rule for the directory holding `path` as written and, when `path` goes through a
+/// symbolic link, for the directory holding the file it resolves to. `path` need not exist
+/// (a file the agent will create); its directory must.
+Status check_trusted_directory_of(const std::filesystem::path& path);
+
+/// stat(2) of `path` (following links, as the agent will open it), check_trusted_inode, then
+/// check_trusted_directory_of. A missing file is an error (notfound).
+Status check_trusted_file(const std::filesystem::path& path);
+
+}  // namespace opsagent
