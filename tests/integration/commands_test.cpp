@@ -197,8 +197,10 @@ TEST_F(Commands, RunKillsTheWholeTreeWhenTheClientDisconnects) {
   EXPECT_TRUE(process_alive(grandchild));
   client->reset();
   EXPECT_TRUE(wait_no_process_with_marker(marker, 2s));
-  EXPECT_FALSE(process_alive(child));
-  EXPECT_FALSE(process_alive(grandchild));
+  // A killed process loses its command line (the marker) before it is a zombie: wait for the
+  // pids themselves too.
+  EXPECT_TRUE(wait_process_gone(child, 1s));
+  EXPECT_TRUE(wait_process_gone(grandchild, 1s));
   const auto rec = agent.wait_for_audit("command_end", "client_gone", true);
   EXPECT_EQ(rec["signal"], 9);
 }

@@ -31,7 +31,7 @@ TEST(Lifecycle, ReloadsThePolicyOnSighupAndKeepsTheOldOneWhenTheNewIsInvalid) {
 
   // An invalid policy: the reload fails and the old policy stays in force.
   replace_policy(agent, "identities: [\n");
-  ::kill(agent.pid(), SIGHUP);
+  agent.signal(SIGHUP);
   const auto failed = agent.wait_for_audit("policy_reload_failed");
   EXPECT_EQ(failed["policy_version"], old_version);
   EXPECT_NE(failed["error"].get<std::string>().find("policy.yaml:"), std::string::npos)
@@ -47,7 +47,7 @@ TEST(Lifecycle, ReloadsThePolicyOnSighupAndKeepsTheOldOneWhenTheNewIsInvalid) {
   stricter =
       std::regex_replace(stricter, std::regex("@HELPERS@"), std::string(OPSAGENT_HELPER_DIR));
   replace_policy(agent, stricter);
-  ::kill(agent.pid(), SIGHUP);
+  agent.signal(SIGHUP);
   const auto reloaded = agent.wait_for_audit("policy_reload");
   EXPECT_EQ(reloaded["old_version"], old_version);
   EXPECT_NE(reloaded["policy_version"], old_version);
@@ -63,7 +63,7 @@ TEST(Lifecycle, ReopensTheAuditLogOnSighupForRotation) {
   EXPECT_EQ(client->command("ping"), std::vector<std::string>{"OK pong"});
   const fs::path rotated = agent.dir() / "audit.jsonl.1";
   fs::rename(agent.audit_path(), rotated);  // what logrotate does before signalling
-  ::kill(agent.pid(), SIGHUP);
+  agent.signal(SIGHUP);
   agent.wait_for_audit("tls_reload");  // lands in the new file once the reload has run
   EXPECT_EQ(client->command("ping"), std::vector<std::string>{"OK pong"});
   client->command("exit");

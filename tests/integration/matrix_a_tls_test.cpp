@@ -466,7 +466,7 @@ TEST(MatrixA, A8_AppliesCrlReloadedWithSighupToNewConnectionsAndOpenSessions) {
   ASSERT_TRUE(open_alice.read_line().has_value()) << open_alice.last_error();
 
   zoo().write_crl("a8-reload", "root", CrlSpec{{"revocable"}});  // written beside, renamed
-  ASSERT_EQ(::kill(agent.pid(), SIGHUP), 0);
+  ASSERT_TRUE(agent.signal(SIGHUP));
   if (!find_audit(agent, "tls_reload", 10s)) {
     if (find_audit(agent, "tls_reload_failed", 0ms))
       FAIL() << "tls_reload_failed:\n" << agent.log();

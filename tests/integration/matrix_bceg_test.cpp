@@ -181,7 +181,7 @@ TEST(MatrixG, G5_EveryDecisionMatchesExactlyOnePolicyVersionDuringReloads) {
     const fs::path tmp = agent.dir() / "policy.yaml.new";
     std::ofstream(tmp) << (i % 2 == 0 ? b : a);
     fs::rename(tmp, agent.dir() / "policy.yaml");
-    ::kill(agent.pid(), SIGHUP);
+    agent.signal(SIGHUP);
     std::this_thread::sleep_for(10ms);
   }
   stop = true;

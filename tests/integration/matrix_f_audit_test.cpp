@@ -371,7 +371,7 @@ class F2Harness {
     policy_text_ += "# variant " + std::to_string(n) + "\n";
     replace_file(agent_.dir() / "policy.yaml", policy_text_);
     const std::string next = policy_version_of(policy_text_);
-    ::kill(agent_.pid(), SIGHUP);
+    agent_.signal(SIGHUP);
     expect("policy_reload|" + version_ + "|" + next);
     expect("tls_reload");
     version_ = next;
@@ -761,7 +761,7 @@ TEST(MatrixF, F4_RenameAndSighupRotationUnderLoadLosesAndDuplicatesNothing) {
       const fs::path rotated = agent.dir() / ("audit.jsonl." + std::to_string(k));
       fs::rename(agent.audit_path(), rotated);  // logrotate's rename, then the signal
       files.push_back(rotated);
-      ::kill(agent.pid(), SIGHUP);
+      agent.signal(SIGHUP);
       // The reopened file receives the reload's own records.
       AuditTail fresh(agent.audit_path());
       std::vector<Json> seen;

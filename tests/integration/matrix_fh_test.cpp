@@ -198,12 +198,12 @@ TEST(MatrixH, H4_SignalStormNeitherCrashesNorStalls) {
   AgentProcess agent{AgentSpec{kTestPolicy, {}}};
   auto client = agent.connect("alice");
   for (int i = 0; i < 2000; ++i) {
-    ::kill(agent.pid(), i % 2 == 0 ? SIGHUP : SIGUSR1);
+    agent.signal(i % 2 == 0 ? SIGHUP : SIGUSR1);
     if (i % 100 == 0) {
       EXPECT_EQ(client->command("ping"), std::vector<std::string>{"OK pong"});
     }
   }
-  ::kill(agent.pid(), SIGUSR2);
+  agent.signal(SIGUSR2);
   EXPECT_EQ(client->command("run echo-args").size(), 2U);
   EXPECT_TRUE(process_alive(agent.pid()));
   std::size_t reloads = 0;

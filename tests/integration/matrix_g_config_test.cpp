@@ -432,7 +432,7 @@ TEST(MatrixG, G2_InvalidPolicyOnReloadKeepsTheOldOneAndRecordsTheRejectedFilesHa
   std::size_t failures = 0;
   for (const auto& bad : invalid) {
     replace_policy(agent, bad.text);
-    ::kill(agent.pid(), SIGHUP);
+    agent.signal(SIGHUP);
     const Json failed = wait_for_nth(agent, "policy_reload_failed", ++failures);
     ASSERT_FALSE(failed.is_null()) << bad.name;
     EXPECT_EQ(failed["policy"], (agent.dir() / "policy.yaml").string());
@@ -458,7 +458,7 @@ TEST(MatrixG, G2_InvalidPolicyOnReloadKeepsTheOldOneAndRecordsTheRejectedFilesHa
 
   // The next valid reload succeeds, and decisions follow it at once.
   replace_policy(agent, stricter);
-  ::kill(agent.pid(), SIGHUP);
+  agent.signal(SIGHUP);
   const Json reloaded = wait_for_nth(agent, "policy_reload", 1);
   ASSERT_FALSE(reloaded.is_null());
   EXPECT_EQ(reloaded["old_version"], old_version);
@@ -788,7 +788,7 @@ TEST(MatrixG, G6_UnsafePolicyOnReloadIsRefusedAndTheOldPolicyStays) {
       ASSERT_EQ(::chown(tmp.c_str(), c.owner, c.owner), 0);
     }
     fs::rename(tmp, policy);
-    ::kill(agent.pid(), SIGHUP);
+    agent.signal(SIGHUP);
     const Json failed = wait_for_nth(agent, "policy_reload_failed", ++failures);
     ASSERT_FALSE(failed.is_null()) << c.name;
     EXPECT_EQ(failed["policy_version"], old_version);
@@ -801,7 +801,7 @@ TEST(MatrixG, G6_UnsafePolicyOnReloadIsRefusedAndTheOldPolicyStays) {
   // The same text, safely owned and moded, is accepted.
   ASSERT_EQ(::chown(policy.c_str(), ::geteuid(), ::getegid()), 0);
   ASSERT_EQ(::chmod(policy.c_str(), 0644), 0);
-  ::kill(agent.pid(), SIGHUP);
+  agent.signal(SIGHUP);
   const Json reloaded = wait_for_nth(agent, "policy_reload", 1);
   ASSERT_FALSE(reloaded.is_null());
   EXPECT_EQ(reloaded["old_version"], old_version);
@@ -827,7 +827,7 @@ TEST(MatrixG, G6_PrivateKeyWiderThan0600OnReloadIsRefusedAndTheOldContextStays) 
     std::size_t tls_failures = 0;
     for (const mode_t mode : {0644, 0640, 0604}) {
       ASSERT_EQ(::chmod(key.c_str(), mode), 0);
-      ::kill(agent.pid(), SIGHUP);
+      agent.signal(SIGHUP);
       const Json failed = wait_for_nth(agent, "tls_reload_failed", ++tls_failures);
       ASSERT_FALSE(failed.is_null()) << std::oct << mode;
       EXPECT_NE(failed.value("error", "").find(key.string()), std::string::npos) << failed.dump();
@@ -839,7 +839,7 @@ TEST(MatrixG, G6_PrivateKeyWiderThan0600OnReloadIsRefusedAndTheOldContextStays) 
     }
     EXPECT_EQ(count_events(agent, "tls_reload"), 0U);
     ASSERT_EQ(::chmod(key.c_str(), 0600), 0);
-    ::kill(agent.pid(), SIGHUP);
+    agent.signal(SIGHUP);
     EXPECT_FALSE(wait_for_nth(agent, "tls_reload", 1).is_null());
     EXPECT_EQ(agent.connect("alice")->command("ping"), std::vector<std::string>{"OK pong"});
   }
