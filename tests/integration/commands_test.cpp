@@ -10,6 +10,7 @@
 
 #include "tests/integration/test_policy.hpp"
 #include "tests/support/agent_process.hpp"
+#include "tests/support/sanitizer.hpp"
 
 namespace opsagent::testing {
 namespace {
@@ -106,10 +107,9 @@ TEST_F(Commands, NeverFollowsSymlinks) {
 
 TEST_F(Commands, RefusesNonRegularFiles) {
   ASSERT_EQ(::mkfifo(file("files/fifo").c_str(), 0600), 0);
-  const auto started = std::chrono::steady_clock::now();
+  // Opening a FIFO without a writer would block for ever: any reply shows it did not.
   const auto r = client->command("hash sha256 " + file("files/fifo"));
-  EXPECT_LT(std::chrono::steady_clock::now() - started, 5s) << "a FIFO must never block";
-  ASSERT_EQ(r.size(), 1U);
+  ASSERT_EQ(r.size(), 1U) << "a FIFO must never block: " << client->last_error();
   EXPECT_EQ(r[0].rfind("ERR denied", 0), 0U) << r[0];
   EXPECT_EQ(client->command("hash sha256 " + file("files/sub"))[0].rfind("ERR denied", 0), 0U);
   EXPECT_EQ(client->command("hash sha256 " + file("files/nope"))[0].rfind("ERR notfound", 0), 0U);
@@ -154,15 +154,27 @@ TEST_F(Commands, RunReportsAMissingProgram) {
 }
 
 TEST_F(Commands, RunStreamsOutputBeforeTheChildExitsAndTimesOut) {
+  // Output streams, not waits for the exit: forker's line arrives while it still runs (its
+  // time limit is 60 s), whatever the speed of the build.
+  {
+    const std::string forker_marker = unique_marker("stream");
+    auto streamer = agent.connect("alice");
+    ASSERT_TRUE(streamer->write("run forker " + forker_marker + "\n"));
+    const auto line = streamer->read_line();
+    ASSERT_TRUE(line.has_value()) << streamer->last_error();
+    EXPECT_EQ(line->rfind("| child=", 0), 0U) << *line;
+    EXPECT_FALSE(wait_no_process_with_marker(forker_marker, 0ms))
+        << "the first line came only after the command had ended";
+    streamer->reset();
+    EXPECT_TRUE(wait_no_process_with_marker(forker_marker, 2s + scaled(2s)));
+  }
+  // And a command past its 1 s time limit is killed, after streaming what it printed.
   const std::string marker = unique_marker("slow");
-  const auto started = std::chrono::steady_clock::now();
   ASSERT_TRUE(client->write("run slow " + marker + "\n"));
   const auto first = client->read_line();
   ASSERT_TRUE(first.has_value());
   EXPECT_EQ(*first, "| sleeping");
-  EXPECT_LT(std::chrono::steady_clock::now() - started, 900ms)
-      << "output must stream, not wait for exit";
-  const auto rest = client->read_reply(10s);
+  const auto rest = client->read_reply(1s + scaled(9s));
   ASSERT_EQ(rest.size(), 1U);
   EXPECT_EQ(rest[0].rfind("ERR timeout command exceeded its time limit of 1s; killed signal=15", 0),
             0U)
@@ -185,8 +197,10 @@ TEST_F(Commands, RunKillsTheWholeTreeWhenTheClientDisconnects) {
   EXPECT_TRUE(process_alive(grandchild));
   client->reset();
   EXPECT_TRUE(wait_no_process_with_marker(marker, 2s));
-  EXPECT_FALSE(process_alive(child));
-  EXPECT_FALSE(process_alive(grandchild));
+  // A killed process loses its command line (the marker) before it is a zombie: wait for the
+  // pids themselves too.
+  EXPECT_TRUE(wait_process_gone(child, 1s));
+  EXPECT_TRUE(wait_process_gone(grandchild, 1s));
   const auto rec = agent.wait_for_audit("command_end", "client_gone", true);
   EXPECT_EQ(rec["signal"], 9);
 }
@@ -195,12 +209,11 @@ TEST_F(Commands, RunKillsTheWholeTreeWhenTheClientDisconnects) {
 // open neither holds the reply (bounded drain) nor survives the command (subreaper sweep).
 TEST_F(Commands, RunLeavesNoEscapedDescendantsBehind) {
   const std::string marker = unique_marker("escaper");
-  const auto started = std::chrono::steady_clock::now();
+  // The escapee keeps stdout open for 1000 s: a reply at all shows the drain is bounded.
   const auto r = client->command("run escaper " + marker);
-  ASSERT_EQ(r.size(), 2U) << joined(r);
+  ASSERT_EQ(r.size(), 2U) << joined(r) << client->last_error();
   EXPECT_EQ(r[0].rfind("| escaped=", 0), 0U) << r[0];
   EXPECT_EQ(r[1].rfind("OK done exit=0 ", 0), 0U) << r[1];
-  EXPECT_LT(std::chrono::steady_clock::now() - started, 5s);
   const pid_t escaped = std::stoi(r[0].substr(std::string("| escaped=").size()));
   const auto deadline = std::chrono::steady_clock::now() + 5s;
   while (process_alive(escaped) && std::chrono::steady_clock::now() < deadline) {
@@ -265,11 +278,13 @@ TEST(CommandLimits, RefusesToHashFilesOverTheSizeCapAtOnce) {
   { std::ofstream(sparse) << ""; }
   fs::resize_file(sparse, std::uintmax_t{64} << 30);  // 64 GiB, sparse (SECURITY-MATRIX C11)
   auto client = agent.connect("alice");
-  const auto started = std::chrono::steady_clock::now();
   const auto r = client->command("hash sha256 " + sparse.string());
-  EXPECT_LT(std::chrono::steady_clock::now() - started, 2s);
   ASSERT_EQ(r.size(), 1U);
-  EXPECT_EQ(r[0].rfind("ERR limit file is larger than max_hash_bytes", 0), 0U) << r[0];
+  // Refused on the file's size, before reading any of it: the message names the full 64 GiB.
+  EXPECT_EQ(
+      r[0].rfind("ERR limit file is larger than max_hash_bytes (68719476736 > 1048576 bytes)", 0),
+      0U)
+      << r[0];
 }
 
 }  // namespace

@@ -26,6 +26,7 @@
 #include "tests/support/cert_factory.hpp"
 #include "tests/support/proc_probe.hpp"
 #include "tests/support/raw_connection.hpp"
+#include "tests/support/sanitizer.hpp"
 
 namespace opsagent::testing {
 namespace {
@@ -666,13 +667,12 @@ TEST(MatrixA, A12_RefusesDeepAndOversizedChainsFastWithBoundedMemory) {
   const long hwm_before = status_kib(agent.pid(), "VmHWM");
   ASSERT_GT(hwm_before, 0);
 
+  // "Fast" is where each attempt stops, read from the audit below, not a stopwatch.
   for (int round = 0; round < 5; ++round) {
     for (const auto& [leaf, prefix] :
          {std::pair<std::string, std::string>{"deep", "chain-"}, {"fat-leaf", "fat-"}}) {
-      const auto started = Clock::now();
       const Attempt a = attempt(agent, as(leaf, chain_names(prefix)));
       EXPECT_FALSE(a.greeted()) << leaf;
-      EXPECT_LT(seconds_since(started), 2.0) << leaf << " took too long";
     }
   }
   ASSERT_TRUE(wait_for_count(agent, "tls_failure", 10));
@@ -703,14 +703,17 @@ TEST(MatrixA, A13_ClosesSilentAndSlowHandshakesAtTheTimeoutAndFreesTheSlot) {
   ASSERT_NE(agent.port(), 0);
   const std::size_t fds_before = fd_count(agent.pid());
 
+  // Closed at the 1 s timeout: never before it, and after it within a margin that grows under
+  // the sanitizers.
+  const double latest = 1.0 + scaled_seconds(2.0);
   {  // Connect and send nothing.
     const auto started = Clock::now();
     RawConnection raw(agent.port());
     ASSERT_TRUE(raw.connected());
-    EXPECT_TRUE(raw.wait_closed(5s));
+    EXPECT_TRUE(raw.wait_closed(1s + scaled(4s)));
     const double waited = seconds_since(started);
     EXPECT_GE(waited, 0.9);
-    EXPECT_LE(waited, 3.0);
+    EXPECT_LE(waited, latest);
   }
   {  // A real ClientHello, one byte per second.
     const std::string hello = client_hello();
@@ -720,14 +723,14 @@ TEST(MatrixA, A13_ClosesSilentAndSlowHandshakesAtTheTimeoutAndFreesTheSlot) {
     ASSERT_TRUE(raw.connected());
     bool closed = false;
     std::size_t sent = 0;
-    while (!closed && sent < hello.size() && seconds_since(started) < 5.0) {
+    while (!closed && sent < hello.size() && seconds_since(started) < latest + 2.0) {
       raw.send(hello.substr(sent++, 1));
       closed = raw.wait_closed(1s);
     }
     const double waited = seconds_since(started);
     EXPECT_TRUE(closed) << "still open after " << sent << " bytes";
     EXPECT_GE(waited, 0.9);
-    EXPECT_LE(waited, 3.0);
+    EXPECT_LE(waited, latest);
   }
   ASSERT_TRUE(wait_for_count(agent, "tls_failure", 2));
   for (const auto& r : agent.audit()) {
@@ -769,21 +772,24 @@ TEST(MatrixA, A14_LegitimateClientCompletesDuringHandshakeFlood) {
     }
     return n;
   };
-  const auto flood_deadline = Clock::now() + 10s;
+  const auto flood_deadline = Clock::now() + scaled(10s);
   while (dropped() < kFlood - 2 * kMaxHandshakes && Clock::now() < flood_deadline) {
     std::this_thread::sleep_for(20ms);
   }
   EXPECT_GE(dropped(), kFlood - 2 * kMaxHandshakes);
 
-  // A legitimate client (retrying, as a real one would) gets in within the SLA.
+  // A legitimate client (retrying, as a real one would) gets in within the SLA: 2 s, scaled
+  // under the sanitizers.
+  const double sla = scaled_seconds(2.0);
   const auto started = Clock::now();
   bool greeted = false;
   int tries = 0;
-  while (!greeted && seconds_since(started) < 2.0) {
+  while (!greeted && seconds_since(started) < sla) {
     ++tries;
     greeted = attempt(agent, as("alice")).greeted();
   }
-  EXPECT_TRUE(greeted) << "no session within 2 s during the flood (" << tries << " tries)";
+  EXPECT_TRUE(greeted) << "no session within " << sla << " s during the flood (" << tries
+                       << " tries)";
   EXPECT_TRUE(process_alive(agent.pid()));
   const long rss_after = status_kib(agent.pid(), "VmRSS");
   EXPECT_LT(rss_after - rss_before, kMemoryBudgetKib)
@@ -835,7 +841,9 @@ TEST(MatrixA, A15_SurvivesKeyUpdateFloodWithBoundedCpu) {
     EXPECT_EQ(c.command("ping"), std::vector<std::string>{"OK pong"});
   }
   EXPECT_TRUE(process_alive(agent.pid()));
-  EXPECT_LT(cpu_after - cpu_before, 2.0) << "agent CPU for " << kUpdates << " KeyUpdates";
+  // CPU flat: a budget for the work, scaled like time (the sanitizers instrument every access).
+  EXPECT_LT(cpu_after - cpu_before, scaled_seconds(2.0))
+      << "agent CPU for " << kUpdates << " KeyUpdates";
   EXPECT_TRUE(attempt(agent, as("alice")).greeted());
 }
 

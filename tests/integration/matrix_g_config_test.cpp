@@ -31,6 +31,7 @@
 
 #include "tests/integration/test_policy.hpp"
 #include "tests/support/agent_process.hpp"
+#include "tests/support/sanitizer.hpp"
 
 extern char** environ;
 
@@ -42,12 +43,10 @@ using Json = nlohmann::json;
 
 constexpr int kExitConfig = 78;
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr int kSanitizerSlowdown = 4;
 // Shadow memory (and ASan's redzones) make the same parse several times larger: under TSan the
 // 400k-node document peaked 71 MiB above a good run, over the unscaled 32 MiB budget.
 constexpr long kSanitizerMemoryFactor = 4;
 #else
-constexpr int kSanitizerSlowdown = 1;
 constexpr long kSanitizerMemoryFactor = 1;
 #endif
 constexpr uid_t kNobody = 65534;
@@ -657,12 +656,12 @@ void check_hostile(const std::string& which) {
     } else {
       write_file(file, h.text);
     }
-    const AgentRun r = d.start(false, 20s);
+    const AgentRun r = d.start(false, scaled(10s) + 10s);
     expect_refused(r, d, which + ", " + h.name);
     // CPU time is the bound (a loaded machine stretches wall-clock time, not work done); the
     // wall-clock bound only catches a hang.
-    EXPECT_LT(r.cpu_seconds, 5.0 * kSanitizerSlowdown) << h.name;
-    EXPECT_LT(r.elapsed, 10s * kSanitizerSlowdown) << h.name;
+    EXPECT_LT(r.cpu_seconds, scaled_seconds(5.0)) << h.name;
+    EXPECT_LT(r.elapsed, scaled(10s)) << h.name;
     EXPECT_LT(r.max_rss_kib, budget_kib) << h.name << ": peak RSS " << r.max_rss_kib
                                          << " KiB; a good run peaks at " << baseline.max_rss_kib;
     EXPECT_NE(r.output.find(file.string()), std::string::npos) << h.name << "\n" << r.output;

@@ -607,7 +607,7 @@ TEST(MatrixI, I3_EndsAnOpenSessionWhoseIntermediateIsRevokedOnReload) {
   ASSERT_TRUE(open_alice.read_line().has_value()) << open_alice.last_error();
 
   crls.write(/*inter_revoked=*/true, /*with_inter_crl=*/true);
-  ASSERT_EQ(::kill(agent.pid(), SIGHUP), 0);
+  ASSERT_TRUE(agent.signal(SIGHUP));
   ASSERT_TRUE(find_audit(agent, "tls_reload", "", nullptr, 10s).has_value()) << agent.log();
 
   const auto revoked = find_audit(agent, "session_revoked", "", nullptr, 10s);

@@ -603,7 +603,7 @@ TEST(MatrixI, I4_TrustFilesMadeWritableByOthersAreRefusedAtReload) {
     SCOPED_TRACE(c.name);
     const bool tls = c.name.rfind("tls.", 0) == 0;
     ASSERT_EQ(::chmod(c.path.c_str(), c.unsafe_mode), 0);
-    ::kill(agent.pid(), SIGHUP);
+    agent.signal(SIGHUP);
     const Json failed = tls ? wait_for_nth(agent, "tls_reload_failed", ++tls_failures)
                             : wait_for_nth(agent, "trust_check_failed", ++trust_failures);
     ASSERT_FALSE(failed.is_null()) << agent.log();
@@ -626,7 +626,7 @@ TEST(MatrixI, I4_TrustFilesMadeWritableByOthersAreRefusedAtReload) {
           << joined(refused);
     }
     ASSERT_EQ(::chmod(c.path.c_str(), c.safe_mode), 0);
-    ::kill(agent.pid(), SIGHUP);
+    agent.signal(SIGHUP);
     ASSERT_FALSE(wait_for_nth(agent, "tls_reload", ++tls_reloads).is_null()) << agent.log();
   }
   const auto ok = alice->command("run echo-args i4");

@@ -1,6 +1,7 @@
 #include "tests/support/agent_process.hpp"
 
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <fcntl.h>
@@ -95,6 +96,15 @@ bool process_alive(pid_t pid) {
   const auto close_paren = status.rfind(')');
   return close_paren != std::string::npos && close_paren + 2 < status.size() &&
          status[close_paren + 2] != 'Z';
+}
+
+bool wait_process_gone(pid_t pid, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (process_alive(pid)) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(10ms);
+  }
+  return true;
 }
 
 bool wait_no_process_with_marker(const std::string& marker, std::chrono::milliseconds timeout) {
@@ -203,14 +213,6 @@ AgentProcess::~AgentProcess() {
   }
 }
 
-bool AgentProcess::signal(int sig) const {
-  if (pid_ <= 0) {
-    ADD_FAILURE() << "the agent is not running; signal " << sig << " not sent";
-    return false;
-  }
-  return ::kill(pid_, sig) == 0;
-}
-
 int AgentProcess::stop(std::chrono::milliseconds timeout) {
   if (pid_ <= 0) return -1;
   ::kill(pid_, SIGTERM);
@@ -231,6 +233,18 @@ int AgentProcess::stop(std::chrono::milliseconds timeout) {
   ::waitpid(pid_, &status, 0);
   pid_ = -1;
   return -1;
+}
+
+bool AgentProcess::signal(int sig) const {
+  if (pid_ <= 0) {
+    ADD_FAILURE() << "no running agent to send signal " << sig << " to";
+    return false;
+  }
+  if (::kill(pid_, sig) != 0) {
+    ADD_FAILURE() << "kill(" << pid_ << ", " << sig << "): " << std::strerror(errno);
+    return false;
+  }
+  return true;
 }
 
 void AgentProcess::kill_hard() {

@@ -42,11 +42,8 @@ class AgentProcess {
   AgentProcess& operator=(const AgentProcess&) = delete;
 
   [[nodiscard]] std::uint16_t port() const { return port_; }
-  /// The agent's pid, or -1 once it has exited. Never pass it to kill(2) unchecked: kill(-1, …)
-  /// signals every process the tests may signal. Use signal() instead.
+  /// The agent's pid, or -1 once it has exited: never pass it to kill(2), use signal().
   [[nodiscard]] pid_t pid() const { return pid_; }
-  /// Sends `sig` to the agent; false (and a test failure) when it is not running.
-  bool signal(int sig) const;
   [[nodiscard]] const std::filesystem::path& dir() const { return dir_; }
   [[nodiscard]] std::filesystem::path audit_path() const { return dir_ / "audit.jsonl"; }
 
@@ -64,6 +61,10 @@ class AgentProcess {
                                 std::chrono::milliseconds timeout = std::chrono::seconds(10)) const;
   /// The agent's stderr so far.
   [[nodiscard]] std::string log() const;
+  /// Sends `sig` to the agent; false (and a test failure) when no agent is running, e.g. it
+  /// failed to start or was stopped. Use it instead of ::kill(pid(), sig): pid() is -1 then,
+  /// and kill(-1, sig) signals every process the test may signal (as root: everything).
+  bool signal(int sig) const;
   /// SIGTERM and wait; returns the exit status (or -1 after a SIGKILL).
   int stop(std::chrono::milliseconds timeout = std::chrono::seconds(10));
   /// SIGKILL and reap, like a crash or an OOM kill; the fixture then expects no clean stop.
@@ -88,8 +89,12 @@ std::filesystem::path helper_path(const std::string& name);
 
 /// True when /proc shows a process `pid` that is not a zombie.
 bool process_alive(pid_t pid);
-/// Waits until no process has `marker` in its command line; true when none is left.
+/// Waits until no process has `marker` in its command line; true when none is left. A killed
+/// process loses its command line before it is a zombie: to know that a given process is gone,
+/// wait for its pid with wait_process_gone().
 bool wait_no_process_with_marker(const std::string& marker, std::chrono::milliseconds timeout);
+/// Waits until `pid` is gone or a zombie (process_alive() false); true when it is.
+bool wait_process_gone(pid_t pid, std::chrono::milliseconds timeout);
 /// A string unique to this test run, for command-line markers.
 std::string unique_marker(const std::string& prefix);
 
