@@ -21,6 +21,7 @@
 #include "agent/client/output.hpp"
 #include "agent/config/config_error.hpp"
 #include "agent/protocol/command_parser.hpp"
+#include "agent/protocol/reply_formatter.hpp"
 #include "agent/protocol/verbs.hpp"
 #include "agent/tls/tls_context.hpp"
 
@@ -51,6 +52,8 @@ Options (before TARGETS):
   -p, --port PORT          agent port for hosts that name none ($OPSCTL_PORT)
   -o, --output MODE        raw | prefix | grouped | json (default: raw for one host, prefix for several)
       --json               same as -o json (one JSON object per line on stdout)
+      --raw-bytes          one host, -o raw: write the command's output lines exactly as received,
+                           control characters included (default: escaped as \xNN, \uNNNN)
   -j, --concurrency N      hosts in flight at once (default 64)
       --connect-timeout D  resolve + TCP connect (default 5s)
       --handshake-timeout D  TLS handshake + greeting (default 10s)
@@ -59,7 +62,9 @@ Options (before TARGETS):
       --list-targets       print NAME ADDRESS PORT SERVER_NAME (tab-separated) per selected host
   -h, --help, --version
 Durations: 250ms, 10s, 5m, 1h. The agent certificate must chain to the CA and carry the
-host's DNS name or IP address (SAN); there is no way to turn this off.
+host's DNS name or IP address (SAN); there is no way to turn this off. Control characters,
+bidi controls and invalid UTF-8 from an agent or an inventory are never written to the
+terminal: human output escapes them, JSON output is ASCII with \uNNNN escapes.
 
 Exit status:
   one host   the remote command's exit status (0-255; 128+N when killed by signal N), or
@@ -85,14 +90,20 @@ std::string usage_text() {
 struct Options {
   ClientFlags flags;
   std::optional<OutputMode> output;
+  bool raw_bytes = false;
   bool summary = true;
   bool list_targets = false;
   std::string targets;
   std::vector<std::string> command;
 };
 
+// Messages may quote inventory names or target patterns: escaped like everything opsctl prints.
+void print_error(const std::string& message) {
+  std::fprintf(stderr, "opsctl: %s\n", protocol::sanitize_line(message).c_str());
+}
+
 [[noreturn]] void usage_error(const std::string& message) {
-  std::fprintf(stderr, "opsctl: %s (see opsctl --help)\n", message.c_str());
+  print_error(message + " (see opsctl --help)");
   std::exit(exit_status::kUsage);
 }
 
@@ -161,6 +172,8 @@ std::optional<int> parse_args(std::vector<std::string> args, Options& o) {
       }
     } else if (arg == "--json") {
       o.output = OutputMode::json;
+    } else if (arg == "--raw-bytes") {
+      o.raw_bytes = true;
     } else if (arg == "-j" || arg == "--concurrency") {
       const std::string v = value(arg);
       if (v.empty() || v.size() > 4 || v.find_first_not_of("0123456789") != std::string::npos ||
@@ -221,7 +234,7 @@ int main(int argc, char** argv) {
     settings = resolve_client_settings(opts.flags, process_env);
     if (!settings.inventory.empty()) inventory.emplace(Inventory::load(settings.inventory));
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "opsctl: %s\n", e.what());
+    print_error(e.what());
     return exit_status::kConfig;
   }
 
@@ -229,9 +242,11 @@ int main(int argc, char** argv) {
   if (!selection) usage_error(selection.error().message);
   const std::vector<Target>& targets = selection->targets;
   if (opts.list_targets) {
-    for (const auto& t : targets)
-      std::printf("%s\t%s\t%u\t%s\n", t.name.c_str(), t.address.c_str(), t.port,
-                  t.server_name.c_str());
+    for (const auto& t : targets) {
+      std::printf("%s\t%s\t%u\t%s\n", protocol::sanitize_line(t.name).c_str(),
+                  protocol::sanitize_line(t.address).c_str(), t.port,
+                  protocol::sanitize_line(t.server_name).c_str());
+    }
     return 0;
   }
 
@@ -241,21 +256,25 @@ int main(int argc, char** argv) {
     check_private_key_mode(settings.tls.private_key);
     tls.emplace(tls::make_client_context(settings.tls));
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "opsctl: %s\n", e.what());
+    print_error(e.what());
     return exit_status::kConfig;
   }
 
   if (opts.command.empty()) {
     if (targets.size() != 1)
       usage_error("an interactive session needs exactly one host; give a COMMAND for several");
+    if (opts.raw_bytes) usage_error("--raw-bytes needs a COMMAND (the shell always escapes)");
     return run_interactive(*tls, targets.front(), settings.timeouts, default_history_file());
   }
   const std::string line = command_line(opts.command);
 
   const bool single = selection->single_host;
   const OutputMode mode = opts.output.value_or(single ? OutputMode::raw : OutputMode::prefix);
+  // Raw bytes only where nothing else shares the stream: one host's own lines, no prefixes.
+  if (opts.raw_bytes && (!single || mode != OutputMode::raw))
+    usage_error("--raw-bytes needs exactly one host and -o raw");
   ProgressLine progress(stderr, !single && ::isatty(STDERR_FILENO) == 1, targets.size());
-  auto reporter = make_reporter(mode, targets, OutputStreams{}, progress);
+  auto reporter = make_reporter(mode, targets, OutputStreams{}, progress, opts.raw_bytes);
   FanOutOptions fan_out{settings.timeouts, settings.concurrency};
   const auto started = std::chrono::steady_clock::now();
   std::vector<HostResult> results;
@@ -263,7 +282,7 @@ int main(int argc, char** argv) {
     results = run_fan_out(*tls, targets, line, fan_out, *reporter);
   } catch (const std::exception& e) {
     progress.clear();
-    std::fprintf(stderr, "opsctl: internal error: %s\n", e.what());
+    print_error(std::string("internal error: ") + e.what());
     return exit_status::kAgentError;
   }
   progress.clear();

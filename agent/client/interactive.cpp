@@ -38,8 +38,11 @@ HostResult run_step(asio::io_context& io, asio::awaitable<HostResult> step) {
   return std::move(*result);
 }
 
+// Prints a line from the agent, escaped: the shell shows the protocol as it is, but never a
+// control byte from the network (SECURITY-MATRIX I11).
 void print_line(std::string_view text) {
-  std::fwrite(text.data(), 1, text.size(), stdout);
+  const std::string shown = protocol::sanitize_line(text);
+  std::fwrite(shown.data(), 1, shown.size(), stdout);
   std::fputc('\n', stdout);
   std::fflush(stdout);
 }
@@ -86,7 +89,7 @@ int run_interactive(asio::ssl::context& tls, const Target& target, const Timeout
     ::read_history(history_file.c_str());
   }
   ::stifle_history(kHistoryLines);
-  const std::string prompt = target.name + "> ";
+  const std::string prompt = protocol::sanitize_line(target.name) + "> ";
   int status = 0;
   while (true) {
     std::unique_ptr<char, FreeDeleter> raw(::readline(prompt.c_str()));

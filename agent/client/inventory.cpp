@@ -13,6 +13,7 @@
 #include "agent/config/config_error.hpp"
 #include "agent/config/strict_yaml.hpp"
 #include "agent/config/yaml_reader.hpp"
+#include "agent/protocol/reply_formatter.hpp"
 
 namespace opsagent::client {
 namespace {
@@ -34,10 +35,31 @@ std::uint16_t as_port(const YamlNode& n, const NodeContext& ctx) {
   return static_cast<std::uint16_t>(config::as_int(plain, ctx, 1, 65535));
 }
 
+// Inventory text is printed (host names prefix every output line, addresses appear in errors
+// and --list-targets): refuse anything the one escaping function would have to change, such as
+// an ESC, a newline or a bidi override decoded from a quoted YAML escape.
+void check_printable(const YamlNode& n, const NodeContext& ctx, const std::string& text,
+                     std::string_view what) {
+  if (protocol::sanitize_line(text) != text || text.find('\t') != std::string::npos) {
+    fail(ctx, n,
+         fmt::format("{} '{}' must not contain control characters, bidi controls or invalid "
+                     "UTF-8",
+                     what, protocol::sanitize_line(text)));
+  }
+}
+
+// A string value that is printed (address, server_name and their Ansible variables).
+std::string printable_string(const YamlNode& n, const NodeContext& ctx, std::string_view what) {
+  std::string value = config::as_string(n, ctx);
+  check_printable(n, ctx, value, what);
+  return value;
+}
+
 // Names become targets and patterns: keep them free of pattern syntax and white space.
 void check_name(const YamlNode& n, const NodeContext& ctx, const std::string& name,
                 std::string_view what) {
   if (name.empty()) fail(ctx, n, fmt::format("empty {} name", what));
+  check_printable(n, ctx, name, fmt::format("{} name", what));
   if (name.find_first_of(" \t,") != std::string::npos || name.front() == '!' ||
       name.find_first_of(kGlobChars) != std::string::npos) {
     fail(ctx, n,
@@ -183,7 +205,8 @@ class InventoryBuilder {
           auto& list = members[key.scalar];
           group_ctx.emplace(key.scalar, gctx);
           for (std::size_t i = 0; i < value.items.size(); ++i) {
-            list.emplace_back(config::as_string(value.items[i], gctx.index(i)), &value.items[i]);
+            list.emplace_back(printable_string(value.items[i], gctx.index(i), "member name"),
+                              &value.items[i]);
           }
         }
       }
@@ -233,10 +256,10 @@ class InventoryBuilder {
     if (null_or_map(value, ctx, "host settings") != nullptr) {
       MapReader r(value, ctx);
       if (const YamlNode* a = r.find("address"))
-        host.address = config::as_string(*a, r.ctx("address"));
+        host.address = printable_string(*a, r.ctx("address"), "address");
       if (const YamlNode* p = r.find("port")) host.port = as_port(*p, r.ctx("port"));
       if (const YamlNode* s = r.find("server_name"))
-        host.server_name = config::as_string(*s, r.ctx("server_name"));
+        host.server_name = printable_string(*s, r.ctx("server_name"), "server_name");
       r.finish();
     }
     inv_.hosts_.push_back(std::move(host));
@@ -321,7 +344,7 @@ class InventoryBuilder {
       host.name = name;
       host.address = name;
       if (auto it = vars.find("ansible_host"); it != vars.end()) {
-        host.address = config::as_string(*it->second.value, it->second.ctx);
+        host.address = printable_string(*it->second.value, it->second.ctx, "ansible_host");
       }
       if (auto it = vars.find("opsagent_port"); it != vars.end()) {
         host.port = as_port(*it->second.value, it->second.ctx);
@@ -329,7 +352,8 @@ class InventoryBuilder {
         host.port = as_port(*jt->second.value, jt->second.ctx);
       }
       if (auto it = vars.find("opsagent_server_name"); it != vars.end()) {
-        host.server_name = config::as_string(*it->second.value, it->second.ctx);
+        host.server_name =
+            printable_string(*it->second.value, it->second.ctx, "opsagent_server_name");
       }
       inv_.hosts_.push_back(std::move(host));
     }
@@ -367,6 +391,7 @@ class InventoryBuilder {
       if (null_or_map(*hosts, hctx, "hosts") != nullptr) {
         for (const auto& [hkey, hvalue] : hosts->entries) {
           const NodeContext one = hctx.key(hkey.scalar);
+          check_printable(hkey, one, hkey.scalar, "host name");
           auto names = expand_host_range(hkey.scalar);
           if (!names) fail(one, hkey, names.error().message);
           for (std::string host : names.value()) {

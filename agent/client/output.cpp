@@ -18,9 +18,15 @@ void write(std::FILE* f, std::string_view text) {
   std::fflush(f);  // lines are shown as they arrive, also through pipes
 }
 
+// ASCII-only JSON: controls, DEL, C1 and bidi characters (and every other non-ASCII
+// character) become \uNNNN escapes, invalid UTF-8 becomes \ufffd. jq decodes them; a terminal
+// never sees them.
 std::string dump(const nlohmann::json& j) {
-  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return j.dump(-1, ' ', true, nlohmann::json::error_handler_t::replace);
 }
+
+// Everything human output shows that came from the network or an inventory goes through here.
+std::string shown(std::string_view text) { return protocol::sanitize_line(text); }
 
 std::string describe_result(const HostResult& r) {
   std::string s(to_string(r.status));
@@ -33,7 +39,9 @@ std::string describe_result(const HostResult& r) {
 class ReporterBase : public Reporter {
  public:
   ReporterBase(const std::vector<Target>& targets, OutputStreams streams, ProgressLine& progress)
-      : targets_(targets), streams_(streams), progress_(progress) {}
+      : targets_(targets), streams_(streams), progress_(progress) {
+    for (const auto& t : targets) names_.push_back(shown(t.name));
+  }
 
  protected:
   void emit(std::FILE* f, std::string_view text) {
@@ -42,26 +50,36 @@ class ReporterBase : public Reporter {
     progress_.draw(false);
   }
   void done(const HostResult& r) { progress_.host_done(r.status == HostStatus::ok); }
-  [[nodiscard]] const std::string& name(std::size_t host) const { return targets_[host].name; }
+  /// The host's name, escaped for human output.
+  [[nodiscard]] const std::string& name(std::size_t host) const { return names_[host]; }
+  /// The host's name as the inventory or the command line gave it (for JSON).
+  [[nodiscard]] const std::string& json_name(std::size_t host) const { return targets_[host].name; }
 
   const std::vector<Target>& targets_;
+  std::vector<std::string> names_;
   OutputStreams streams_;
   ProgressLine& progress_;
 };
 
-// One host, as if the command had run locally.
+// One host, as if the command had run locally. With `raw_bytes` the command's lines are
+// written exactly as received; the final line's answer is escaped either way.
 class RawReporter final : public ReporterBase {
  public:
-  using ReporterBase::ReporterBase;
+  RawReporter(const std::vector<Target>& targets, OutputStreams streams, ProgressLine& progress,
+              bool raw_bytes)
+      : ReporterBase(targets, streams, progress), raw_bytes_(raw_bytes) {}
   void line(std::size_t, protocol::Channel channel, std::string_view text) override {
-    std::string out(text);
+    std::string out = raw_bytes_ ? std::string(text) : shown(text);
     out.push_back('\n');
     emit(channel == protocol::Channel::out ? streams_.out : streams_.err, out);
   }
-  void result(std::size_t host, const HostResult& r) override {
-    if (shows_reply_text(r)) line(host, protocol::Channel::out, r.reply_text);
+  void result(std::size_t, const HostResult& r) override {
+    if (shows_reply_text(r)) emit(streams_.out, shown(r.reply_text) + "\n");
     done(r);
   }
+
+ private:
+  bool raw_bytes_;
 };
 
 // "web1   | line" on stdout, "web1   ! line" on stderr, "web1   # denied: ..." for failures.
@@ -69,19 +87,18 @@ class PrefixReporter final : public ReporterBase {
  public:
   PrefixReporter(const std::vector<Target>& targets, OutputStreams streams, ProgressLine& progress)
       : ReporterBase(targets, streams, progress) {
-    for (const auto& t : targets)
-      width_ = std::max(width_, std::min(t.name.size(), kMaxPrefixWidth));
+    for (const auto& n : names_) width_ = std::max(width_, std::min(n.size(), kMaxPrefixWidth));
   }
   void line(std::size_t host, protocol::Channel channel, std::string_view text) override {
     const bool out = channel == protocol::Channel::out;
     emit(out ? streams_.out : streams_.err,
-         fmt::format("{:<{}} {} {}\n", name(host), width_, out ? '|' : '!', text));
+         fmt::format("{:<{}} {} {}\n", name(host), width_, out ? '|' : '!', shown(text)));
   }
   void result(std::size_t host, const HostResult& r) override {
     if (shows_reply_text(r)) line(host, protocol::Channel::out, r.reply_text);
     if (r.status != HostStatus::ok) {
-      emit(streams_.err,
-           fmt::format("{:<{}} # {}: {}\n", name(host), width_, to_string(r.status), r.message));
+      emit(streams_.err, fmt::format("{:<{}} # {}: {}\n", name(host), width_, to_string(r.status),
+                                     shown(r.message)));
     }
     done(r);
   }
@@ -95,12 +112,12 @@ class GroupedReporter final : public ReporterBase {
  public:
   using ReporterBase::ReporterBase;
   void line(std::size_t host, protocol::Channel channel, std::string_view text) override {
-    buffered_[host].emplace_back(channel, std::string(text));
+    buffered_[host].emplace_back(channel, shown(text));
   }
   void result(std::size_t host, const HostResult& r) override {
     if (shows_reply_text(r)) line(host, protocol::Channel::out, r.reply_text);
     std::string block = fmt::format("=== {} ({})", name(host), describe_result(r));
-    if (r.status != HostStatus::ok && !r.message.empty()) block += ": " + r.message;
+    if (r.status != HostStatus::ok && !r.message.empty()) block += ": " + shown(r.message);
     block += '\n';
     progress_.clear();
     write(streams_.out, block);
@@ -121,14 +138,14 @@ class JsonReporter final : public ReporterBase {
  public:
   using ReporterBase::ReporterBase;
   void line(std::size_t host, protocol::Channel channel, std::string_view text) override {
-    const nlohmann::json j = {{"host", name(host)},
+    const nlohmann::json j = {{"host", json_name(host)},
                               {"type", "line"},
                               {"stream", channel == protocol::Channel::out ? "stdout" : "stderr"},
                               {"line", std::string(text)}};
     emit(streams_.out, dump(j) + "\n");
   }
   void result(std::size_t host, const HostResult& r) override {
-    emit(streams_.out, json_result(name(host), r) + "\n");
+    emit(streams_.out, json_result(json_name(host), r) + "\n");
     done(r);
   }
 };
@@ -161,10 +178,11 @@ void ProgressLine::draw(bool force) {
 }
 
 std::unique_ptr<Reporter> make_reporter(OutputMode mode, const std::vector<Target>& targets,
-                                        OutputStreams streams, ProgressLine& progress) {
+                                        OutputStreams streams, ProgressLine& progress,
+                                        bool raw_bytes) {
   switch (mode) {
     case OutputMode::raw:
-      return std::make_unique<RawReporter>(targets, streams, progress);
+      return std::make_unique<RawReporter>(targets, streams, progress, raw_bytes);
     case OutputMode::prefix:
       return std::make_unique<PrefixReporter>(targets, streams, progress);
     case OutputMode::grouped:
@@ -196,7 +214,7 @@ std::string format_summary(const std::vector<Target>& targets,
       HostStatus::timeout, HostStatus::tls_error, HostStatus::error};
   std::map<HostStatus, std::vector<std::string>> by_status;
   for (std::size_t i = 0; i < results.size() && i < targets.size(); ++i)
-    by_status[results[i].status].push_back(targets[i].name);
+    by_status[results[i].status].push_back(shown(targets[i].name));
   std::string counts;
   for (const HostStatus s : kOrder) {
     const std::size_t n = by_status[s].size();
@@ -222,7 +240,8 @@ std::string format_summary(const std::vector<Target>& targets,
 std::string failure_message(const Target& target, const HostResult& r) {
   if (r.status == HostStatus::ok) return {};
   if (r.status == HostStatus::failed && !r.signal) return {};
-  return fmt::format("opsctl: {}: {}: {}", target.name, to_string(r.status), r.message);
+  return fmt::format("opsctl: {}: {}: {}", shown(target.name), to_string(r.status),
+                     shown(r.message));
 }
 
 }  // namespace opsagent::client

@@ -1,6 +1,8 @@
 #pragma once
 // How results reach the operator: raw (one host), host-prefixed and aligned, grouped per host,
 // or JSON lines; the summary; and a progress line on a terminal. Writes to FILE*s it is given.
+// No byte from the network or an inventory reaches them unescaped (SECURITY-MATRIX I11) unless
+// the operator asked for raw bytes.
 
 #include <chrono>
 #include <cstdio>
@@ -61,21 +63,25 @@ struct OutputStreams {
 };
 
 /// A reporter for `mode` over `targets` (names are used for prefixes and JSON "host").
+/// Everything that came from the network or an inventory is escaped with
+/// protocol::sanitize_line (human modes) or written as ASCII-only JSON (json mode), except
+/// that with `raw_bytes` the raw mode writes the command's data lines exactly as received.
 std::unique_ptr<Reporter> make_reporter(OutputMode mode, const std::vector<Target>& targets,
-                                        OutputStreams streams, ProgressLine& progress);
+                                        OutputStreams streams, ProgressLine& progress,
+                                        bool raw_bytes = false);
 
-/// The fan-out summary, e.g. "opsctl: 21 hosts in 1.3s: 15 ok, 1 failed, 3 unreachable" and
-/// one line per kind of failure naming its hosts.
+/// The fan-out summary (host names escaped), e.g. "opsctl: 21 hosts in 1.3s: 15 ok, 1 failed, 3
+/// unreachable" and one line per kind of failure naming its hosts.
 std::string format_summary(const std::vector<Target>& targets,
                            const std::vector<HostResult>& results,
                            std::chrono::milliseconds elapsed);
 
-/// The one-line stderr message for a host that did not succeed, e.g.
+/// The one-line stderr message for a host that did not succeed (name and message escaped), e.g.
 /// "opsctl: web1: denied: no role of alice allows 'run'". Empty for ok results and for
 /// commands that just exited non-zero (their exit status says it).
 std::string failure_message(const Target& target, const HostResult& result);
 
-/// JSON result object line (without LF) for host `name`.
+/// JSON result object line (without LF) for host `name`; ASCII-only (\uNNNN escapes).
 std::string json_result(std::string_view name, const HostResult& result);
 
 }  // namespace opsagent::client

@@ -115,6 +115,12 @@ void add_fields_json(nlohmann::json& j, const std::vector<Field>& fields) {
   }
 }
 
+// Embeddings, overrides and isolates reorder what a terminal shows (CVE-2021-42574, "Trojan
+// Source"): an override in one line can make a file name or a host name read backwards.
+bool is_bidi_control(std::uint32_t cp) {
+  return (cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069);
+}
+
 }  // namespace
 
 std::string sanitize_line(std::string_view bytes) {
@@ -133,7 +139,7 @@ std::string sanitize_line(std::string_view bytes) {
       ++i;
       continue;
     }
-    // Multi-byte: accept only well-formed UTF-8 and make C1 controls visible.
+    // Multi-byte: accept only well-formed UTF-8 and make C1 and bidi controls visible.
     std::uint32_t cp = 0;
     const std::size_t len = utf8_sequence(bytes, i, cp);
     const bool valid = len > 1;
@@ -142,7 +148,7 @@ std::string sanitize_line(std::string_view bytes) {
       ++i;
       continue;
     }
-    if (cp <= 0x9F) {
+    if (cp <= 0x9F || is_bidi_control(cp)) {
       out += fmt::format("\\u{:04X}", cp);
     } else {
       out.append(bytes.substr(i, len));

@@ -57,8 +57,11 @@ class ReplyFormatter {
   Mode mode_ = Mode::text;
 };
 
-/// Replaces invalid UTF-8 with U+FFFD and C0/C1 controls and DEL with "\xNN" so a line is safe
-/// to show on a terminal and in any log.
+/// Replaces invalid UTF-8 with U+FFFD, C0 controls (except TAB) and DEL with "\xNN", and C1
+/// controls and the bidi embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069) with
+/// "\uNNNN", so a line is safe to show on a terminal and in any log. The one escaping function
+/// for text from the network or an inventory: the agent's text replies and everything opsctl
+/// prints use it.
 std::string sanitize_line(std::string_view bytes);
 
 }  // namespace opsagent::protocol

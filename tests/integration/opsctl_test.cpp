@@ -1,8 +1,10 @@
 // opsctl against real agents over real TLS on loopback: one host, a fleet of 20+ agents on
 // 127.0.0.2..21 with hosts down, denying, timing out and presenting the wrong certificate,
-// JSON output, inventories, and the interactive shell through a pseudo-terminal.
+// JSON output, inventories, and the interactive shell through a pseudo-terminal; and against a
+// hostile fake agent that sends terminal escapes (SECURITY-MATRIX I11).
 
 #include <algorithm>
+#include <cstdint>
 #include <fcntl.h>
 #include <filesystem>
 #include <fstream>
@@ -27,6 +29,7 @@
 
 #include "tests/integration/test_policy.hpp"
 #include "tests/support/agent_process.hpp"
+#include "tests/support/fake_agent.hpp"
 
 extern char** environ;
 
@@ -641,6 +644,258 @@ TEST(OpsctlErrors, UsageAndConfigurationErrorsHaveTheirCodes) {
   r = run_opsctl({"--help"});
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_TRUE(contains(r.out, "Exit status:")) << r.out;
+  fs::remove_all(dir);
+}
+
+// ---- SECURITY-MATRIX I11: nothing from the network or an inventory reaches the terminal raw --
+
+const std::string kEsc = "\x1b";
+const std::string kRlo = "\xE2\x80\xAE";  // U+202E RIGHT-TO-LEFT OVERRIDE
+const std::string kLri = "\xE2\x81\xA6";  // U+2066 LEFT-TO-RIGHT ISOLATE
+const std::string kCsi = "\xC2\x9B";      // U+009B, the C1 CSI
+const std::string kClearLine = "clear" + kEsc + "[2J screen";
+const std::string kClipboardLine = "clip" + kEsc + "]52;c;ZXZpbA==\a board";
+const std::string kForgedLine = "innocent\rn02 | forged";
+const std::string kBidiLine = "bidi " + kRlo + "txt.exe";
+const std::string kErrLine = "err" + kCsi + "31m c1, \x7f del, \xff bad, " + kLri + "iso";
+
+// What a hostile agent with a valid certificate sends: a greeting with an escape in it, then for
+// every command the same data lines (stdout, stderr, a line that is not protocol, a JSON-form
+// line whose escape decodes to a raw ESC) and a final line that depends on the command: `run`
+// ends in "OK done ... exit=0", `ping` in an OK answer opsctl shows as output (OSC 52 and a bidi
+// override in it), `whoami` in an error whose message holds a bare CR, and anything else in
+// "OK bye".
+FakeAgentScript hostile_script() {
+  FakeAgentScript script;
+  script.greeting =
+      "OK opsagent 0.1.0 ready host=evil" + kEsc + "]0;pwned\a principal=alice roles=operator\n";
+  script.reply = [](const std::string& command) {
+    std::string out = "| " + kClearLine + "\n| " + kClipboardLine + "\n| " + kForgedLine + "\n| " +
+                      kBidiLine + "\n! " + kErrLine + "\n" + kEsc + "[2Jnot a reply line\n" +
+                      R"({"type":"stdout","line":"json \u001b[2J \u202e esc"})" + "\n";
+    if (command.rfind("run", 0) == 0) {
+      out += "OK done" + kEsc + "[31m exit=0\n";
+    } else if (command == "ping") {
+      out += "OK pong" + kEsc + "]52;c;cGluZw==\a " + kRlo + "evil\n";
+    } else if (command == "whoami") {
+      out += "ERR denied no" + kEsc + "[2J\rforged " + kRlo + "reason\n";
+    } else {
+      out += "OK bye\n";
+    }
+    return out;
+  };
+  return script;
+}
+
+// The first thing in `s` a terminal would act on or show misleadingly: a C0 control other than
+// LF and TAB, DEL, a C1 control (UTF-8 encoded), a bidi embedding, override or isolate, or
+// invalid UTF-8 (a lone 0x9B is a CSI on 8-bit terminals). Empty when there is none.
+std::string terminal_hazard(const std::string& s) {
+  for (std::size_t i = 0; i < s.size();) {
+    const auto b = static_cast<unsigned char>(s[i]);
+    const std::string at = " at byte " + std::to_string(i) + " of:\n" + s;
+    if (b < 0x80) {
+      if ((b < 0x20 && b != '\n' && b != '\t') || b == 0x7f)
+        return "control byte " + std::to_string(b) + at;
+      ++i;
+      continue;
+    }
+    std::size_t len = 0;
+    std::uint32_t cp = 0;
+    if ((b & 0xE0U) == 0xC0U) {
+      len = 2;
+      cp = b & 0x1FU;
+    } else if ((b & 0xF0U) == 0xE0U) {
+      len = 3;
+      cp = b & 0x0FU;
+    } else if ((b & 0xF8U) == 0xF0U) {
+      len = 4;
+      cp = b & 0x07U;
+    } else {
+      return "invalid UTF-8" + at;
+    }
+    if (i + len > s.size()) return "truncated UTF-8" + at;
+    for (std::size_t k = 1; k < len; ++k) {
+      const auto c = static_cast<unsigned char>(s[i + k]);
+      if ((c & 0xC0U) != 0x80U) return "invalid UTF-8" + at;
+      cp = (cp << 6U) | (c & 0x3FU);
+    }
+    if (cp <= 0x9F) return "C1 control or overlong form" + at;
+    if ((cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069))
+      return "bidi control" + at;
+    i += len;
+  }
+  return {};
+}
+
+void expect_terminal_safe(const OpsctlRun& r, const std::string& what) {
+  EXPECT_EQ(terminal_hazard(r.out), "") << what << " (stdout)";
+  EXPECT_EQ(terminal_hazard(r.err), "") << what << " (stderr)";
+}
+
+class OpsctlHostileAgent : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    agent_ = std::make_unique<FakeAgent>(hostile_script());
+    ASSERT_NE(agent_->port(), 0);
+    dir_ = make_temp_dir("opsctl-i11");
+    // Two names for the one fake agent: a fan-out of two hosts.
+    std::ofstream(dir_ / "evil.yaml")
+        << "defaults:\n  port: " << agent_->port()
+        << "\nhosts:\n  evil1: {address: 127.0.0.1}\n  evil2: {address: 127.0.0.1}\n";
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  [[nodiscard]] std::string single() const { return "127.0.0.1:" + std::to_string(agent_->port()); }
+  [[nodiscard]] std::string inventory() const { return (dir_ / "evil.yaml").string(); }
+
+  std::unique_ptr<FakeAgent> agent_;
+  fs::path dir_;
+};
+
+TEST_F(OpsctlHostileAgent, I11_EveryHumanOutputModeEscapesControlsFromTheNetwork) {
+  struct Case {
+    std::vector<std::string> args;
+    int exit_code;
+  };
+  const std::vector<Case> cases = {
+      {{single(), "run", "greet"}, 0},
+      {{single(), "ping"}, 0},
+      {{single(), "whoami"}, 65},
+      {{"-o", "prefix", single(), "run", "greet"}, 0},
+      {{"-o", "grouped", single(), "whoami"}, 65},
+      {{"-i", inventory(), "evil1,evil2", "run", "greet"}, 0},
+      {{"-i", inventory(), "evil1,evil2", "ping"}, 0},
+      {{"-i", inventory(), "evil1,evil2", "whoami"}, 65},
+      {{"-i", inventory(), "-o", "grouped", "all", "run", "greet"}, 0},
+      {{"-i", inventory(), "-o", "grouped", "all", "whoami"}, 65},
+  };
+  for (const auto& c : cases) {
+    std::vector<std::string> args = {"-t", "20s"};
+    args.insert(args.end(), c.args.begin(), c.args.end());
+    const auto r = run_opsctl(args);
+    std::string what;
+    for (const auto& a : c.args) what += a + " ";
+    SCOPED_TRACE(what);
+    EXPECT_EQ(r.exit_code, c.exit_code) << describe(r);
+    expect_terminal_safe(r, what);
+    // The escapes are shown, not dropped: the operator sees what the agent tried.
+    EXPECT_TRUE(contains(r.out, R"(clear\x1B[2J screen)")) << describe(r);
+    EXPECT_TRUE(contains(r.out, R"(innocent\x0Dn02 | forged)")) << describe(r);
+    EXPECT_TRUE(contains(r.out, R"(bidi \u202Etxt.exe)")) << describe(r);
+    EXPECT_TRUE(contains(r.err, R"(err\u009B31m c1, \x7F del, )")) << describe(r);
+  }
+}
+
+TEST_F(OpsctlHostileAgent, I11_JsonOutputIsAsciiWithEscapesAndKeepsTheBytes) {
+  for (const std::string& target : {std::string("evil1"), std::string("evil1,evil2")}) {
+    for (const std::string command : {"run", "ping", "whoami"}) {
+      std::vector<std::string> args = {"-t", "20s", "-i", inventory(), "--json", target, command};
+      if (command == "run") args.emplace_back("greet");
+      const auto r = run_opsctl(args);
+      SCOPED_TRACE(target + " " + command);
+      expect_terminal_safe(r, "--json " + command);
+      for (const char ch : r.out)
+        ASSERT_LT(static_cast<unsigned char>(ch), 0x80) << "non-ASCII byte in JSON:\n" << r.out;
+      EXPECT_TRUE(contains(r.out, R"(\u202e)")) << r.out;
+      std::set<std::string> lines;
+      for (const auto& l : split_lines(r.out)) {
+        const json j = json::parse(l, nullptr, false);
+        ASSERT_FALSE(j.is_discarded()) << l;
+        if (j.value("type", "") == "line") lines.insert(j.value("line", ""));
+      }
+      // jq gets the agent's bytes back exactly; only the terminal is spared them.
+      EXPECT_EQ(lines.count(kClearLine), 1U) << r.out;
+      EXPECT_EQ(lines.count(kForgedLine), 1U) << r.out;
+      EXPECT_EQ(lines.count(kBidiLine), 1U) << r.out;
+    }
+  }
+}
+
+TEST_F(OpsctlHostileAgent, I11_RawBytesOnlyWithTheFlagAndOnlyForDataLines) {
+  auto r = run_opsctl({"-t", "20s", "--raw-bytes", single(), "ping"});
+  EXPECT_EQ(r.exit_code, 0) << describe(r);
+  // The command's lines pass exactly as received ...
+  EXPECT_TRUE(contains(r.out, kClearLine + "\n")) << describe(r);
+  EXPECT_TRUE(contains(r.out, kClipboardLine + "\n")) << describe(r);
+  EXPECT_TRUE(contains(r.out, kForgedLine + "\n")) << describe(r);
+  EXPECT_TRUE(contains(r.out, kBidiLine + "\n")) << describe(r);
+  EXPECT_TRUE(contains(r.err, kErrLine + "\n")) << describe(r);
+  // ... but the final line's answer and opsctl's own messages stay escaped.
+  EXPECT_TRUE(contains(r.out, R"(pong\x1B]52;c;cGluZw==\x07 \u202Eevil)")) << describe(r);
+  EXPECT_FALSE(contains(r.out, "pong" + kEsc)) << describe(r);
+  EXPECT_FALSE(contains(r.err, kEsc + "[2Jnot a reply line")) << describe(r);
+
+  r = run_opsctl({"-t", "20s", "--raw-bytes", single(), "whoami"});
+  EXPECT_EQ(r.exit_code, 65) << describe(r);
+  EXPECT_TRUE(contains(r.err, R"(no\x1B[2J\x0Dforged \u202Ereason)")) << describe(r);
+  EXPECT_FALSE(contains(r.err, "\rforged")) << describe(r);
+
+  // Never where lines of several hosts or prefixes share the output.
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"-i", inventory(), "--raw-bytes", "all", "ping"},
+        std::vector<std::string>{"--raw-bytes", "-o", "prefix", single(), "ping"},
+        std::vector<std::string>{"--raw-bytes", "--json", single(), "ping"},
+        std::vector<std::string>{"--raw-bytes", single()}}) {
+    r = run_opsctl(args);
+    EXPECT_EQ(r.exit_code, 64) << describe(r);
+    EXPECT_TRUE(contains(r.err, "--raw-bytes")) << describe(r);
+  }
+  EXPECT_TRUE(contains(run_opsctl({"--help"}).out, "--raw-bytes")) << "documented in --help";
+}
+
+TEST_F(OpsctlHostileAgent, I11_InteractiveShellEscapesTheGreetingAndReplies) {
+  const auto r = run_on_pty({single()}, {{"> ", "run greet\n"},
+                                         {"OK done", ""},
+                                         {"> ", "ping\n"},
+                                         {"OK pong", ""},
+                                         {"> ", "whoami\n"},
+                                         {"ERR denied", ""},
+                                         {"> ", "exit\n"},
+                                         {"OK bye", ""}});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  // The terminal and libedit add their own CR and escapes; what must be missing is the agent's.
+  for (const std::string& hostile : {kEsc + "[2J", kEsc + "]52", kEsc + "]0;pwned", kEsc + "[31m",
+                                     kRlo, kLri, kCsi, std::string("\x7f"), std::string("\xff"),
+                                     std::string("innocent\rn02"), std::string("no") + kEsc}) {
+    EXPECT_FALSE(contains(r.output, hostile)) << "raw bytes of the agent reached the terminal:\n"
+                                              << r.output;
+  }
+  EXPECT_TRUE(contains(r.output, R"(OK opsagent 0.1.0 ready host=evil\x1B]0;pwned\x07)"))
+      << r.output;
+  EXPECT_TRUE(contains(r.output, R"(| clear\x1B[2J screen)")) << r.output;
+  EXPECT_TRUE(contains(r.output, R"(OK done\x1B[31m exit=0)")) << r.output;
+}
+
+TEST(OpsctlInventoryI11, I11_InventoryNamesWithControlsAreRefusedWithFileAndLine) {
+  const fs::path dir = make_temp_dir("opsctl-inv-i11");
+  struct Case {
+    std::string file;
+    std::string text;
+    std::string where;
+  };
+  const std::vector<Case> cases = {
+      {"native-esc.yaml", "defaults: {port: 7443}\nhosts:\n  \"web\\e[2J\": {address: 10.0.0.1}\n",
+       "native-esc.yaml:3:"},
+      {"native-cr.yaml", "hosts:\n  web1: {address: \"10.0.0.1\\rn02 | forged\", port: 7443}\n",
+       "native-cr.yaml:2:"},
+      {"native-bidi.yaml", "hosts:\n  web1:\ngroups:\n  \"g" + kRlo + "x\": [web1]\n",
+       "native-bidi.yaml:4:"},
+      {"ansible-nl.yaml", "all:\n  hosts:\n    \"web1\\nweb2\":\n", "ansible-nl.yaml:3:"},
+      {"ansible-osc.yaml",
+       "all:\n  hosts:\n    web1:\n      ansible_host: \"10.0.0.1\\e]52;c;eA==\\a\"\n",
+       "ansible-osc.yaml:4:"},
+      {"ansible-c1.yaml", "all:\n  children:\n    \"g\\x9b31m\":\n      hosts:\n        web1:\n",
+       "ansible-c1.yaml:3:"},
+  };
+  for (const auto& c : cases) {
+    std::ofstream(dir / c.file) << c.text;
+    const auto r = run_opsctl({"-i", (dir / c.file).string(), "--list-targets", "all"});
+    SCOPED_TRACE(c.file);
+    EXPECT_EQ(r.exit_code, 78) << describe(r);
+    EXPECT_TRUE(contains(r.err, c.where)) << describe(r);
+    expect_terminal_safe(r, c.file);
+  }
   fs::remove_all(dir);
 }
 

@@ -238,3 +238,89 @@ TEST(Targets, ErrorsAreUsageErrors) {
 
 }  // namespace
 }  // namespace opsagent::client
+
+namespace opsagent::client {
+namespace {
+
+// SECURITY-MATRIX I11: inventory text is printed on the operator's terminal (host names prefix
+// every output line), so any name or printed value holding a control character, a bidi control
+// or a decoded newline is refused when the inventory loads, with its file and line.
+struct BadText {
+  const char* what;
+  const char* yaml;  // as written inside a double-quoted YAML scalar, or raw UTF-8
+};
+const BadText kBadTexts[] = {
+    {"ESC as \\x1b", R"(\x1b[2J)"},
+    {"ESC as \\e", R"(\e]52;c;ZXZpbA==\a)"},
+    {"decoded newline", R"(a\nb)"},
+    {"bare CR", R"(web9\rweb1)"},
+    {"BEL", R"(x\a)"},
+    {"DEL", R"(x\x7f)"},
+    {"C1 CSI", R"(x\x9b31m)"},
+    {"NUL", R"(x\0y)"},
+    {"bidi RLO escape", R"(x\u202ey)"},
+    {"bidi isolate", R"(x\u2066y\u2069)"},
+    {"bidi RLO raw UTF-8", "x\xE2\x80\xAEy"},
+};
+
+struct Place {
+  const char* what;
+  const char* before;  // text before the bad scalar
+  const char* after;   // text after it
+  int line;            // where the error must point
+};
+const Place kPlaces[] = {
+    {"native host name", "hosts:\n  \"web", "\": {address: 10.0.0.1}\n", 2},
+    {"native address", "hosts:\n  web1: {address: \"10.0.0.1", "\"}\n", 2},
+    {"native server_name", "hosts:\n  web1:\n    server_name: \"db", "\"\n", 3},
+    {"native group name", "hosts:\n  web1:\ngroups:\n  \"g", "\": [web1]\n", 4},
+    {"native group member", "hosts:\n  web1:\ngroups:\n  g: [\"web1", "\"]\n", 4},
+    {"Ansible host name", "all:\n  hosts:\n    \"web", "\":\n", 3},
+    {"Ansible top-level group", "\"g", "\":\n  hosts:\n    web1:\n", 1},
+    {"Ansible child group", "all:\n  children:\n    \"g", "\":\n      hosts:\n        web1:\n", 3},
+    {"Ansible ansible_host", "all:\n  hosts:\n    web1:\n      ansible_host: \"10.0.0.1", "\"\n",
+     4},
+    {"Ansible opsagent_server_name", "all:\n  hosts:\n    web1:\n      opsagent_server_name: \"db",
+     "\"\n", 4},
+    {"Ansible group var ansible_host", "all:\n  vars:\n    ansible_host: \"h",
+     "\"\n  hosts:\n    web1:\n", 3},
+};
+
+TEST(Inventory, I11_NamesAndPrintedValuesWithControlsAreRefusedWithFileAndLine) {
+  for (const auto& place : kPlaces) {
+    for (const auto& bad : kBadTexts) {
+      const std::string text = std::string(place.before) + bad.yaml + place.after;
+      SCOPED_TRACE(std::string(place.what) + " / " + bad.what + ":\n" + text);
+      try {
+        (void)Inventory::parse(text, "inv.yaml");
+        ADD_FAILURE() << "accepted";
+      } catch (const config::ConfigError& e) {
+        const std::string message = e.what();
+        EXPECT_EQ(message.rfind("inv.yaml:" + std::to_string(place.line) + ":", 0), 0U) << message;
+      }
+    }
+  }
+}
+
+TEST(Inventory, I11_RefusalShowsTheNameEscaped) {
+  try {
+    (void)Inventory::parse("hosts:\n  web1: {address: \"10.0.0.1\xE2\x80\xAE\"}\n", "inv.yaml");
+    ADD_FAILURE() << "accepted";
+  } catch (const config::ConfigError& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find(R"(address '10.0.0.1\u202E' must not contain control characters)"),
+              std::string::npos)
+        << message;
+  }
+}
+
+TEST(Inventory, I11_PrintableUnicodeNamesStayAllowed) {
+  const Inventory inv = Inventory::parse(
+      "hosts:\n  caf\xC3\xA9-1: {address: 10.0.0.1, server_name: \"\xE6\x97\xA5.example\"}\n",
+      "inv.yaml");
+  ASSERT_EQ(inv.hosts().size(), 1U);
+  EXPECT_EQ(inv.hosts()[0].name, "caf\xC3\xA9-1");
+}
+
+}  // namespace
+}  // namespace opsagent::client
