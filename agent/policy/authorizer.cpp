@@ -128,7 +128,7 @@ Decision authorize_hash(const Principal& principal, const std::vector<const Role
   if (protocol::find_hash_algorithm(algorithm) == nullptr) {
     return deny("default-deny", "unsupported hash algorithm " + shown(algorithm));
   }
-  const bool is_comphash = verb == "comphash";
+  const bool is_comphash = verb == protocol::spec_of(protocol::Verb::comphash).name;
   bool algorithm_granted = false;
   // The algorithm and the path must be granted by the same role: two roles each granting half
   // of a request must not add up to a grant neither of them made.

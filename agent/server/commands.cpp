@@ -172,7 +172,7 @@ asio::awaitable<Outcome> Commands::lastlog(ReplyStream& out) {
   const auto& settings = config->lastlog;
   std::error_code ec;
   if (std::filesystem::exists(settings.path, ec)) {
-    std::string label = "lastlog";
+    std::string label(protocol::spec_of(Verb::lastlog).name);
     co_return co_await tail(settings.path, settings.lines, std::move(label), out);
   }
   for (const char* journalctl : kJournalctlPaths) {
