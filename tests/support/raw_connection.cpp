@@ -9,8 +9,16 @@
 
 namespace opsagent::testing {
 
-RawConnection::RawConnection(std::uint16_t port)
+RawConnection::RawConnection(std::uint16_t port, const std::string& source_address)
     : fd_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
+  if (fd_ >= 0 && !source_address.empty()) {
+    sockaddr_in local{};
+    local.sin_family = AF_INET;
+    if (::inet_pton(AF_INET, source_address.c_str(), &local.sin_addr) != 1 ||
+        ::bind(fd_, reinterpret_cast<const sockaddr*>(&local), sizeof local) != 0) {
+      return;  // not connected
+    }
+  }
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(port);

@@ -10,7 +10,8 @@ namespace opsagent::testing {
 
 class RawConnection {
  public:
-  explicit RawConnection(std::uint16_t port);
+  /// Connects to 127.0.0.1:`port`, from `source_address` (e.g. "127.0.0.2") when not empty.
+  explicit RawConnection(std::uint16_t port, const std::string& source_address = "");
   ~RawConnection();
   RawConnection(const RawConnection&) = delete;
   RawConnection& operator=(const RawConnection&) = delete;
