@@ -180,7 +180,7 @@ void read_limits(const YamlNode& node, const NodeContext& ctx, Limits& l) {
   MapReader map(node, ctx);
   expect_keys(map, {"max_clients", "max_clients_per_identity", "max_handshakes", "max_line_bytes",
                     "max_pipelined", "io_threads", "hash_threads", "max_children",
-                    "max_digests_per_identity", "max_hash_bytes"});
+                    "max_file_ops_per_identity", "max_digests_per_identity", "max_hash_bytes"});
   const auto count = [&map](std::string_view key, int& out, int min, int max) {
     if (const YamlNode* v = map.find(key)) out = as_count(*v, map.ctx(key), min, max);
   };
@@ -194,7 +194,17 @@ void read_limits(const YamlNode& node, const NodeContext& ctx, Limits& l) {
   count("io_threads", l.io_threads, 1, 256);
   count("hash_threads", l.hash_threads, 1, 256);
   count("max_children", l.max_children, 1, 4096);
-  count("max_digests_per_identity", l.max_digests_per_identity, 1, 256);
+  // max_digests_per_identity is the old name (it limits tail and lastlog too); one of the two.
+  const char* file_ops_key = "max_file_ops_per_identity";
+  if (map.find("max_digests_per_identity") != nullptr) {
+    if (const YamlNode* both = map.find("max_file_ops_per_identity")) {
+      fail(map.ctx("max_file_ops_per_identity"), *both,
+           "max_file_ops_per_identity and max_digests_per_identity (its old name) are both "
+           "given; keep one");
+    }
+    file_ops_key = "max_digests_per_identity";
+  }
+  count(file_ops_key, l.max_file_ops_per_identity, 1, 256);
   if (const YamlNode* v = map.find("max_hash_bytes")) {
     l.max_hash_bytes = as_size(*v, map.ctx("max_hash_bytes"), 1, std::uint64_t{1} << 50);
   }
@@ -204,6 +214,21 @@ void read_limits(const YamlNode& node, const NodeContext& ctx, Limits& l) {
     fail(map.ctx("max_clients_per_identity"), v != nullptr ? *v : node,
          "max_clients_per_identity (" + std::to_string(l.max_clients_per_identity) +
              ") is larger than max_clients (" + std::to_string(l.max_clients) + ")");
+  }
+  // One principal may never hold every blocking thread: another principal's tail or hash must
+  // always find one free (SECURITY-MATRIX I5).
+  if (l.max_file_ops_per_identity >= l.hash_threads) {
+    // Point at whichever of the two keys the file gives (the per-principal one first).
+    std::string_view key = file_ops_key;
+    const YamlNode* v = map.find(key);
+    if (v == nullptr) {
+      key = "hash_threads";
+      v = map.find(key);
+    }
+    fail(map.ctx(key), v != nullptr ? *v : node,
+         std::string(file_ops_key) + " (" + std::to_string(l.max_file_ops_per_identity) +
+             ") must be less than hash_threads (" + std::to_string(l.hash_threads) +
+             "), so that one principal cannot occupy every blocking-work thread");
   }
   map.finish();
 }

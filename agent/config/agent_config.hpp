@@ -44,15 +44,18 @@ struct Timeouts {
 };
 
 struct Limits {
-  int max_clients = 64;                        ///< authenticated sessions (the seed's clients_max)
-  int max_clients_per_identity = 8;            ///< per principal
-  int max_handshakes = 64;                     ///< connections not yet authenticated
-  std::size_t max_line_bytes = 8192;           ///< one command line, without its LF
-  int max_pipelined = 16;                      ///< complete lines queued behind the running command
-  int io_threads = 2;                          ///< threads running the network event loop
-  int hash_threads = 2;                        ///< threads for hashing and other blocking file work
-  int max_children = 16;                       ///< concurrent subprocesses, agent-wide
-  int max_digests_per_identity = 2;            ///< concurrent hash/comphash/tail work per principal
+  int max_clients = 64;               ///< authenticated sessions (the seed's clients_max)
+  int max_clients_per_identity = 8;   ///< per principal
+  int max_handshakes = 64;            ///< connections not yet authenticated
+  std::size_t max_line_bytes = 8192;  ///< one command line, without its LF
+  int max_pipelined = 16;             ///< complete lines queued behind the running command
+  int io_threads = 2;                 ///< threads running the network event loop
+  int hash_threads = 4;               ///< threads for hashing and other blocking file work
+  int max_children = 16;              ///< concurrent subprocesses, agent-wide
+  /// Concurrent hash/comphash/tail/lastlog work per principal (YAML alias: the old name
+  /// max_digests_per_identity). Always less than hash_threads, so one principal never holds
+  /// every blocking-work thread.
+  int max_file_ops_per_identity = 2;
   std::uint64_t max_hash_bytes = 16ULL << 30;  ///< files larger than this are not hashed
 };
 

@@ -68,10 +68,13 @@ struct Agent::State {
         audit(open_audit_log(config_store.get()->audit_path)),
         io(config_store.get()->limits.io_threads),
         blocking(static_cast<std::size_t>(config_store.get()->limits.hash_threads)),
+        housekeeping(1),
+        preauth_audit(*audit),
         policy_store(std::move(policy)),
         tls_store(std::move(tls)),
         registry(SessionRegistry::Limits::from(config_store.get()->limits)),
-        ctx{config_store, tls_store, policy_store, *audit, registry, blocking, host_name()},
+        ctx{config_store, tls_store,    policy_store,  *audit,     registry,
+            blocking,     housekeeping, preauth_audit, host_name()},
         server(io, ctx),
         stop_signals(io, SIGINT, SIGTERM),
         reload_signal(io, SIGHUP),
@@ -87,7 +90,9 @@ struct Agent::State {
   bool process_prepared;  // umask and subreaper, before the audit log or any child exists
   std::unique_ptr<audit::AuditLog> audit;
   asio::io_context io;
-  asio::thread_pool blocking;
+  asio::thread_pool blocking;      // client file work (hash, tail), limits.hash_threads
+  asio::thread_pool housekeeping;  // reload and the orphan sweep only: never behind client work
+  PreAuthAudit preauth_audit;
   Snapshot<const policy::Policy> policy_store;
   Snapshot<asio::ssl::context> tls_store;
   SessionRegistry registry;
@@ -171,7 +176,7 @@ void Agent::State::on_reload_signal() {
     spdlog::info(
         "received SIGHUP; reloading the configuration, policy and TLS files, reopening the "
         "audit log");
-    asio::post(blocking, [this] { reload_until_caught_up(); });
+    asio::post(housekeeping, [this] { reload_until_caught_up(); });
   }
   reload_signal.async_wait([this](const error_code& ec, int) {
     if (!ec) on_reload_signal();
@@ -216,7 +221,9 @@ void Agent::run() {
   s.shutdown_cv.notify_all();
   if (s.shutdown_watchdog.joinable()) s.shutdown_watchdog.join();
   s.blocking.join();
+  s.housekeeping.join();
   exec::sweep_orphans();
+  s.preauth_audit.flush();  // the counts of the interval cut short
 
   s.audit->record("agent_stop", {{"reason", s.shutdown_forced ? "deadline" : "signal"}});
   if (s.shutdown_forced) {

@@ -73,8 +73,8 @@ void Commands::cancel() noexcept {
 Outcome Commands::busy_blocking_work() const {
   return Outcome::failure(ErrorCode::busy,
                           fmt::format("too many file operations in progress for this identity "
-                                      "(max_digests_per_identity {})",
-                                      ctx_.config.get()->limits.max_digests_per_identity));
+                                      "(max_file_ops_per_identity {})",
+                                      ctx_.config.get()->limits.max_file_ops_per_identity));
 }
 
 // (An if-chain, not a switch: GCC 12 mishandles co_await inside switch bodies.)

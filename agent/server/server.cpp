@@ -1,5 +1,7 @@
 #include "agent/server/server.hpp"
 
+#include <algorithm>
+#include <map>
 #include <system_error>
 
 #include <boost/asio/as_tuple.hpp>
@@ -39,7 +41,9 @@ void Server::start() {
   const auto config = ctx_.config.get();
   for (const auto& listen : config->listen) {
     const tcp::endpoint ep(asio::ip::make_address(listen.host), listen.port);
-    auto acceptor = std::make_unique<tcp::acceptor>(io_);
+    // Each acceptor lives on its own strand: its accept loop and its close (stop()) never run
+    // at the same time on two I/O threads.
+    auto acceptor = std::make_unique<tcp::acceptor>(asio::make_strand(io_));
     error_code ec;
     acceptor->open(ep.protocol(), ec);
     if (!ec) acceptor->set_option(asio::socket_base::reuse_address(true), ec);
@@ -53,7 +57,7 @@ void Server::start() {
     acceptors_.push_back(std::move(acceptor));
   }
   for (auto& acceptor : acceptors_) {
-    asio::co_spawn(io_, accept_loop(*acceptor), asio::detached);
+    asio::co_spawn(acceptor->get_executor(), accept_loop(*acceptor), asio::detached);
   }
   asio::co_spawn(sweep_strand_, sweep_loop(), asio::detached);
 }
@@ -74,12 +78,12 @@ void Server::stop() {
     }
     sessions_.clear();
   }
-  asio::post(io_, [this] {
-    for (auto& a : acceptors_) {
+  for (auto& a : acceptors_) {
+    asio::post(a->get_executor(), [acceptor = a.get()] {
       error_code ec;
-      a->close(ec);
-    }
-  });
+      acceptor->close(ec);
+    });
+  }
   asio::post(sweep_strand_, [this] {
     sweep_stopped_ = true;  // the loop may be between waits: the flag, not the cancel, ends it
     sweep_timer_.cancel();
@@ -104,10 +108,21 @@ void Server::recheck_sessions() noexcept {
   }
 }
 
-bool Server::evict_oldest_handshake() {
+bool Server::evict_handshake() {
   std::lock_guard lock(sessions_mutex_);
-  for (auto& weak : sessions_) {  // in accept order: the first one still handshaking is the oldest
-    // The weak reference stays: an evicted session must still be reachable by stop().
+  std::map<std::string, int> pending;  // per source address
+  int most = 0;
+  for (auto& weak : sessions_) {
+    if (auto s = weak.lock(); s && s->evictable()) most = std::max(most, ++pending[s->source()]);
+  }
+  // In accept order, so the first match is the oldest: first the oldest handshake of the source
+  // holding the most (on a tie, the one whose oldest is oldest), then, should those all finish
+  // meanwhile, the oldest of any source. The weak references stay: an evicted session must
+  // still be reachable by stop().
+  for (auto& weak : sessions_) {
+    if (auto s = weak.lock(); s && pending[s->source()] == most && s->try_evict()) return true;
+  }
+  for (auto& weak : sessions_) {
     if (auto s = weak.lock(); s && s->try_evict()) return true;
   }
   return false;
@@ -131,8 +146,10 @@ asio::awaitable<bool> Server::sweep_once() {
   const auto waited = co_await sweep_timer_.async_wait(kUse);
   if (std::get<0>(waited) || sweep_stopped_) co_return false;  // stop()
   auto sweep = [] { return exec::sweep_orphans(); };
-  const std::vector<pid_t> killed = co_await run_blocking(ctx_.blocking_pool, std::move(sweep));
+  // Never on the client pool: hashes filling it must not hold up the sweep (SECURITY-MATRIX I5).
+  const std::vector<pid_t> killed = co_await run_blocking(ctx_.housekeeping_pool, std::move(sweep));
   if (sweep_stopped_) co_return false;
+  ctx_.preauth_audit.tick();
   if (!killed.empty()) {
     ctx_.audit.record("orphans_killed", {{"pids", killed}});
     spdlog::warn("killed {} process(es) that escaped their command's process group", killed.size());
@@ -151,7 +168,7 @@ void Server::log_failure(const char* what, const std::exception& e) noexcept {
 // connection and never ends the loop: an accept loop that stopped would leave the agent alive
 // but deaf.
 asio::awaitable<void> Server::accept_loop(tcp::acceptor& acceptor) {
-  asio::steady_timer backoff(io_);
+  asio::steady_timer backoff(acceptor.get_executor());
   while (acceptor.is_open()) {
     AcceptResult result = AcceptResult::retry_later;
     try {
@@ -193,19 +210,21 @@ void Server::admit(tcp::socket socket) {
   error_code peer_ec;
   const auto endpoint = socket.remote_endpoint(peer_ec);
   std::string peer = peer_ec ? std::string("unknown") : endpoint_text(endpoint);
-  // At max_handshakes the oldest pending handshake makes room: a flood of silent connections
-  // then churns through its own slots instead of locking everyone out (SECURITY-MATRIX A14).
-  // Evicted connections release their slots a moment later, so the count may briefly exceed the
-  // limit; twice the limit is the hard ceiling.
+  std::string source = peer_ec ? std::string("unknown") : endpoint.address().to_string();
+  // At max_handshakes a pending handshake makes room: the oldest of the source holding the most
+  // (SECURITY-MATRIX A14, I9). A flood of silent connections then churns through its own slots
+  // instead of locking out everyone else. Evicted connections release their slots a moment
+  // later, so the count may briefly exceed the limit; twice the limit is the hard ceiling.
   bool admitted = ctx_.registry.try_begin_handshake();
   if (!admitted &&
       ctx_.registry.counts().handshakes < 2 * ctx_.config.get()->limits.max_handshakes &&
-      evict_oldest_handshake()) {
+      evict_handshake()) {
     ctx_.registry.force_begin_handshake();
     admitted = true;
   }
   if (!admitted) {
     socket.close(peer_ec);
+    if (!ctx_.preauth_audit.failure(source)) return;  // counted only (I8)
     ctx_.audit.record(
         "connection_refused",
         {{"conn", id},
@@ -219,7 +238,7 @@ void Server::admit(tcp::socket socket) {
   try {
     // SSL_new() reports a failure with the thread's first queued OpenSSL error: start clean.
     ERR_clear_error();
-    session = std::make_shared<Session>(ctx_, std::move(socket), id, peer);
+    session = std::make_shared<Session>(ctx_, std::move(socket), id, peer, source);
   } catch (...) {
     ctx_.registry.end_handshake();
     ERR_clear_error();
@@ -231,7 +250,7 @@ void Server::admit(tcp::socket socket) {
     std::erase_if(sessions_, [](const std::weak_ptr<Session>& w) { return w.expired(); });
     sessions_.push_back(session);
   }
-  ctx_.audit.record("connection_accepted", {{"conn", id}, {"peer", peer}});
+  // `connection_accepted` is written when the handshake ends (Session::handshake, I8).
   session->start();
 }
 

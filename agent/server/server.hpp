@@ -43,8 +43,9 @@ class Server {
   boost::asio::awaitable<AcceptResult> accept_once(boost::asio::ip::tcp::acceptor& acceptor);
   /// Admits (or refuses) one accepted connection and starts its Session.
   void admit(boost::asio::ip::tcp::socket socket);
-  /// Closes the oldest connection still in its TLS handshake; false when there is none.
-  bool evict_oldest_handshake();
+  /// Closes the oldest connection still in its TLS handshake from the source address holding
+  /// the most of them (per-source fairness, SECURITY-MATRIX I9); false when there is none.
+  bool evict_handshake();
   /// Once a second: kill and reap processes that escaped their command (exec/orphan_reaper.hpp).
   boost::asio::awaitable<void> sweep_loop();
   /// One round of sweep_loop(); false when the server stops.

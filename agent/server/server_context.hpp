@@ -9,6 +9,7 @@
 #include "agent/audit/audit_log.hpp"
 #include "agent/config/agent_config.hpp"
 #include "agent/policy/policy.hpp"
+#include "agent/server/preauth_audit.hpp"
 #include "agent/server/session_registry.hpp"
 #include "agent/server/snapshot.hpp"
 
@@ -23,6 +24,10 @@ struct ServerContext {
   audit::AuditLog& audit;
   SessionRegistry& registry;
   boost::asio::thread_pool& blocking_pool;  ///< hashing and file reads, never the I/O threads
+  /// One thread for the agent's own upkeep (reload, orphan sweep): never client work, so a
+  /// full blocking_pool cannot delay it (SECURITY-MATRIX I5).
+  boost::asio::thread_pool& housekeeping_pool;
+  PreAuthAudit& preauth_audit;  ///< what unauthenticated connections may write to the audit log
   std::string hostname;
 };
 

@@ -30,7 +30,7 @@ constexpr auto kStoppingShutdownTimeout = std::chrono::milliseconds(100);
 }  // namespace
 
 Session::Session(ServerContext& ctx, asio::ip::tcp::socket socket, std::uint64_t id,
-                 std::string peer)
+                 std::string peer, std::string source)
     : ctx_(ctx),
       config_(ctx.config.get()),
       tls_(ctx.tls.get()),
@@ -38,7 +38,8 @@ Session::Session(ServerContext& ctx, asio::ip::tcp::socket socket, std::uint64_t
       reader_(stream_, config_->limits.max_line_bytes,
               static_cast<std::size_t>(config_->limits.max_pipelined)),
       write_timer_(stream_.get_executor()),
-      started_(std::chrono::steady_clock::now()) {
+      started_(std::chrono::steady_clock::now()),
+      source_(std::move(source)) {
   info_.id = id;
   info_.peer = std::move(peer);
 }
@@ -162,13 +163,17 @@ asio::awaitable<bool> Session::handshake() {
 
   std::string reason;
   if (end_ == EndReason::evicted) {
-    reason = "evicted: max_handshakes reached and this was the oldest pending handshake";
+    reason =
+        "evicted: max_handshakes reached and this was the oldest pending handshake of the source "
+        "with the most";
   } else if (result.index() == 1) {
     reason = "handshake_timeout";
   } else if (const error_code ec = std::get<0>(std::get<0>(result)); ec) {
     reason = ec.message();
   } else {
     phase_ = Phase::authenticating;
+    // Audited once the handshake has ended (PreAuthAudit): a secured connection always is.
+    ctx_.audit.record("connection_accepted", {{"conn", info_.id}, {"peer", info_.peer}});
     co_return true;
   }
   phase_ = Phase::closing;
@@ -176,8 +181,13 @@ asio::awaitable<bool> Session::handshake() {
   // The failed handshake may leave more entries on this thread's OpenSSL error queue than the
   // one Asio took; none of them may be seen by the next connection served on this thread.
   ERR_clear_error();
-  audit_.tls_failure(reason, verify);
-  spdlog::info("conn {}: TLS handshake with {} failed: {}", info_.id, info_.peer, reason);
+  if (ctx_.preauth_audit.failure(source_)) {
+    ctx_.audit.record("connection_accepted", {{"conn", info_.id}, {"peer", info_.peer}});
+    audit_.tls_failure(reason, verify);
+    spdlog::info("conn {}: TLS handshake with {} failed: {}", info_.id, info_.peer, reason);
+  } else {  // over the source's budget: only counted (`tls_failures_suppressed`, I8)
+    spdlog::debug("conn {}: TLS handshake with {} failed: {}", info_.id, info_.peer, reason);
+  }
   abort_socket();
   co_return false;
 }

@@ -35,9 +35,10 @@ class Session : public std::enable_shared_from_this<Session>, public ReplySink {
  public:
   /// `socket` must already use a strand executor (accept with make_strand). The caller has
   /// reserved a handshake slot in the registry; the session releases it. `peer` is the client's
-  /// address as text, for logs and audit records.
+  /// address as text, for logs and audit records; `source` its address without the port (for
+  /// per-source eviction and the audit budget of failed handshakes, PreAuthAudit).
   Session(ServerContext& ctx, boost::asio::ip::tcp::socket socket, std::uint64_t id,
-          std::string peer);
+          std::string peer, std::string source = {});
   ~Session() override;
 
   /// Starts the session coroutine; the session keeps itself alive until it is done.
@@ -49,6 +50,11 @@ class Session : public std::enable_shared_from_this<Session>, public ReplySink {
   /// False when it is past its handshake or already being evicted, so no session is picked
   /// twice. Thread-safe: posts the close to the session's strand.
   bool try_evict();
+  /// True while the session is in its TLS handshake and not yet picked by try_evict().
+  /// Thread-safe.
+  [[nodiscard]] bool evictable() const { return evictable_.load(); }
+  /// The client's address without the port. Immutable.
+  [[nodiscard]] const std::string& source() const { return source_; }
   /// Checks the session again after a reload. Its certificate chain is verified against `tls`
   /// (a new CRL or CA bundle, and the current time) and its identity mapped again with `policy`.
   /// A session that fails either is ended: its command killed, audit `session_revoked`,
@@ -119,6 +125,7 @@ class Session : public std::enable_shared_from_this<Session>, public ReplySink {
   bool peer_gone_ = false;             // the client left or stopped reading: write nothing more
   std::atomic<bool> evictable_{true};  // in its handshake and not yet picked by try_evict()
   std::chrono::steady_clock::time_point started_;
+  const std::string source_;
 };
 
 }  // namespace opsagent::server

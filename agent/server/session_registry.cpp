@@ -69,7 +69,7 @@ void SessionRegistry::release_child() {
 bool SessionRegistry::try_reserve_blocking(const std::string& principal) {
   std::lock_guard lock(mutex_);
   int& mine = blocking_[principal];
-  if (mine >= limits_.max_digests_per_identity) return false;
+  if (mine >= limits_.max_file_ops_per_identity) return false;
   ++mine;
   return true;
 }

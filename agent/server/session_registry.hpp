@@ -18,7 +18,7 @@ class SessionRegistry {
     int max_clients = 64;
     int max_clients_per_identity = 8;
     int max_children = 16;
-    int max_digests_per_identity = 2;
+    int max_file_ops_per_identity = 2;
 
     /// The configuration's limits, by name.
     static Limits from(const config::Limits& l) {
@@ -26,7 +26,7 @@ class SessionRegistry {
                     .max_clients = l.max_clients,
                     .max_clients_per_identity = l.max_clients_per_identity,
                     .max_children = l.max_children,
-                    .max_digests_per_identity = l.max_digests_per_identity};
+                    .max_file_ops_per_identity = l.max_file_ops_per_identity};
     }
   };
   explicit SessionRegistry(Limits limits) : limits_(limits) {}

@@ -1250,8 +1250,10 @@ TEST(MatrixC, C10_ProcAndDevicesAreRefusedEvenWhenThePolicyGrantsThem) {
 }
 
 TEST(MatrixC, C10_FifoSocketAndDirectoryAreRefusedWithoutBlocking) {
-  // One pool thread: a FIFO that blocked it would hang every later file command.
-  AgentProcess agent{AgentSpec{kFilePolicy, {{"limits", "{hash_threads: 1}"}}}};
+  // One pool thread for alice: a FIFO that blocked it would hang or refuse every later file
+  // command of hers.
+  AgentProcess agent{
+      AgentSpec{kFilePolicy, {{"limits", "{hash_threads: 2, max_file_ops_per_identity: 1}"}}}};
   const FileTree tree(agent.dir());
   ASSERT_EQ(::mkfifo(tree.path("files/fifo").c_str(), 0600), 0);
   make_socket(tree.path("files/socket"));
@@ -1274,7 +1276,7 @@ TEST(MatrixC, C10_FifoSocketAndDirectoryAreRefusedWithoutBlocking) {
 TEST(MatrixC, C10_TailRefusesDevicesPseudoFilesFifosSocketsAndDirectories) {
   const std::string secret = unique_marker("c10-environment-secret");
   AgentProcess agent{AgentSpec{kFilePolicy,
-                               {{"limits", "{hash_threads: 1}"}},
+                               {{"limits", "{hash_threads: 2, max_file_ops_per_identity: 1}"}},
                                "127.0.0.1",
                                {{"OPSAGENT_C10_SECRET", secret}}}};
   const FileTree tree(agent.dir());

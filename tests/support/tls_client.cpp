@@ -2,6 +2,7 @@
 
 #include <memory>
 #include <stdexcept>
+#include <thread>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/read_until.hpp>
@@ -124,10 +125,18 @@ error_code TlsClient::run(Start start, std::chrono::milliseconds timeout) {
 std::string TlsClient::connect(const std::string& host, std::uint16_t port,
                                std::chrono::milliseconds timeout) {
   const asio::ip::tcp::endpoint ep(asio::ip::make_address(host), port);
-  error_code ec = run(
+  error_code ec;
+  if (!options_.source_address.empty()) {
+    const asio::ip::tcp::endpoint local(asio::ip::make_address(options_.source_address), 0);
+    stream_->next_layer().open(local.protocol(), ec);
+    if (!ec) stream_->next_layer().bind(local, ec);
+    if (ec) return last_error_ = "bind " + options_.source_address + ": " + ec.message();
+  }
+  ec = run(
       [&](error_code& r) { stream_->next_layer().async_connect(ep, [&](error_code e) { r = e; }); },
       timeout);
   if (ec) return last_error_ = "connect: " + ec.message();
+  if (options_.hello_delay.count() > 0) std::this_thread::sleep_for(options_.hello_delay);
   // SSL_set_tlsext_host_name is a macro with a C cast; call what it expands to.
   SSL_ctrl(stream_->native_handle(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
            const_cast<char*>(options_.host_name.c_str()));

@@ -30,6 +30,9 @@ struct ClientOptions {
                             ///< protocols and weak suites
   std::vector<std::filesystem::path> extra_chain;  ///< PEM files whose certificates are sent
                                                    ///< after `cert`, in order (chain override)
+  std::string source_address;  ///< local address to connect from, e.g. "127.0.0.3" ("": any)
+  std::chrono::milliseconds hello_delay{0};  ///< pause between the TCP connect and the
+                                             ///< ClientHello (a slow client)
 };
 
 /// One connection. Not thread-safe.

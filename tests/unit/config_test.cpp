@@ -553,6 +553,33 @@ TEST(Config, RejectsOutOfRangeValues) {
       std::string::npos);
 }
 
+// SECURITY-MATRIX I5: one principal never gets every blocking-work thread; the old key name
+// is still read, and giving both names is an error.
+TEST(Config, FileOpsPerIdentityStaysBelowTheHashThreads) {
+  const ConfigDir dir;
+  const std::string base =
+      "listen: [\"127.0.0.1:1\"]\naudit: {path: a}\npolicy: policy.yaml\n"
+      "tls: {certificate: server.crt, private_key: server.key, client_ca: ca.crt}\n";
+  const auto limits = [&](const std::string& l) { return base + "limits: " + l + "\n"; };
+  EXPECT_NE(load_error(dir, limits("{hash_threads: 1}"))
+                .find("limits.hash_threads: max_file_ops_per_identity (2) must be less than "
+                      "hash_threads (1)"),
+            std::string::npos);
+  EXPECT_NE(load_error(dir, limits("{max_file_ops_per_identity: 4}"))
+                .find("limits.max_file_ops_per_identity: max_file_ops_per_identity (4) must be "
+                      "less than hash_threads (4)"),
+            std::string::npos);
+  EXPECT_NE(load_error(dir, limits("{max_file_ops_per_identity: 1, max_digests_per_identity: 1}"))
+                .find("limits.max_file_ops_per_identity: max_file_ops_per_identity and "
+                      "max_digests_per_identity (its old name) are both given"),
+            std::string::npos);
+  const auto old_name =
+      load_agent_config(dir.write("agent.yaml", limits("{max_digests_per_identity: 3}")));
+  EXPECT_EQ(old_name.limits.max_file_ops_per_identity, 3);
+  const auto defaults = load_agent_config(dir.write("agent.yaml", base));
+  EXPECT_LT(defaults.limits.max_file_ops_per_identity, defaults.limits.hash_threads);
+}
+
 TEST(Config, ValidatesTheChildEnvironment) {
   const ConfigDir dir;
   const std::string head = std::string("listen: [\"127.0.0.1:1\"]\n") + kTlsAndRest;
