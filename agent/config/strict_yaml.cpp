@@ -11,6 +11,7 @@
 #include <yaml-cpp/mark.h>
 #include <yaml-cpp/parser.h>
 
+#include "agent/common/utf8.hpp"
 #include "agent/config/config_error.hpp"
 #include "agent/config/config_file.hpp"
 
@@ -171,29 +172,9 @@ class TreeBuilder : public YAML::EventHandler {
         continue;
       }
       // yaml-cpp decodes "\N" and "\_" to the single bytes 0x85 and 0xA0, not to UTF-8.
-      std::size_t length = 0;
       std::uint32_t cp = 0;
-      if (c >= 0xc2 && c <= 0xdf) {
-        length = 2;
-        cp = c & 0x1fU;
-      } else if (c >= 0xe0 && c <= 0xef) {
-        length = 3;
-        cp = c & 0x0fU;
-      } else if (c >= 0xf0 && c <= 0xf4) {
-        length = 4;
-        cp = c & 0x07U;
-      }
-      bool valid = length != 0 && i + length <= value.size();
-      for (std::size_t k = 1; valid && k < length; ++k) {
-        const auto cc = static_cast<unsigned char>(value[i + k]);
-        valid = (cc & 0xc0U) == 0x80U;
-        cp = (cp << 6U) | (cc & 0x3fU);
-      }
-      if (valid) {
-        valid = !((length == 3 && cp < 0x800) || (length == 4 && cp < 0x10000) || cp > 0x10ffff ||
-                  (cp >= 0xd800 && cp <= 0xdfff));
-      }
-      if (!valid) {
+      const std::size_t length = utf8_sequence(value, i, cp);
+      if (length == 0) {
         if (c <= 0x9f) refuse_control(c);  // "\N": a C1 control as a bare byte
         refuse("invalid UTF-8");
       }
@@ -345,28 +326,10 @@ void check_text(const std::string& text, const std::string& file) {
     if ((c < 0x20 && c != '\t' && c != '\r') || c == 0x7f) fail_at("control character in file");
     std::size_t length = 1;
     if (c >= 0x80) {
-      // Decode one UTF-8 sequence, refusing overlong forms, surrogates and C1 controls.
+      // One UTF-8 sequence; overlong forms, surrogates and C1 controls are refused.
       std::uint32_t cp = 0;
-      if (c >= 0xc2 && c <= 0xdf) {
-        length = 2;
-        cp = c & 0x1fU;
-      } else if (c >= 0xe0 && c <= 0xef) {
-        length = 3;
-        cp = c & 0x0fU;
-      } else if (c >= 0xf0 && c <= 0xf4) {
-        length = 4;
-        cp = c & 0x07U;
-      } else {
-        fail_at("invalid UTF-8");
-      }
-      if (i + length > text.size()) fail_at("invalid UTF-8");
-      for (std::size_t k = 1; k < length; ++k) {
-        const auto cc = static_cast<unsigned char>(text[i + k]);
-        if ((cc & 0xc0U) != 0x80U) fail_at("invalid UTF-8");
-        cp = (cp << 6U) | (cc & 0x3fU);
-      }
-      const bool overlong = (length == 3 && cp < 0x800) || (length == 4 && cp < 0x10000);
-      if (overlong || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) fail_at("invalid UTF-8");
+      length = utf8_sequence(text, i, cp);
+      if (length == 0) fail_at("invalid UTF-8");
       if (cp >= 0x80 && cp <= 0x9f && cp != 0x85) fail_at("control character in file");
     }
     i += length;

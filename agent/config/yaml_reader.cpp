@@ -4,6 +4,7 @@
 #include <sstream>
 #include <utility>
 
+#include "agent/common/shown.hpp"
 #include "agent/config/config_error.hpp"
 
 namespace opsagent::config {
@@ -13,28 +14,15 @@ using std::chrono::milliseconds;
 
 // Values echoed in messages are cut and stripped of control bytes so that one bad scalar
 // cannot flood or garble the terminal that shows the error.
-std::string sanitize(std::string_view text) {
-  constexpr std::size_t kMaxShown = 64;
-  std::string out;
-  for (std::size_t i = 0; i < text.size() && i < kMaxShown; ++i) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20 || c == 0x7f) {
-      static constexpr char kHex[] = "0123456789abcdef";
-      out += "\\x";
-      out += kHex[c >> 4];
-      out += kHex[c & 0xf];
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  if (text.size() > kMaxShown) out += "...";
-  return out;
-}
+constexpr std::size_t kMaxShown = 64;
 
-std::string quote_value(std::string_view text) { return "\"" + sanitize(text) + "\""; }
+std::string quote_value(std::string_view text) { return shown(text, '"', kMaxShown); }
+
+// The same text without its quotes, for a key name inside a dotted path.
+std::string sanitize(std::string_view text) {
+  const std::string quoted = quote_value(text);
+  return quoted.substr(1, quoted.size() - 2);
+}
 
 std::string describe(const YamlNode& n) {
   switch (n.kind) {

@@ -3,6 +3,7 @@
 #include <array>
 #include <cerrno>
 #include <memory>
+#include <span>
 #include <sys/stat.h>
 #include <system_error>
 #include <unistd.h>
@@ -11,6 +12,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 
+#include "agent/common/hex.hpp"
 #include "agent/protocol/verbs.hpp"
 
 namespace opsagent::exec {
@@ -43,17 +45,6 @@ MdPtr fetch(std::string_view algorithm) noexcept {
   // The error queue is per thread; leave nothing behind for the next job on this pool thread.
   if (!md) ERR_clear_error();
   return md;
-}
-
-std::string to_hex(const unsigned char* data, unsigned int size) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string hex;
-  hex.reserve(std::size_t{size} * 2);
-  for (unsigned int i = 0; i < size; ++i) {
-    hex.push_back(kDigits[data[i] >> 4]);
-    hex.push_back(kDigits[data[i] & 0x0f]);
-  }
-  return hex;
 }
 
 Error openssl_failure(const char* what) {
@@ -114,7 +105,7 @@ Result<Digest> hash_fd(int fd, std::string_view algorithm, const std::atomic<boo
   std::array<unsigned char, EVP_MAX_MD_SIZE> out{};
   unsigned int out_size = 0;
   if (EVP_DigestFinal_ex(ctx.get(), out.data(), &out_size) != 1) return openssl_failure("final");
-  return Digest{to_hex(out.data(), out_size), total};
+  return Digest{hex_encode(std::span(out.data(), out_size)), total};
 }
 
 }  // namespace opsagent::exec

@@ -16,6 +16,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "agent/common/parse_number.hpp"
+#include "agent/common/proc_stat.hpp"
+
 namespace opsagent::exec {
 namespace {
 
@@ -27,33 +30,6 @@ std::mutex& children_mutex() {
 std::set<pid_t>& children() {  // GUARDED_BY(children_mutex())
   static std::set<pid_t> s;
   return s;
-}
-
-// The state letter and parent pid from /proc/PID/stat ("pid (comm) state ppid ..."); comm may
-// contain spaces and parentheses, so parse after the last ')'. Parent -1 when unreadable (the
-// process is gone).
-struct ProcStat {
-  char state = '?';
-  pid_t parent = -1;
-};
-ProcStat stat_of(const char* pid_text) {
-  std::array<char, 64> path{};  // no allocation: see sweep_orphans()
-  if (std::snprintf(path.data(), path.size(), "/proc/%s/stat", pid_text) >=
-      static_cast<int>(path.size())) {
-    return {};
-  }
-  const int fd = ::open(path.data(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return {};
-  std::array<char, 1024> buf{};
-  const ssize_t n = ::read(fd, buf.data(), buf.size() - 1);
-  ::close(fd);
-  if (n <= 0) return {};
-  const std::string_view stat(buf.data(), static_cast<std::size_t>(n));
-  const auto close_paren = stat.rfind(')');
-  if (close_paren == std::string_view::npos || close_paren + 4 >= stat.size()) return {};
-  // ") S 1234 ..." -> skip ") ", the state letter and a space.
-  return {stat[close_paren + 2],
-          static_cast<pid_t>(std::strtol(stat.data() + close_paren + 4, nullptr, 10))};
 }
 
 }  // namespace
@@ -76,11 +52,12 @@ std::vector<pid_t> sweep_orphans() {
   while (const dirent* entry = ::readdir(proc.get())) {
     const char* name = entry->d_name;
     if (name[0] < '1' || name[0] > '9') continue;
-    const ProcStat st = stat_of(name);
-    if (st.parent != self) continue;
-    const auto pid = static_cast<pid_t>(std::strtol(name, nullptr, 10));
+    const auto st = read_proc_stat(name);
+    if (!st || st->parent != self) continue;
+    const pid_t pid = parse_decimal<pid_t>(name).value_or(0);
+    if (pid <= 1) continue;                    // never a process group, never init
     if (children().count(pid) != 0) continue;  // a running command's own child
-    if (st.state == 'Z') {
+    if (st->state == 'Z') {
       // Already dead: typically a command whose guard was killed with it (the group SIGKILL at a
       // timeout or disconnect) and that was re-parented to us. Reaped, not reported: nothing
       // escaped.

@@ -45,21 +45,24 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "agent/common/parse_number.hpp"
+#include "agent/common/proc_stat.hpp"
+
 extern char** environ;
 
 namespace {
+
+using opsagent::parse_decimal;
+using opsagent::read_proc_stat;
 
 constexpr int kStatusFd = 3;
 constexpr int kGuardFailure = 126;  // guard could not start the command (reported on fd 3 too)
 
 // Parses a decimal integer; false on anything else.
 bool parse_long(const char* text, long& out) {
-  if (text == nullptr || *text == '\0') return false;
-  char* end = nullptr;
-  errno = 0;
-  const long value = std::strtol(text, &end, 10);
-  if (errno != 0 || end == nullptr || *end != '\0') return false;
-  out = value;
+  const auto value = text == nullptr ? std::nullopt : parse_decimal<long>(text);
+  if (!value) return false;
+  out = *value;
   return true;
 }
 
@@ -69,41 +72,19 @@ void report_errno(int err) {
   (void)n;
 }
 
-// Reads "PPID PGRP" of process `pid_text` from /proc/PID/stat; false when it is gone.
-bool parent_and_group(const char* pid_text, long& parent, long& group) {
-  char path[64] = "/proc/";
-  std::strncat(path, pid_text, 32);
-  std::strcat(path, "/stat");
-  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  char buffer[512];
-  const ssize_t n = ::read(fd, buffer, sizeof buffer - 1);
-  ::close(fd);
-  if (n <= 0) return false;
-  buffer[n] = '\0';
-  // "PID (COMM) S PPID PGRP ...": COMM may hold spaces and parentheses, so start at the last ')'.
-  const char* close_paren = std::strrchr(buffer, ')');
-  if (close_paren == nullptr || std::strlen(close_paren) < 5) return false;
-  char* end = nullptr;
-  parent = std::strtol(close_paren + 4, &end, 10);
-  group = std::strtol(end, nullptr, 10);
-  return true;
-}
-
 // SIGKILLs every process in our process group (the command and what stayed with it) and every
 // process whose parent is us (what escaped the group was re-parented to us, the subreaper).
 // kill(-pgid) would not do: it would kill the guard too.
 void kill_descendants() {
-  const long self = ::getpid();
+  const pid_t self = ::getpid();
   DIR* proc = ::opendir("/proc");
   if (proc == nullptr) return;
   while (const dirent* entry = ::readdir(proc)) {
     if (entry->d_name[0] < '1' || entry->d_name[0] > '9') continue;
-    long parent = 0;
-    long group = 0;
-    if (!parent_and_group(entry->d_name, parent, group)) continue;
-    const long pid = std::strtol(entry->d_name, nullptr, 10);
-    if (pid != self && (parent == self || group == self)) ::kill(static_cast<pid_t>(pid), SIGKILL);
+    const auto stat = read_proc_stat(entry->d_name);
+    const pid_t pid = parse_decimal<pid_t>(entry->d_name).value_or(0);
+    if (!stat || pid <= 1 || pid == self) continue;
+    if (stat->parent == self || stat->group == self) ::kill(pid, SIGKILL);
   }
   ::closedir(proc);
 }

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <set>
 
+#include "agent/common/shown.hpp"
+
 namespace opsagent::policy {
 namespace {
 
@@ -12,24 +14,7 @@ constexpr int kDefaultTailLines = 10;
 
 // Client bytes echoed in reasons are cut and control bytes escaped: reasons go to the client and
 // the audit log, and must stay one printable line.
-std::string shown(std::string_view text) {
-  constexpr std::size_t kMaxShown = 80;
-  std::string out = "'";
-  for (std::size_t i = 0; i < text.size() && i < kMaxShown; ++i) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    if (c < 0x20 || c == 0x7f || c == '\'') {
-      static constexpr char kHex[] = "0123456789abcdef";
-      out += "\\x";
-      out += kHex[c >> 4];
-      out += kHex[c & 0xf];
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  if (text.size() > kMaxShown) out += "...";
-  out += '\'';
-  return out;
-}
+std::string shown(std::string_view text) { return opsagent::shown(text, '\'', 80); }
 
 Decision deny(std::string rule, std::string reason) {
   Decision d;

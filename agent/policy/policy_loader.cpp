@@ -1,11 +1,13 @@
 #include <algorithm>
 #include <initializer_list>
 #include <set>
+#include <span>
 #include <stdexcept>
 #include <string_view>
 
 #include <openssl/evp.h>
 
+#include "agent/common/hex.hpp"
 #include "agent/config/config_error.hpp"
 #include "agent/config/config_file.hpp"
 #include "agent/config/strict_yaml.hpp"
@@ -66,13 +68,7 @@ std::string sha256_hex(const std::string& bytes) {
   if (EVP_Digest(bytes.data(), bytes.size(), digest, &length, EVP_sha256(), nullptr) != 1) {
     throw std::runtime_error("SHA-256 failed");
   }
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned int i = 0; i < length; ++i) {
-    out += kHex[digest[i] >> 4];
-    out += kHex[digest[i] & 0xf];
-  }
-  return out;
+  return hex_encode(std::span(digest, length));
 }
 
 // "AB:CD:...": 32 bytes of hex separated by colons, stored upper-case like PeerIdentity's.

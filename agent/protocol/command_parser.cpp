@@ -4,7 +4,7 @@
 
 #include <fmt/format.h>
 
-#include "agent/protocol/utf8.hpp"
+#include "agent/common/utf8.hpp"
 
 namespace opsagent::protocol {
 namespace {

@@ -7,7 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/common/json_release.hpp"
-#include "agent/protocol/utf8.hpp"
+#include "agent/common/utf8.hpp"
 
 namespace opsagent::protocol {
 namespace {

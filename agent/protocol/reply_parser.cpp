@@ -1,9 +1,11 @@
 #include "agent/protocol/reply_parser.hpp"
 
-#include <charconv>
+#include <cstdint>
 #include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include "agent/common/parse_number.hpp"
 
 namespace opsagent::protocol {
 namespace {
@@ -159,12 +161,7 @@ ReplyLine parse_json(std::string_view line) {
 std::optional<std::int64_t> ReplyLine::int_field(std::string_view key) const {
   const auto it = fields.find(key);
   if (it == fields.end() || it->second.empty()) return std::nullopt;
-  std::int64_t value = 0;
-  const char* first = it->second.data();
-  const char* last = first + it->second.size();
-  const auto [ptr, ec] = std::from_chars(first, last, value);
-  if (ec != std::errc{} || ptr != last) return std::nullopt;
-  return value;
+  return parse_decimal<std::int64_t>(it->second);
 }
 
 ReplyLine parse_reply_line(std::string_view line, Mode mode) {

@@ -1,6 +1,6 @@
-#include "agent/protocol/utf8.hpp"
+#include "agent/common/utf8.hpp"
 
-namespace opsagent::protocol {
+namespace opsagent {
 
 std::size_t utf8_sequence(std::string_view s, std::size_t pos, std::uint32_t& code_point) noexcept {
   const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(s[i]); };
@@ -38,4 +38,4 @@ std::size_t utf8_sequence(std::string_view s, std::size_t pos, std::uint32_t& co
   return len;
 }
 
-}  // namespace opsagent::protocol
+}  // namespace opsagent

@@ -1,0 +1,70 @@
+// agent/common text helpers: hex, quoting untrusted text, decimal parsing, /proc/PID/stat.
+#include <array>
+#include <cstdint>
+#include <string>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include "agent/common/hex.hpp"
+#include "agent/common/parse_number.hpp"
+#include "agent/common/proc_stat.hpp"
+#include "agent/common/shown.hpp"
+#include "agent/common/utf8.hpp"
+
+namespace opsagent {
+namespace {
+
+TEST(CommonHex, EncodesEveryByteAsTwoLowerCaseDigits) {
+  const std::array<unsigned char, 4> bytes{0x00, 0x0f, 0xa0, 0xff};
+  EXPECT_EQ(hex_encode(bytes), "000fa0ff");
+  EXPECT_EQ(hex_encode({}), "");
+}
+
+TEST(CommonShown, QuotesEscapesAndCutsUntrustedText) {
+  EXPECT_EQ(shown("plain", '\'', 80), "'plain'");
+  EXPECT_EQ(shown("a'b\\c", '\'', 80), "'a\\'b\\\\c'");
+  EXPECT_EQ(shown(std::string("\x1b[2J\x7f\n", 6), '"', 80), "\"\\x1b[2J\\x7f\\x0a\"");
+  EXPECT_EQ(shown("abcdef", '"', 3), "\"abc...\"");
+  EXPECT_EQ(shown("caf\xc3\xa9", '"', 80), "\"caf\xc3\xa9\"");
+}
+
+TEST(CommonParseNumber, AcceptsOnlyAWholeDecimalThatFits) {
+  EXPECT_EQ(parse_decimal<int>("42"), 42);
+  EXPECT_EQ(parse_decimal<int>("-7"), -7);
+  EXPECT_EQ(parse_decimal<unsigned>("-7"), std::nullopt);
+  EXPECT_EQ(parse_decimal<int>(""), std::nullopt);
+  EXPECT_EQ(parse_decimal<int>(" 1"), std::nullopt);
+  EXPECT_EQ(parse_decimal<int>("1x"), std::nullopt);
+  EXPECT_EQ(parse_decimal<int>("+1"), std::nullopt);
+  EXPECT_EQ(parse_decimal<std::uint8_t>("256"), std::nullopt);
+  std::string_view rest = "12 34";
+  EXPECT_EQ(take_decimal<int>(rest), 12);
+  EXPECT_EQ(rest, " 34");
+  EXPECT_EQ(take_decimal<int>(rest), std::nullopt);
+  EXPECT_EQ(rest, " 34");
+}
+
+TEST(CommonProcStat, ReadsOurOwnParentAndGroup) {
+  const std::string self = std::to_string(::getpid());
+  const auto stat = read_proc_stat(self.c_str());
+  ASSERT_TRUE(stat.has_value());
+  EXPECT_EQ(stat->parent, ::getppid());
+  EXPECT_EQ(stat->group, ::getpgrp());
+  EXPECT_EQ(stat->state, 'R');
+  EXPECT_FALSE(read_proc_stat("0").has_value());
+  EXPECT_FALSE(read_proc_stat("../../etc/passwd-not-a-pid").has_value());
+}
+
+TEST(CommonUtf8, RefusesOverlongSurrogatesAndTruncation) {
+  std::uint32_t cp = 0;
+  EXPECT_EQ(utf8_sequence("\xc3\xa9", 0, cp), 2u);
+  EXPECT_EQ(cp, 0xe9u);
+  EXPECT_EQ(utf8_sequence("\xc0\x80", 0, cp), 0u);
+  EXPECT_EQ(utf8_sequence("\xed\xa0\x80", 0, cp), 0u);
+  EXPECT_EQ(utf8_sequence("\xf4\x90\x80\x80", 0, cp), 0u);
+  EXPECT_EQ(utf8_sequence("\xe2\x82", 0, cp), 0u);
+}
+
+}  // namespace
+}  // namespace opsagent
