@@ -27,6 +27,7 @@
 #include "tests/support/proc_probe.hpp"
 #include "tests/support/raw_connection.hpp"
 #include "tests/support/sanitizer.hpp"
+#include "tests/support/zoo_agent.hpp"
 
 namespace opsagent::testing {
 namespace {
@@ -65,16 +66,9 @@ roles:
 
 CertFactory& zoo() { return matrix_zoo(); }
 
-// The agent's tls section with the zoo's server certificate and client CA, plus `extra` keys.
-std::string tls_section(const std::string& extra = "") {
-  return "{certificate: " + zoo().cert("server").string() +
-         ", private_key: " + zoo().key("server").string() +
-         ", client_ca: " + zoo().cert("root").string() + extra + "}";
-}
-
 AgentSpec matrix_spec(const std::string& tls_extra = "",
                       std::map<std::string, std::string> sections = {}) {
-  sections["tls"] = tls_section(tls_extra);
+  sections["tls"] = zoo_tls_section(tls_extra);
   AgentSpec spec;
   spec.policy_yaml = kMatrixPolicy;
   spec.sections = std::move(sections);
@@ -84,14 +78,7 @@ AgentSpec matrix_spec(const std::string& tls_extra = "",
 // Client options presenting the zoo certificate `name` ("" = none) and the named chain
 // certificates after it, in order (issuer of the leaf first).
 ClientOptions as(const std::string& name, const std::vector<std::string>& chain = {}) {
-  ClientOptions o;
-  o.ca = zoo().cert("server-ca");
-  if (!name.empty()) {
-    o.cert = zoo().cert(name);
-    o.key = zoo().key(name);
-  }
-  for (const auto& c : chain) o.extra_chain.push_back(zoo().cert(c));
-  return o;
+  return zoo_client(name, chain);
 }
 
 // One connection attempt: the handshake, then the agent's first line (greeting or refusal).

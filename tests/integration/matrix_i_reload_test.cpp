@@ -16,6 +16,7 @@
 #include "tests/integration/test_policy.hpp"
 #include "tests/support/agent_process.hpp"
 #include "tests/support/cert_factory.hpp"
+#include "tests/support/zoo_agent.hpp"
 
 namespace opsagent::testing {
 namespace {
@@ -127,22 +128,6 @@ TEST(MatrixI, I1_NarrowedRolesApplyFromTheSessionsNextCommand) {
 }
 
 // The matrix's zoo: a CA, leaves, CRLs (tests/support/cert_factory.hpp).
-std::string zoo_tls_section(const std::string& extra = "") {
-  CertFactory& zoo = matrix_zoo();
-  return "{certificate: " + zoo.cert("server").string() +
-         ", private_key: " + zoo.key("server").string() +
-         ", client_ca: " + zoo.cert("root").string() + extra + "}";
-}
-
-ClientOptions zoo_client(const std::string& name) {
-  CertFactory& zoo = matrix_zoo();
-  ClientOptions o;
-  o.ca = zoo.cert("server-ca");
-  o.cert = zoo.cert(name);
-  o.key = zoo.key(name);
-  return o;
-}
-
 const std::string kZooPolicy = R"(
 identities:
   - match: {cn: alice}

@@ -28,6 +28,7 @@
 #include "tests/support/cert_factory.hpp"
 #include "tests/support/proc_probe.hpp"
 #include "tests/support/raw_connection.hpp"
+#include "tests/support/zoo_agent.hpp"
 
 namespace opsagent::testing {
 namespace {
@@ -54,29 +55,17 @@ const std::vector<std::string> kEveryGroup = {"X25519",    "P-256",     "P-384",
 
 CertFactory& zoo() { return matrix_zoo(); }
 
-std::string tls_section(const std::string& extra = "") {
-  return "{certificate: " + zoo().cert("server").string() +
-         ", private_key: " + zoo().key("server").string() +
-         ", client_ca: " + zoo().cert("root").string() + extra + "}";
-}
-
 AgentSpec spec_with(const std::string& tls_extra = "",
                     std::map<std::string, std::string> sections = {}) {
-  sections["tls"] = tls_section(tls_extra);
+  sections["tls"] = zoo_tls_section(tls_extra);
   AgentSpec spec;
   spec.policy_yaml = kPolicy;
   spec.sections = std::move(sections);
   return spec;
 }
 
-// Client options presenting the zoo certificate `name` and the chain certificates after it.
 ClientOptions as(const std::string& name, const std::vector<std::string>& chain = {}) {
-  ClientOptions o;
-  o.ca = zoo().cert("server-ca");
-  o.cert = zoo().cert(name);
-  o.key = zoo().key(name);
-  for (const auto& c : chain) o.extra_chain.push_back(zoo().cert(c));
-  return o;
+  return zoo_client(name, chain);
 }
 
 ClientOptions alice_with_groups(const std::string& groups) {
