@@ -17,6 +17,9 @@ struct PeerIdentity {
   std::string fingerprint_sha256;          ///< "AB:CD:..." upper-case hex of the DER certificate
   std::string serial;                      ///< hex serial number
   std::string issuer;                      ///< RFC 2253 issuer
+  /// SHA-256 fingerprints ("AB:CD:...") of the CA certificates of the verified chain above the
+  /// leaf, issuer first, root last; empty when the identity was not read from a verified handshake.
+  std::vector<std::string> ca_fingerprints_sha256;
 };
 
 }  // namespace opsagent

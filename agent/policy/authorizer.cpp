@@ -208,7 +208,19 @@ bool fingerprint_equal(std::string_view a, std::string_view b) {
   return true;
 }
 
+bool issued_as_required(const IdentityRule& rule, const PeerIdentity& identity) {
+  if (rule.issuer && identity.issuer != *rule.issuer) return false;
+  if (rule.ca_fingerprint) {
+    const auto& cas = identity.ca_fingerprints_sha256;
+    return std::any_of(cas.begin(), cas.end(), [&](const std::string& fingerprint) {
+      return fingerprint_equal(fingerprint, *rule.ca_fingerprint);
+    });
+  }
+  return true;
+}
+
 bool rule_matches(const IdentityRule& rule, const PeerIdentity& identity) {
+  if (!issued_as_required(rule, identity)) return false;
   switch (rule.field) {
     case MatchField::common_name:
       return identity.common_name.has_value() && *identity.common_name == rule.value;

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -24,6 +25,11 @@ enum class MatchField { common_name, san_dns, san_uri, fingerprint };
 struct IdentityRule {
   MatchField field = MatchField::common_name;
   std::string value;
+  /// Optional constraints on who issued the certificate, so that two CAs trusted in one bundle
+  /// cannot mint the same principal: the leaf's issuer name (RFC 2253, whole and exact) and a CA
+  /// that must be in the verified chain (SHA-256 fingerprint, "AB:CD:...").
+  std::optional<std::string> issuer;
+  std::optional<std::string> ca_fingerprint;
   std::string principal;
   std::vector<std::string> roles;
   std::string rule;  ///< e.g. "identities[1]", used in audit records

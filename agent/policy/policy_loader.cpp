@@ -296,11 +296,30 @@ IdentityRule read_identity(const YamlNode& node, const NodeContext& ctx, const P
 
   const YamlNode& match_node = map.require("match");
   MapReader match(match_node, map.ctx("match"));
-  expect_keys(match, {"cn", "san_dns", "san_uri", "fingerprint"});
-  if (match_node.entries.size() != 1) {
-    fail(map.ctx("match"), match_node, "expected exactly one of cn, san_dns, san_uri, fingerprint");
+  expect_keys(match, {"cn", "san_dns", "san_uri", "fingerprint", "issuer", "ca_fingerprint"});
+  const YamlNode* field_node = nullptr;
+  const YamlNode* field_key_node = nullptr;
+  for (const auto& [key, value] : match_node.entries) {
+    if (key.scalar == "issuer") {
+      rule.issuer = as_string(value, match.ctx("issuer"));
+    } else if (key.scalar == "ca_fingerprint") {
+      rule.ca_fingerprint = normalize_fingerprint(as_string(value, match.ctx("ca_fingerprint")),
+                                                  match.ctx("ca_fingerprint"), value);
+    } else if (field_node == nullptr) {
+      field_key_node = &key;
+      field_node = &value;
+    } else {
+      field_node = nullptr;
+      break;
+    }
   }
-  const auto& [field_key, field_value] = match_node.entries.front();
+  if (field_node == nullptr) {
+    fail(map.ctx("match"), match_node,
+         "expected exactly one of cn, san_dns, san_uri, fingerprint (with optional issuer, "
+         "ca_fingerprint)");
+  }
+  const YamlNode& field_key = *field_key_node;
+  const YamlNode& field_value = *field_node;
   const NodeContext value_ctx = match.ctx(field_key.scalar);
   rule.value = as_string(field_value, value_ctx);
   if (field_key.scalar == "cn") {
@@ -337,7 +356,12 @@ void read_identities(const YamlNode& node, const NodeContext& ctx, Policy& polic
     IdentityRule rule = read_identity(item, ctx.index(i), policy);
     rule.rule = "identities[" + std::to_string(i) + "]";
     for (const auto& earlier : policy.identities) {
-      if (earlier.field == rule.field && earlier.value == rule.value) {
+      // Dead when the earlier rule matches every certificate this one matches.
+      const bool covered =
+          earlier.field == rule.field && earlier.value == rule.value &&
+          (!earlier.issuer || earlier.issuer == rule.issuer) &&
+          (!earlier.ca_fingerprint || earlier.ca_fingerprint == rule.ca_fingerprint);
+      if (covered) {
         fail(ctx.index(i), item,
              "same match as " + earlier.rule + ", which always wins (first match)");
       }

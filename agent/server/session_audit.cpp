@@ -13,6 +13,7 @@ nlohmann::json identity_json(const PeerIdentity& id) {
     j["issuer"] = id.issuer;
     j["serial"] = id.serial;
     j["fingerprint_sha256"] = id.fingerprint_sha256;
+    j["ca_fingerprints_sha256"] = id.ca_fingerprints_sha256;
     j["san_dns"] = id.san_dns;
     j["san_uri"] = id.san_uri;
     if (id.common_name) j["cn"] = *id.common_name;

@@ -136,7 +136,18 @@ Result<PeerIdentity> identity_from_certificate(X509* cert) {
 
 Result<PeerIdentity> identity_from_connection(SSL* ssl) {
   if (SSL_get_verify_result(ssl) != X509_V_OK) return denied("client certificate not verified");
-  return identity_from_certificate(SSL_get0_peer_certificate(ssl));
+  auto id = identity_from_certificate(SSL_get0_peer_certificate(ssl));
+  if (!id) return id;
+  // The chain OpenSSL built and verified (leaf first), not the one the client sent.
+  const ErrorQueueScope clean_queue;
+  STACK_OF(X509)* chain = SSL_get0_verified_chain(ssl);
+  for (int i = 1; chain != nullptr && i < sk_X509_num(chain); ++i) {
+    std::string fingerprint = fingerprint_sha256(sk_X509_value(chain, i));
+    if (fingerprint.empty())
+      return Error{ErrorCode::internal, "cannot fingerprint a CA of the chain"};
+    id.value().ca_fingerprints_sha256.push_back(std::move(fingerprint));
+  }
+  return id;
 }
 
 }  // namespace opsagent::tls

@@ -14,8 +14,9 @@ namespace opsagent::tls {
 /// with NUL bytes in a CN or SAN (a classic truncation trick).
 Result<PeerIdentity> identity_from_certificate(X509* cert);
 
-/// The identity of the peer of a completed handshake; denied when there is no certificate or
-/// OpenSSL did not verify it (defence in depth: verify_fail_if_no_peer_cert already ensures it).
+/// The identity of the peer of a completed handshake, with the fingerprints of the CAs of the
+/// verified chain; denied when there is no certificate or OpenSSL did not verify it (defence in
+/// depth: verify_fail_if_no_peer_cert already ensures it).
 Result<PeerIdentity> identity_from_connection(SSL* ssl);
 
 }  // namespace opsagent::tls

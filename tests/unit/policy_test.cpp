@@ -9,6 +9,7 @@
 #include <openssl/evp.h>
 
 #include "agent/config/config_error.hpp"
+#include "agent/policy/authorizer.hpp"
 
 namespace opsagent::policy {
 namespace {
@@ -328,6 +329,75 @@ TEST(Policy, RejectsOddNames) {
   EXPECT_NE(text_error("identities:\n  - match: {cn: x}\n    principal: \"-x\"\n    roles: []\n")
                 .find("principal '-x'"),
             std::string::npos);
+}
+
+// ---- identity rules that require the issuing CA ----
+
+std::string fp(char digit) {
+  std::string out;
+  for (int i = 0; i < 32; ++i) out += std::string(i == 0 ? "" : ":") + digit + digit;
+  return out;
+}
+
+std::string issuer_policy(const std::string& rules) {
+  return "identities:\n" + rules + "roles:\n  operator:\n    commands: [ping]\n";
+}
+
+std::string load_error(const std::string& text) {
+  const PolicyDir dir;
+  try {
+    load_policy(dir.write(text));
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(PolicyIssuer, MapsOnlyCertificatesFromTheRequiredCa) {
+  const PolicyDir dir;
+  const auto policy = load_policy(
+      dir.write(issuer_policy("  - match: {cn: alice, ca_fingerprint: \"" + fp('a') +
+                              "\"}\n"
+                              "    principal: alice\n    roles: [operator]\n"
+                              "  - match: {cn: alice, issuer: \"CN=Other CA,O=example\"}\n"
+                              "    principal: alice-other\n    roles: []\n")));
+  PeerIdentity id;
+  id.common_name = "alice";
+  id.issuer = "CN=Ops CA,O=example";
+  EXPECT_FALSE(map_identity(*policy, id).has_value()) << "no CA in the chain";
+  id.ca_fingerprints_sha256 = {fp('B'), fp('A')};  // the root pinned, compared case-insensitively
+  ASSERT_TRUE(map_identity(*policy, id).has_value());
+  EXPECT_EQ(map_identity(*policy, id)->name, "alice");
+  id.ca_fingerprints_sha256 = {fp('B')};
+  EXPECT_FALSE(map_identity(*policy, id).has_value()) << "another CA of the same bundle";
+  id.issuer = "CN=Other CA,O=example";
+  ASSERT_TRUE(map_identity(*policy, id).has_value());
+  EXPECT_EQ(map_identity(*policy, id)->name, "alice-other");
+  id.issuer = "CN=Other CA,O=example2";
+  EXPECT_FALSE(map_identity(*policy, id).has_value()) << "the issuer name is compared whole";
+}
+
+TEST(PolicyIssuer, RefusesRulesThatCanNeverMatchOrSayNothing) {
+  EXPECT_NE(load_error(issuer_policy("  - match: {cn: alice}\n    principal: a\n    roles: []\n"
+                                     "  - match: {cn: alice, issuer: \"CN=x\"}\n"
+                                     "    principal: b\n    roles: []\n"))
+                .find("identities[1]: same match as identities[0]"),
+            std::string::npos);
+  // The other way round is a fallback, not a dead rule.
+  EXPECT_EQ(load_error(issuer_policy("  - match: {cn: alice, issuer: \"CN=x\"}\n"
+                                     "    principal: b\n    roles: []\n"
+                                     "  - match: {cn: alice}\n    principal: a\n    roles: []\n")),
+            "");
+  EXPECT_NE(
+      load_error(issuer_policy("  - match: {issuer: \"CN=x\"}\n    principal: a\n    roles: []\n"))
+          .find("expected exactly one of cn, san_dns, san_uri, fingerprint"),
+      std::string::npos);
+  EXPECT_NE(
+      load_error(
+          issuer_policy(
+              "  - match: {cn: a, ca_fingerprint: \"AB:CD\"}\n    principal: a\n    roles: []\n"))
+          .find("identities[0].match.ca_fingerprint"),
+      std::string::npos);
 }
 
 }  // namespace
