@@ -15,6 +15,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "agent/common/duration_text.hpp"
 #include "agent/protocol/reply_formatter.hpp"
 #include "agent/tls/chain_check.hpp"
 
@@ -36,11 +37,6 @@ static_assert(kMaxReplyLine >= protocol::kMaxReplyLineBytes,
               "opsctl must read any line the agent can send");
 constexpr auto kShutdownWait = std::chrono::seconds(1);
 constexpr auto kNoDeadline = std::chrono::hours(24 * 365);
-
-std::string format_limit(milliseconds ms) {
-  if (ms.count() % 1000 == 0) return fmt::format("{}s", ms.count() / 1000);
-  return fmt::format("{}ms", ms.count());
-}
 
 bool is_ip_literal(const std::string& name) {
   error_code ec;
@@ -100,7 +96,7 @@ asio::awaitable<HostResult> AgentConnection::open() {
   if (resolved.index() == 1) {
     co_return fail(HostStatus::unreachable, "connect",
                    fmt::format("resolving {} timed out after {}", target_.address,
-                               format_limit(timeouts_.connect)));
+                               format_duration(timeouts_.connect)));
   }
   const error_code resolve_ec = std::get<0>(std::get<0>(resolved));
   if (resolve_ec) {
@@ -113,7 +109,7 @@ asio::awaitable<HostResult> AgentConnection::open() {
   if (connected.index() == 1) {
     co_return fail(HostStatus::unreachable, "connect",
                    fmt::format("connecting to {}:{} timed out after {}", target_.address,
-                               target_.port, format_limit(timeouts_.connect)));
+                               target_.port, format_duration(timeouts_.connect)));
   }
   const error_code connect_ec = std::get<0>(std::get<0>(connected));
   if (connect_ec) {
@@ -149,7 +145,7 @@ asio::awaitable<HostResult> AgentConnection::open() {
   if (shaken.index() == 1) {
     co_return fail(
         HostStatus::timeout, "timeout",
-        fmt::format("TLS handshake timed out after {}", format_limit(timeouts_.handshake)));
+        fmt::format("TLS handshake timed out after {}", format_duration(timeouts_.handshake)));
   }
   const error_code handshake_ec = std::get<0>(std::get<0>(shaken));
   if (handshake_ec) {
@@ -165,7 +161,7 @@ asio::awaitable<HostResult> AgentConnection::open() {
   const LineRead greeting = co_await read_line(handshake_deadline);
   if (greeting.end == ReadEnd::timed_out) {
     co_return fail(HostStatus::timeout, "timeout",
-                   fmt::format("no greeting within {}", format_limit(timeouts_.handshake)));
+                   fmt::format("no greeting within {}", format_duration(timeouts_.handshake)));
   }
   if (greeting.end == ReadEnd::failed && is_tls_error(greeting.ec)) {
     co_return fail(HostStatus::tls_error, "tls",
@@ -199,7 +195,7 @@ asio::awaitable<HostResult> AgentConnection::command(std::string line, LineHandl
   if (!open_) co_return fail(HostStatus::error, "protocol", "not connected");
   const auto deadline =
       steady_clock::now() + (timeouts_.command.count() > 0 ? timeouts_.command : kNoDeadline);
-  const std::string limit_text = format_limit(timeouts_.command);
+  const std::string limit_text = format_duration(timeouts_.command);
   asio::steady_timer timer(stream_.get_executor());
   timer.expires_at(deadline);
   line.push_back('\n');

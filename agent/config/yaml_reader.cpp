@@ -4,6 +4,8 @@
 #include <sstream>
 #include <utility>
 
+#include "agent/common/duration_text.hpp"
+#include "agent/common/parse_number.hpp"
 #include "agent/common/shown.hpp"
 #include "agent/config/config_error.hpp"
 
@@ -38,24 +40,10 @@ std::string describe(const YamlNode& n) {
   return n.quoted ? "quoted " + quote_value(n.scalar) : quote_value(n.scalar);
 }
 
-bool all_digits(std::string_view s) {
-  if (s.empty()) return false;
-  for (const char c : s) {
-    if (c < '0' || c > '9') return false;
-  }
-  return true;
-}
-
 // Plain decimal without sign or leading zeros; nullopt on anything else or on overflow.
 std::optional<std::uint64_t> parse_decimal(std::string_view s) {
-  if (!all_digits(s) || (s.size() > 1 && s[0] == '0')) return std::nullopt;
-  std::uint64_t value = 0;
-  for (const char c : s) {
-    const auto digit = static_cast<std::uint64_t>(c - '0');
-    if (value > (std::numeric_limits<std::uint64_t>::max() - digit) / 10) return std::nullopt;
-    value = value * 10 + digit;
-  }
-  return value;
+  if (s.size() > 1 && s[0] == '0') return std::nullopt;
+  return opsagent::parse_decimal<std::uint64_t>(s);
 }
 
 // "250ms" -> {250, "ms"}; the number is nullopt when the digits are missing or malformed.
@@ -63,14 +51,6 @@ std::pair<std::optional<std::uint64_t>, std::string_view> split_number_unit(std:
   std::size_t digits = 0;
   while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
   return {parse_decimal(text.substr(0, digits)), text.substr(digits)};
-}
-
-std::string format_duration(milliseconds d) {
-  const auto ms = d.count();
-  if (ms % 3'600'000 == 0 && ms != 0) return std::to_string(ms / 3'600'000) + "h";
-  if (ms % 60'000 == 0 && ms != 0) return std::to_string(ms / 60'000) + "m";
-  if (ms % 1'000 == 0 && ms != 0) return std::to_string(ms / 1'000) + "s";
-  return std::to_string(ms) + "ms";
 }
 
 std::string format_size(std::uint64_t n) {

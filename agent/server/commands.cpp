@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "agent/common/duration_text.hpp"
 #include "agent/exec/child_process.hpp"
 #include "agent/exec/file_hasher.hpp"
 #include "agent/exec/log_tail.hpp"
@@ -23,11 +24,6 @@ using protocol::Verb;
 namespace {
 
 constexpr std::array<const char*, 2> kJournalctlPaths = {"/usr/bin/journalctl", "/bin/journalctl"};
-
-std::string format_ms(std::chrono::milliseconds ms) {
-  if (ms.count() % 1000 == 0) return fmt::format("{}s", ms.count() / 1000);
-  return fmt::format("{}ms", ms.count());
-}
 
 // Holds one of the principal's blocking-work slots for the duration of a command.
 class BlockingSlot {
@@ -278,10 +274,10 @@ asio::awaitable<Outcome> Commands::run(std::vector<std::string> argv, const exec
       o = Outcome::gone();
       break;
     case exec::RunEnd::timed_out:
-      o = Outcome::failure(
-          ErrorCode::timeout,
-          fmt::format("command exceeded its time limit of {}; killed", format_ms(limits.timeout)),
-          fields);
+      o = Outcome::failure(ErrorCode::timeout,
+                           fmt::format("command exceeded its time limit of {}; killed",
+                                       format_duration(limits.timeout)),
+                           fields);
       break;
     case exec::RunEnd::output_limit:
       o = Outcome::failure(
