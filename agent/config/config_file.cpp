@@ -8,21 +8,11 @@
 #include <unistd.h>
 
 #include "agent/common/trusted_file.hpp"
+#include "agent/common/unique_fd.hpp"
 #include "agent/config/config_error.hpp"
 
 namespace opsagent::config {
 namespace {
-
-class FdCloser {
- public:
-  explicit FdCloser(int fd) : fd_(fd) {}
-  FdCloser(const FdCloser&) = delete;
-  FdCloser& operator=(const FdCloser&) = delete;
-  ~FdCloser() { ::close(fd_); }
-
- private:
-  int fd_;
-};
 
 std::string errno_text() { return std::strerror(errno); }
 
@@ -40,7 +30,7 @@ ConfigFile read_config_file(const std::filesystem::path& path, std::size_t max_b
   // regular-file check below.
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
   if (fd < 0) throw ConfigError(file + ": cannot open: " + errno_text());
-  const FdCloser closer(fd);
+  const UniqueFd closer(fd);
 
   ConfigFile out;
   if (::fstat(fd, &out.status) != 0) throw ConfigError(file + ": cannot stat: " + errno_text());
@@ -76,7 +66,7 @@ void check_not_writable_by_others(const std::filesystem::path& path, const struc
 void check_private_key_file(const std::filesystem::path& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
   if (fd < 0) throw ConfigError(path.string() + ": cannot open: " + errno_text());
-  const FdCloser closer(fd);
+  const UniqueFd closer(fd);
   struct stat st {};
   if (::fstat(fd, &st) != 0) throw ConfigError(path.string() + ": cannot stat: " + errno_text());
   if (!S_ISREG(st.st_mode)) throw ConfigError(path.string() + ": not a regular file");
