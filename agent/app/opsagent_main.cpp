@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "agent/app/agent_flags.hpp"
+#include "agent/common/trusted_file.hpp"
 #include "agent/config/agent_config.hpp"
 #include "agent/config/config_error.hpp"
 #include "agent/config/trust_files.hpp"
@@ -32,6 +33,8 @@ int main(int argc, char** argv) {
   try {
     config::AgentConfig cfg = config::load_agent_config(config_file);
     spdlog::set_level(spdlog::level::from_str(cfg.log_level));
+    // Files owned by the user the agent drops to are its own (the key must be, for reloads).
+    trust_owner(static_cast<long>(cfg.run_as.uid));
     auto policy = policy::load_policy(cfg.policy_path);
     auto tls = std::make_shared<boost::asio::ssl::context>(tls::make_server_context(cfg.tls));
     config::resolve_guard(cfg);      // every command runs under opsagent-guard

@@ -21,6 +21,7 @@
 #include "agent/audit/audit_log.hpp"
 #include "agent/common/best_effort.hpp"
 #include "agent/exec/orphan_reaper.hpp"
+#include "agent/server/privileges.hpp"
 #include "agent/server/reloader.hpp"
 #include "agent/server/server.hpp"
 #include "agent/server/server_context.hpp"
@@ -125,6 +126,9 @@ Agent::~Agent() = default;
 void Agent::start() {
   State& s = *state_;
   s.server.start();
+  // Bound and open: no root needed any more. Nothing is accepted before run().
+  drop_privileges(s.config_store.get()->run_as, s.config_store.get()->audit_path);
+  warn_about_root_commands(*s.config_store.get());
 
   nlohmann::json listening = nlohmann::json::array();
   for (const auto& ep : s.server.endpoints())
