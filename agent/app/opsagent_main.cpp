@@ -4,7 +4,6 @@
 #include <cstdio>
 #include <string>
 
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include "agent/app/agent_flags.hpp"
@@ -13,6 +12,7 @@
 #include "agent/config/config_error.hpp"
 #include "agent/config/trust_files.hpp"
 #include "agent/server/agent.hpp"
+#include "agent/server/operational_log.hpp"
 #include "agent/tls/tls_context.hpp"
 
 namespace {
@@ -26,10 +26,9 @@ int main(int argc, char** argv) {
   if (const int* rc = std::get_if<int>(&parsed)) return *rc;
   const std::string& config_file = std::get<std::string>(parsed);
 
-  spdlog::set_default_logger(spdlog::stderr_color_mt("opsagent"));
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
-  std::signal(SIGPIPE, SIG_IGN);  // writes to a vanished peer fail with EPIPE
-  std::signal(SIGXFSZ, SIG_IGN);  // an audit log over RLIMIT_FSIZE fails the write (EFBIG)
+  server::install_operational_log();  // the journal under systemd, else stderr
+  std::signal(SIGPIPE, SIG_IGN);      // writes to a vanished peer fail with EPIPE
+  std::signal(SIGXFSZ, SIG_IGN);      // an audit log over RLIMIT_FSIZE fails the write (EFBIG)
   try {
     config::AgentConfig cfg = config::load_agent_config(config_file);
     spdlog::set_level(spdlog::level::from_str(cfg.log_level));
