@@ -4,14 +4,15 @@
 #include <cstdio>
 #include <string>
 
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include "agent/app/agent_flags.hpp"
+#include "agent/common/trusted_file.hpp"
 #include "agent/config/agent_config.hpp"
 #include "agent/config/config_error.hpp"
 #include "agent/config/trust_files.hpp"
 #include "agent/server/agent.hpp"
+#include "agent/server/operational_log.hpp"
 #include "agent/tls/tls_context.hpp"
 
 namespace {
@@ -25,13 +26,14 @@ int main(int argc, char** argv) {
   if (const int* rc = std::get_if<int>(&parsed)) return *rc;
   const std::string& config_file = std::get<std::string>(parsed);
 
-  spdlog::set_default_logger(spdlog::stderr_color_mt("opsagent"));
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
-  std::signal(SIGPIPE, SIG_IGN);  // writes to a vanished peer fail with EPIPE
-  std::signal(SIGXFSZ, SIG_IGN);  // an audit log over RLIMIT_FSIZE fails the write (EFBIG)
+  server::install_operational_log();  // the journal under systemd, else stderr
+  std::signal(SIGPIPE, SIG_IGN);      // writes to a vanished peer fail with EPIPE
+  std::signal(SIGXFSZ, SIG_IGN);      // an audit log over RLIMIT_FSIZE fails the write (EFBIG)
   try {
     config::AgentConfig cfg = config::load_agent_config(config_file);
     spdlog::set_level(spdlog::level::from_str(cfg.log_level));
+    // Files owned by the user the agent drops to are its own (the key must be, for reloads).
+    trust_owner(static_cast<long>(cfg.run_as.uid));
     auto policy = policy::load_policy(cfg.policy_path);
     auto tls = std::make_shared<boost::asio::ssl::context>(tls::make_server_context(cfg.tls));
     config::resolve_guard(cfg);      // every command runs under opsagent-guard

@@ -13,14 +13,19 @@ namespace opsagent {
 
 /// The rule on what stat(2) said about `path`: refused when group or others may write it (a
 /// directory: unless it is sticky, like /tmp, where nobody else can rename or remove an entry
-/// they do not own), or when it is owned by a user other than root or the effective user.
-/// Error (denied) "PATH: problem".
+/// they do not own), or when it is owned by a user other than root, the effective user or the
+/// user set with trust_owner(). Error (denied) "PATH: problem".
 Status check_trusted_inode(const std::filesystem::path& path, const struct stat& status);
 
 /// The rule for the directory holding `path` as written and, when `path` goes through a
 /// symbolic link, for the directory holding the file it resolves to. `path` need not exist
 /// (a file the agent will create); its directory must.
 Status check_trusted_directory_of(const std::filesystem::path& path);
+
+/// Also trusts files owned by `uid`: the run_as user an agent started as root drops to, which
+/// must own the key (and may own the rest) so that a reload after the drop can read them.
+/// Called once at start-up, before any check; -1 trusts nobody more.
+void trust_owner(long uid) noexcept;
 
 /// stat(2) of `path` (following links, as the agent will open it), check_trusted_inode, then
 /// check_trusted_directory_of. A missing file is an error (notfound).

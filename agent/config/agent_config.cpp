@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
+#include <grp.h>
 #include <initializer_list>
 #include <netinet/in.h>
 #include <pwd.h>
@@ -329,6 +330,43 @@ void read_exec(const YamlNode& node, const NodeContext& ctx, const std::filesyst
   map.finish();
 }
 
+void read_run_as(const YamlNode& node, const NodeContext& ctx, const ExecSettings& exec, RunAs& r) {
+  MapReader map(node, ctx);
+  expect_keys(map, {"user", "group", "allow_root"});
+  if (const YamlNode* v = map.find("user")) {
+    r.user = as_string(*v, map.ctx("user"));
+    const struct passwd* pw = ::getpwnam(r.user.c_str());  // start-up only: not thread-safe
+    if (pw == nullptr) fail(map.ctx("user"), *v, "no such user: " + r.user);
+    if (pw->pw_uid == 0) {
+      fail(map.ctx("user"), *v,
+           r.user + " is root; name an unprivileged user, or drop run_as.user");
+    }
+    // Reloads run after the drop: then the agent already is this user.
+    if (pw->pw_uid != ::geteuid() && ::geteuid() != 0) {
+      fail(map.ctx("user"), *v,
+           "switching to " + r.user + " needs the agent to be started as root");
+    }
+    r.uid = pw->pw_uid;
+    r.gid = pw->pw_gid;
+    // After the drop the agent cannot switch users for its commands any more.
+    if (exec.uid >= 0 && exec.uid != r.uid) {
+      fail(map.ctx("user"), *v,
+           "exec.user (" + exec.user + ") differs from run_as.user (" + r.user +
+               "): after dropping privileges the agent cannot start commands as another user");
+    }
+  }
+  if (const YamlNode* v = map.find("group")) {
+    r.group = as_string(*v, map.ctx("group"));
+    if (r.user.empty()) fail(map.ctx("group"), *v, "run_as.group needs run_as.user");
+    const struct group* gr = ::getgrnam(r.group.c_str());  // start-up only: not thread-safe
+    if (gr == nullptr) fail(map.ctx("group"), *v, "no such group: " + r.group);
+    if (gr->gr_gid == 0) fail(map.ctx("group"), *v, r.group + " is the root group; name another");
+    r.gid = gr->gr_gid;
+  }
+  if (const YamlNode* v = map.find("allow_root")) r.allow_root = as_bool(*v, map.ctx("allow_root"));
+  map.finish();
+}
+
 std::string read_log_level(const YamlNode& node, const NodeContext& ctx) {
   MapReader map(node, ctx);
   expect_keys(map, {"level"});
@@ -415,6 +453,8 @@ std::string restart_only_change(const AgentConfig& current, const AgentConfig& n
   if (current.limits.hash_threads != next.limits.hash_threads) return "limits.hash_threads";
   if (current.exec.umask != next.exec.umask) return "exec.umask";
   if (current.audit_path != next.audit_path) return "audit.path";
+  if (current.run_as.uid != next.run_as.uid) return "run_as.user";
+  if (current.run_as.gid != next.run_as.gid) return "run_as.group";
   return {};
 }
 
@@ -434,8 +474,8 @@ AgentConfig load_agent_config(const std::filesystem::path& file) {
   cfg.source = file;
   const NodeContext top{file.string(), ""};
   MapReader map(root, top);
-  expect_keys(map, {"listen", "tls", "timeouts", "limits", "lastlog", "exec", "logging", "audit",
-                    "policy"});
+  expect_keys(map, {"listen", "tls", "timeouts", "limits", "lastlog", "exec", "run_as", "logging",
+                    "audit", "policy"});
 
   {
     const YamlNode& listen = map.require("listen");
@@ -472,6 +512,8 @@ AgentConfig load_agent_config(const std::filesystem::path& file) {
   read_lastlog(lastlog != nullptr ? *lastlog : kAbsent, map.ctx("lastlog"), base_dir, cfg.lastlog);
   const YamlNode* exec = map.find("exec");
   read_exec(exec != nullptr ? *exec : kAbsent, map.ctx("exec"), base_dir, cfg.exec);
+  const YamlNode* run_as = map.find("run_as");
+  read_run_as(run_as != nullptr ? *run_as : kAbsent, map.ctx("run_as"), cfg.exec, cfg.run_as);
   const YamlNode* logging = map.find("logging");
   cfg.log_level = read_log_level(logging != nullptr ? *logging : kAbsent, map.ctx("logging"));
 

@@ -80,6 +80,15 @@ struct ExecSettings {
   std::int64_t gid = -1;
 };
 
+/// Who the agent becomes once it has bound its listeners and opened its files (server/privileges).
+struct RunAs {
+  std::string user;         ///< drop to this user (agent started as root); empty: no drop
+  std::string group;        ///< primary group; empty: the user's own
+  std::int64_t uid = -1;    ///< resolved from `user` at load, or -1
+  std::int64_t gid = -1;    ///< resolved from `group` (or the user's group), or -1
+  bool allow_root = false;  ///< commands may run as root (no drop, no exec.user)
+};
+
 struct AgentConfig {
   std::filesystem::path source;       ///< the file this came from
   std::vector<ListenAddress> listen;  ///< at least one
@@ -88,6 +97,7 @@ struct AgentConfig {
   Limits limits;
   LastlogSettings lastlog;
   ExecSettings exec;
+  RunAs run_as;
   std::string log_level = "info";     ///< operational log: trace|debug|info|warn|error
   std::filesystem::path audit_path;   ///< JSON-lines audit log (required)
   std::filesystem::path policy_path;  ///< policy.yaml
@@ -102,7 +112,8 @@ AgentConfig load_agent_config(const std::filesystem::path& file);
 void resolve_guard(AgentConfig& config);
 
 /// The first key whose change needs a restart (listen, limits.io_threads, limits.hash_threads,
-/// exec.umask, audit.path), or empty when `next` may replace `current` in a running agent.
+/// exec.umask, audit.path, run_as.user, run_as.group), or empty when `next` may replace `current`
+/// in a running agent.
 std::string restart_only_change(const AgentConfig& current, const AgentConfig& next);
 
 /// Parses "127.0.0.1:9999", "[::1]:9999" (numeric hosts only). Throws std::invalid_argument.

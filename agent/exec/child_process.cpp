@@ -109,6 +109,19 @@ Error spawn_error(int err, const std::string& program) {
   }
 }
 
+// The guard's own refusals (agent/guard/guard_main.cpp: kGuardUsage, kGuardNotChild), which are
+// not errnos: naming them keeps "Invalid argument" from pointing at the command.
+Error guard_error(int code, const std::filesystem::path& guard, const std::string& program) {
+  if (code == -2) {
+    return {ErrorCode::internal, "cannot start " + program + ": " + guard.string() +
+                                     " is not a child of the agent (pid " +
+                                     std::to_string(::getpid()) + ")"};
+  }
+  return {ErrorCode::internal,
+          "cannot start " + program + ": " + guard.string() + " refused its arguments (agent pid " +
+              std::to_string(::getpid()) + "); is it the opsagent-guard of this agent's version?"};
+}
+
 Error resource_error(const char* what, int err) {
   if (err == EMFILE || err == ENFILE || err == ENOMEM) {
     return {ErrorCode::busy, std::string(what) + ": " + errno_text(err)};
@@ -407,6 +420,7 @@ Result<ChildProcess> spawn(const SpawnSpec& spec) {
     if (const int exec_errno = read_exec_status(status_pipe->read_end); exec_errno != 0) {
       reap_failed_guard(pid);
       child.pid_ = -1;
+      if (exec_errno < 0) return guard_error(exec_errno, spec.guard, program);
       return spawn_error(exec_errno, program);
     }
   }

@@ -57,6 +57,10 @@ using opsagent::read_proc_stat;
 
 constexpr int kStatusFd = 3;
 constexpr int kGuardFailure = 126;  // guard could not start the command (reported on fd 3 too)
+// Reported on fd 3 instead of an errno (negative, so never confused with one); the agent names
+// them (exec/child_process.cpp).
+constexpr int kGuardUsage = -1;     // bad arguments: the agent and the guard disagree
+constexpr int kGuardNotChild = -2;  // our parent is not AGENT_PID (the agent died meanwhile)
 
 // Parses a decimal integer; false on anything else.
 bool parse_long(const char* text, long& out) {
@@ -145,15 +149,20 @@ int main(int argc, char** argv) {
   long max_processes = 0;
   long uid = -1;
   long gid = -1;
+  // AGENT_PID 1 is allowed: an agent that is the init of its container (docker run without
+  // --init). The pid identifies the parent whose death we must notice; for PID 1 the kernel does
+  // that for us, since the end of a namespace's init SIGKILLs every process in it, the guard and
+  // its tree included. Below 1 is never a process. That our parent really is AGENT_PID is
+  // checked below (getppid), so a stray 1 from anyone else is refused there.
   if (argc < 6 || !parse_long(argv[1], agent_pid) || !parse_long(argv[2], max_processes) ||
-      !parse_long(argv[3], uid) || !parse_long(argv[4], gid) || agent_pid <= 1 ||
+      !parse_long(argv[3], uid) || !parse_long(argv[4], gid) || agent_pid < 1 ||
       max_processes < 0 || argv[5][0] != '/') {
     static const char usage[] =
         "usage: opsagent-guard AGENT_PID MAX_PROCESSES UID GID /PROGRAM [ARG...]\n"
         "(started by opsagent for every command; not meant to be run by hand)\n";
     const ssize_t n = ::write(STDERR_FILENO, usage, sizeof usage - 1);
     (void)n;
-    report_errno(EINVAL);
+    report_errno(kGuardUsage);
     return kGuardFailure;
   }
 
@@ -172,7 +181,10 @@ int main(int argc, char** argv) {
     return kGuardFailure;
   }
   // The agent may have died between our fork and the prctl: then no signal will ever come.
-  if (::getppid() != agent_pid) return kGuardFailure;
+  if (::getppid() != agent_pid) {
+    report_errno(kGuardNotChild);
+    return kGuardFailure;
+  }
 
   const pid_t command = ::fork();
   if (command < 0) {

@@ -21,9 +21,11 @@
 #include "agent/audit/audit_log.hpp"
 #include "agent/common/best_effort.hpp"
 #include "agent/exec/orphan_reaper.hpp"
+#include "agent/server/privileges.hpp"
 #include "agent/server/reloader.hpp"
 #include "agent/server/server.hpp"
 #include "agent/server/server_context.hpp"
+#include "agent/server/service_notify.hpp"
 #include "agent/server/session_registry.hpp"
 #include "agent/server/snapshot.hpp"
 
@@ -78,7 +80,8 @@ struct Agent::State {
         server(io, ctx),
         stop_signals(io, SIGINT, SIGTERM),
         reload_signal(io, SIGHUP),
-        reserved_signals(io, SIGUSR1, SIGUSR2) {}
+        reserved_signals(io, SIGUSR1, SIGUSR2),
+        watchdog(io) {}
 
   void on_stop_signal(int sig);
   void on_reload_signal();
@@ -104,6 +107,7 @@ struct Agent::State {
   asio::signal_set reload_signal;
   // SIGUSR1/2 would terminate the process by default; they are reserved and ignored.
   asio::signal_set reserved_signals;
+  ServiceWatchdog watchdog;  // WATCHDOG=1 from the I/O threads when systemd asks for it
 
   // A burst of SIGHUPs costs one reload, not one per signal: while a reload is queued or
   // running, further SIGHUPs only make sure one more runs after it.
@@ -125,6 +129,9 @@ Agent::~Agent() = default;
 void Agent::start() {
   State& s = *state_;
   s.server.start();
+  // Bound and open: no root needed any more. Nothing is accepted before run().
+  drop_privileges(s.config_store.get()->run_as, s.config_store.get()->audit_path);
+  warn_about_root_commands(*s.config_store.get());
 
   nlohmann::json listening = nlohmann::json::array();
   for (const auto& ep : s.server.endpoints())
@@ -144,6 +151,10 @@ void Agent::start() {
     if (!ec) s.on_reload_signal();
   });
   s.wait_reserved_signals();
+  s.watchdog.start();
+  // Every listener is bound, privileges are dropped, signals are handled: systemd may now
+  // consider the agent started (Type=notify) and order dependent units after it.
+  notify_ready("serving");
 }
 
 void Agent::State::wait_reserved_signals() {
@@ -156,6 +167,8 @@ void Agent::State::wait_reserved_signals() {
 
 void Agent::State::on_stop_signal(int sig) {
   spdlog::info("received signal {}; shutting down", sig);
+  notify_stopping();
+  watchdog.stop();
   reload_signal.cancel();
   reserved_signals.cancel();
   server.stop();
@@ -185,12 +198,14 @@ void Agent::State::on_reload_signal() {
 
 void Agent::State::reload_until_caught_up() noexcept {
   int seen = 0;
+  notify_reloading();  // Type=notify-reload and `systemctl reload` wait for the READY=1 below
   do {
     seen = reloads_wanted.load();
     reload(ctx);
     // Open sessions answer to the reloaded policy, CA and CRL too, not only new connections.
     server.recheck_sessions();
   } while (reloads_wanted.fetch_sub(seen) != seen);
+  notify_ready("serving");
 }
 
 // An exception escaping a completion handler (std::bad_alloc in Asio's own allocations) ends

@@ -14,6 +14,7 @@
 #include "agent/exec/log_tail.hpp"
 #include "agent/exec/safe_open.hpp"
 #include "agent/server/blocking.hpp"
+#include "agent/server/privileges.hpp"
 
 namespace opsagent::server {
 namespace asio = boost::asio;
@@ -233,6 +234,9 @@ asio::awaitable<Outcome> Commands::run(std::vector<std::string> argv, const exec
   } slot{ctx_.registry};
 
   const auto config = ctx_.config.get();
+  if (std::string why = command_refusal(*config); !why.empty()) {
+    co_return Outcome::failure(ErrorCode::denied, std::move(why));
+  }
   exec::SpawnSpec spec;
   spec.argv = std::move(argv);
   spec.environment = config->exec.environment;
@@ -240,8 +244,9 @@ asio::awaitable<Outcome> Commands::run(std::vector<std::string> argv, const exec
   spec.umask = config->exec.umask;
   spec.guard = config->exec.guard;
   spec.max_processes = static_cast<long>(config->exec.max_processes);
-  spec.uid = static_cast<long>(config->exec.uid);
-  spec.gid = static_cast<long>(config->exec.gid);
+  const CommandUser user = command_user(*config);  // -1 once the agent itself is that user
+  spec.uid = user.uid;
+  spec.gid = user.gid;
   auto child = exec::spawn(spec);
   if (!child) co_return Outcome::from(child.error());
   spdlog::debug("conn {}: started {} as pid {}", info_.id, spec.argv.front(), child->pid());

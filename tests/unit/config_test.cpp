@@ -4,6 +4,7 @@
 #include <functional>
 #include <string>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <gtest/gtest.h>
 
@@ -646,6 +647,61 @@ TEST(Config, NamesAMissingConfigFile) {
   } catch (const ConfigError& e) {
     EXPECT_NE(std::string(e.what()).find("nope.yaml: cannot open"), std::string::npos) << e.what();
   }
+}
+
+TEST(Config, ResolvesRunAsUserAndGroupAtLoad) {
+  const ConfigDir dir;
+  const fs::path file =
+      dir.write("agent.yaml", std::string("listen: [\"127.0.0.1:0\"]\n") + kTlsAndRest +
+                                  "run_as: {user: nobody, group: nogroup}\n");
+  if (::geteuid() != 0) GTEST_SKIP() << "switching users needs root";
+  const AgentConfig cfg = load_agent_config(file);
+  EXPECT_EQ(cfg.run_as.user, "nobody");
+  EXPECT_EQ(cfg.run_as.uid, 65534);
+  EXPECT_EQ(cfg.run_as.gid, 65534);
+  EXPECT_FALSE(cfg.run_as.allow_root);
+}
+
+TEST(Config, NamesAnUnknownRunAsUserOrGroupWithItsLine) {
+  const ConfigDir dir;
+  const std::string head = std::string("listen: [\"127.0.0.1:0\"]\n") + kTlsAndRest;
+  std::string e = load_error(dir, head + "run_as:\n  user: no-such-user-xyz\n");
+  EXPECT_NE(e.find("agent.yaml:6:9: run_as.user: no such user: no-such-user-xyz"),
+            std::string::npos)
+      << e;
+  e = load_error(dir, head + "run_as:\n  user: nobody\n  group: no-such-group-xyz\n");
+  if (::geteuid() == 0) {
+    EXPECT_NE(e.find("agent.yaml:7:10: run_as.group: no such group: no-such-group-xyz"),
+              std::string::npos)
+        << e;
+  }
+  e = load_error(dir, head + "run_as: {user: root}\n");
+  EXPECT_NE(e.find("run_as.user: root is root"), std::string::npos) << e;
+  e = load_error(dir, head + "run_as: {allow_root: yes}\n");
+  EXPECT_NE(e.find("run_as.allow_root"), std::string::npos) << e;
+}
+
+TEST(Config, RefusesAnExecUserTheDroppedAgentCouldNotBecome) {
+  if (::geteuid() != 0) GTEST_SKIP() << "switching users needs root";
+  const ConfigDir dir;
+  const std::string e = load_error(dir, std::string("listen: [\"127.0.0.1:0\"]\n") + kTlsAndRest +
+                                            "exec: {user: daemon}\nrun_as: {user: nobody}\n");
+  EXPECT_NE(e.find("run_as.user: exec.user (daemon) differs from run_as.user (nobody)"),
+            std::string::npos)
+      << e;
+}
+
+TEST(Config, RunAsChangesNeedARestart) {
+  AgentConfig a;
+  AgentConfig b;
+  b.run_as.uid = 65534;
+  EXPECT_EQ(restart_only_change(a, b), "run_as.user");
+  b = a;
+  b.run_as.gid = 4;
+  EXPECT_EQ(restart_only_change(a, b), "run_as.group");
+  b = a;
+  b.run_as.allow_root = true;
+  EXPECT_EQ(restart_only_change(a, b), "");
 }
 
 }  // namespace
