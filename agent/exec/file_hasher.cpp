@@ -12,6 +12,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 
+#include "agent/common/c_ptr.hpp"
 #include "agent/common/hex.hpp"
 #include "agent/protocol/verbs.hpp"
 
@@ -20,14 +21,8 @@ namespace {
 
 constexpr std::size_t kChunkBytes = 64 * 1024;
 
-struct MdDeleter {
-  void operator()(EVP_MD* md) const noexcept { EVP_MD_free(md); }
-};
-struct MdCtxDeleter {
-  void operator()(EVP_MD_CTX* ctx) const noexcept { EVP_MD_CTX_free(ctx); }
-};
-using MdPtr = std::unique_ptr<EVP_MD, MdDeleter>;
-using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, MdCtxDeleter>;
+using MdPtr = CPtr<EVP_MD, EVP_MD_free>;
+using MdCtxPtr = CPtr<EVP_MD_CTX, EVP_MD_CTX_free>;
 
 // The allow-list of protocol/verbs.hpp: clients never reach OpenSSL's name lookup with
 // arbitrary text.

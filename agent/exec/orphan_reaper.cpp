@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "agent/common/c_ptr.hpp"
 #include "agent/common/parse_number.hpp"
 #include "agent/common/proc_stat.hpp"
 
@@ -47,7 +48,7 @@ std::vector<pid_t> sweep_orphans() {
   const pid_t self = ::getpid();
   std::lock_guard lock(children_mutex());
   // Owned, so that std::bad_alloc from push_back() cannot leak the directory descriptor.
-  const std::unique_ptr<DIR, int (*)(DIR*)> proc(::opendir("/proc"), &::closedir);
+  const CPtr<DIR, ::closedir> proc(::opendir("/proc"));
   if (!proc) return killed;
   while (const dirent* entry = ::readdir(proc.get())) {
     const char* name = entry->d_name;

@@ -6,6 +6,8 @@
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 
+#include "agent/common/c_ptr.hpp"
+
 namespace opsagent::tls {
 
 std::optional<VerifyFailure> handshake_verify_failure(const SSL* ssl) {
@@ -17,8 +19,7 @@ std::optional<VerifyFailure> handshake_verify_failure(const SSL* ssl) {
 std::optional<VerifyFailure> verify_peer_chain(SSL* ssl, SSL_CTX* ctx) {
   X509* leaf = SSL_get0_peer_certificate(ssl);
   STACK_OF(X509)* chain = SSL_get_peer_cert_chain(ssl);  // server side: without the leaf
-  const std::unique_ptr<X509_STORE_CTX, void (*)(X509_STORE_CTX*)> check(X509_STORE_CTX_new(),
-                                                                         &X509_STORE_CTX_free);
+  const CPtr<X509_STORE_CTX, X509_STORE_CTX_free> check(X509_STORE_CTX_new());
   bool valid =
       leaf != nullptr && check != nullptr &&
       X509_STORE_CTX_init(check.get(), SSL_CTX_get_cert_store(ctx), leaf, chain) == 1 &&

@@ -9,24 +9,13 @@
 #include <openssl/evp.h>
 #include <openssl/x509v3.h>
 
+#include "agent/common/c_ptr.hpp"
+
 namespace opsagent::tls {
 namespace {
 
-struct BioFree {
-  void operator()(BIO* b) const { BIO_free(b); }
-};
-struct NamesFree {
-  void operator()(GENERAL_NAMES* n) const { GENERAL_NAMES_free(n); }
-};
-struct OpensslFree {
-  void operator()(unsigned char* p) const { OPENSSL_free(p); }
-};
-struct BnFree {
-  void operator()(BIGNUM* b) const { BN_free(b); }
-};
-struct CharFree {
-  void operator()(char* p) const { OPENSSL_free(p); }
-};
+// OPENSSL_free is a macro; CPtr needs a function.
+void openssl_free(void* p) noexcept { OPENSSL_free(p); }
 
 Error denied(std::string message) { return Error{ErrorCode::denied, std::move(message)}; }
 
@@ -42,7 +31,7 @@ class ErrorQueueScope {
 };
 
 std::string name_to_string(const X509_NAME* name) {
-  std::unique_ptr<BIO, BioFree> bio(BIO_new(BIO_s_mem()));
+  CPtr<BIO, BIO_free> bio(BIO_new(BIO_s_mem()));
   if (!bio) return {};
   // RFC 2253 with escaping of special and control characters, UTF-8 kept as UTF-8.
   X509_NAME_print_ex(bio.get(), name, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB);
@@ -56,7 +45,7 @@ std::optional<std::string> asn1_to_utf8(const ASN1_STRING* s) {
   unsigned char* out = nullptr;
   const int len = ASN1_STRING_to_UTF8(&out, s);
   if (len < 0) return std::nullopt;
-  std::unique_ptr<unsigned char, OpensslFree> guard(out);
+  CPtr<unsigned char, openssl_free> guard(out);
   std::string value(reinterpret_cast<const char*>(out), static_cast<std::size_t>(len));
   if (value.find('\0') != std::string::npos) return std::nullopt;
   return value;
@@ -76,7 +65,7 @@ Result<std::optional<std::string>> common_name(X509_NAME* subject) {
 }
 
 Status read_sans(X509* cert, PeerIdentity& id) {
-  std::unique_ptr<GENERAL_NAMES, NamesFree> names(
+  CPtr<GENERAL_NAMES, GENERAL_NAMES_free> names(
       static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr)));
   if (!names) return ok_status();
   for (int i = 0; i < sk_GENERAL_NAME_num(names.get()); ++i) {
@@ -104,9 +93,9 @@ std::string fingerprint_sha256(X509* cert) {
 }
 
 std::string serial_hex(X509* cert) {
-  std::unique_ptr<BIGNUM, BnFree> bn(ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), nullptr));
+  CPtr<BIGNUM, BN_free> bn(ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), nullptr));
   if (!bn) return {};
-  std::unique_ptr<char, CharFree> hex(BN_bn2hex(bn.get()));
+  CPtr<char, openssl_free> hex(BN_bn2hex(bn.get()));
   return hex ? std::string(hex.get()) : std::string();
 }
 
