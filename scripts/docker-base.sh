@@ -5,9 +5,19 @@
 #
 # Usage: scripts/docker-base.sh [TAG]    (default: opsagent/debian:12; needs root, debootstrap,
 #                                         a running Docker engine and the Debian mirror)
+# A root already made by scripts/package-test.sh (build/package/debian12-base.tar, minbase plus
+# procps, openssl, ca-certificates, adduser) is imported as it is, without a new debootstrap.
 set -euo pipefail
 tag="${1:-opsagent/debian:12}"
 mirror="${OPSAGENT_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+repo_root="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)"
+cached="${repo_root}/build/package/debian12-base.tar"
+if [[ -f "${cached}" ]]; then
+  command -v docker >/dev/null 2>&1 || { echo "docker-base.sh: docker is missing" >&2; exit 1; }
+  echo "docker-base.sh: importing ${cached} (made by debootstrap for package-test.sh)"
+  docker import --change 'CMD ["/bin/bash"]' "${cached}" "${tag}"
+  exit 0
+fi
 for tool in debootstrap docker; do
   command -v "${tool}" >/dev/null 2>&1 || { echo "docker-base.sh: ${tool} is missing" >&2; exit 1; }
 done

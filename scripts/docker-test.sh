@@ -46,6 +46,9 @@ if ! docker image inspect debian:12 >/dev/null 2>&1 && ! timeout 120 docker pull
   docker image inspect opsagent/debian:12 >/dev/null 2>&1 || scripts/docker-base.sh opsagent/debian:12
   build_args=(--build-arg BUILD_BASE=opsagent/debian:12 --build-arg RUNTIME_BASE=opsagent/debian:12)
 fi
+# Without the buildx plugin, the classic builder (it handles this Dockerfile, ARG before FROM
+# included).
+if ! docker buildx version >/dev/null 2>&1; then export DOCKER_BUILDKIT=0; fi
 docker build --network host "${build_args[@]}" -t "${image}" .
 
 # The README's layout, with a port of our own (this host may run agents on 9999) and a key the
