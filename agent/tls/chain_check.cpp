@@ -15,8 +15,11 @@ std::optional<VerifyFailure> handshake_verify_failure(const SSL* ssl) {
 }
 
 std::optional<VerifyFailure> verify_peer_chain(SSL* ssl, SSL_CTX* ctx) {
-  X509* leaf = SSL_get0_peer_certificate(ssl);
-  STACK_OF(X509)* chain = SSL_get_peer_cert_chain(ssl);  // server side: without the leaf
+  // Server side, the peer chain comes without the leaf.
+  return verify_chain(SSL_get0_peer_certificate(ssl), SSL_get_peer_cert_chain(ssl), ctx);
+}
+
+std::optional<VerifyFailure> verify_chain(X509* leaf, STACK_OF(X509) * chain, SSL_CTX* ctx) {
   const std::unique_ptr<X509_STORE_CTX, void (*)(X509_STORE_CTX*)> check(X509_STORE_CTX_new(),
                                                                          &X509_STORE_CTX_free);
   bool valid =

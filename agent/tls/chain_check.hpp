@@ -26,4 +26,10 @@ std::optional<VerifyFailure> handshake_verify_failure(const SSL* ssl);
 /// error queue.
 std::optional<VerifyFailure> verify_peer_chain(SSL* ssl, SSL_CTX* ctx);
 
+/// Verifies `leaf` (with the untrusted intermediates `chain`, may be null) with the store and
+/// parameters of `ctx` and the current time, as a handshake with that context would; for
+/// certificates that arrive outside a connection (`opsagent explain --cert`). nullopt when it
+/// verifies. Leaves nothing on the thread's OpenSSL error queue.
+std::optional<VerifyFailure> verify_chain(X509* leaf, STACK_OF(X509) * chain, SSL_CTX* ctx);
+
 }  // namespace opsagent::tls
