@@ -14,6 +14,7 @@
 
 #include "agent/config/config_error.hpp"
 #include "agent/config/config_file.hpp"
+#include "agent/config/metrics_config.hpp"
 #include "agent/config/strict_yaml.hpp"
 #include "agent/config/yaml_reader.hpp"
 
@@ -415,6 +416,8 @@ std::string restart_only_change(const AgentConfig& current, const AgentConfig& n
   if (current.limits.hash_threads != next.limits.hash_threads) return "limits.hash_threads";
   if (current.exec.umask != next.exec.umask) return "exec.umask";
   if (current.audit_path != next.audit_path) return "audit.path";
+  if (current.metrics.listen != next.metrics.listen) return "metrics.listen";
+  if (current.metrics.tls != next.metrics.tls) return "metrics.tls";
   return {};
 }
 
@@ -435,7 +438,7 @@ AgentConfig load_agent_config(const std::filesystem::path& file) {
   const NodeContext top{file.string(), ""};
   MapReader map(root, top);
   expect_keys(map, {"listen", "tls", "timeouts", "limits", "lastlog", "exec", "logging", "audit",
-                    "policy"});
+                    "policy", "metrics"});
 
   {
     const YamlNode& listen = map.require("listen");
@@ -474,6 +477,9 @@ AgentConfig load_agent_config(const std::filesystem::path& file) {
   read_exec(exec != nullptr ? *exec : kAbsent, map.ctx("exec"), base_dir, cfg.exec);
   const YamlNode* logging = map.find("logging");
   cfg.log_level = read_log_level(logging != nullptr ? *logging : kAbsent, map.ctx("logging"));
+  if (const YamlNode* metrics = map.find("metrics")) {
+    cfg.metrics = read_metrics(*metrics, map.ctx("metrics"), cfg.listen);
+  }
 
   {
     MapReader audit(map.require("audit"), map.ctx("audit"));

@@ -21,6 +21,8 @@
 #include "agent/audit/audit_log.hpp"
 #include "agent/common/best_effort.hpp"
 #include "agent/exec/orphan_reaper.hpp"
+#include "agent/metrics/metrics_server.hpp"
+#include "agent/metrics/registry.hpp"
 #include "agent/server/reloader.hpp"
 #include "agent/server/server.hpp"
 #include "agent/server/server_context.hpp"
@@ -80,6 +82,7 @@ struct Agent::State {
         reload_signal(io, SIGHUP),
         reserved_signals(io, SIGUSR1, SIGUSR2) {}
 
+  void start_metrics();
   void on_stop_signal(int sig);
   void on_reload_signal();
   void wait_reserved_signals();
@@ -98,6 +101,7 @@ struct Agent::State {
   SessionRegistry registry;
   ServerContext ctx;
   Server server;
+  std::unique_ptr<metrics::MetricsServer> metrics_server;  // when metrics.listen is set
   // Signals only through signal_set, installed before the agent says it is listening: a SIGTERM
   // right after that line must stop it cleanly, not kill it with the default action.
   asio::signal_set stop_signals;
@@ -125,6 +129,7 @@ Agent::~Agent() = default;
 void Agent::start() {
   State& s = *state_;
   s.server.start();
+  s.start_metrics();
 
   nlohmann::json listening = nlohmann::json::array();
   for (const auto& ep : s.server.endpoints())
@@ -146,6 +151,35 @@ void Agent::start() {
   s.wait_reserved_signals();
 }
 
+// GET /metrics on its own listener (metrics.listen), on the same I/O threads: rendering reads
+// atomics and snapshots only.
+void Agent::State::start_metrics() {
+  const auto config = config_store.get();
+  if (!config->metrics.listen) return;
+  const auto& where = *config->metrics.listen;
+  const asio::ip::tcp::endpoint endpoint(asio::ip::make_address(where.host), where.port);
+  metrics::MetricsServer::TlsContext tls;
+  if (config->metrics.tls) tls = [this] { return tls_store.get(); };
+  auto render = [this] {
+    const SessionRegistry::Counts counts = registry.counts();
+    metrics::ScrapeState state;
+    state.connections_active = counts.clients;
+    state.handshakes_active = counts.handshakes;
+    state.children_active = counts.children;
+    state.policy_version = policy_store.get()->version;
+    state.version = OPSAGENT_VERSION;
+    return metrics::render(metrics::registry(), state);
+  };
+  metrics_server =
+      std::make_unique<metrics::MetricsServer>(io, endpoint, std::move(tls), std::move(render));
+  metrics_server->start();
+  const auto bound = metrics_server->endpoint();
+  const std::string host = bound.address().is_v6() ? "[" + bound.address().to_string() + "]"
+                                                   : bound.address().to_string();
+  spdlog::info("metrics endpoint on {}://{}:{}/metrics", config->metrics.tls ? "https" : "http",
+               host, bound.port());
+}
+
 void Agent::State::wait_reserved_signals() {
   reserved_signals.async_wait([this](const error_code& ec, int sig) {
     if (ec) return;
@@ -159,6 +193,7 @@ void Agent::State::on_stop_signal(int sig) {
   reload_signal.cancel();
   reserved_signals.cancel();
   server.stop();
+  if (metrics_server) metrics_server->stop();
   // Sessions end within moments (children are killed); should one not, the agent still exits.
   shutdown_watchdog = std::thread([this] {
     std::unique_lock lock(shutdown_mutex);

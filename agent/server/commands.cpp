@@ -162,7 +162,8 @@ asio::awaitable<Outcome> Commands::tail(const std::filesystem::path& path, int l
     if (!fd) return fd.error();
     return exec::tail_lines(fd->get(), static_cast<std::size_t>(lines), max_bytes);
   };
-  auto result = co_await run_blocking(ctx_.blocking_pool, std::move(work));
+  metrics::Gauge* queued = &metrics::registry().blocking_queue;
+  auto result = co_await run_blocking(ctx_.blocking_pool, std::move(work), queued);
   if (!result) co_return Outcome::from(result.error());
   const bool sent = co_await out.send_lines(Channel::out, result.value());
   if (!sent) co_return Outcome::gone();
@@ -233,7 +234,8 @@ asio::awaitable<Outcome> Commands::hash(const policy::Decision& d, const std::st
     }
     return exec::hash_fd(fd->get(), algorithm, *cancel, max_bytes);
   };
-  auto digest = co_await run_blocking(ctx_.blocking_pool, std::move(work));
+  metrics::Gauge* queued = &metrics::registry().blocking_queue;
+  auto digest = co_await run_blocking(ctx_.blocking_pool, std::move(work), queued);
   if (!digest) co_return Outcome::from(digest.error());
   co_return Outcome::success(fmt::format("{} {}", algorithm, digest->hex),
                              {{"bytes", std::to_string(digest->bytes), true},
