@@ -128,8 +128,9 @@ Agent::~Agent() = default;
 
 void Agent::start() {
   State& s = *state_;
-  s.server.start();
+  // Metrics first: once the agent says it is listening, its endpoint is up too.
   s.start_metrics();
+  s.server.start();
 
   nlohmann::json listening = nlohmann::json::array();
   for (const auto& ep : s.server.endpoints())

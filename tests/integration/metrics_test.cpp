@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <regex>
 #include <sys/socket.h>
+#include <thread>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -22,13 +23,18 @@
 namespace opsagent::testing {
 namespace {
 
-// The port of "metrics endpoint on http(s)://127.0.0.1:PORT/metrics" in the agent's log.
-std::uint16_t metrics_port(const AgentProcess& agent) {
+// The port of "metrics endpoint on http(s)://127.0.0.1:PORT/metrics" in the agent's log, or 0
+// when the line does not appear within `wait`.
+std::uint16_t metrics_port(const AgentProcess& agent, std::chrono::milliseconds wait = 10s) {
   static const std::regex line(R"(metrics endpoint on https?://127\.0\.0\.1:(\d+)/metrics)");
-  std::smatch m;
-  const std::string log = agent.log();
-  if (!std::regex_search(log, m, line)) return 0;
-  return static_cast<std::uint16_t>(std::stoi(m[1].str()));
+  const auto deadline = std::chrono::steady_clock::now() + wait;
+  for (;;) {
+    std::smatch m;
+    const std::string log = agent.log();
+    if (std::regex_search(log, m, line)) return static_cast<std::uint16_t>(std::stoi(m[1].str()));
+    if (agent.port() == 0 || std::chrono::steady_clock::now() > deadline) return 0;
+    std::this_thread::sleep_for(20ms);
+  }
 }
 
 // Sends `request` over plain TCP to 127.0.0.1:`port` and returns all the agent sends back
@@ -200,7 +206,7 @@ TEST(Metrics, OverMutualTlsNeedsAClientCertificateOfTheCa) {
 
 TEST(Metrics, AreOffByDefaultAndRefuseANonLoopbackAddressWithoutTls) {
   AgentProcess agent{AgentSpec{kTestPolicy, {}}};
-  EXPECT_EQ(metrics_port(agent), 0);
+  EXPECT_EQ(metrics_port(agent, 0ms), 0);
   EXPECT_EQ(agent.log().find("metrics"), std::string::npos);
 
   const std::string config = (agent.dir() / "agent.yaml").string();
