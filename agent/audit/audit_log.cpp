@@ -9,6 +9,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "agent/metrics/registry.hpp"
+
 namespace opsagent::audit {
 namespace {
 
@@ -127,6 +129,7 @@ bool AuditLog::record(std::string_view event, nlohmann::json fields) noexcept {
         spdlog::critical("audit log {}: cannot remove a partial record: {}", path_.c_str(),
                          std::strerror(errno));
       }
+      metrics::registry().audit_write_failures.inc();
       if (healthy_.exchange(false)) {
         spdlog::critical("audit log {} write failed: {}; refusing new commands until it recovers",
                          path_.c_str(), std::strerror(err));

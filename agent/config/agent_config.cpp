@@ -15,6 +15,7 @@
 
 #include "agent/config/config_error.hpp"
 #include "agent/config/config_file.hpp"
+#include "agent/config/metrics_config.hpp"
 #include "agent/config/strict_yaml.hpp"
 #include "agent/config/yaml_reader.hpp"
 
@@ -455,6 +456,8 @@ std::string restart_only_change(const AgentConfig& current, const AgentConfig& n
   if (current.audit_path != next.audit_path) return "audit.path";
   if (current.run_as.uid != next.run_as.uid) return "run_as.user";
   if (current.run_as.gid != next.run_as.gid) return "run_as.group";
+  if (current.metrics.listen != next.metrics.listen) return "metrics.listen";
+  if (current.metrics.tls != next.metrics.tls) return "metrics.tls";
   return {};
 }
 
@@ -475,7 +478,7 @@ AgentConfig load_agent_config(const std::filesystem::path& file) {
   const NodeContext top{file.string(), ""};
   MapReader map(root, top);
   expect_keys(map, {"listen", "tls", "timeouts", "limits", "lastlog", "exec", "run_as", "logging",
-                    "audit", "policy"});
+                    "audit", "policy", "metrics"});
 
   {
     const YamlNode& listen = map.require("listen");
@@ -516,6 +519,9 @@ AgentConfig load_agent_config(const std::filesystem::path& file) {
   read_run_as(run_as != nullptr ? *run_as : kAbsent, map.ctx("run_as"), cfg.exec, cfg.run_as);
   const YamlNode* logging = map.find("logging");
   cfg.log_level = read_log_level(logging != nullptr ? *logging : kAbsent, map.ctx("logging"));
+  if (const YamlNode* metrics = map.find("metrics")) {
+    cfg.metrics = read_metrics(*metrics, map.ctx("metrics"), cfg.listen);
+  }
 
   {
     MapReader audit(map.require("audit"), map.ctx("audit"));

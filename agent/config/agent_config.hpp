@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <sys/types.h>
 #include <vector>
@@ -89,6 +90,13 @@ struct RunAs {
   bool allow_root = false;  ///< commands may run as root (no drop, no exec.user)
 };
 
+/// The Prometheus endpoint (docs/configuration.md#metrics). Off unless `listen` is set.
+struct MetricsSettings {
+  std::optional<ListenAddress> listen;  ///< where GET /metrics is served; nullopt: off
+  bool tls = false;  ///< mutual TLS with the agent's certificate and client CA; required when
+                     ///< `listen` is not a loopback address
+};
+
 struct AgentConfig {
   std::filesystem::path source;       ///< the file this came from
   std::vector<ListenAddress> listen;  ///< at least one
@@ -98,6 +106,7 @@ struct AgentConfig {
   LastlogSettings lastlog;
   ExecSettings exec;
   RunAs run_as;
+  MetricsSettings metrics;
   std::string log_level = "info";     ///< operational log: trace|debug|info|warn|error
   std::filesystem::path audit_path;   ///< JSON-lines audit log (required)
   std::filesystem::path policy_path;  ///< policy.yaml
@@ -112,8 +121,8 @@ AgentConfig load_agent_config(const std::filesystem::path& file);
 void resolve_guard(AgentConfig& config);
 
 /// The first key whose change needs a restart (listen, limits.io_threads, limits.hash_threads,
-/// exec.umask, audit.path, run_as.user, run_as.group), or empty when `next` may replace `current`
-/// in a running agent.
+/// exec.umask, audit.path, run_as.user, run_as.group, metrics), or empty when `next` may replace
+/// `current` in a running agent.
 std::string restart_only_change(const AgentConfig& current, const AgentConfig& next);
 
 /// Parses "127.0.0.1:9999", "[::1]:9999" (numeric hosts only). Throws std::invalid_argument.

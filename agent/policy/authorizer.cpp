@@ -40,19 +40,6 @@ std::string role_rule(const Role& role, std::string_view what) {
   return "roles." + role.name + "." + std::string(what);
 }
 
-// The principal's roles that exist in this policy, in name order: the outcome, and the rule it
-// names, never depend on the order roles were listed in.
-std::vector<const Role*> roles_of(const Policy& policy, const Principal& principal) {
-  std::vector<const Role*> out;
-  for (const auto& name : principal.roles) {
-    const auto it = policy.roles.find(name);
-    if (it != policy.roles.end()) out.push_back(&it->second);
-  }
-  std::sort(out.begin(), out.end(), [](const Role* a, const Role* b) { return a->name < b->name; });
-  out.erase(std::unique(out.begin(), out.end()), out.end());
-  return out;
-}
-
 // A plain decimal without sign, spaces or leading zeros; anything else is nullopt, so
 // "10;", "0x10", " 10", "-1", "1e9" and "99999999999" are all refused.
 std::optional<int> parse_line_count(std::string_view text) {
@@ -287,6 +274,19 @@ Decision authorize_checked(const Policy& policy, const Principal& principal, std
 }
 
 }  // namespace
+
+// The principal's roles that exist in this policy, in name order: the outcome, and the rule it
+// names, never depend on the order roles were listed in.
+std::vector<const Role*> roles_of(const Policy& policy, const Principal& principal) {
+  std::vector<const Role*> out;
+  for (const auto& name : principal.roles) {
+    const auto it = policy.roles.find(name);
+    if (it != policy.roles.end()) out.push_back(&it->second);
+  }
+  std::sort(out.begin(), out.end(), [](const Role* a, const Role* b) { return a->name < b->name; });
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
 
 std::optional<Principal> map_identity(const Policy& policy, const PeerIdentity& identity) {
   try {

@@ -25,6 +25,10 @@ struct Principal {
 /// certificate's value. nullopt when none matches (the connection is then refused).
 std::optional<Principal> map_identity(const Policy& policy, const PeerIdentity& identity);
 
+/// The principal's roles that exist in `policy`, in name order, each once: decisions and the
+/// rules they name never depend on the order roles were listed in.
+std::vector<const Role*> roles_of(const Policy& policy, const Principal& principal);
+
 /// What a reloaded policy says about an open session's principal.
 struct Remapping {
   enum class Kind {

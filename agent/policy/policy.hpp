@@ -46,6 +46,7 @@ struct ArgSpec {
 /// A command that `run NAME [ARGS...]` may execute. Never through a shell.
 struct RunCommand {
   std::string name;
+  std::string description;        ///< one line for `help run`; may be empty
   std::vector<std::string> argv;  ///< argv[0] is an absolute path
   std::vector<ArgSpec> args;      ///< what the client may append
   bool end_of_options = true;     ///< insert "--" before client arguments
@@ -67,14 +68,26 @@ struct Role {
   std::set<std::string> run;  ///< names from Policy::commands
 };
 
+/// Where something is written in the policy file: 1-based line and column.
+struct SourceLocation {
+  int line = 0;
+  int column = 0;
+};
+
 struct Policy {
   std::filesystem::path source;
   std::string version;                   ///< first 16 hex digits of the file's SHA-256
+  std::string sha256;                    ///< the file's whole SHA-256, 64 lower-case hex digits
   std::vector<IdentityRule> identities;  ///< first match wins
   std::map<std::string, Role> roles;
   std::map<std::string, std::filesystem::path> logs;  ///< name -> absolute path
   std::map<std::string, RunCommand> commands;
   int tail_max_lines = 1000;
+  /// Where each rule is written, for `opsagent explain`. Keys: "identities[N]", "roles.R",
+  /// "roles.R.commands.VERB", "roles.R.deny.VERB", "roles.R.logs.LOG", "roles.R.run.CMD",
+  /// "roles.R.hash.algorithms.ALG", "roles.R.hash.paths.PATTERN", "logs.LOG", "commands.CMD",
+  /// "commands.CMD.args.ARG", "tail.max_lines".
+  std::map<std::string, SourceLocation> locations;
 };
 
 /// Loads and validates policy.yaml. Throws config::ConfigError naming file, line and key

@@ -33,6 +33,8 @@ using namespace std::chrono_literals;
 const YamlNode kAbsent{};
 
 constexpr std::size_t kMaxNameBytes = 64;
+// `help run` shows a description on the command's line: one short line.
+constexpr std::size_t kMaxDescriptionBytes = 200;
 
 // Rejects unknown keys before anything else is read, so a misspelt key is reported as such.
 void expect_keys(MapReader& map, std::initializer_list<std::string_view> keys) {
@@ -55,6 +57,15 @@ void check_name(std::string_view name, const NodeContext& ctx, const YamlNode& n
          std::string(what) + " '" + std::string(name) +
              "' must be 1-64 of A-Z a-z 0-9 - _ . @, starting with a letter or digit");
   }
+}
+
+void note(Policy& policy, std::string key, const YamlNode& node) {
+  policy.locations[std::move(key)] = SourceLocation{node.mark.line, node.mark.column};
+}
+
+// Notes where each item of a list of names is written, as "PREFIX.ITEM".
+void note_items(Policy& policy, const std::string& prefix, const YamlNode& list) {
+  for (const auto& item : list.items) note(policy, prefix + "." + item.scalar, item);
 }
 
 std::set<std::string> as_name_set(const YamlNode& n, const NodeContext& ctx) {
@@ -102,6 +113,7 @@ void read_logs(const YamlNode& node, const NodeContext& ctx, Policy& policy) {
     // Logs are opened by absolute path only: a relative one would depend on the working directory.
     if (path.front() != '/') fail(ctx.key(k.scalar), v, "log path must be absolute");
     policy.logs.emplace(k.scalar, path);
+    note(policy, "logs." + k.scalar, k);
   }
 }
 
@@ -127,9 +139,19 @@ ArgSpec read_arg(const YamlNode& node, const NodeContext& ctx) {
 
 RunCommand read_command(const std::string& name, const YamlNode& node, const NodeContext& ctx) {
   MapReader map(node, ctx);
-  expect_keys(map, {"argv", "args", "end_of_options", "timeout", "max_output"});
+  expect_keys(map, {"description", "argv", "args", "end_of_options", "timeout", "max_output"});
   RunCommand cmd;
   cmd.name = name;
+
+  if (const YamlNode* v = map.find("description")) {
+    // Control characters (newlines included) are refused by the YAML reader already.
+    cmd.description = as_string(*v, map.ctx("description"));
+    if (cmd.description.size() > kMaxDescriptionBytes) {
+      fail(map.ctx("description"), *v,
+           "a description is one line of at most " + std::to_string(kMaxDescriptionBytes) +
+               " bytes");
+    }
+  }
 
   const YamlNode& argv = map.require("argv");
   const NodeContext argv_ctx = map.ctx("argv");
@@ -181,7 +203,15 @@ void read_commands(const YamlNode& node, const NodeContext& ctx, Policy& policy)
   const MapReader map(node, ctx);  // only to insist on a map
   for (const auto& [k, v] : node.entries) {
     check_name(k.scalar, ctx, k, "command name");
-    policy.commands.emplace(k.scalar, read_command(k.scalar, v, ctx.key(k.scalar)));
+    RunCommand cmd = read_command(k.scalar, v, ctx.key(k.scalar));
+    note(policy, "commands." + k.scalar, k);
+    for (const auto& [key, value] : v.entries) {
+      if (key.scalar != "args") continue;
+      for (std::size_t i = 0; i < value.items.size() && i < cmd.args.size(); ++i) {
+        note(policy, "commands." + k.scalar + ".args." + cmd.args[i].name, value.items[i]);
+      }
+    }
+    policy.commands.emplace(k.scalar, std::move(cmd));
   }
 }
 
@@ -208,7 +238,8 @@ void check_verbs(const YamlNode& list, const NodeContext& ctx) {
 }
 
 Role read_role(const std::string& name, const YamlNode& node, const NodeContext& ctx,
-               const Policy& policy) {
+               Policy& policy) {
+  const std::string prefix = "roles." + name;
   MapReader map(node, ctx);
   expect_keys(map, {"commands", "deny", "logs", "hash", "run"});
   Role role;
@@ -217,10 +248,12 @@ Role read_role(const std::string& name, const YamlNode& node, const NodeContext&
   if (const YamlNode* v = map.find("commands")) {
     role.commands = as_name_set(*v, map.ctx("commands"));
     check_verbs(*v, map.ctx("commands"));
+    note_items(policy, prefix + ".commands", *v);
   }
   if (const YamlNode* v = map.find("deny")) {
     role.deny = as_name_set(*v, map.ctx("deny"));
     check_verbs(*v, map.ctx("deny"));
+    note_items(policy, prefix + ".deny", *v);
     // Allowing and denying the same verb in one role can only be a mistake.
     for (std::size_t i = 0; i < v->items.size(); ++i) {
       if (role.commands.count(v->items[i].scalar) != 0) {
@@ -231,6 +264,7 @@ Role read_role(const std::string& name, const YamlNode& node, const NodeContext&
   }
   if (const YamlNode* v = map.find("logs")) {
     role.logs = as_name_set(*v, map.ctx("logs"));
+    note_items(policy, prefix + ".logs", *v);
     for (std::size_t i = 0; i < v->items.size(); ++i) {
       if (policy.logs.count(v->items[i].scalar) == 0) {
         fail(map.ctx("logs").index(i), v->items[i],
@@ -243,6 +277,7 @@ Role read_role(const std::string& name, const YamlNode& node, const NodeContext&
     expect_keys(hash, {"algorithms", "paths"});
     if (const YamlNode* algs = hash.find("algorithms")) {
       role.hash.algorithms = as_name_set(*algs, hash.ctx("algorithms"));
+      note_items(policy, prefix + ".hash.algorithms", *algs);
       for (std::size_t i = 0; i < algs->items.size(); ++i) {
         if (protocol::find_hash_algorithm(algs->items[i].scalar) == nullptr) {
           std::set<std::string_view> names;
@@ -260,6 +295,7 @@ Role read_role(const std::string& name, const YamlNode& node, const NodeContext&
     }
     if (const YamlNode* paths = hash.find("paths")) {
       const auto texts = as_string_list(*paths, hash.ctx("paths"));
+      note_items(policy, prefix + ".hash.paths", *paths);
       for (std::size_t i = 0; i < texts.size(); ++i) {
         try {
           role.hash.paths.emplace_back(texts[i]);
@@ -271,6 +307,7 @@ Role read_role(const std::string& name, const YamlNode& node, const NodeContext&
   }
   if (const YamlNode* v = map.find("run")) {
     role.run = as_name_set(*v, map.ctx("run"));
+    note_items(policy, prefix + ".run", *v);
     for (std::size_t i = 0; i < v->items.size(); ++i) {
       if (policy.commands.count(v->items[i].scalar) == 0) {
         fail(map.ctx("run").index(i), v->items[i],
@@ -286,6 +323,7 @@ void read_roles(const YamlNode& node, const NodeContext& ctx, Policy& policy) {
   for (const auto& [k, v] : node.entries) {
     check_name(k.scalar, ctx, k, "role name");
     policy.roles.emplace(k.scalar, read_role(k.scalar, v, ctx.key(k.scalar), policy));
+    note(policy, "roles." + k.scalar, k);
   }
 }
 
@@ -374,6 +412,7 @@ void read_identities(const YamlNode& node, const NodeContext& ctx, Policy& polic
              "principal '" + rule.principal + "' has different roles in " + earlier.rule);
       }
     }
+    note(policy, rule.rule, item);
     policy.identities.push_back(std::move(rule));
   }
 }
@@ -399,7 +438,8 @@ std::shared_ptr<const Policy> load_policy_from_text(const std::string& text,
 
   auto policy = std::make_shared<Policy>();
   policy->source = name;
-  policy->version = sha256_hex(text).substr(0, 16);
+  policy->sha256 = sha256_hex(text);
+  policy->version = policy->sha256.substr(0, 16);
 
   const NodeContext top{name, ""};
   if (root.kind == YamlNode::Kind::null) fail(top, root, "the policy is empty");
@@ -416,6 +456,7 @@ std::shared_ptr<const Policy> load_policy_from_text(const std::string& text,
     if (const YamlNode* v = tail_map.find("max_lines")) {
       policy->tail_max_lines =
           static_cast<int>(as_int(*v, tail_map.ctx("max_lines"), 1, 1'000'000));
+      note(*policy, "tail.max_lines", *v);
     }
   }
   if (const YamlNode* v = map.find("roles")) read_roles(*v, map.ctx("roles"), *policy);

@@ -6,8 +6,8 @@ namespace opsagent::protocol {
 namespace {
 
 constexpr std::array kVerbs = {
-    VerbSpec{Verb::help, "help", 0, 0, "help", "list the commands you may use", Grant::builtin,
-             false},
+    VerbSpec{Verb::help, "help", 0, 1, "help [command]",
+             "the commands you may use; with a command, what it accepts", Grant::builtin, false},
     VerbSpec{Verb::ping, "ping", 0, 0, "ping", "check that the agent answers", Grant::grantable,
              false},
     VerbSpec{Verb::whoami, "whoami", 0, 0, "whoami", "show the identity the agent sees",

@@ -21,6 +21,8 @@
 #include "agent/audit/audit_log.hpp"
 #include "agent/common/best_effort.hpp"
 #include "agent/exec/orphan_reaper.hpp"
+#include "agent/metrics/metrics_server.hpp"
+#include "agent/metrics/registry.hpp"
 #include "agent/server/privileges.hpp"
 #include "agent/server/reloader.hpp"
 #include "agent/server/server.hpp"
@@ -83,6 +85,7 @@ struct Agent::State {
         reserved_signals(io, SIGUSR1, SIGUSR2),
         watchdog(io) {}
 
+  void start_metrics();
   void on_stop_signal(int sig);
   void on_reload_signal();
   void wait_reserved_signals();
@@ -101,6 +104,7 @@ struct Agent::State {
   SessionRegistry registry;
   ServerContext ctx;
   Server server;
+  std::unique_ptr<metrics::MetricsServer> metrics_server;  // when metrics.listen is set
   // Signals only through signal_set, installed before the agent says it is listening: a SIGTERM
   // right after that line must stop it cleanly, not kill it with the default action.
   asio::signal_set stop_signals;
@@ -128,6 +132,8 @@ Agent::~Agent() = default;
 
 void Agent::start() {
   State& s = *state_;
+  // Metrics first: once the agent says it is listening, its endpoint is up too.
+  s.start_metrics();
   s.server.start();
   // Bound and open: no root needed any more. Nothing is accepted before run().
   drop_privileges(s.config_store.get()->run_as, s.config_store.get()->audit_path);
@@ -157,6 +163,35 @@ void Agent::start() {
   notify_ready("serving");
 }
 
+// GET /metrics on its own listener (metrics.listen), on the same I/O threads: rendering reads
+// atomics and snapshots only.
+void Agent::State::start_metrics() {
+  const auto config = config_store.get();
+  if (!config->metrics.listen) return;
+  const auto& where = *config->metrics.listen;
+  const asio::ip::tcp::endpoint endpoint(asio::ip::make_address(where.host), where.port);
+  metrics::MetricsServer::TlsContext tls;
+  if (config->metrics.tls) tls = [this] { return tls_store.get(); };
+  auto render = [this] {
+    const SessionRegistry::Counts counts = registry.counts();
+    metrics::ScrapeState state;
+    state.connections_active = counts.clients;
+    state.handshakes_active = counts.handshakes;
+    state.children_active = counts.children;
+    state.policy_version = policy_store.get()->version;
+    state.version = OPSAGENT_VERSION;
+    return metrics::render(metrics::registry(), state);
+  };
+  metrics_server =
+      std::make_unique<metrics::MetricsServer>(io, endpoint, std::move(tls), std::move(render));
+  metrics_server->start();
+  const auto bound = metrics_server->endpoint();
+  const std::string host = bound.address().is_v6() ? "[" + bound.address().to_string() + "]"
+                                                   : bound.address().to_string();
+  spdlog::info("metrics endpoint on {}://{}:{}/metrics", config->metrics.tls ? "https" : "http",
+               host, bound.port());
+}
+
 void Agent::State::wait_reserved_signals() {
   reserved_signals.async_wait([this](const error_code& ec, int sig) {
     if (ec) return;
@@ -172,6 +207,7 @@ void Agent::State::on_stop_signal(int sig) {
   reload_signal.cancel();
   reserved_signals.cancel();
   server.stop();
+  if (metrics_server) metrics_server->stop();
   // Sessions end within moments (children are killed); should one not, the agent still exits.
   shutdown_watchdog = std::thread([this] {
     std::unique_lock lock(shutdown_mutex);

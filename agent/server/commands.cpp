@@ -14,6 +14,7 @@
 #include "agent/exec/log_tail.hpp"
 #include "agent/exec/safe_open.hpp"
 #include "agent/server/blocking.hpp"
+#include "agent/server/help_reply.hpp"
 #include "agent/server/privileges.hpp"
 
 namespace opsagent::server {
@@ -79,7 +80,7 @@ asio::awaitable<Outcome> Commands::execute(const protocol::VerbSpec& verb,
                                            const protocol::Command& cmd, const policy::Decision& d,
                                            ReplyStream& out) {
   const Verb v = verb.verb;
-  if (v == Verb::help) co_return co_await help(out);
+  if (v == Verb::help) co_return co_await help(cmd, out);
   if (v == Verb::ping) co_return Outcome::success("pong");
   if (v == Verb::whoami) co_return co_await whoami(out);
   if (v == Verb::json) co_return json(cmd, out);
@@ -103,15 +104,12 @@ asio::awaitable<Outcome> Commands::execute(const protocol::VerbSpec& verb,
   co_return Outcome::failure(ErrorCode::internal, fmt::format("no handler for {}", verb.name));
 }
 
-asio::awaitable<Outcome> Commands::help(ReplyStream& out) {
+asio::awaitable<Outcome> Commands::help(const protocol::Command& cmd, ReplyStream& out) {
   const auto policy = ctx_.policy.get();
-  std::vector<std::string> lines;
-  for (const protocol::VerbSpec* verb : policy::allowed_verbs(*policy, info_.principal)) {
-    lines.push_back(fmt::format("{:<26} {}", verb->usage, verb->summary));
-  }
-  const bool sent = co_await out.send_lines(Channel::out, lines);
+  HelpReply reply = help_reply(*policy, info_.principal, cmd.args);
+  const bool sent = co_await out.send_lines(Channel::out, reply.lines);
   if (!sent) co_return Outcome::gone();
-  co_return Outcome::success("help");
+  co_return std::move(reply.outcome);
 }
 
 asio::awaitable<Outcome> Commands::whoami(ReplyStream& out) {
@@ -129,6 +127,10 @@ asio::awaitable<Outcome> Commands::whoami(ReplyStream& out) {
   for (const auto& dns : id.san_dns) lines.push_back("san dns: " + dns);
   for (const auto& uri : id.san_uri) lines.push_back("san uri: " + uri);
   lines.push_back("peer: " + info_.peer);
+  // The version audit records carry (policy_version): which policy answers this session now.
+  const auto policy = ctx_.policy.get();
+  lines.push_back("policy version: " + policy->version);
+  lines.push_back("policy sha256: " + policy->sha256);
   const bool sent = co_await out.send_lines(Channel::out, lines);
   if (!sent) co_return Outcome::gone();
   co_return Outcome::success(info_.principal.name, {{"roles", roles}});
@@ -157,7 +159,8 @@ asio::awaitable<Outcome> Commands::tail(const std::filesystem::path& path, int l
     if (!fd) return fd.error();
     return exec::tail_lines(fd->get(), static_cast<std::size_t>(lines), max_bytes);
   };
-  auto result = co_await run_blocking(ctx_.blocking_pool, std::move(work));
+  metrics::Gauge* queued = &metrics::registry().blocking_queue;
+  auto result = co_await run_blocking(ctx_.blocking_pool, std::move(work), queued);
   if (!result) co_return Outcome::from(result.error());
   const bool sent = co_await out.send_lines(Channel::out, result.value());
   if (!sent) co_return Outcome::gone();
@@ -184,7 +187,21 @@ asio::awaitable<Outcome> Commands::lastlog(ReplyStream& out) {
       argv.push_back(std::to_string(settings.lines));
       argv.emplace_back("--no-pager");
       argv.emplace_back("-q");
-      co_return co_await run(std::move(argv), limits, out);
+      Outcome o = co_await run(std::move(argv), limits, out);
+      if (!o.ok || o.client_gone) co_return o;
+      // With -q, journalctl prints nothing at all both for an empty journal and for one the
+      // agent's user may not read: say so rather than answer an empty success.
+      const std::uint64_t lines = out.out_lines_sent();
+      if (lines == 0) {
+        co_return Outcome::failure(
+            ErrorCode::notfound,
+            fmt::format("no system log: {} does not exist and the journal has no entries the "
+                        "agent can read (empty, or the agent's user is not in the "
+                        "systemd-journal or adm group)",
+                        settings.path.string()));
+      }
+      co_return Outcome::success(std::string(protocol::spec_of(Verb::lastlog).name),
+                                 {{"lines", std::to_string(lines), true}, {"source", "journal"}});
     }
   }
   co_return Outcome::failure(
@@ -214,7 +231,8 @@ asio::awaitable<Outcome> Commands::hash(const policy::Decision& d, const std::st
     }
     return exec::hash_fd(fd->get(), algorithm, *cancel, max_bytes);
   };
-  auto digest = co_await run_blocking(ctx_.blocking_pool, std::move(work));
+  metrics::Gauge* queued = &metrics::registry().blocking_queue;
+  auto digest = co_await run_blocking(ctx_.blocking_pool, std::move(work), queued);
   if (!digest) co_return Outcome::from(digest.error());
   co_return Outcome::success(fmt::format("{} {}", algorithm, digest->hex),
                              {{"bytes", std::to_string(digest->bytes), true},

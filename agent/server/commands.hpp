@@ -28,7 +28,7 @@ class Commands final : public CommandHandlers {
   void cancel() noexcept override;
 
  private:
-  boost::asio::awaitable<Outcome> help(ReplyStream& out);
+  boost::asio::awaitable<Outcome> help(const protocol::Command& cmd, ReplyStream& out);
   boost::asio::awaitable<Outcome> whoami(ReplyStream& out);
   static Outcome json(const protocol::Command& cmd, ReplyStream& out);
   boost::asio::awaitable<Outcome> tail(const std::filesystem::path& path, int lines,

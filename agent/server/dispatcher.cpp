@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "agent/common/json_release.hpp"
+#include "agent/metrics/registry.hpp"
 #include "agent/protocol/verbs.hpp"
 
 namespace opsagent::server {
@@ -45,6 +46,7 @@ asio::awaitable<Dispatcher::Next> Dispatcher::handle_line(std::string_view line)
   // 1. Parse. A malformed line is answered and audited; the connection stays usable.
   auto parsed = protocol::parse_command(line);
   if (!parsed) {
+    metrics::registry().command(nullptr, metrics::Decision::reject);
     audit_.record("command_rejected", {{"conn", info_.id},
                                        {"principal", info_.principal.name},
                                        {"line", audit_text(line)},
@@ -52,6 +54,7 @@ asio::awaitable<Dispatcher::Next> Dispatcher::handle_line(std::string_view line)
     std::string out;
     out_.formatter().error(out, parsed.error().code, parsed.error().message);
     co_await out_.send(std::move(out));
+    metrics::registry().reply_bytes.inc(out_.bytes_sent());
     co_return Next::keep_open;
   }
   const protocol::Command& cmd = parsed.value();
@@ -76,6 +79,9 @@ asio::awaitable<Dispatcher::Next> Dispatcher::handle_line(std::string_view line)
   const auto policy = policy_.get();
   policy::Decision decision;
   if (!early) decision = policy::authorize(*policy, info_.principal, cmd.verb, cmd.args);
+  metrics::registry().command(verb, early              ? metrics::Decision::reject
+                                    : decision.allowed ? metrics::Decision::allow
+                                                       : metrics::Decision::deny);
   const bool audited = audit_.record(
       "command", {{"conn", info_.id},
                   {"principal", info_.principal.name},
@@ -112,8 +118,10 @@ asio::awaitable<Dispatcher::Next> Dispatcher::handle_line(std::string_view line)
     const bool sent = co_await out_.send(std::move(out));
     if (!sent) outcome.client_gone = true;
   }
-  const auto duration = std::chrono::duration_cast<std::chrono::milliseconds>(
-      std::chrono::steady_clock::now() - started);
+  const auto elapsed = std::chrono::steady_clock::now() - started;
+  const auto duration = std::chrono::duration_cast<std::chrono::milliseconds>(elapsed);
+  metrics::registry().command_duration[metrics::verb_slot(verb)].observe(elapsed);
+  metrics::registry().reply_bytes.inc(out_.bytes_sent());
   nlohmann::json result = nlohmann::json::object();
   const JsonReleaser release(result);  // built with operator[]: see common/json_release.hpp
   result["conn"] = info_.id;

@@ -6,6 +6,7 @@
 #include "agent/common/json_release.hpp"
 #include "agent/config/config_error.hpp"
 #include "agent/config/trust_files.hpp"
+#include "agent/metrics/registry.hpp"
 #include "agent/tls/tls_context.hpp"
 
 namespace opsagent::server {
@@ -26,9 +27,11 @@ void reload_config(ServerContext& ctx) {
     ctx.registry.set_limits(SessionRegistry::Limits::from(next->limits));
     spdlog::set_level(spdlog::level::from_str(next->log_level));
     ctx.config.replace(next);
+    metrics::registry().reloaded(metrics::ReloadPart::config, true);
     ctx.audit.record("config_reload", {{"config", next->source.string()}});
     spdlog::info("configuration reloaded from {}", next->source.string());
   } catch (const config::ConfigError& e) {
+    metrics::registry().reloaded(metrics::ReloadPart::config, false);
     ctx.audit.record("config_reload_failed",
                      {{"config", current->source.string()}, {"error", e.what()}});
     spdlog::error("configuration reload failed, keeping the current one: {}", e.what());
@@ -43,11 +46,13 @@ void reload_policy(ServerContext& ctx) {
     std::shared_ptr<const policy::Policy> next =
         policy::load_policy(config->policy_path, &file_sha256);
     ctx.policy.replace(next);
+    metrics::registry().reloaded(metrics::ReloadPart::policy, true);
     ctx.audit.record("policy_reload", {{"policy", config->policy_path.string()},
                                        {"old_version", old_version},
                                        {"policy_version", next->version}});
     spdlog::info("policy reloaded: version {} (was {})", next->version, old_version);
   } catch (const config::ConfigError& e) {
+    metrics::registry().reloaded(metrics::ReloadPart::policy, false);
     // Built with operator[], not a {{"key", value}} list: see common/json_release.hpp.
     nlohmann::json rec = nlohmann::json::object();
     const JsonReleaser release(rec);
@@ -68,11 +73,13 @@ void reload_tls(ServerContext& ctx) {
     // Sessions keep the context they were made with; new connections get this one.
     ctx.tls.replace(
         std::make_shared<boost::asio::ssl::context>(tls::make_server_context(config->tls)));
+    metrics::registry().reloaded(metrics::ReloadPart::tls, true);
     ctx.audit.record("tls_reload", {{"certificate", config->tls.certificate.string()},
                                     {"client_ca", config->tls.client_ca.string()},
                                     {"crl", config->tls.crl.string()}});
     spdlog::info("TLS certificates, CA and CRL reloaded");
   } catch (const config::ConfigError& e) {
+    metrics::registry().reloaded(metrics::ReloadPart::tls, false);
     ctx.audit.record("tls_reload_failed", {{"error", e.what()}});
     spdlog::error("TLS reload failed, keeping the current certificates: {}", e.what());
   }

@@ -11,6 +11,7 @@ boost::asio::awaitable<bool> ReplyStream::send_lines(protocol::Channel channel,
                                                      const std::vector<std::string>& lines) {
   std::string out;
   for (const auto& line : lines) fmt_.data(out, channel, line);
+  if (channel == protocol::Channel::out) out_lines_sent_ += lines.size();
   co_return co_await send(std::move(out));
 }
 

@@ -38,12 +38,18 @@ class ReplyStream {
 
   /// Bytes written since the last start_command().
   [[nodiscard]] std::uint64_t bytes_sent() const noexcept { return bytes_sent_; }
-  void start_command() noexcept { bytes_sent_ = 0; }
+  /// Data lines on Channel::out framed since the last start_command().
+  [[nodiscard]] std::uint64_t out_lines_sent() const noexcept { return out_lines_sent_; }
+  void start_command() noexcept {
+    bytes_sent_ = 0;
+    out_lines_sent_ = 0;
+  }
 
  private:
   ReplySink& sink_;
   protocol::ReplyFormatter fmt_;
   std::uint64_t bytes_sent_ = 0;
+  std::uint64_t out_lines_sent_ = 0;
 };
 
 }  // namespace opsagent::server

@@ -17,6 +17,7 @@
 #include <spdlog/spdlog.h>
 
 #include "agent/exec/orphan_reaper.hpp"
+#include "agent/metrics/registry.hpp"
 #include "agent/server/blocking.hpp"
 #include "agent/server/session.hpp"
 
@@ -206,6 +207,7 @@ asio::awaitable<Server::AcceptResult> Server::accept_once(tcp::acceptor& accepto
 // Throws (std::bad_alloc) only with nothing held: the socket closes with its local, and a
 // handshake slot is returned by the Session that holds it or here when there is no Session yet.
 void Server::admit(tcp::socket socket) {
+  metrics::registry().connections.inc();
   const std::uint64_t id = ctx_.registry.next_connection_id();
   error_code peer_ec;
   const auto endpoint = socket.remote_endpoint(peer_ec);
@@ -224,6 +226,7 @@ void Server::admit(tcp::socket socket) {
   }
   if (!admitted) {
     socket.close(peer_ec);
+    metrics::registry().refused(metrics::Refusal::max_handshakes);
     if (!ctx_.preauth_audit.failure(source)) return;  // counted only (I8)
     ctx_.audit.record(
         "connection_refused",

@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include "agent/common/best_effort.hpp"
+#include "agent/metrics/registry.hpp"
 #include "agent/server/commands.hpp"
 #include "agent/tls/chain_check.hpp"
 #include "agent/tls/peer_certificate.hpp"
@@ -23,6 +24,21 @@ using namespace asio::experimental::awaitable_operators;
 using boost::system::error_code;
 
 namespace {
+
+// The `reason` label of opsagent_handshake_failures_total.
+metrics::HandshakeFailure handshake_failure_kind(bool evicted, bool timed_out,
+                                                 const std::optional<tls::VerifyFailure>& verify,
+                                                 const error_code& ec) {
+  if (evicted) return metrics::HandshakeFailure::evicted;
+  if (timed_out) return metrics::HandshakeFailure::timeout;
+  if (verify) return metrics::HandshakeFailure::certificate;
+  if (ec.category() == asio::error::get_ssl_category() &&
+      ERR_GET_REASON(static_cast<unsigned long>(ec.value())) ==
+          SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE) {
+    return metrics::HandshakeFailure::certificate;
+  }
+  return metrics::HandshakeFailure::protocol;
+}
 constexpr auto kUse = asio::as_tuple(asio::use_awaitable);
 // How long to wait for the client's close_notify after sending ours; short when the agent stops.
 constexpr auto kShutdownTimeout = std::chrono::milliseconds(1000);
@@ -178,6 +194,10 @@ asio::awaitable<bool> Session::handshake() {
   }
   phase_ = Phase::closing;
   const auto verify = tls::handshake_verify_failure(stream_.native_handle());
+  const error_code handshake_ec =
+      result.index() == 0 ? std::get<0>(std::get<0>(result)) : error_code{};
+  metrics::registry().handshake_failed(handshake_failure_kind(
+      end_ == EndReason::evicted, result.index() == 1, verify, handshake_ec));
   // The failed handshake may leave more entries on this thread's OpenSSL error queue than the
   // one Asio took; none of them may be seen by the next connection served on this thread.
   ERR_clear_error();

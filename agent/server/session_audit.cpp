@@ -1,6 +1,7 @@
 #include "agent/server/session_audit.hpp"
 
 #include "agent/common/json_release.hpp"
+#include "agent/metrics/registry.hpp"
 
 namespace opsagent::server {
 namespace {
@@ -41,11 +42,13 @@ void SessionAudit::tls_failure(const std::string& reason,
 }
 
 void SessionAudit::auth_denied(const std::string& reason) {
+  metrics::registry().refused(metrics::Refusal::no_identity);
   log_.record("auth_denied", {{"conn", info_.id}, {"peer", info_.peer}, {"reason", reason}});
 }
 
 void SessionAudit::auth_denied_unmapped(const std::string& reason,
                                         const std::string& policy_version) {
+  metrics::registry().refused(metrics::Refusal::unmapped);
   log_.record("auth_denied", {{"conn", info_.id},
                               {"peer", info_.peer},
                               {"identity", identity_json(info_.identity)},
@@ -54,6 +57,10 @@ void SessionAudit::auth_denied_unmapped(const std::string& reason,
 }
 
 void SessionAudit::session_refused(const std::string& reason) {
+  // SessionRegistry::try_admit names the limit that was reached.
+  metrics::registry().refused(reason.find("max_clients_per_identity") != std::string::npos
+                                  ? metrics::Refusal::max_clients_per_identity
+                                  : metrics::Refusal::max_clients);
   log_.record("session_refused", {{"conn", info_.id},
                                   {"peer", info_.peer},
                                   {"principal", info_.principal.name},

@@ -7,6 +7,7 @@
 #include <openssl/x509_vfy.h>
 
 #include "agent/common/c_ptr.hpp"
+#include "agent/tls/peer_certificate.hpp"
 
 namespace opsagent::tls {
 
@@ -17,8 +18,12 @@ std::optional<VerifyFailure> handshake_verify_failure(const SSL* ssl) {
 }
 
 std::optional<VerifyFailure> verify_peer_chain(SSL* ssl, SSL_CTX* ctx) {
-  X509* leaf = SSL_get0_peer_certificate(ssl);
-  STACK_OF(X509)* chain = SSL_get_peer_cert_chain(ssl);  // server side: without the leaf
+  // Server side, the peer chain comes without the leaf.
+  return verify_chain(SSL_get0_peer_certificate(ssl), SSL_get_peer_cert_chain(ssl), ctx);
+}
+
+std::optional<VerifyFailure> verify_chain(X509* leaf, STACK_OF(X509) * chain, SSL_CTX* ctx,
+                                          std::vector<std::string>* ca_fingerprints) {
   const CPtr<X509_STORE_CTX, X509_STORE_CTX_free> check(X509_STORE_CTX_new());
   bool valid =
       leaf != nullptr && check != nullptr &&
@@ -26,6 +31,12 @@ std::optional<VerifyFailure> verify_peer_chain(SSL* ssl, SSL_CTX* ctx) {
       X509_VERIFY_PARAM_set1(X509_STORE_CTX_get0_param(check.get()), SSL_CTX_get0_param(ctx)) == 1;
   valid = valid && X509_verify_cert(check.get()) == 1;
   const long code = check ? X509_STORE_CTX_get_error(check.get()) : X509_V_ERR_UNSPECIFIED;
+  if (valid && ca_fingerprints != nullptr) {
+    STACK_OF(X509)* verified = X509_STORE_CTX_get0_chain(check.get());
+    for (int i = 1; verified != nullptr && i < sk_X509_num(verified); ++i) {
+      ca_fingerprints->push_back(fingerprint_sha256(sk_X509_value(verified, i)));
+    }
+  }
   ERR_clear_error();
   if (valid) return std::nullopt;
   return VerifyFailure{code, X509_verify_cert_error_string(code)};

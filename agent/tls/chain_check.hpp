@@ -5,6 +5,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <openssl/ssl.h>
 
@@ -25,5 +26,14 @@ std::optional<VerifyFailure> handshake_verify_failure(const SSL* ssl);
 /// new handshake would decide. nullopt when it verifies. Leaves nothing on the thread's OpenSSL
 /// error queue.
 std::optional<VerifyFailure> verify_peer_chain(SSL* ssl, SSL_CTX* ctx);
+
+/// Verifies `leaf` (with the untrusted intermediates `chain`, may be null) with the store and
+/// parameters of `ctx` and the current time, as a handshake with that context would; for
+/// certificates that arrive outside a connection (`opsagent explain --cert`). nullopt when it
+/// verifies; then `ca_fingerprints`, when given, receives the SHA-256 fingerprints of the CAs of
+/// the verified chain above the leaf, issuer first (as PeerIdentity::ca_fingerprints_sha256).
+/// Leaves nothing on the thread's OpenSSL error queue.
+std::optional<VerifyFailure> verify_chain(X509* leaf, STACK_OF(X509) * chain, SSL_CTX* ctx,
+                                          std::vector<std::string>* ca_fingerprints = nullptr);
 
 }  // namespace opsagent::tls

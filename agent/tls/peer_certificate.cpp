@@ -80,6 +80,15 @@ Status read_sans(X509* cert, PeerIdentity& id) {
   return ok_status();
 }
 
+std::string serial_hex(X509* cert) {
+  CPtr<BIGNUM, BN_free> bn(ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), nullptr));
+  if (!bn) return {};
+  CPtr<char, openssl_free> hex(BN_bn2hex(bn.get()));
+  return hex ? std::string(hex.get()) : std::string();
+}
+
+}  // namespace
+
 std::string fingerprint_sha256(X509* cert) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
@@ -91,15 +100,6 @@ std::string fingerprint_sha256(X509* cert) {
   }
   return out;
 }
-
-std::string serial_hex(X509* cert) {
-  CPtr<BIGNUM, BN_free> bn(ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), nullptr));
-  if (!bn) return {};
-  CPtr<char, openssl_free> hex(BN_bn2hex(bn.get()));
-  return hex ? std::string(hex.get()) : std::string();
-}
-
-}  // namespace
 
 Result<PeerIdentity> identity_from_certificate(X509* cert) {
   const ErrorQueueScope clean_queue;

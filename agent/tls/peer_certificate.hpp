@@ -1,6 +1,8 @@
 #pragma once
 // SSL* / X509* -> PeerIdentity: the only place that reads identity fields out of a certificate.
 
+#include <string>
+
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
@@ -8,6 +10,9 @@
 #include "agent/identity/peer_identity.hpp"
 
 namespace opsagent::tls {
+
+/// SHA-256 of the DER certificate as "AB:CD:..." (upper-case hex, colons); "" on failure.
+std::string fingerprint_sha256(X509* cert);
 
 /// Extracts the identity of a verified client leaf. Refuses (ErrorCode::denied) certificates
 /// without an extendedKeyUsage that names clientAuth, with several subject CNs (ambiguous), or

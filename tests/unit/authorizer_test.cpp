@@ -9,6 +9,8 @@
 
 #include <gtest/gtest.h>
 
+#include "agent/policy/grants.hpp"
+
 namespace opsagent::policy {
 namespace {
 
@@ -473,6 +475,46 @@ TEST_F(Authorizer, ListsAllowedVerbsSortedWithoutDeniedOnes) {
   EXPECT_TRUE(std::is_sorted(admin.begin(), admin.end()));
   EXPECT_EQ(allowed_names(*policy_, principal("nobody", {})),
             (std::vector<std::string>{"exit", "help", "json", "quit"}));
+}
+
+// ---- help run / tail / hash: listings agree with authorize() ----
+
+TEST_F(Authorizer, ListsRunnableCommandsSortedWithTheirUsage) {
+  std::vector<std::string> usages;
+  for (const auto* cmd : runnable_commands(*policy_, principal("alice", {"operator"}))) {
+    usages.push_back(run_usage(*cmd));
+    EXPECT_TRUE(as_alice("run", {cmd->name}).rule != "default-deny") << cmd->name;
+  }
+  EXPECT_EQ(usages, (std::vector<std::string>{"count <lines> [file]", "disk-usage [mountpoint]",
+                                              "raw <text>", "uptime"}));
+  EXPECT_TRUE(runnable_commands(*policy_, principal("admin", {"operator", "auditor"})).empty())
+      << "a role denying run removes every command";
+  EXPECT_TRUE(runnable_commands(*policy_, principal("ci-bot", {"reader"})).empty());
+}
+
+TEST_F(Authorizer, ListsTailableLogsOnlyThroughRolesGrantingTail) {
+  const auto logs = tailable_logs(*policy_, principal("alice", {"operator", "logs-only"}));
+  ASSERT_EQ(logs.size(), 2U);
+  EXPECT_EQ(logs[0].name, "app");
+  EXPECT_EQ(logs[1].name, "syslog");
+  EXPECT_EQ(logs[1].path, fs::path("/var/log/syslog"));
+  // logs-only names syslog but does not grant tail; tailer grants tail but names no log.
+  EXPECT_TRUE(tailable_logs(*policy_, principal("x", {"logs-only", "tailer"})).empty());
+  EXPECT_FALSE(decide(principal("x", {"logs-only", "tailer"}), "tail", {"syslog"}).allowed);
+}
+
+TEST_F(Authorizer, ListsHashGrantsPerRoleWithBothHalves) {
+  const auto grants =
+      hash_grants(*policy_, principal("x", {"hasher-a", "hasher-b"}), protocol::Verb::hash);
+  ASSERT_EQ(grants.size(), 1U) << "hasher-a grants an algorithm but no path";
+  EXPECT_EQ(grants[0].role, "hasher-b");
+  EXPECT_EQ(grants[0].algorithms, (std::vector<std::string>{"sha384"}));
+  EXPECT_EQ(grants[0].paths, (std::vector<std::string>{"/data/**"}));
+  const auto comphash =
+      hash_grants(*policy_, principal("alice", {"operator"}), protocol::Verb::comphash);
+  ASSERT_EQ(comphash.size(), 1U);
+  EXPECT_EQ(comphash[0].algorithms, (std::vector<std::string>{"sha1"}));
+  EXPECT_EQ(comphash[0].paths.size(), 3U);
 }
 
 // ---- re-mapping an open session after a reload ----

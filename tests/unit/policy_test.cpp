@@ -104,7 +104,9 @@ TEST(Policy, LoadsAGoodPolicy) {
   EXPECT_TRUE(df.end_of_options);
   EXPECT_EQ(df.timeout, 10s);
   EXPECT_EQ(df.max_output, 1U << 20);
+  EXPECT_EQ(df.description, "free space per file system");
   const RunCommand& up = policy->commands.at("uptime");
+  EXPECT_EQ(up.description, "");
   EXPECT_EQ(up.timeout, 30s);
   EXPECT_TRUE(up.args.empty());
 }
@@ -171,6 +173,26 @@ TEST(Policy, NamesAMissingFile) {
     EXPECT_NE(std::string(e.what()).find("/nonexistent/policy.yaml: cannot open"),
               std::string::npos);
   }
+}
+
+TEST(Policy, RefusesADescriptionLongerThanOneShortLine) {
+  const std::string base =
+      "identities: []\ncommands:\n  up:\n    argv: [/usr/bin/uptime]\n    description: ";
+  EXPECT_EQ(text_error(base + std::string(200, 'x') + "\n"), "");
+  EXPECT_NE(text_error(base + std::string(201, 'x') + "\n")
+                .find("policy.yaml:5:18: commands.up.description: a description is one line of "
+                      "at most 200 bytes"),
+            std::string::npos)
+      << text_error(base + std::string(201, 'x') + "\n");
+  EXPECT_NE(text_error(base + "\"two\\nlines\"\n").find("policy.yaml:5:"), std::string::npos)
+      << text_error(base + "\"two\\nlines\"\n");
+}
+
+TEST(Policy, Sha256IsTheWholeDigestOfTheFile) {
+  const PolicyDir dir;
+  const auto policy = load_policy(dir.write(read_all(kData / "policy" / "good.yaml")));
+  ASSERT_EQ(policy->sha256.size(), 64U);
+  EXPECT_EQ(policy->sha256.substr(0, 16), policy->version);
 }
 
 TEST(Policy, RejectsAnEmptyFile) {

@@ -1,0 +1,131 @@
+#pragma once
+// The agent's metrics: lock-free counters, gauges and histograms, incremented where the matching
+// audit events are produced, and rendered in the Prometheus text format (version 0.0.4) with
+// node_exporter's conventions: `opsagent_` prefix, `_total` counters, `_seconds` histograms,
+// base units. Label values come from fixed sets (verbs of the table, reasons below), so the
+// number of series is bounded whatever clients send.
+//
+// Thread-safety: every member may be updated from any thread. Updates are relaxed atomics (no
+// ordering between metrics is promised); a scrape reads each value once.
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "agent/protocol/verbs.hpp"
+
+namespace opsagent::metrics {
+
+class Counter {
+ public:
+  void inc(std::uint64_t n = 1) noexcept { value_.fetch_add(n, std::memory_order_relaxed); }
+  [[nodiscard]] std::uint64_t value() const noexcept {
+    return value_.load(std::memory_order_relaxed);
+  }
+
+ private:
+  std::atomic<std::uint64_t> value_{0};
+};
+
+class Gauge {
+ public:
+  void add(std::int64_t n) noexcept { value_.fetch_add(n, std::memory_order_relaxed); }
+  [[nodiscard]] std::int64_t value() const noexcept {
+    return value_.load(std::memory_order_relaxed);
+  }
+
+ private:
+  std::atomic<std::int64_t> value_{0};
+};
+
+/// Upper bounds of the duration buckets, in seconds (the +Inf bucket is implicit).
+inline constexpr std::array<double, 12> kDurationBuckets = {0.001, 0.005, 0.01, 0.05, 0.1, 0.5,
+                                                            1,     5,     10,   30,   60,  300};
+
+class Histogram {
+ public:
+  void observe(std::chrono::nanoseconds d) noexcept;
+  /// Observations <= kDurationBuckets[i] (cumulative); i == size(): all of them.
+  [[nodiscard]] std::uint64_t cumulative(std::size_t i) const noexcept;
+  [[nodiscard]] double sum_seconds() const noexcept;
+
+ private:
+  std::array<std::atomic<std::uint64_t>, kDurationBuckets.size() + 1> buckets_{};
+  std::atomic<std::uint64_t> sum_ns_{0};
+};
+
+/// Why an authenticated-or-not connection was turned away (label `reason`).
+enum class Refusal {
+  max_handshakes,            ///< too many pending handshakes
+  no_identity,               ///< no usable identity in the certificate
+  unmapped,                  ///< no identity rule maps the certificate
+  max_clients,               ///< the agent-wide client limit
+  max_clients_per_identity,  ///< the principal's client limit
+};
+inline constexpr std::size_t kRefusals = 5;
+
+/// How a TLS handshake failed (label `reason`).
+enum class HandshakeFailure {
+  timeout,      ///< timeouts.handshake passed
+  evicted,      ///< evicted to make room (max_handshakes)
+  certificate,  ///< the client certificate did not verify (or was missing)
+  protocol,     ///< any other TLS or connection error
+};
+inline constexpr std::size_t kHandshakeFailures = 4;
+
+/// What the gate decided (label `decision`).
+enum class Decision { allow, deny, reject };
+inline constexpr std::size_t kDecisions = 3;
+
+/// What a reload step reloaded (label `what`) and whether it worked (label `result`).
+enum class ReloadPart { config, policy, tls };
+inline constexpr std::size_t kReloadParts = 3;
+
+/// One slot per verb of the table plus one for lines naming no verb (label `verb="unknown"`).
+inline constexpr std::size_t kVerbSlots = static_cast<std::size_t>(protocol::Verb::quit) + 2;
+/// The slot of `verb` (a verb of the table, or nullptr for unknown).
+std::size_t verb_slot(const protocol::VerbSpec* verb) noexcept;
+
+struct Registry {
+  Counter connections;  ///< TCP connections accepted
+  std::array<Counter, kRefusals> refusals;
+  std::array<Counter, kHandshakeFailures> handshake_failures;
+  std::array<std::array<Counter, kDecisions>, kVerbSlots> commands;
+  std::array<Histogram, kVerbSlots> command_duration;
+  Counter reply_bytes;           ///< bytes of replies written to clients
+  Gauge blocking_queue;          ///< blocking-pool jobs posted and not yet started
+  Counter audit_write_failures;  ///< audit records that could not be written
+  std::array<std::array<Counter, 2>, kReloadParts> reloads;  ///< [part][0 success, 1 failure]
+
+  void refused(Refusal r) noexcept { refusals[static_cast<std::size_t>(r)].inc(); }
+  void handshake_failed(HandshakeFailure f) noexcept {
+    handshake_failures[static_cast<std::size_t>(f)].inc();
+  }
+  void command(const protocol::VerbSpec* verb, Decision d) noexcept {
+    commands[verb_slot(verb)][static_cast<std::size_t>(d)].inc();
+  }
+  void reloaded(ReloadPart part, bool ok) noexcept {
+    reloads[static_cast<std::size_t>(part)][ok ? 0 : 1].inc();
+  }
+};
+
+/// The process-wide registry (like a Prometheus client's default registry).
+Registry& registry() noexcept;
+
+/// Values read when scraped rather than counted: they already exist elsewhere.
+struct ScrapeState {
+  std::int64_t connections_active = 0;  ///< authenticated sessions
+  std::int64_t handshakes_active = 0;   ///< connections still in their TLS handshake
+  std::int64_t children_active = 0;     ///< running commands
+  std::string policy_version;           ///< of the policy in force
+  std::string version;                  ///< the agent's own version
+};
+
+/// The Prometheus text exposition of `r` and `state`.
+std::string render(const Registry& r, const ScrapeState& state);
+
+}  // namespace opsagent::metrics
