@@ -96,6 +96,7 @@ int main(int argc, char** argv) {
   std::optional<boost::asio::ssl::context> tls;
   try {
     require_tls_files(settings);
+    check_tls_files_readable(settings);
     check_private_key_mode(settings.tls.private_key);
     tls.emplace(tls::make_client_context(settings.tls));
   } catch (const std::exception& e) {
@@ -118,28 +119,46 @@ int main(int argc, char** argv) {
     usage_error("--raw-bytes needs exactly one host and -o raw");
   ProgressLine progress(stderr, !single && ::isatty(STDERR_FILENO) == 1, targets.size());
   auto reporter = make_reporter(mode, targets, OutputStreams{}, progress, opts.raw_bytes);
-  FanOutOptions fan_out{settings.timeouts, settings.concurrency};
+  FanOutOptions fan_out;
+  fan_out.timeouts = settings.timeouts;
+  fan_out.concurrency = settings.concurrency;
+  // Ctrl-C: the fan-out stops starting hosts and closes the running ones; a second one leaves
+  // at once, with the terminal clean.
+  fan_out.handle_signals = true;
+  fan_out.on_signal = [&progress](int signal, int count) {
+    progress.clear();
+    if (count > 1) std::_Exit(exit_status::interrupted(signal));
+    print_error(signal_name(signal) +
+                ": stopping: no new hosts, closing the running ones (again to quit at once)");
+  };
   const auto started = std::chrono::steady_clock::now();
-  std::vector<HostResult> results;
+  FanOutOutcome outcome;
   try {
-    results = run_fan_out(*tls, targets, line, fan_out, *reporter);
+    outcome = run_fan_out(*tls, targets, line, fan_out, *reporter);
   } catch (const std::exception& e) {
     progress.clear();
     print_error(std::string("internal error: ") + e.what());
     return exit_status::kAgentError;
   }
   progress.clear();
+  const std::vector<HostResult>& results = outcome.results;
+  const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - started);
+  if (mode == OutputMode::json && (!single || outcome.signal != 0)) {
+    std::printf("%s\n", json_summary(targets, results, elapsed, outcome.signal).c_str());
+    std::fflush(stdout);
+  }
 
   if (single) {
     const std::string message = failure_message(targets.front(), results.front());
     if (!message.empty() && mode != OutputMode::json) std::fprintf(stderr, "%s\n", message.c_str());
-    return single_host_exit_status(results.front());
+    return outcome.signal != 0 ? exit_status::interrupted(outcome.signal)
+                               : single_host_exit_status(results.front());
   }
-  if (opts.summary) {
-    const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
-        std::chrono::steady_clock::now() - started);
-    const std::string summary = format_summary(targets, results, elapsed);
+  if (opts.summary || outcome.signal != 0) {
+    const std::string summary = format_summary(targets, results, elapsed, outcome.signal);
     std::fwrite(summary.data(), 1, summary.size(), stderr);
   }
-  return fan_out_exit_status(results);
+  return outcome.signal != 0 ? exit_status::interrupted(outcome.signal)
+                             : fan_out_exit_status(results);
 }

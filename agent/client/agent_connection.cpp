@@ -64,6 +64,7 @@ AgentConnection::AgentConnection(const asio::any_io_executor& executor, ssl::con
                                  Target target, Timeouts timeouts)
     : target_(std::move(target)),
       timeouts_(timeouts),
+      resolver_(executor),
       stream_(executor, tls),
       framer_(kMaxReplyLine),
       started_(steady_clock::now()) {
@@ -81,6 +82,13 @@ HostResult AgentConnection::fail(HostStatus status, std::string code, std::strin
   return r;
 }
 
+void AgentConnection::abort() noexcept {
+  aborted_ = true;
+  open_ = false;
+  resolver_.cancel();
+  close_socket();
+}
+
 void AgentConnection::close_socket() noexcept {
   error_code ec;
   stream_.next_layer().close(ec);
@@ -93,10 +101,9 @@ asio::awaitable<HostResult> AgentConnection::open() {
   timer.expires_after(timeouts_.connect);
 
   // 1. Resolve and connect, under one deadline.
-  asio::ip::tcp::resolver resolver(executor);
   const std::string port = std::to_string(target_.port);
   auto resolved =
-      co_await (resolver.async_resolve(target_.address, port, kUse) || timer.async_wait(kUse));
+      co_await (resolver_.async_resolve(target_.address, port, kUse) || timer.async_wait(kUse));
   if (resolved.index() == 1) {
     co_return fail(HostStatus::unreachable, "connect",
                    fmt::format("resolving {} timed out after {}", target_.address,

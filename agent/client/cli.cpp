@@ -46,6 +46,10 @@ host's DNS name or IP address (SAN); there is no way to turn this off. Control c
 bidi controls and invalid UTF-8 from an agent or an inventory are never written to the
 terminal: human output escapes them, JSON output is ASCII with \uNNNN escapes.
 
+Interrupting a fan-out (Ctrl-C, SIGTERM) stops starting hosts, closes the running ones (their
+commands end on the agents), prints which hosts were done, cancelled or not started and exits
+130 (SIGINT) or 143 (SIGTERM); a second Ctrl-C exits at once.
+
 Exit status:
   one host   the remote command's exit status (0-255; 128+N when killed by signal N), or
              a code below when it did not run
@@ -55,6 +59,7 @@ Exit status:
   65  denied by the agent's policy              69  timeout (handshake, command, agent-side)
   66  unknown command or bad arguments (agent)  70  other agent error (busy, limit, notfound, internal)
   78  configuration error (config, inventory, certificate files)
+  130 interrupted (SIGINT; 143 for SIGTERM)
 )";
 
 constexpr int kUsageStatus = 64;

@@ -27,6 +27,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "tests/integration/opsctl_harness.hpp"
 #include "tests/integration/test_policy.hpp"
 #include "tests/support/agent_process.hpp"
 #include "tests/support/fake_agent.hpp"
@@ -38,6 +39,7 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using nlohmann::json;
+using namespace opsctl;
 
 constexpr int kFirstAgent = 2;  // 127.0.0.2
 constexpr int kAgents = 20;     // .. 127.0.0.21
@@ -46,116 +48,6 @@ constexpr int kTimeoutHost = 7;
 constexpr int kFailedHost = 9;
 constexpr int kWrongCertHost = 11;
 const std::vector<int> kDownHosts = {30, 31, 32};  // nothing listens on port 1 there
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-fs::path make_temp_dir(const std::string& prefix) {
-  std::string tmpl = (fs::temp_directory_path() / (prefix + "-XXXXXX")).string();
-  if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-  return tmpl;
-}
-
-std::vector<std::string> split_lines(const std::string& text) {
-  std::vector<std::string> out;
-  std::istringstream in(text);
-  for (std::string l; std::getline(in, l);) out.push_back(l);
-  return out;
-}
-
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
-
-// The environment opsctl runs with: alice's files, and a HOME without a config file.
-std::vector<std::string> opsctl_env(const fs::path& home,
-                                    const std::map<std::string, std::string>& extra) {
-  const TestPki& pki = TestPki::get();
-  std::map<std::string, std::string> vars = {{"HOME", home.string()},
-                                             {"OPSCTL_CERT", pki.cert("alice").string()},
-                                             {"OPSCTL_KEY", pki.key("alice").string()},
-                                             {"OPSCTL_CA", pki.ca().string()}};
-  for (const auto& [k, v] : extra) vars[k] = v;
-  std::vector<std::string> out;
-  for (char** e = environ; *e != nullptr; ++e) {
-    const std::string entry = *e;
-    const std::string key = entry.substr(0, entry.find('='));
-    if (key.rfind("OPSCTL_", 0) == 0 || key == "HOME" || key.rfind("XDG_", 0) == 0) continue;
-    out.push_back(entry);
-  }
-  for (const auto& [k, v] : vars) {
-    if (!v.empty()) out.push_back(k + "=" + v);
-  }
-  return out;
-}
-
-struct OpsctlRun {
-  int exit_code = -1;  // -1: killed after the timeout
-  std::string out;
-  std::string err;
-  std::chrono::milliseconds elapsed{0};
-};
-
-OpsctlRun run_opsctl(const std::vector<std::string>& args,
-                     const std::map<std::string, std::string>& extra_env = {},
-                     std::chrono::milliseconds timeout = 30s) {
-  const fs::path dir = make_temp_dir("opsctl-run");
-  std::vector<std::string> full = {OPSCTL_BINARY};
-  full.insert(full.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : full) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  std::vector<std::string> env = opsctl_env(dir, extra_env);
-  std::vector<char*> envp;
-  for (auto& e : env) envp.push_back(e.data());
-  envp.push_back(nullptr);
-
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 1, (dir / "out").c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                   0600);
-  posix_spawn_file_actions_addopen(&fa, 2, (dir / "err").c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                   0600);
-  pid_t pid = -1;
-  const auto started = std::chrono::steady_clock::now();
-  const int rc = ::posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), envp.data());
-  posix_spawn_file_actions_destroy(&fa);
-  OpsctlRun r;
-  if (rc != 0) {
-    ADD_FAILURE() << "cannot start " << OPSCTL_BINARY;
-    return r;
-  }
-  int status = 0;
-  while (true) {
-    if (::waitpid(pid, &status, WNOHANG) == pid) {
-      r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-      break;
-    }
-    if (std::chrono::steady_clock::now() - started > timeout) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &status, 0);
-      ADD_FAILURE() << "opsctl did not finish within " << timeout.count() << " ms";
-      break;
-    }
-    std::this_thread::sleep_for(5ms);
-  }
-  r.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
-      std::chrono::steady_clock::now() - started);
-  r.out = slurp(dir / "out");
-  r.err = slurp(dir / "err");
-  fs::remove_all(dir);
-  return r;
-}
-
-std::string describe(const OpsctlRun& r) {
-  return "exit " + std::to_string(r.exit_code) + "\n--- stdout:\n" + r.out + "--- stderr:\n" +
-         r.err;
-}
 
 std::string host_name(int i) {
   char buf[16];
@@ -298,9 +190,16 @@ TEST_F(OpsctlFleet, JsonOutputParsesAndHoldsEveryLine) {
   EXPECT_EQ(r.exit_code, 67) << describe(r);
   std::map<std::string, std::vector<json>> lines;
   std::map<std::string, json> results;
+  json summary;
   for (const auto& text : split_lines(r.out)) {
     const json j = json::parse(text, nullptr, false);
     ASSERT_FALSE(j.is_discarded()) << "not JSON: " << text;
+    if (j["type"] == "summary") {
+      EXPECT_TRUE(summary.is_null()) << "one summary record";
+      summary = j;
+      continue;
+    }
+    EXPECT_TRUE(summary.is_null()) << "the summary record comes last: " << text;
     ASSERT_TRUE(j.contains("host")) << text;
     const std::string host = j["host"];
     if (j["type"] == "result") {
@@ -345,6 +244,12 @@ TEST_F(OpsctlFleet, JsonOutputParsesAndHoldsEveryLine) {
     EXPECT_EQ(res["status"], "unreachable") << res;
     EXPECT_EQ(res["code"], "connect") << res;
   }
+  // One record sums it up for scripts, with the hosts of each status but ok.
+  EXPECT_EQ(summary["hosts"], host_count()) << summary;
+  EXPECT_EQ(summary["counts"]["ok"], 16) << summary;
+  EXPECT_EQ(summary["counts"]["unreachable"], 3) << summary;
+  EXPECT_EQ(summary["not_ok"]["denied"], json({"n05"})) << summary;
+  EXPECT_TRUE(summary["interrupted"].is_null()) << summary;
   // The summary still goes to stderr, out of jq's way.
   EXPECT_TRUE(
       contains(r.err, ": 16 ok, 1 failed, 1 denied, 3 unreachable, 1 timeout, 1 tls_error\n"))
@@ -437,88 +342,6 @@ TEST_F(OpsctlFleet, UntrustedAgentOrRefusedClientIsATlsFailure) {
                                                       {"OPSCTL_KEY", pki.key("mallory").string()}});
   EXPECT_EQ(r.exit_code, 65) << describe(r);
   EXPECT_TRUE(contains(r.err, "not mapped to a principal")) << r.err;
-}
-
-// Runs opsctl on a pseudo-terminal; returns everything it wrote, after `script` is played:
-// each pair is (wait for this text, then send that).
-struct PtyRun {
-  std::string output;
-  int exit_code = -1;
-};
-
-// libedit prints its prompt before it switches the terminal to raw mode; a Ctrl-D sent in
-// between would be taken by the line discipline (canonical mode) and lost in the switch. The
-// pty master reports the terminal's mode, so wait for that rather than for time.
-bool line_editor_is_reading(int master) {
-  termios t{};
-  return ::tcgetattr(master, &t) == 0 && (t.c_lflag & ICANON) == 0;
-}
-
-PtyRun run_on_pty(const std::vector<std::string>& args,
-                  const std::vector<std::pair<std::string, std::string>>& script,
-                  std::chrono::milliseconds timeout = 20s) {
-  const fs::path home = make_temp_dir("opsctl-pty");
-  std::vector<std::string> full = {OPSCTL_BINARY};
-  full.insert(full.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : full) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  std::vector<std::string> env = opsctl_env(home, {{"TERM", "dumb"}});
-  std::vector<char*> envp;
-  for (auto& e : env) envp.push_back(e.data());
-  envp.push_back(nullptr);
-
-  PtyRun r;
-  int master = -1;
-  const pid_t pid = ::forkpty(&master, nullptr, nullptr, nullptr);
-  if (pid == 0) {
-    ::execve(argv[0], argv.data(), envp.data());
-    ::_exit(127);
-  }
-  if (pid < 0) {
-    ADD_FAILURE() << "forkpty failed";
-    return r;
-  }
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  std::size_t step = 0;
-  std::size_t searched_from = 0;
-  bool eof = false;
-  while (!eof && std::chrono::steady_clock::now() < deadline) {
-    if (step < script.size()) {
-      const auto at = r.output.find(script[step].first, searched_from);
-      if (at != std::string::npos &&
-          (script[step].second.empty() || line_editor_is_reading(master))) {
-        searched_from = at + script[step].first.size();
-        const std::string& send = script[step].second;
-        EXPECT_EQ(::write(master, send.data(), send.size()), static_cast<ssize_t>(send.size()));
-        ++step;
-        continue;
-      }
-    }
-    pollfd p{master, POLLIN, 0};
-    if (::poll(&p, 1, 10) <= 0) continue;
-    char buf[4096];
-    const ssize_t n = ::read(master, buf, sizeof buf);
-    if (n <= 0) {
-      eof = true;  // EIO once the child has gone and closed the terminal
-    } else {
-      r.output.append(buf, static_cast<std::size_t>(n));
-    }
-  }
-  EXPECT_EQ(step, script.size()) << "script stopped at step " << step << "; output:\n" << r.output;
-  int status = 0;
-  while (std::chrono::steady_clock::now() < deadline && ::waitpid(pid, &status, WNOHANG) != pid) {
-    std::this_thread::sleep_for(10ms);
-  }
-  if (::waitpid(pid, &status, WNOHANG) == 0) {
-    ::kill(pid, SIGKILL);
-    ::waitpid(pid, &status, 0);
-    ADD_FAILURE() << "opsctl did not exit; output:\n" << r.output;
-  }
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  ::close(master);
-  fs::remove_all(home);
-  return r;
 }
 
 TEST_F(OpsctlFleet, InteractiveShellThroughAPseudoTerminal) {
