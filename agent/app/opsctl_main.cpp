@@ -81,7 +81,14 @@ int main(int argc, char** argv) {
     return exit_status::kConfig;
   }
 
-  auto selection = select_targets(inventory ? &*inventory : nullptr, opts.targets, settings.port);
+  std::string limit = opts.limit;
+  if (!limit.empty() && limit.front() == '@') {
+    auto listed = read_limit_file(limit.substr(1));
+    if (!listed) usage_error(listed.error().message);
+    limit = std::move(listed.value());
+  }
+  auto selection =
+      select_targets(inventory ? &*inventory : nullptr, opts.targets, settings.port, limit);
   if (!selection) usage_error(selection.error().message);
   const std::vector<Target>& targets = selection->targets;
   if (opts.list_targets) {

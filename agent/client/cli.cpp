@@ -20,11 +20,16 @@ host) opens an interactive shell on it. COMMAND is an agent command; the agent's
 which of these you may use:
 {commands}
 
-TARGETS  comma-separated: HOST[:PORT], [IPv6]:PORT, inventory host or group names, `all`,
-         globs (web*, db-[12]) and !EXCLUDED terms; e.g. 'web,db1,!web3'
+TARGETS  an Ansible pattern: terms separated by ',' (or ':'), each HOST[:PORT], [IPv6]:PORT,
+         an inventory host or group, `all`, a glob (web*, db-[12]) or ~REGEX; &TERM keeps
+         only hosts also in TERM, !TERM removes hosts (alone: all but those);
+         e.g. 'web,db1,!web3', 'web:&prod', '~^db[0-9]+$'
 
 Options (before TARGETS):
-  -i, --inventory FILE     inventory: opsctl YAML or Ansible YAML ($OPSCTL_INVENTORY)
+  -i, --inventory FILE     inventory: opsctl YAML, Ansible YAML or INI, or an executable
+                           printing Ansible JSON for --list ($OPSCTL_INVENTORY)
+  -l, --limit PATTERN      only hosts TARGETS and PATTERN both select; @FILE: the hosts
+                           listed in FILE, one per line (a retry file)
   -c, --config FILE        client config file ($OPSCTL_CONFIG; default ~/.config/opsctl/config.yaml)
       --cert FILE          client certificate, PEM ($OPSCTL_CERT)
       --key FILE           client private key, PEM, mode 0600 ($OPSCTL_KEY)
@@ -153,6 +158,7 @@ std::variant<CliOptions, CliExit> parse_command_line(const std::vector<std::stri
   app.add_option("-t,--timeout", timeout);
   app.add_flag("--no-summary", no_summary);
   app.add_flag("--list-targets", o.list_targets);
+  app.add_option("-l,--limit", o.limit);
 
   try {
     std::vector<std::string> reversed(args.rbegin(), args.rend());  // CLI11 pops from the back

@@ -21,6 +21,7 @@ struct CliOptions {
   bool summary = true;               ///< false with --no-summary
   bool list_targets = false;         ///< --list-targets
   std::string targets;               ///< the TARGETS pattern
+  std::string limit;                 ///< -l / --limit PATTERN or @FILE (empty: none)
   std::vector<std::string> command;  ///< COMMAND and its ARGS, one word each (empty: shell)
 };
 

@@ -372,6 +372,50 @@ TEST_F(OpsctlFleet, ProgressLineOnlyOnATerminal) {
   EXPECT_TRUE(contains(fan.output, "opsctl: 5 hosts in ")) << fan.output;
 }
 
+// The hosts a pattern reached, from the JSON results of a real `ping` on each.
+std::set<std::string> pinged(const std::vector<std::string>& args) {
+  const auto r = run_opsctl(args);
+  std::set<std::string> hosts;
+  for (const auto& text : split_lines(r.out)) {
+    const json j = json::parse(text, nullptr, false);
+    if (!j.is_discarded() && j["type"] == "result") hosts.insert(j["host"].get<std::string>());
+  }
+  if (hosts.empty()) ADD_FAILURE() << describe(r);
+  return hosts;
+}
+
+TEST_F(OpsctlFleet, AnsiblePatternOperatorsSelectTheHostsThatAreContacted) {
+  using S = std::set<std::string>;
+  const auto ping = [](const std::string& pattern, std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {"-i", inventory(), "--json"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    args.push_back(pattern);
+    args.emplace_back("ping");
+    return pinged(args);
+  };
+  S plain;
+  for (int i = kFirstAgent; i < kFirstAgent + kAgents; ++i) {
+    if (i != kDeniedHost && i != kTimeoutHost && i != kFailedHost && i != kWrongCertHost)
+      plain.insert(host_name(i));
+  }
+  // `!` alone: all but those.
+  EXPECT_EQ(ping("!broken:!down"), plain);
+  // `&`: intersection; `:` and `,` unions.
+  EXPECT_EQ(ping("n0*:&broken"), (S{"n05", "n07", "n09"}));
+  EXPECT_EQ(ping("n02:n03"), (S{"n02", "n03"}));
+  // ~regex over host and group names.
+  EXPECT_EQ(ping("~^n1[0-3]$"), (S{"n10", "n11", "n12", "n13"}));
+  EXPECT_EQ(ping("~^dow"), (S{"down30", "down31", "down32"}));
+  // --limit after the pattern, also from a file (a retry file).
+  EXPECT_EQ(ping("broken", {"--limit", "n0*"}), (S{"n05", "n07", "n09"}));
+  const fs::path retry = *dir_ / "retry.txt";
+  std::ofstream(retry) << "# hosts to retry\nn02\n\nn03\n";
+  EXPECT_EQ(ping("all", {"--limit", "@" + retry.string()}), (S{"n02", "n03"}));
+  const auto none = run_opsctl({"-i", inventory(), "--limit", "down", "n02", "ping"});
+  EXPECT_EQ(none.exit_code, 64) << describe(none);
+  EXPECT_TRUE(contains(none.err, "selects no host")) << none.err;
+}
+
 TEST(OpsctlInventory, AnsibleAndNativeInventoriesListTheSameTargets) {
   const fs::path dir = make_temp_dir("opsctl-inv");
   std::ofstream(dir / "native.yaml") << R"(# opsctl native inventory
