@@ -1,6 +1,7 @@
 // opsctl: flags, load, wire, run — nothing else. The client for scripts and fleets
 // (docs/opsctl.md).
 
+#include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -54,6 +55,26 @@ std::string command_line(const std::vector<std::string>& words) {
   if (parsed->verb != words.front() || parsed->args.size() + 1 != words.size())
     usage_error("invalid command");
   return line;
+}
+
+// The hosts that were not ok, one per line, for `--limit @FILE` (an Ansible retry file).
+bool write_retry_file(const std::string& path, const std::vector<Target>& targets,
+                      const std::vector<HostResult>& results) {
+  std::string text;
+  for (std::size_t i = 0; i < targets.size() && i < results.size(); ++i) {
+    if (results[i].status != HostStatus::ok) text += targets[i].name + "\n";
+  }
+  std::FILE* f = std::fopen(path.c_str(), "w");
+  if (f == nullptr) {
+    print_error(path + ": cannot write the retry file: " + std::strerror(errno));
+    return false;
+  }
+  const bool written = std::fwrite(text.data(), 1, text.size(), f) == text.size();
+  if (std::fclose(f) != 0 || !written) {
+    print_error(path + ": cannot write the retry file: " + std::strerror(errno));
+    return false;
+  }
+  return true;
 }
 
 }  // namespace
@@ -129,6 +150,9 @@ int main(int argc, char** argv) {
   FanOutOptions fan_out;
   fan_out.timeouts = settings.timeouts;
   fan_out.concurrency = settings.concurrency;
+  fan_out.retries = opts.retries;
+  if (opts.serial) fan_out.serial = opts.serial->of(targets.size(), true);
+  if (opts.max_fail) fan_out.max_fail = opts.max_fail->of(targets.size(), false);
   // Ctrl-C: the fan-out stops starting hosts and closes the running ones; a second one leaves
   // at once, with the terminal clean.
   fan_out.handle_signals = true;
@@ -151,10 +175,18 @@ int main(int argc, char** argv) {
   const std::vector<HostResult>& results = outcome.results;
   const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - started);
+  RunFacts facts;
+  facts.signal = outcome.signal;
+  facts.serial = fan_out.serial;
+  facts.batches = outcome.batches;
+  facts.max_fail = fan_out.max_fail;
+  facts.stopped_by_max_fail = outcome.stopped_by_max_fail;
   if (mode == OutputMode::json && (!single || outcome.signal != 0)) {
-    std::printf("%s\n", json_summary(targets, results, elapsed, outcome.signal).c_str());
+    std::printf("%s\n", json_summary(targets, results, elapsed, facts).c_str());
     std::fflush(stdout);
   }
+  if (!opts.retry_file.empty() && !write_retry_file(opts.retry_file, targets, results))
+    return exit_status::kConfig;
 
   if (single) {
     const std::string message = failure_message(targets.front(), results.front());
@@ -163,7 +195,7 @@ int main(int argc, char** argv) {
                                : single_host_exit_status(results.front());
   }
   if (opts.summary || outcome.signal != 0) {
-    const std::string summary = format_summary(targets, results, elapsed, outcome.signal);
+    const std::string summary = format_summary(targets, results, elapsed, facts);
     std::fwrite(summary.data(), 1, summary.size(), stderr);
   }
   return outcome.signal != 0 ? exit_status::interrupted(outcome.signal)

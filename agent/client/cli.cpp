@@ -1,5 +1,6 @@
 #include "agent/client/cli.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <exception>
 
@@ -43,6 +44,12 @@ Options (before TARGETS):
       --connect-timeout D  resolve + TCP connect (default 5s)
       --handshake-timeout D  TLS handshake + greeting (default 10s)
   -t, --timeout D          command, from sending it to the final reply line (default 5m; 0 = none)
+      --retry N            connect up to N more times to unreachable hosts (250ms, 500ms, ...
+                           pauses); a command that was sent is never sent again
+      --retry-file FILE    after a fan-out, write the hosts that were not ok to FILE, one
+                           per line, for --limit @FILE
+      --serial N|N%        rolling batches: the next N hosts start when a batch is done
+      --max-fail N|N%      start no new host once more than N hosts failed
       --no-summary         no summary on stderr after a fan-out
       --list-targets       print NAME ADDRESS PORT SERVER_NAME (tab-separated) per selected host
   -h, --help, --version
@@ -112,11 +119,36 @@ std::chrono::milliseconds duration_value(std::string_view flag, const std::strin
   }
 }
 
+int retry_value(const std::string& v) {
+  const auto n = parse_decimal<int>(v);
+  if (!n || *n < 0 || *n > 10) throw UsageError{"--retry needs 0-10"};
+  return *n;
+}
+
+HostCount count_value(std::string_view flag, std::string v, bool allow_zero) {
+  HostCount c;
+  if (!v.empty() && v.back() == '%') {
+    c.percent = true;
+    v.pop_back();
+  }
+  const auto n = parse_decimal<std::size_t>(v);
+  if (!n || (*n == 0 && !allow_zero) || (c.percent && *n > 100) || *n > 1000000)
+    throw UsageError{fmt::format("{} needs a number of hosts or a percentage (N or N%)", flag)};
+  c.value = *n;
+  return c;
+}
+
 CliExit usage_exit(const std::string& message) {
   return CliExit{kUsageStatus, {}, fmt::format("opsctl: {} (see opsctl --help)", message)};
 }
 
 }  // namespace
+
+std::size_t HostCount::of(std::size_t total, bool at_least_one) const {
+  if (!percent) return value;
+  const std::size_t n = at_least_one ? (total * value + 99) / 100 : total * value / 100;
+  return at_least_one ? std::max<std::size_t>(n, 1) : n;
+}
 
 std::string usage_text() {
   std::string commands;
@@ -159,6 +191,11 @@ std::variant<CliOptions, CliExit> parse_command_line(const std::vector<std::stri
   app.add_flag("--no-summary", no_summary);
   app.add_flag("--list-targets", o.list_targets);
   app.add_option("-l,--limit", o.limit);
+  std::optional<std::string> retry, serial, max_fail;
+  app.add_option("--retry", retry);
+  app.add_option("--retry-file", o.retry_file);
+  app.add_option("--serial", serial);
+  app.add_option("--max-fail", max_fail);
 
   try {
     std::vector<std::string> reversed(args.rbegin(), args.rend());  // CLI11 pops from the back
@@ -193,6 +230,9 @@ std::variant<CliOptions, CliExit> parse_command_line(const std::vector<std::stri
     if (handshake_timeout)
       o.flags.handshake_timeout = duration_value("--handshake-timeout", *handshake_timeout, false);
     if (timeout) o.flags.command_timeout = duration_value("--timeout", *timeout, true);
+    if (retry) o.retries = retry_value(*retry);
+    if (serial) o.serial = count_value("--serial", *serial, false);
+    if (max_fail) o.max_fail = count_value("--max-fail", *max_fail, true);
   } catch (const UsageError& e) {
     return usage_exit(e.message);
   }

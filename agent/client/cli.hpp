@@ -13,16 +13,28 @@
 
 namespace opsagent::client {
 
+/// A host count given as N or N% (of the selected hosts).
+struct HostCount {
+  std::size_t value = 0;
+  bool percent = false;
+  /// N, or N% of `total` rounded down (rounded up, and at least 1, when `at_least_one`).
+  [[nodiscard]] std::size_t of(std::size_t total, bool at_least_one) const;
+};
+
 /// Everything the command line asks for.
 struct CliOptions {
-  ClientFlags flags;                 ///< settings that also come from environment and config
-  std::optional<OutputMode> output;  ///< -o / --json (unset: raw for one host, prefix else)
-  bool raw_bytes = false;            ///< --raw-bytes
-  bool summary = true;               ///< false with --no-summary
-  bool list_targets = false;         ///< --list-targets
-  std::string targets;               ///< the TARGETS pattern
-  std::string limit;                 ///< -l / --limit PATTERN or @FILE (empty: none)
-  std::vector<std::string> command;  ///< COMMAND and its ARGS, one word each (empty: shell)
+  ClientFlags flags;                  ///< settings that also come from environment and config
+  std::optional<OutputMode> output;   ///< -o / --json (unset: raw for one host, prefix else)
+  bool raw_bytes = false;             ///< --raw-bytes
+  bool summary = true;                ///< false with --no-summary
+  bool list_targets = false;          ///< --list-targets
+  std::string targets;                ///< the TARGETS pattern
+  std::string limit;                  ///< -l / --limit PATTERN or @FILE (empty: none)
+  int retries = 0;                    ///< --retry N (connection failures only)
+  std::string retry_file;             ///< --retry-file FILE (empty: none)
+  std::optional<HostCount> serial;    ///< --serial N|N%
+  std::optional<HostCount> max_fail;  ///< --max-fail N|N%
+  std::vector<std::string> command;   ///< COMMAND and its ARGS, one word each (empty: shell)
 };
 
 /// The command line ends opsctl at once: --help or --version (status 0, text for stdout), or a

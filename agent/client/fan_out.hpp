@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,13 @@ namespace opsagent::client {
 struct FanOutOptions {
   Timeouts timeouts;
   std::size_t concurrency = 64;  ///< hosts in flight at once (at least 1)
+  /// Connection attempts after the first when connecting fails (host unreachable), with a
+  /// growing pause (250 ms, 500 ms, ... 4 s). A command that was sent is never sent again.
+  int retries = 0;
+  /// Hosts per batch (--serial): a batch starts when the previous one is done. 0: one batch.
+  std::size_t serial = 0;
+  /// No new host starts once more than this many hosts failed (--max-fail). Unset: no limit.
+  std::optional<std::size_t> max_fail;
   /// Catch SIGINT and SIGTERM while the fan-out runs (opsctl does; tests of the library don't).
   bool handle_signals = false;
   /// Called on the fan-out's thread for each signal caught: `count` is 1 for the first (the
@@ -28,8 +36,10 @@ struct FanOutOptions {
 
 /// What a fan-out produced.
 struct FanOutOutcome {
-  std::vector<HostResult> results;  ///< one per target, in target order
-  int signal = 0;                   ///< the signal that interrupted it, 0 if none
+  std::vector<HostResult> results;   ///< one per target, in target order
+  int signal = 0;                    ///< the signal that interrupted it, 0 if none
+  std::size_t batches = 0;           ///< batches started (--serial)
+  bool stopped_by_max_fail = false;  ///< --max-fail left hosts not started
 };
 
 /// Runs `command_line` (one protocol line, no LF) on every target. Blocks the calling thread

@@ -41,6 +41,7 @@ struct HostResult {
   /// "sha256 0f1e... bytes=5 path=/etc/hostname". Commands other than `run` answer here.
   std::string reply_text;
   std::chrono::milliseconds duration{0};  ///< connect to final line
+  int attempts = 1;  ///< connection attempts (more than 1 with --retry after failures)
 };
 
 /// The result a final reply line stands for (ok/error lines only).

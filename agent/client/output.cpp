@@ -228,6 +228,7 @@ std::string json_result(std::string_view name, const HostResult& r) {
   j["message"] = r.message;
   if (shows_reply_text(r)) j["reply"] = r.reply_text;
   j["duration_ms"] = r.duration.count();
+  if (r.attempts > 1) j["attempts"] = r.attempts;
   return dump(j);
 }
 
@@ -239,7 +240,8 @@ std::string signal_name(int signal) {
 
 std::string format_summary(const std::vector<Target>& targets,
                            const std::vector<HostResult>& results,
-                           std::chrono::milliseconds elapsed, int signal) {
+                           std::chrono::milliseconds elapsed, const RunFacts& facts) {
+  const int signal = facts.signal;
   std::map<HostStatus, std::vector<std::string>> by_status;
   for (std::size_t i = 0; i < results.size() && i < targets.size(); ++i)
     by_status[results[i].status].push_back(shown(targets[i].name));
@@ -250,6 +252,14 @@ std::string format_summary(const std::vector<Target>& targets,
     out += fmt::format("opsctl: interrupted by {}: {} done, {} cancelled, {} not started\n",
                        signal_name(signal), results.size() - cancelled - not_started, cancelled,
                        not_started);
+  }
+  if (facts.stopped_by_max_fail) {
+    out += fmt::format("opsctl: stopped: more than {} hosts failed (--max-fail), {} not started\n",
+                       facts.max_fail.value_or(0), by_status[HostStatus::not_started].size());
+  }
+  if (facts.serial != 0) {
+    out += fmt::format("opsctl: {} batch{} of up to {} hosts (--serial)\n", facts.batches,
+                       facts.batches == 1 ? "" : "es", facts.serial);
   }
   std::string counts;
   for (const HostStatus s : kSummaryOrder) {
@@ -274,7 +284,7 @@ std::string format_summary(const std::vector<Target>& targets,
 }
 
 std::string json_summary(const std::vector<Target>& targets, const std::vector<HostResult>& results,
-                         std::chrono::milliseconds elapsed, int signal) {
+                         std::chrono::milliseconds elapsed, const RunFacts& facts) {
   nlohmann::json counts = nlohmann::json::object();
   nlohmann::json hosts = nlohmann::json::object();
   for (const HostStatus s : kSummaryOrder) counts[std::string(to_string(s))] = 0;
@@ -286,7 +296,15 @@ std::string json_summary(const std::vector<Target>& targets, const std::vector<H
   nlohmann::json j = {
       {"type", "summary"}, {"hosts", results.size()},        {"counts", counts},
       {"not_ok", hosts},   {"duration_ms", elapsed.count()}, {"interrupted", nullptr}};
-  if (signal != 0) j["interrupted"] = signal_name(signal);
+  if (facts.signal != 0) j["interrupted"] = signal_name(facts.signal);
+  if (facts.serial != 0) {
+    j["serial"] = facts.serial;
+    j["batches"] = facts.batches;
+  }
+  if (facts.max_fail) {
+    j["max_fail"] = *facts.max_fail;
+    j["max_fail_stopped"] = facts.stopped_by_max_fail;
+  }
   return dump(j);
 }
 

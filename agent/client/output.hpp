@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -76,15 +77,25 @@ std::unique_ptr<Reporter> make_reporter(OutputMode mode, const std::vector<Targe
 /// unreachable" and one line per kind of failure naming its hosts. After an interruption by
 /// `signal` (non-zero) it starts with "opsctl: interrupted by SIGINT: 5 done, 3 cancelled, 13
 /// not started".
+/// How a fan-out went, beyond the hosts' results (for the summaries).
+struct RunFacts {
+  int signal = 0;                       ///< the signal that interrupted it, 0 if none
+  std::size_t serial = 0;               ///< --serial batch size (0: none)
+  std::size_t batches = 0;              ///< batches started
+  std::optional<std::size_t> max_fail;  ///< --max-fail, as a host count
+  bool stopped_by_max_fail = false;     ///< --max-fail left hosts not started
+};
+
 std::string format_summary(const std::vector<Target>& targets,
                            const std::vector<HostResult>& results,
-                           std::chrono::milliseconds elapsed, int signal = 0);
+                           std::chrono::milliseconds elapsed, const RunFacts& facts = {});
 
 /// The JSON `summary` record of a fan-out (one line, no LF, ASCII-only): `counts` per status,
-/// `not_ok` (status -> host names, every status but ok), elapsed time, and `interrupted` (the
-/// signal's name or null).
+/// `not_ok` (status -> host names, every status but ok), elapsed time, `interrupted` (the
+/// signal's name or null), and with --serial / --max-fail `serial`, `batches`, `max_fail` and
+/// `max_fail_stopped`.
 std::string json_summary(const std::vector<Target>& targets, const std::vector<HostResult>& results,
-                         std::chrono::milliseconds elapsed, int signal = 0);
+                         std::chrono::milliseconds elapsed, const RunFacts& facts = {});
 
 /// "SIGINT", "SIGTERM" or "signal N".
 std::string signal_name(int signal);

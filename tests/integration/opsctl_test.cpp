@@ -416,6 +416,93 @@ TEST_F(OpsctlFleet, AnsiblePatternOperatorsSelectTheHostsThatAreContacted) {
   EXPECT_TRUE(contains(none.err, "selects no host")) << none.err;
 }
 
+std::vector<json> json_lines(const std::string& out) {
+  std::vector<json> v;
+  for (const auto& text : split_lines(out)) v.push_back(json::parse(text, nullptr, false));
+  return v;
+}
+
+TEST_F(OpsctlFleet, RetryReconnectsUnreachableHostsButNeverRerunsACommand) {
+  const auto r =
+      run_opsctl({"-i", inventory(), "--json", "--retry", "2", "n09,down30", "run", "greet"});
+  EXPECT_EQ(r.exit_code, 68) << describe(r);
+  std::map<std::string, json> results;
+  std::size_t partial = 0;
+  for (const auto& j : json_lines(r.out)) {
+    if (j["type"] == "result") results[j["host"]] = j;
+    if (j["type"] == "line" && j["line"] == "partial") ++partial;
+  }
+  EXPECT_EQ(results["down30"]["attempts"], 3) << results["down30"];
+  EXPECT_TRUE(contains(results["down30"]["message"], "(3 attempts)")) << results["down30"];
+  // The command that ran and failed was not sent again.
+  EXPECT_EQ(results["n09"]["status"], "failed");
+  EXPECT_FALSE(results["n09"].contains("attempts")) << results["n09"];
+  EXPECT_EQ(partial, 1U) << r.out;
+  EXPECT_EQ(run_opsctl({"--retry", "11", "x:1", "ping"}).exit_code, 64);
+}
+
+TEST_F(OpsctlFleet, RetryFileListsHostsThatWereNotOkForLimit) {
+  const fs::path retry = *dir_ / "greet.retry";
+  auto r = run_opsctl(
+      {"-i", inventory(), "--retry-file", retry.string(), "broken,n02,down31", "run", "greet"});
+  EXPECT_EQ(r.exit_code, 67) << describe(r);
+  EXPECT_EQ(slurp(retry), "n05\nn07\nn09\nn11\ndown31\n");
+  r = run_opsctl({"-i", inventory(), "--limit", "@" + retry.string(), "--list-targets", "all"});
+  EXPECT_EQ(r.exit_code, 0) << describe(r);
+  EXPECT_EQ(split_lines(r.out).size(), 5U) << r.out;
+  r = run_opsctl({"-i", inventory(), "--retry-file", retry.string(), "n02,n03", "ping"});
+  EXPECT_EQ(r.exit_code, 0) << describe(r);
+  EXPECT_EQ(slurp(retry), "") << "all ok: nothing to retry";
+}
+
+TEST_F(OpsctlFleet, SerialRunsRollingBatches) {
+  const auto r = run_opsctl(
+      {"-i", inventory(), "--json", "--serial", "2", "-j", "8", "n02,n03,n04,n06,n08", "ping"});
+  EXPECT_EQ(r.exit_code, 0) << describe(r);
+  std::vector<std::string> order;
+  json summary;
+  for (const auto& j : json_lines(r.out)) {
+    if (j["type"] == "result") order.push_back(j["host"]);
+    if (j["type"] == "summary") summary = j;
+  }
+  ASSERT_EQ(order.size(), 5U) << r.out;
+  // A batch starts only when the one before is done, so results come batch by batch.
+  EXPECT_EQ(std::set<std::string>(order.begin(), order.begin() + 2),
+            (std::set<std::string>{"n02", "n03"}));
+  EXPECT_EQ(std::set<std::string>(order.begin() + 2, order.begin() + 4),
+            (std::set<std::string>{"n04", "n06"}));
+  EXPECT_EQ(order[4], "n08");
+  EXPECT_EQ(summary["serial"], 2);
+  EXPECT_EQ(summary["batches"], 3);
+  EXPECT_TRUE(contains(r.err, "opsctl: 3 batches of up to 2 hosts (--serial)\n")) << r.err;
+  // 40% of 5 hosts: batches of 2.
+  const auto pct =
+      run_opsctl({"-i", inventory(), "--serial", "40%", "n02,n03,n04,n06,n08", "ping"});
+  EXPECT_TRUE(contains(pct.err, "3 batches of up to 2 hosts")) << pct.err;
+}
+
+TEST_F(OpsctlFleet, MaxFailStopsStartingHostsOnceExceeded) {
+  const auto r = run_opsctl(
+      {"-i", inventory(), "--max-fail", "1", "-j", "1", "broken,n02,n03", "run", "greet"});
+  EXPECT_EQ(r.exit_code, 65) << describe(r);
+  EXPECT_TRUE(contains(r.err,
+                       "opsctl: stopped: more than 1 hosts failed (--max-fail), 4 not "
+                       "started\n"))
+      << r.err;
+  EXPECT_TRUE(contains(r.err, "opsctl:   not started: n09 n11 n02 n03\n")) << r.err;
+  EXPECT_FALSE(contains(r.out, "hello from n02")) << r.out;
+  // 50% of 6 hosts: 3 failures allowed.
+  const auto pct = run_opsctl({"-i", inventory(), "--json", "--max-fail", "50%", "-j", "1",
+                               "broken,n02,n03", "run", "greet"});
+  json summary;
+  for (const auto& j : json_lines(pct.out)) {
+    if (j["type"] == "summary") summary = j;
+  }
+  EXPECT_EQ(summary["max_fail"], 3) << pct.out;
+  EXPECT_EQ(summary["max_fail_stopped"], true) << pct.out;
+  EXPECT_EQ(summary["counts"]["not_started"], 2) << pct.out;
+}
+
 TEST(OpsctlInventory, AnsibleAndNativeInventoriesListTheSameTargets) {
   const fs::path dir = make_temp_dir("opsctl-inv");
   std::ofstream(dir / "native.yaml") << R"(# opsctl native inventory

@@ -142,13 +142,15 @@ TEST(Output, SummaryAfterAnInterruptionSaysDoneCancelledAndNotStarted) {
   results[0].status = HostStatus::ok;
   results[1].status = HostStatus::cancelled;
   results[2].status = HostStatus::not_started;
-  const std::string text = format_summary(targets, results, std::chrono::milliseconds(1200), 2);
+  RunFacts facts;
+  facts.signal = 2;
+  const std::string text = format_summary(targets, results, std::chrono::milliseconds(1200), facts);
   EXPECT_EQ(text,
             "opsctl: interrupted by SIGINT: 1 done, 1 cancelled, 1 not started\n"
             "opsctl: 3 hosts in 1.2s: 1 ok, 1 cancelled, 1 not started\n"
             "opsctl:   cancelled: b\n"
             "opsctl:   not started: c\n");
-  const auto j = nlohmann::json::parse(json_summary(targets, results, {}, 2));
+  const auto j = nlohmann::json::parse(json_summary(targets, results, {}, facts));
   EXPECT_EQ(j["type"], "summary");
   EXPECT_EQ(j["interrupted"], "SIGINT");
   EXPECT_EQ(j["counts"]["cancelled"], 1);
