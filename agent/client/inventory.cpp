@@ -8,12 +8,14 @@
 #include <fnmatch.h>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <regex>
 #include <set>
 
 #include <boost/asio/ip/address.hpp>
 #include <fmt/format.h>
 
+#include "agent/client/ansible_ini.hpp"
 #include "agent/config/config_error.hpp"
 #include "agent/config/strict_yaml.hpp"
 #include "agent/config/yaml_reader.hpp"
@@ -28,6 +30,7 @@ using config::NodeContext;
 using config::YamlNode;
 
 constexpr std::size_t kMaxRangeHosts = 100000;
+constexpr std::size_t kMaxInventoryBytes = std::size_t{16} << 20U;
 constexpr std::string_view kGlobChars = "*?[";
 
 Error usage(std::string message) { return Error{ErrorCode::usage, std::move(message)}; }
@@ -153,13 +156,14 @@ Result<HostPort> split_host_port(std::string_view term) {
 // Builds an Inventory from a parsed document. Lives only during Inventory::parse.
 class InventoryBuilder {
  public:
-  InventoryBuilder(const YamlNode& root, std::string file) : root_(root), file_(std::move(file)) {}
+  InventoryBuilder(const YamlNode& root, std::string file, bool ansible_only = false)
+      : root_(root), file_(std::move(file)), ansible_only_(ansible_only) {}
 
   Inventory build() {
     const NodeContext top{file_, ""};
     if (root_.kind == YamlNode::Kind::null) fail(top, root_, "the inventory is empty");
     if (root_.kind != YamlNode::Kind::map) fail(top, root_, "expected a map at the top level");
-    bool native = true;
+    bool native = !ansible_only_;
     for (const auto& [key, value] : root_.entries) {
       if (key.scalar != "defaults" && key.scalar != "hosts" && key.scalar != "groups")
         native = false;
@@ -449,15 +453,34 @@ class InventoryBuilder {
   std::map<std::string, Group> groups_;
   std::map<std::string, HostVars> host_vars_;
   std::vector<std::string> host_order_;
+  bool ansible_only_;               // an INI or script inventory: never the native format
   std::deque<YamlNode> synthetic_;  // values implied by the file (stable addresses for Var)
 };
 
 Inventory Inventory::load(const std::filesystem::path& path) {
-  const YamlNode root = config::load_yaml_file(path);
+  std::ifstream in(path, std::ios::binary);
+  std::string text;
+  if (in) {
+    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    if (text.size() > kMaxInventoryBytes) {
+      throw config::ConfigError(
+          fmt::format("{}: larger than {} MiB", path.string(), kMaxInventoryBytes >> 20U));
+    }
+    if (path.extension() == ".ini" ||
+        (path.extension() != ".yaml" && path.extension() != ".yml" && looks_like_ini(text))) {
+      const YamlNode root = parse_ansible_ini(text, path.string());
+      return InventoryBuilder(root, path.string(), true).build();
+    }
+  }
+  const YamlNode root = config::load_yaml_file(path);  // also says why a file cannot be read
   return InventoryBuilder(root, path.string()).build();
 }
 
 Inventory Inventory::parse(const std::string& text, const std::string& file) {
+  if (looks_like_ini(text)) {
+    const YamlNode root = parse_ansible_ini(text, file);
+    return InventoryBuilder(root, file, true).build();
+  }
   const YamlNode root = config::parse_yaml(text, file);
   return InventoryBuilder(root, file).build();
 }

@@ -503,7 +503,25 @@ TEST_F(OpsctlFleet, MaxFailStopsStartingHostsOnceExceeded) {
   EXPECT_EQ(summary["counts"]["not_started"], 2) << pct.out;
 }
 
-TEST(OpsctlInventory, AnsibleAndNativeInventoriesListTheSameTargets) {
+TEST_F(OpsctlFleet, IniInventoryReachesTheAgents) {
+  std::string ini = "[web]\n";
+  for (const int i : {2, 3, 4}) {
+    ini += host_name(i) + " ansible_host=127.0.0." + std::to_string(i) +
+           " opsagent_port=" + std::to_string((*agents_)[i]->port()) + "\n";
+  }
+  ini += "[lb]\nn06 ansible_host=127.0.0.6 opsagent_port=" + std::to_string((*agents_)[6]->port()) +
+         "\n[prod:children]\nweb\nlb\n";
+  const fs::path file = *dir_ / "fleet.ini";
+  std::ofstream(file) << ini;
+  EXPECT_EQ(pinged({"-i", file.string(), "--json", "prod:!n03", "ping"}),
+            (std::set<std::string>{"n02", "n04", "n06"}));
+  std::ofstream(*dir_ / "bad.ini") << "[web]\nn02 opsagent_port\n";
+  const auto bad = run_opsctl({"-i", (*dir_ / "bad.ini").string(), "web", "ping"});
+  EXPECT_EQ(bad.exit_code, 78) << describe(bad);
+  EXPECT_TRUE(contains(bad.err, "bad.ini:2:5: expected key=value")) << bad.err;
+}
+
+TEST(OpsctlInventory, AnsibleYamlIniAndNativeInventoriesListTheSameTargets) {
   const fs::path dir = make_temp_dir("opsctl-inv");
   std::ofstream(dir / "native.yaml") << R"(# opsctl native inventory
 defaults:
@@ -552,8 +570,34 @@ all:
         web03:
           ansible_host: 127.0.0.4
 )";
+  std::ofstream(dir / "hosts.ini") << R"(# the same fleet, as an Ansible INI inventory
+cache.example.com
+
+[web]
+web[01:02] ansible_port=22
+web03 ansible_host=127.0.0.4 opsagent_port=7444
+
+[dbs]
+db1 ansible_host=127.0.0.5 opsagent_server_name=db1.internal
+
+[prod:children]
+web
+dbs
+
+[web]
+web01 ansible_host=127.0.0.2
+web02 ansible_host=127.0.0.3
+
+[all:vars]
+opsagent_port=7443
+ansible_user=deploy
+)";
   for (const std::string pattern :
        {"all", "web", "prod", "web0*,db1", "prod,!web02", "cache.example.com"}) {
+    const auto ini = run_opsctl({"-i", (dir / "hosts.ini").string(), "--list-targets", pattern});
+    EXPECT_EQ(ini.exit_code, 0) << describe(ini);
+    auto c = split_lines(ini.out);
+    std::sort(c.begin(), c.end());
     const auto native =
         run_opsctl({"-i", (dir / "native.yaml").string(), "--list-targets", pattern});
     const auto ansible =
@@ -566,6 +610,7 @@ all:
     std::sort(a.begin(), a.end());
     std::sort(b.begin(), b.end());
     EXPECT_EQ(a, b) << pattern << "\nnative:\n" << native.out << "ansible:\n" << ansible.out;
+    EXPECT_EQ(a, c) << pattern << "\nnative:\n" << native.out << "ini:\n" << ini.out;
   }
   const auto all = run_opsctl({"-i", (dir / "native.yaml").string(), "--list-targets", "all"});
   EXPECT_EQ(all.out,
