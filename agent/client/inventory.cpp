@@ -16,6 +16,7 @@
 #include <fmt/format.h>
 
 #include "agent/client/ansible_ini.hpp"
+#include "agent/client/inventory_script.hpp"
 #include "agent/config/config_error.hpp"
 #include "agent/config/strict_yaml.hpp"
 #include "agent/config/yaml_reader.hpp"
@@ -458,6 +459,10 @@ class InventoryBuilder {
 };
 
 Inventory Inventory::load(const std::filesystem::path& path) {
+  if (is_inventory_script(path)) {
+    const YamlNode root = load_inventory_script(path);
+    return InventoryBuilder(root, path.string() + " --list", true).build();
+  }
   std::ifstream in(path, std::ios::binary);
   std::string text;
   if (in) {

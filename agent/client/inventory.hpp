@@ -28,9 +28,11 @@ class Inventory {
  public:
   enum class Format { native, ansible };
 
-  /// Reads and validates `path`; the format is detected (docs/opsctl.md): a file whose
-  /// top-level keys are all among `defaults`, `hosts`, `groups` is native, anything else is an
-  /// Ansible YAML inventory. Throws config::ConfigError "FILE:LINE:COL: key.path: message".
+  /// Reads and validates `path`; the format is detected (docs/opsctl.md): an executable file
+  /// is run with `--list` (Ansible dynamic inventory JSON), an INI-looking or *.ini file is an
+  /// Ansible INI inventory; else YAML: a file whose top-level keys are all among `defaults`,
+  /// `hosts`, `groups` is native, anything else an Ansible YAML inventory. Throws
+  /// config::ConfigError "FILE:LINE:COL: key.path: message".
   static Inventory load(const std::filesystem::path& path);
   /// Same from text (tests); `file` names the source in messages.
   static Inventory parse(const std::string& text, const std::string& file);

@@ -521,6 +521,31 @@ TEST_F(OpsctlFleet, IniInventoryReachesTheAgents) {
   EXPECT_TRUE(contains(bad.err, "bad.ini:2:5: expected key=value")) << bad.err;
 }
 
+TEST_F(OpsctlFleet, ExecutableInventoryIsRunWithList) {
+  const fs::path script = *dir_ / "dynamic-inventory";
+  {
+    std::ofstream out(script);
+    out << "#!/bin/sh\n[ \"$1\" = --list ] || exit 2\ncat <<'JSON'\n"
+        << "{\"web\": {\"hosts\": [\"n02\", \"n03\"], \"vars\": {\"opsagent_port\": "
+        << (*agents_)[2]->port() << "}},\n"
+        << " \"prod\": {\"children\": [\"web\"]},\n"
+        << " \"_meta\": {\"hostvars\": {\"n02\": {\"ansible_host\": \"127.0.0.2\"},\n"
+        << "   \"n03\": {\"ansible_host\": \"127.0.0.3\", \"opsagent_port\": "
+        << (*agents_)[3]->port() << "},\n"
+        << "   \"n04\": {\"ansible_host\": \"127.0.0.4\", \"opsagent_port\": \""
+        << (*agents_)[4]->port() << "\"}}}}\nJSON\n";
+  }
+  fs::permissions(script, fs::perms::owner_all);
+  EXPECT_EQ(pinged({"-i", script.string(), "--json", "prod,ungrouped", "ping"}),
+            (std::set<std::string>{"n02", "n03", "n04"}));
+  const fs::path failing = *dir_ / "failing-inventory";
+  std::ofstream(failing) << "#!/bin/sh\necho oops >&2\nexit 3\n";
+  fs::permissions(failing, fs::perms::owner_all);
+  const auto r = run_opsctl({"-i", failing.string(), "all", "ping"});
+  EXPECT_EQ(r.exit_code, 78) << describe(r);
+  EXPECT_TRUE(contains(r.err, "failing-inventory --list: exited with status 3")) << r.err;
+}
+
 TEST(OpsctlInventory, AnsibleYamlIniAndNativeInventoriesListTheSameTargets) {
   const fs::path dir = make_temp_dir("opsctl-inv");
   std::ofstream(dir / "native.yaml") << R"(# opsctl native inventory
