@@ -1,6 +1,7 @@
 #include "agent/client/agent_connection.hpp"
 
 #include <array>
+#include <memory>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/connect.hpp>
@@ -17,6 +18,7 @@
 
 #include "agent/protocol/reply_formatter.hpp"
 #include "agent/tls/chain_check.hpp"
+#include "agent/tls/peer_certificate.hpp"
 
 namespace opsagent::client {
 namespace asio = boost::asio;
@@ -165,6 +167,19 @@ asio::awaitable<HostResult> AgentConnection::open() {
       message += fmt::format(" ({}; expected {} signed by the configured CA)", failure->text, name);
     }
     co_return fail(HostStatus::tls_error, "tls", std::move(message));
+  }
+
+  // 2b. A pinned certificate (inventory `fingerprint` / `opsagent_fingerprint`), checked in
+  // addition to the CA and the name.
+  if (!target_.pin_sha256.empty()) {
+    std::unique_ptr<X509, decltype(&X509_free)> peer(SSL_get1_peer_certificate(ssl_handle),
+                                                     &X509_free);
+    const std::string seen = peer ? tls::fingerprint_sha256(peer.get()) : std::string();
+    if (seen != target_.pin_sha256) {
+      co_return fail(HostStatus::tls_error, "tls",
+                     fmt::format("agent certificate SHA-256 fingerprint {} is not the pinned {}",
+                                 seen.empty() ? "(none)" : seen, target_.pin_sha256));
+    }
   }
 
   // 3. Greeting. In TLS 1.3 the agent judges our certificate after our side of the handshake

@@ -76,6 +76,32 @@ void check_name(const YamlNode& n, const NodeContext& ctx, const std::string& na
   }
 }
 
+// A pinned certificate fingerprint: "sha256:" (optional), then 32 bytes of hex, with or
+// without ':' between them (as `openssl x509 -fingerprint -sha256` prints it). Stored as
+// "AB:CD:..." like the agent's own fingerprints.
+std::string pinned_fingerprint(const YamlNode& n, const NodeContext& ctx) {
+  std::string text = config::as_string(n, ctx);
+  if (text.size() > 7 && (text.compare(0, 7, "sha256:") == 0 || text.compare(0, 7, "SHA256:") == 0))
+    text.erase(0, 7);
+  std::string hex;
+  for (const char c : text) {
+    if (c == ':') continue;
+    if (std::isxdigit(static_cast<unsigned char>(c)) == 0) {
+      hex.clear();
+      break;
+    }
+    hex.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
+  }
+  if (hex.size() != 64)
+    fail(ctx, n, "expected a SHA-256 certificate fingerprint: sha256:AB:CD:... (32 hex bytes)");
+  std::string out;
+  for (std::size_t i = 0; i < hex.size(); i += 2) {
+    if (!out.empty()) out.push_back(':');
+    out.append(hex, i, 2);
+  }
+  return out;
+}
+
 const YamlNode* null_or_map(const YamlNode& n, const NodeContext& ctx, std::string_view what) {
   if (n.kind == YamlNode::Kind::null) return nullptr;
   if (n.kind != YamlNode::Kind::map)
@@ -188,6 +214,8 @@ class InventoryBuilder {
       if (const YamlNode* p = defaults.find("port"))
         default_port = as_port(*p, defaults.ctx("port"));
       inv_.default_port_ = default_port;
+      if (const YamlNode* f = defaults.find("fingerprint"))
+        default_pin_ = pinned_fingerprint(*f, defaults.ctx("fingerprint"));
       defaults.finish();
     }
     if (const YamlNode* h = top.find("hosts")) {
@@ -263,6 +291,7 @@ class InventoryBuilder {
     host.name = key.scalar;
     host.address = key.scalar;
     host.port = default_port;
+    host.pin_sha256 = default_pin_;
     if (null_or_map(value, ctx, "host settings") != nullptr) {
       MapReader r(value, ctx);
       if (const YamlNode* a = r.find("address"))
@@ -270,6 +299,8 @@ class InventoryBuilder {
       if (const YamlNode* p = r.find("port")) host.port = as_port(*p, r.ctx("port"));
       if (const YamlNode* s = r.find("server_name"))
         host.server_name = printable_string(*s, r.ctx("server_name"), "server_name");
+      if (const YamlNode* f = r.find("fingerprint"))
+        host.pin_sha256 = pinned_fingerprint(*f, r.ctx("fingerprint"));
       r.finish();
     }
     inv_.hosts_.push_back(std::move(host));
@@ -363,6 +394,8 @@ class InventoryBuilder {
       } else if (auto jt = vars.find("ansible_port"); jt != vars.end()) {
         host.port = as_port(*jt->second.value, jt->second.ctx);
       }
+      if (auto it = vars.find("opsagent_fingerprint"); it != vars.end())
+        host.pin_sha256 = pinned_fingerprint(*it->second.value, it->second.ctx);
       if (auto it = vars.find("opsagent_server_name"); it != vars.end()) {
         host.server_name =
             printable_string(*it->second.value, it->second.ctx, "opsagent_server_name");
@@ -454,7 +487,9 @@ class InventoryBuilder {
   std::map<std::string, Group> groups_;
   std::map<std::string, HostVars> host_vars_;
   std::vector<std::string> host_order_;
-  bool ansible_only_;               // an INI or script inventory: never the native format
+  bool ansible_only_;
+  std::string default_pin_;         // native defaults.fingerprint               // an INI or script
+                                    // inventory: never the native format
   std::deque<YamlNode> synthetic_;  // values implied by the file (stable addresses for Var)
 };
 
@@ -793,8 +828,8 @@ Result<Selection> select_targets(const Inventory* inventory, std::string_view pa
                       "port: in the config file",
                       h.name));
     }
-    sel.targets.push_back(
-        Target{h.name, h.address, *port, h.server_name.empty() ? h.address : h.server_name});
+    sel.targets.push_back(Target{h.name, h.address, *port,
+                                 h.server_name.empty() ? h.address : h.server_name, h.pin_sha256});
   }
   if (sel.targets.empty()) {
     return usage(limit.empty()

@@ -21,6 +21,7 @@ struct InventoryHost {
   std::string address;                ///< where to connect (ansible_host / address; default: name)
   std::optional<std::uint16_t> port;  ///< agent port, when the inventory sets one
   std::string server_name;            ///< certificate name to expect, when it differs from address
+  std::string pin_sha256;             ///< pinned certificate fingerprint "AB:CD:..." (empty: none)
 };
 
 /// A loaded inventory. Immutable after construction; safe to share between threads.

@@ -91,6 +91,15 @@ Status read_sans(X509* cert, PeerIdentity& id) {
   return ok_status();
 }
 
+std::string serial_hex(X509* cert) {
+  std::unique_ptr<BIGNUM, BnFree> bn(ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), nullptr));
+  if (!bn) return {};
+  std::unique_ptr<char, CharFree> hex(BN_bn2hex(bn.get()));
+  return hex ? std::string(hex.get()) : std::string();
+}
+
+}  // namespace
+
 std::string fingerprint_sha256(X509* cert) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
@@ -102,15 +111,6 @@ std::string fingerprint_sha256(X509* cert) {
   }
   return out;
 }
-
-std::string serial_hex(X509* cert) {
-  std::unique_ptr<BIGNUM, BnFree> bn(ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), nullptr));
-  if (!bn) return {};
-  std::unique_ptr<char, CharFree> hex(BN_bn2hex(bn.get()));
-  return hex ? std::string(hex.get()) : std::string();
-}
-
-}  // namespace
 
 Result<PeerIdentity> identity_from_certificate(X509* cert) {
   const ErrorQueueScope clean_queue;

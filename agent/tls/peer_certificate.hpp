@@ -1,6 +1,8 @@
 #pragma once
 // SSL* / X509* -> PeerIdentity: the only place that reads identity fields out of a certificate.
 
+#include <string>
+
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
@@ -17,5 +19,8 @@ Result<PeerIdentity> identity_from_certificate(X509* cert);
 /// The identity of the peer of a completed handshake; denied when there is no certificate or
 /// OpenSSL did not verify it (defence in depth: verify_fail_if_no_peer_cert already ensures it).
 Result<PeerIdentity> identity_from_connection(SSL* ssl);
+
+/// SHA-256 of the DER certificate, "AB:CD:..." (upper-case hex); empty if it cannot be computed.
+std::string fingerprint_sha256(X509* cert);
 
 }  // namespace opsagent::tls

@@ -546,6 +546,48 @@ TEST_F(OpsctlFleet, ExecutableInventoryIsRunWithList) {
   EXPECT_TRUE(contains(r.err, "failing-inventory --list: exited with status 3")) << r.err;
 }
 
+TEST_F(OpsctlFleet, PinnedCertificateFingerprintIsCheckedBesidesTheCa) {
+  std::string fp;
+  ASSERT_EQ(run_shell("openssl x509 -in " + TestPki::get().cert("server").string() +
+                          " -noout -fingerprint -sha256 | sed 's/.*=//'",
+                      &fp),
+            0);
+  while (!fp.empty() && (fp.back() == '\n' || fp.back() == '\r')) fp.pop_back();
+  ASSERT_EQ(fp.size(), 95U) << fp;
+  const std::string wrong = "sha256:" + std::string(64, '0');
+  const auto port = [](int i) { return std::to_string((*agents_)[i]->port()); };
+  const fs::path native = *dir_ / "pinned.yaml";
+  std::ofstream(native) << "hosts:\n"
+                        << "  good: {address: 127.0.0.2, port: " << port(2) << ", fingerprint: \""
+                        << fp << "\"}\n"
+                        << "  bad: {address: 127.0.0.3, port: " << port(3) << ", fingerprint: \""
+                        << wrong << "\"}\n";
+  auto r = run_opsctl({"-i", native.string(), "good", "ping"});
+  EXPECT_EQ(r.exit_code, 0) << describe(r);
+  r = run_opsctl({"-i", native.string(), "bad", "ping"});
+  EXPECT_EQ(r.exit_code, 67) << describe(r);
+  EXPECT_TRUE(contains(r.err, "opsctl: bad: tls_error: agent certificate SHA-256 fingerprint " +
+                                  fp + " is not the pinned 00:00:"))
+      << r.err;
+  // Ansible: pinned for a whole group in its vars.
+  const fs::path ansible = *dir_ / "pinned-ansible.yaml";
+  std::ofstream(ansible) << "pinned:\n  vars: {opsagent_fingerprint: \"" << wrong
+                         << "\"}\n  hosts:\n    n04: {ansible_host: 127.0.0.4, opsagent_port: "
+                         << port(4) << "}\nok:\n  vars: {opsagent_fingerprint: \"" << fp
+                         << "\"}\n  hosts:\n    n06: {ansible_host: 127.0.0.6, opsagent_port: "
+                         << port(6) << "}\n";
+  r = run_opsctl({"-i", ansible.string(), "all", "ping"});
+  EXPECT_EQ(r.exit_code, 67) << describe(r);
+  EXPECT_TRUE(contains(r.err, "1 ok, 1 tls_error")) << r.err;
+  EXPECT_TRUE(contains(r.err, "opsctl:   tls_error: n04\n")) << r.err;
+  // A malformed pin is a configuration error with its place.
+  std::ofstream(*dir_ / "badpin.yaml") << "hosts:\n  a: {address: 127.0.0.2, port: 1, "
+                                          "fingerprint: abc}\n";
+  r = run_opsctl({"-i", (*dir_ / "badpin.yaml").string(), "a", "ping"});
+  EXPECT_EQ(r.exit_code, 78) << describe(r);
+  EXPECT_TRUE(contains(r.err, "badpin.yaml:2:")) << r.err;
+}
+
 TEST(OpsctlInventory, AnsibleYamlIniAndNativeInventoriesListTheSameTargets) {
   const fs::path dir = make_temp_dir("opsctl-inv");
   std::ofstream(dir / "native.yaml") << R"(# opsctl native inventory
