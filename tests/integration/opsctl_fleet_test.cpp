@@ -190,5 +190,34 @@ TEST(OpsctlFiles, MissingCertificateFileIsNamedWithoutAnOpenSslStack) {
             "directory\n");
 }
 
+TEST(OpsctlCompletion, BashCompletionLoadsAndCompletesOptionsHostsAndCommands) {
+  const fs::path dir = make_temp_dir("opsctl-compl");
+  std::ofstream(dir / "fleet.yaml") << "defaults: {port: 1}\nhosts:\n  web1:\n  web2:\n  db1:\n";
+  const std::string script = std::string(OPSAGENT_SOURCE_DIR) + "/scripts/completion/opsctl.bash";
+  const std::string bin_dir = fs::path(OPSCTL_BINARY).parent_path().string();
+  std::string out;
+  const int rc = run_shell(
+      "PATH='" + bin_dir +
+          "':$PATH bash --norc -c '"
+          "source " +
+          script +
+          " && complete -p opsctl && "
+          "COMP_WORDS=(opsctl --ou); COMP_CWORD=1; _opsctl; echo \"1:${COMPREPLY[*]}\"; "
+          "COMP_WORDS=(opsctl -o g); COMP_CWORD=2; _opsctl; echo \"2:${COMPREPLY[*]}\"; "
+          "COMP_WORDS=(opsctl -i " +
+          (dir / "fleet.yaml").string() +
+          " we); COMP_CWORD=3; _opsctl; "
+          "echo \"3:${COMPREPLY[*]}\"; "
+          "COMP_WORDS=(opsctl web1 pi); COMP_CWORD=2; _opsctl; echo \"4:${COMPREPLY[*]}\"' 2>&1",
+      &out);
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_TRUE(contains(out, "complete -F _opsctl opsctl")) << out;
+  EXPECT_TRUE(contains(out, "1:--output\n")) << out;
+  EXPECT_TRUE(contains(out, "2:grouped\n")) << out;
+  EXPECT_TRUE(contains(out, "3:web1 web2\n")) << out;
+  EXPECT_TRUE(contains(out, "4:ping\n")) << out;
+  fs::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace opsagent::testing
