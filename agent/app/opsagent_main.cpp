@@ -7,8 +7,8 @@
 #include <spdlog/spdlog.h>
 
 #include "agent/app/agent_flags.hpp"
-#include "agent/common/trusted_file.hpp"
 #include "agent/app/explain_main.hpp"
+#include "agent/common/trusted_file.hpp"
 #include "agent/config/agent_config.hpp"
 #include "agent/config/config_error.hpp"
 #include "agent/config/trust_files.hpp"

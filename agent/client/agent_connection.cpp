@@ -1,6 +1,7 @@
 #include "agent/client/agent_connection.hpp"
 
 #include <array>
+#include <memory>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/connect.hpp>
@@ -18,6 +19,7 @@
 #include "agent/common/duration_text.hpp"
 #include "agent/protocol/reply_formatter.hpp"
 #include "agent/tls/chain_check.hpp"
+#include "agent/tls/peer_certificate.hpp"
 
 namespace opsagent::client {
 namespace asio = boost::asio;
@@ -60,6 +62,7 @@ AgentConnection::AgentConnection(const asio::any_io_executor& executor, ssl::con
                                  Target target, Timeouts timeouts)
     : target_(std::move(target)),
       timeouts_(timeouts),
+      resolver_(executor),
       stream_(executor, tls),
       framer_(kMaxReplyLine),
       started_(steady_clock::now()) {
@@ -77,6 +80,13 @@ HostResult AgentConnection::fail(HostStatus status, std::string code, std::strin
   return r;
 }
 
+void AgentConnection::abort() noexcept {
+  aborted_ = true;
+  open_ = false;
+  resolver_.cancel();
+  close_socket();
+}
+
 void AgentConnection::close_socket() noexcept {
   error_code ec;
   stream_.next_layer().close(ec);
@@ -89,10 +99,9 @@ asio::awaitable<HostResult> AgentConnection::open() {
   timer.expires_after(timeouts_.connect);
 
   // 1. Resolve and connect, under one deadline.
-  asio::ip::tcp::resolver resolver(executor);
   const std::string port = std::to_string(target_.port);
   auto resolved =
-      co_await (resolver.async_resolve(target_.address, port, kUse) || timer.async_wait(kUse));
+      co_await (resolver_.async_resolve(target_.address, port, kUse) || timer.async_wait(kUse));
   if (resolved.index() == 1) {
     co_return fail(HostStatus::unreachable, "connect",
                    fmt::format("resolving {} timed out after {}", target_.address,
@@ -154,6 +163,19 @@ asio::awaitable<HostResult> AgentConnection::open() {
       message += fmt::format(" ({}; expected {} signed by the configured CA)", failure->text, name);
     }
     co_return fail(HostStatus::tls_error, "tls", std::move(message));
+  }
+
+  // 2b. A pinned certificate (inventory `fingerprint` / `opsagent_fingerprint`), checked in
+  // addition to the CA and the name.
+  if (!target_.pin_sha256.empty()) {
+    std::unique_ptr<X509, decltype(&X509_free)> peer(SSL_get1_peer_certificate(ssl_handle),
+                                                     &X509_free);
+    const std::string seen = peer ? tls::fingerprint_sha256(peer.get()) : std::string();
+    if (seen != target_.pin_sha256) {
+      co_return fail(HostStatus::tls_error, "tls",
+                     fmt::format("agent certificate SHA-256 fingerprint {} is not the pinned {}",
+                                 seen.empty() ? "(none)" : seen, target_.pin_sha256));
+    }
   }
 
   // 3. Greeting. In TLS 1.3 the agent judges our certificate after our side of the handshake

@@ -42,6 +42,14 @@ class AgentConnection {
   /// TLS close_notify (bounded wait), then closes the socket. Safe to call more than once.
   boost::asio::awaitable<void> close();
 
+  /// Stops the connection at once, whatever it is doing (resolving, connecting, handshaking,
+  /// waiting for a reply): the socket is closed without a TLS goodbye, so the agent ends the
+  /// running command, and the pending open()/command() returns soon with a failure.
+  /// For interruption (Ctrl-C); call it on the connection's executor.
+  void abort() noexcept;
+  /// True once abort() was called.
+  [[nodiscard]] bool aborted() const noexcept { return aborted_; }
+
   /// The greeting line, once open() succeeded (e.g. "OK opsagent 0.1.0 ready host=...").
   [[nodiscard]] const std::string& greeting() const noexcept { return greeting_; }
   /// True while the connection can carry another command.
@@ -62,12 +70,14 @@ class AgentConnection {
 
   Target target_;
   Timeouts timeouts_;
+  boost::asio::ip::tcp::resolver resolver_;
   boost::asio::ssl::stream<boost::asio::ip::tcp::socket> stream_;
   protocol::LineFramer framer_;
   std::string pending_;  // bytes read but not yet fed to the framer
   protocol::Mode mode_ = protocol::Mode::text;
   std::string greeting_;
   bool open_ = false;
+  bool aborted_ = false;
   std::chrono::steady_clock::time_point started_;
 };
 

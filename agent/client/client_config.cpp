@@ -1,7 +1,10 @@
 #include "agent/client/client_config.hpp"
 
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <fmt/format.h>
 
@@ -172,6 +175,19 @@ void require_tls_files(const ClientSettings& s) {
   need(s.tls.certificate, "client certificate", "--cert", "OPSCTL_CERT", "certificate");
   need(s.tls.private_key, "client private key", "--key", "OPSCTL_KEY", "private_key");
   need(s.tls.ca, "CA bundle for the agents' certificates", "--ca", "OPSCTL_CA", "ca");
+}
+
+void check_tls_files_readable(const ClientSettings& s) {
+  // Name the file and the reason here, before OpenSSL reports it as an error stack.
+  const auto readable = [](const fs::path& p, std::string_view what) {
+    if (::access(p.c_str(), R_OK) != 0) {
+      throw ConfigError(
+          fmt::format("{}: cannot read the {}: {}", p.string(), what, std::strerror(errno)));
+    }
+  };
+  readable(s.tls.certificate, "client certificate");
+  readable(s.tls.private_key, "client private key");
+  readable(s.tls.ca, "CA bundle");
 }
 
 void check_private_key_mode(const fs::path& key) {

@@ -60,6 +60,10 @@ ClientSettings resolve_client_settings(const ClientFlags& flags, const EnvLookup
 /// `certificate:` in FILE") when the certificate, key or CA is not configured.
 void require_tls_files(const ClientSettings& settings);
 
+/// Throws config::ConfigError ("FILE: cannot read the client certificate: No such file or
+/// directory") when the certificate, key or CA file cannot be read.
+void check_tls_files_readable(const ClientSettings& settings);
+
 /// Refuses a private key that group or others may read (like ssh and opsagent): ConfigError.
 void check_private_key_mode(const std::filesystem::path& key);
 

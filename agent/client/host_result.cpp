@@ -20,6 +20,9 @@ int class_status(const HostResult& r) {
       return exit_status::kTimeout;
     case HostStatus::tls_error:
       return exit_status::kTls;
+    case HostStatus::cancelled:
+    case HostStatus::not_started:
+      return exit_status::kOk;
     case HostStatus::error:
       break;
   }
@@ -51,6 +54,10 @@ std::string_view to_string(HostStatus status) noexcept {
       return "tls_error";
     case HostStatus::error:
       return "error";
+    case HostStatus::cancelled:
+      return "cancelled";
+    case HostStatus::not_started:
+      return "not_started";
   }
   return "error";
 }

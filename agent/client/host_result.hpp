@@ -21,9 +21,12 @@ enum class HostStatus {
   tls_error,  ///< TLS failed: certificate not trusted, wrong host name, client certificate refused
   error,  ///< any other agent error (unknown, usage, busy, limit, notfound, internal) or protocol
           ///< violation
+  cancelled,    ///< opsctl was interrupted while the host ran; its connection was closed
+  not_started,  ///< opsctl stopped (interrupted, or --max-fail) before it reached the host
 };
 
-/// "ok", "failed", "denied", "unreachable", "timeout", "tls_error", "error".
+/// "ok", "failed", "denied", "unreachable", "timeout", "tls_error", "error", "cancelled",
+/// "not_started".
 std::string_view to_string(HostStatus status) noexcept;
 
 /// What happened on one host.
@@ -38,6 +41,7 @@ struct HostResult {
   /// "sha256 0f1e... bytes=5 path=/etc/hostname". Commands other than `run` answer here.
   std::string reply_text;
   std::chrono::milliseconds duration{0};  ///< connect to final line
+  int attempts = 1;  ///< connection attempts (more than 1 with --retry after failures)
 };
 
 /// The result a final reply line stands for (ok/error lines only).
@@ -63,6 +67,8 @@ inline constexpr int kAgentError =
     70;  ///< other agent errors (busy, limit, notfound, internal), protocol errors
 inline constexpr int kConfig =
     78;  ///< opsctl configuration, inventory or certificate files unusable
+/// Interrupted by signal N (SIGINT: 130, SIGTERM: 143), as a shell reports it.
+constexpr int interrupted(int signal) noexcept { return 128 + signal; }
 }  // namespace exit_status
 
 /// Exit status for one host: the remote exit status when the command ran (128+N for signal N),
@@ -71,7 +77,7 @@ int single_host_exit_status(const HostResult& result);
 
 /// Exit status for a fan-out: 0 when every host is ok, otherwise the class code of the worst
 /// host in this order: TLS (67) > denied (65) > rejected (66) > agent error (70) > timeout (69)
-/// > unreachable (68) > failed (1).
+/// > unreachable (68) > failed (1). Cancelled and not started hosts have no class of their own.
 int fan_out_exit_status(const std::vector<HostResult>& results);
 
 }  // namespace opsagent::client

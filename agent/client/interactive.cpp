@@ -1,5 +1,6 @@
 #include "agent/client/interactive.hpp"
 
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -8,6 +9,7 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
 #include <editline/readline.h>
 #include <fmt/format.h>
 
@@ -23,17 +25,28 @@ namespace {
 
 constexpr int kHistoryLines = 1000;
 
-// Runs one step of the connection to completion. Network I/O happens only here, while the
-// user is not typing; between commands the io_context is idle.
-HostResult run_step(asio::io_context& io, asio::awaitable<HostResult> step) {
+// Runs one step of `connection` to completion. Network I/O happens only here, while the
+// user is not typing; between commands the io_context is idle. A Ctrl-C meanwhile aborts the
+// connection (the agent then ends the command) and the step returns its failure; between steps
+// Ctrl-C is ignored, so it never ends the shell.
+HostResult run_step(asio::io_context& io, AgentConnection& connection,
+                    asio::awaitable<HostResult> step) {
   std::optional<HostResult> result;
   std::exception_ptr error;
-  asio::co_spawn(io, std::move(step), [&](const std::exception_ptr& e, HostResult r) {
-    error = e;
-    if (!e) result = std::move(r);
-  });
-  io.restart();
-  io.run();
+  {
+    asio::signal_set interrupt(io, SIGINT);
+    interrupt.async_wait([&connection](const boost::system::error_code& ec, int) {
+      if (!ec) connection.abort();
+    });
+    asio::co_spawn(io, std::move(step), [&](const std::exception_ptr& e, HostResult r) {
+      error = e;
+      if (!e) result = std::move(r);
+      interrupt.cancel();
+    });
+    io.restart();
+    io.run();
+  }
+  std::signal(SIGINT, SIG_IGN);  // the signal_set put the default action back
   if (error) std::rethrow_exception(error);
   return std::move(*result);
 }
@@ -75,13 +88,19 @@ fs::path default_history_file() {
 int run_interactive(asio::ssl::context& tls, const Target& target, const Timeouts& timeouts,
                     const fs::path& history_file) {
   asio::io_context io(1);
-  AgentConnection connection(io.get_executor(), tls, target, timeouts);
-  const HostResult opened = run_step(io, connection.open());
-  if (opened.status != HostStatus::ok) {
-    std::fprintf(stderr, "%s\n", failure_message(target, opened).c_str());
-    return single_host_exit_status(opened);
-  }
-  print_line(connection.greeting());
+  std::signal(SIGINT, SIG_IGN);
+  auto connection = std::make_unique<AgentConnection>(io.get_executor(), tls, target, timeouts);
+  const auto connect = [&]() -> std::optional<int> {
+    const HostResult opened = run_step(io, *connection, connection->open());
+    if (connection->aborted()) return exit_status::interrupted(SIGINT);
+    if (opened.status != HostStatus::ok) {
+      std::fprintf(stderr, "%s\n", failure_message(target, opened).c_str());
+      return single_host_exit_status(opened);
+    }
+    print_line(connection->greeting());
+    return std::nullopt;
+  };
+  if (const auto failed = connect()) return *failed;
 
   if (!history_file.empty()) {
     std::error_code ec;
@@ -105,8 +124,21 @@ int run_interactive(asio::ssl::context& tls, const Target& target, const Timeout
     }
     const protocol::VerbSpec* verb = protocol::find_verb(line);
     const bool leaving = verb != nullptr && verb->ends_session;
-    const HostResult reply = run_step(io, connection.command(line, print_reply_line));
-    if (!connection.is_open() && reply.code == "timeout") {
+    const HostResult reply = run_step(io, *connection, connection->command(line, print_reply_line));
+    if (connection->aborted()) {
+      // Ctrl-C: the protocol has no way to stop one command, so the connection was closed
+      // (which ends the command on the agent); a new one keeps the shell going.
+      std::fprintf(stderr, "\nopsctl: %s: command cancelled; reconnecting\n",
+                   protocol::sanitize_line(target.name).c_str());
+      if (leaving) break;
+      connection = std::make_unique<AgentConnection>(io.get_executor(), tls, target, timeouts);
+      if (const auto failed = connect()) {
+        status = *failed;
+        break;
+      }
+      continue;
+    }
+    if (!connection->is_open() && reply.code == "timeout") {
       std::fprintf(stderr, "%s\n", failure_message(target, reply).c_str());
       status = single_host_exit_status(reply);
       break;
@@ -123,7 +155,7 @@ int run_interactive(asio::ssl::context& tls, const Target& target, const Timeout
   if (!history_file.empty()) {
     ::write_history(history_file.c_str());
   }
-  asio::co_spawn(io, connection.close(), [](const std::exception_ptr&) {});
+  asio::co_spawn(io, connection->close(), [](const std::exception_ptr&) {});
   io.restart();
   io.run();
   return status;

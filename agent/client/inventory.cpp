@@ -2,14 +2,21 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <cstring>
 #include <deque>
 #include <fnmatch.h>
+#include <fstream>
 #include <functional>
+#include <iterator>
+#include <regex>
 #include <set>
 
 #include <boost/asio/ip/address.hpp>
 #include <fmt/format.h>
 
+#include "agent/client/ansible_ini.hpp"
+#include "agent/client/inventory_script.hpp"
 #include "agent/config/config_error.hpp"
 #include "agent/config/strict_yaml.hpp"
 #include "agent/config/yaml_reader.hpp"
@@ -24,6 +31,7 @@ using config::NodeContext;
 using config::YamlNode;
 
 constexpr std::size_t kMaxRangeHosts = 100000;
+constexpr std::size_t kMaxInventoryBytes = std::size_t{16} << 20U;
 constexpr std::string_view kGlobChars = "*?[";
 
 Error usage(std::string message) { return Error{ErrorCode::usage, std::move(message)}; }
@@ -66,6 +74,32 @@ void check_name(const YamlNode& n, const NodeContext& ctx, const std::string& na
          fmt::format("{} name '{}' must not contain spaces, ',', '*', '?', '[' or start with '!'",
                      what, name));
   }
+}
+
+// A pinned certificate fingerprint: "sha256:" (optional), then 32 bytes of hex, with or
+// without ':' between them (as `openssl x509 -fingerprint -sha256` prints it). Stored as
+// "AB:CD:..." like the agent's own fingerprints.
+std::string pinned_fingerprint(const YamlNode& n, const NodeContext& ctx) {
+  std::string text = config::as_string(n, ctx);
+  if (text.size() > 7 && (text.compare(0, 7, "sha256:") == 0 || text.compare(0, 7, "SHA256:") == 0))
+    text.erase(0, 7);
+  std::string hex;
+  for (const char c : text) {
+    if (c == ':') continue;
+    if (std::isxdigit(static_cast<unsigned char>(c)) == 0) {
+      hex.clear();
+      break;
+    }
+    hex.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
+  }
+  if (hex.size() != 64)
+    fail(ctx, n, "expected a SHA-256 certificate fingerprint: sha256:AB:CD:... (32 hex bytes)");
+  std::string out;
+  for (std::size_t i = 0; i < hex.size(); i += 2) {
+    if (!out.empty()) out.push_back(':');
+    out.append(hex, i, 2);
+  }
+  return out;
 }
 
 const YamlNode* null_or_map(const YamlNode& n, const NodeContext& ctx, std::string_view what) {
@@ -149,13 +183,14 @@ Result<HostPort> split_host_port(std::string_view term) {
 // Builds an Inventory from a parsed document. Lives only during Inventory::parse.
 class InventoryBuilder {
  public:
-  InventoryBuilder(const YamlNode& root, std::string file) : root_(root), file_(std::move(file)) {}
+  InventoryBuilder(const YamlNode& root, std::string file, bool ansible_only = false)
+      : root_(root), file_(std::move(file)), ansible_only_(ansible_only) {}
 
   Inventory build() {
     const NodeContext top{file_, ""};
     if (root_.kind == YamlNode::Kind::null) fail(top, root_, "the inventory is empty");
     if (root_.kind != YamlNode::Kind::map) fail(top, root_, "expected a map at the top level");
-    bool native = true;
+    bool native = !ansible_only_;
     for (const auto& [key, value] : root_.entries) {
       if (key.scalar != "defaults" && key.scalar != "hosts" && key.scalar != "groups")
         native = false;
@@ -178,6 +213,9 @@ class InventoryBuilder {
       MapReader defaults(*d, top.ctx("defaults"));
       if (const YamlNode* p = defaults.find("port"))
         default_port = as_port(*p, defaults.ctx("port"));
+      inv_.default_port_ = default_port;
+      if (const YamlNode* f = defaults.find("fingerprint"))
+        default_pin_ = pinned_fingerprint(*f, defaults.ctx("fingerprint"));
       defaults.finish();
     }
     if (const YamlNode* h = top.find("hosts")) {
@@ -253,6 +291,7 @@ class InventoryBuilder {
     host.name = key.scalar;
     host.address = key.scalar;
     host.port = default_port;
+    host.pin_sha256 = default_pin_;
     if (null_or_map(value, ctx, "host settings") != nullptr) {
       MapReader r(value, ctx);
       if (const YamlNode* a = r.find("address"))
@@ -260,6 +299,8 @@ class InventoryBuilder {
       if (const YamlNode* p = r.find("port")) host.port = as_port(*p, r.ctx("port"));
       if (const YamlNode* s = r.find("server_name"))
         host.server_name = printable_string(*s, r.ctx("server_name"), "server_name");
+      if (const YamlNode* f = r.find("fingerprint"))
+        host.pin_sha256 = pinned_fingerprint(*f, r.ctx("fingerprint"));
       r.finish();
     }
     inv_.hosts_.push_back(std::move(host));
@@ -294,6 +335,8 @@ class InventoryBuilder {
     // Depth from `all` decides which group's vars win (deeper wins, then name order), as in
     // Ansible.
     groups_["all"].depth = 0;
+    if (auto it = groups_["all"].vars.find("opsagent_port"); it != groups_["all"].vars.end())
+      inv_.default_port_ = as_port(*it->second.value, it->second.ctx);
     for (std::size_t round = 0; round <= groups_.size(); ++round) {
       bool changed = false;
       for (auto& [name, g] : groups_) {
@@ -351,6 +394,8 @@ class InventoryBuilder {
       } else if (auto jt = vars.find("ansible_port"); jt != vars.end()) {
         host.port = as_port(*jt->second.value, jt->second.ctx);
       }
+      if (auto it = vars.find("opsagent_fingerprint"); it != vars.end())
+        host.pin_sha256 = pinned_fingerprint(*it->second.value, it->second.ctx);
       if (auto it = vars.find("opsagent_server_name"); it != vars.end()) {
         host.server_name =
             printable_string(*it->second.value, it->second.ctx, "opsagent_server_name");
@@ -442,15 +487,40 @@ class InventoryBuilder {
   std::map<std::string, Group> groups_;
   std::map<std::string, HostVars> host_vars_;
   std::vector<std::string> host_order_;
+  bool ansible_only_;
+  std::string default_pin_;         // native defaults.fingerprint               // an INI or script
+                                    // inventory: never the native format
   std::deque<YamlNode> synthetic_;  // values implied by the file (stable addresses for Var)
 };
 
 Inventory Inventory::load(const std::filesystem::path& path) {
-  const YamlNode root = config::load_yaml_file(path);
+  if (is_inventory_script(path)) {
+    const YamlNode root = load_inventory_script(path);
+    return InventoryBuilder(root, path.string() + " --list", true).build();
+  }
+  std::ifstream in(path, std::ios::binary);
+  std::string text;
+  if (in) {
+    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    if (text.size() > kMaxInventoryBytes) {
+      throw config::ConfigError(
+          fmt::format("{}: larger than {} MiB", path.string(), kMaxInventoryBytes >> 20U));
+    }
+    if (path.extension() == ".ini" ||
+        (path.extension() != ".yaml" && path.extension() != ".yml" && looks_like_ini(text))) {
+      const YamlNode root = parse_ansible_ini(text, path.string());
+      return InventoryBuilder(root, path.string(), true).build();
+    }
+  }
+  const YamlNode root = config::load_yaml_file(path);  // also says why a file cannot be read
   return InventoryBuilder(root, path.string()).build();
 }
 
 Inventory Inventory::parse(const std::string& text, const std::string& file) {
+  if (looks_like_ini(text)) {
+    const YamlNode root = parse_ansible_ini(text, file);
+    return InventoryBuilder(root, file, true).build();
+  }
   const YamlNode root = config::parse_yaml(text, file);
   return InventoryBuilder(root, file).build();
 }
@@ -523,110 +593,273 @@ Result<std::vector<std::string>> expand_host_range(std::string_view name) {
   return out;
 }
 
-Result<Selection> select_targets(const Inventory* inventory, std::string_view pattern,
-                                 std::optional<std::uint16_t> default_port) {
-  Selection sel;
-  std::set<std::string> chosen;
-  std::set<std::string> excluded;
-  std::size_t terms = 0;
-  bool last_was_host = false;
+namespace {
 
-  const auto to_target = [&](const InventoryHost& h,
-                             std::optional<std::uint16_t> port) -> Result<Target> {
-    const auto p = port ? port : (h.port ? h.port : default_port);
-    if (!p) {
+// Ansible's rule: a pattern with a comma is split at commas only; without one, ':' separates
+// terms too ("web:db:!web3"), except where it belongs to an address: "host:7443",
+// "[2001:db8::7]:9999", a bare IPv6 literal ("::" or a port-like last part).
+Result<std::vector<std::string>> split_pattern(std::string_view pattern) {
+  std::vector<std::string> terms;
+  const bool commas = pattern.find(',') != std::string_view::npos;
+  std::vector<std::string> parts;
+  std::string current;
+  int depth = 0;
+  for (const char c : pattern) {
+    if (c == '[') ++depth;
+    if (c == ']' && depth > 0) --depth;
+    if (c == ',' || (!commas && c == ':' && depth == 0)) {
+      parts.push_back(current);
+      current.clear();
+      continue;
+    }
+    current.push_back(c);
+  }
+  parts.push_back(current);
+  const bool address_like =
+      !commas && parts.size() > 1 &&
+      (pattern.find("::") != std::string_view::npos ||
+       (parts.size() == 2 && !parts[1].empty() &&
+        parts[1].find_first_not_of("0123456789") == std::string::npos) ||
+       (parts.size() == 2 && parts[1].find_first_of("!&~") == std::string::npos &&
+        !parts[1].empty() && std::isdigit(static_cast<unsigned char>(parts[1][0])) != 0));
+  if (address_like) return std::vector<std::string>{std::string(pattern)};
+  for (auto& term : parts) {
+    while (!term.empty() && term.front() == ' ') term.erase(term.begin());
+    while (!term.empty() && term.back() == ' ') term.pop_back();
+    if (term.empty()) return usage(fmt::format("empty target in '{}'", pattern));
+    terms.push_back(std::move(term));
+  }
+  return terms;
+}
+
+// What one term names: inventory host names (in inventory order) or one literal target.
+struct TermHosts {
+  std::vector<std::string> names;
+  std::optional<Target> literal;
+  std::optional<std::uint16_t> port_override;
+  bool one_host = false;  // a host name or address, not a group, glob or regex
+};
+
+Result<TermHosts> resolve_term(const Inventory* inventory, std::string_view term,
+                               std::optional<std::uint16_t> default_port) {
+  TermHosts out;
+  const auto in_inventory_order = [&](const std::set<std::string>& matched) {
+    for (const auto& h : inventory->hosts()) {
+      if (matched.count(h.name) != 0) out.names.push_back(h.name);
+    }
+  };
+  if (term.front() == '~') {
+    if (inventory == nullptr)
+      return usage(fmt::format("'{}': regular expressions need an inventory", term));
+    std::regex re;
+    try {
+      re = std::regex(std::string(term.substr(1)), std::regex::ECMAScript);
+    } catch (const std::regex_error& e) {
+      return usage(fmt::format("'{}': invalid regular expression: {}", term, e.what()));
+    }
+    std::set<std::string> matched;
+    for (const auto& h : inventory->hosts()) {
+      if (std::regex_search(h.name, re)) matched.insert(h.name);
+    }
+    for (const auto& [group, hosts] : inventory->groups()) {
+      if (std::regex_search(group, re)) matched.insert(hosts.begin(), hosts.end());
+    }
+    if (matched.empty())
+      return usage(fmt::format("'{}' matches no host or group in the inventory", term));
+    in_inventory_order(matched);
+    return out;
+  }
+  if (has_glob(term)) {
+    if (inventory == nullptr)
+      return usage(fmt::format("'{}': globs need an inventory (--inventory)", term));
+    const std::string glob(term);
+    std::set<std::string> matched;
+    for (const auto& h : inventory->hosts()) {
+      if (::fnmatch(glob.c_str(), h.name.c_str(), 0) == 0) matched.insert(h.name);
+    }
+    for (const auto& [group, hosts] : inventory->groups()) {
+      if (::fnmatch(glob.c_str(), group.c_str(), 0) == 0)
+        matched.insert(hosts.begin(), hosts.end());
+    }
+    if (matched.empty())
+      return usage(fmt::format("'{}' matches no host or group in the inventory", term));
+    in_inventory_order(matched);
+    return out;
+  }
+  if (inventory != nullptr && inventory->groups().count(std::string(term)) != 0) {
+    out.names = inventory->groups().find(term)->second;
+    return out;
+  }
+  out.one_host = true;
+  if (inventory != nullptr && inventory->find_host(term) != nullptr) {
+    out.names.emplace_back(term);
+    return out;
+  }
+  auto hp = split_host_port(term);
+  if (!hp) return hp.error();
+  if (hp->host.empty()) return usage(fmt::format("'{}': empty host", term));
+  if (inventory != nullptr && inventory->find_host(hp->host) != nullptr) {
+    out.names.push_back(hp->host);
+    out.port_override = hp->port;
+    return out;
+  }
+  if (term == "all") {
+    return usage(
+        "'all' needs an inventory (--inventory, OPSCTL_INVENTORY or inventory: in the config "
+        "file)");
+  }
+  if (inventory != nullptr && !looks_like_address(hp->host))
+    return usage(fmt::format("'{}' is not a host or group in the inventory", hp->host));
+  // A host that is not in the inventory: its own port, else the inventory's default port,
+  // else --port / $OPSCTL_PORT / port: of the config file.
+  std::optional<std::uint16_t> port = hp->port;
+  if (!port && inventory != nullptr) port = inventory->default_port();
+  if (!port) port = default_port;
+  if (!port) {
+    return usage(fmt::format(
+        "no port for '{}': use HOST:PORT, --port, port: in the config file or defaults.port in "
+        "the inventory",
+        term));
+  }
+  out.literal = Target{std::string(term), hp->host, *port, hp->host};
+  return out;
+}
+
+// Evaluates a whole pattern to target names (inventory names or literal terms), in order.
+struct Evaluated {
+  std::vector<std::string> order;         // names, in pattern then inventory order
+  std::map<std::string, Target> literal;  // name -> target for hosts not in the inventory
+  std::map<std::string, std::optional<std::uint16_t>> port_override;
+  std::size_t terms = 0;
+  bool one_host = false;
+};
+
+Result<Evaluated> evaluate(const Inventory* inventory, std::string_view pattern,
+                           std::optional<std::uint16_t> default_port) {
+  auto terms = split_pattern(pattern);
+  if (!terms) return terms.error();
+  Evaluated ev;
+  ev.terms = terms->size();
+  std::vector<std::string> regular;
+  std::vector<std::string> intersect;
+  std::vector<std::string> exclude;
+  for (const auto& t : terms.value()) {
+    if (t.front() == '!' || t.front() == '&') {
+      if (t.size() == 1)
+        return usage(fmt::format("'{}' needs a host, group, glob or ~regex after it", t));
+      (t.front() == '!' ? exclude : intersect).push_back(t.substr(1));
+    } else {
+      regular.push_back(t);
+    }
+  }
+  // As in Ansible: only exclusions and intersections apply to every host.
+  if (regular.empty()) {
+    if (inventory == nullptr)
+      return usage(fmt::format("'{}': '!' and '&' alone need an inventory", pattern));
+    regular.emplace_back("all");
+  }
+  std::set<std::string> chosen;
+  for (const auto& t : regular) {
+    auto hosts = resolve_term(inventory, t, default_port);
+    if (!hosts) return hosts.error();
+    ev.one_host = hosts->one_host;
+    if (hosts->literal) {
+      const std::string name = hosts->literal->name;
+      if (chosen.insert(name).second) {
+        ev.order.push_back(name);
+        ev.literal.emplace(name, *hosts->literal);
+      }
+      continue;
+    }
+    for (const auto& name : hosts->names) {
+      if (!chosen.insert(name).second) continue;
+      ev.order.push_back(name);
+      ev.port_override[name] = hosts->port_override;
+    }
+  }
+  const auto names_of = [&](const std::string& t) -> Result<std::set<std::string>> {
+    auto hosts = resolve_term(inventory, t, default_port);
+    if (!hosts) return hosts.error();
+    std::set<std::string> set(hosts->names.begin(), hosts->names.end());
+    if (hosts->literal) set.insert(hosts->literal->name);
+    return set;
+  };
+  for (const auto& t : intersect) {
+    auto set = names_of(t);
+    if (!set) return set.error();
+    std::erase_if(ev.order, [&](const std::string& n) { return set->count(n) == 0; });
+  }
+  for (const auto& t : exclude) {
+    auto set = names_of(t);
+    if (!set) return set.error();
+    std::erase_if(ev.order, [&](const std::string& n) { return set->count(n) != 0; });
+  }
+  return ev;
+}
+
+}  // namespace
+
+Result<Selection> select_targets(const Inventory* inventory, std::string_view pattern,
+                                 std::optional<std::uint16_t> default_port,
+                                 std::string_view limit) {
+  auto ev = evaluate(inventory, pattern, default_port);
+  if (!ev) return ev.error();
+  if (!limit.empty()) {
+    auto lim = evaluate(inventory, limit, default_port);
+    if (!lim) return lim.error();
+    const std::set<std::string> allowed(lim->order.begin(), lim->order.end());
+    std::erase_if(ev->order, [&](const std::string& n) { return allowed.count(n) == 0; });
+  }
+  Selection sel;
+  for (const auto& name : ev->order) {
+    if (const auto it = ev->literal.find(name); it != ev->literal.end()) {
+      sel.targets.push_back(it->second);
+      continue;
+    }
+    const InventoryHost& h = *inventory->find_host(name);
+    const auto override_it = ev->port_override.find(name);
+    const std::optional<std::uint16_t> port =
+        override_it != ev->port_override.end() && override_it->second
+            ? override_it->second
+            : (h.port ? h.port : default_port);
+    if (!port) {
       return usage(
           fmt::format("no port for host '{}': set one in the inventory, use HOST:PORT, --port, or "
                       "port: in the config file",
                       h.name));
     }
-    return Target{h.name, h.address, *p, h.server_name.empty() ? h.address : h.server_name};
-  };
-
-  std::size_t pos = 0;
-  while (pos <= pattern.size()) {
-    auto comma = pattern.find(',', pos);
-    if (comma == std::string_view::npos) comma = pattern.size();
-    std::string_view term = pattern.substr(pos, comma - pos);
-    pos = comma + 1;
-    while (!term.empty() && term.front() == ' ') term.remove_prefix(1);
-    while (!term.empty() && term.back() == ' ') term.remove_suffix(1);
-    if (term.empty()) return usage(fmt::format("empty target in '{}'", pattern));
-    ++terms;
-    const bool exclude = term.front() == '!';
-    if (exclude) term.remove_prefix(1);
-    if (term.empty()) return usage("'!' needs a host, group or glob after it");
-
-    // Everything the term names, as inventory host names or literal targets.
-    std::vector<std::string> names;
-    std::optional<Target> literal;
-    std::optional<std::uint16_t> port_override;
-    last_was_host = false;
-    if (has_glob(term)) {
-      if (inventory == nullptr)
-        return usage(fmt::format("'{}': globs need an inventory (--inventory)", term));
-      const std::string glob(term);
-      std::set<std::string> matched;
-      for (const auto& h : inventory->hosts()) {
-        if (::fnmatch(glob.c_str(), h.name.c_str(), 0) == 0) matched.insert(h.name);
-      }
-      for (const auto& [group, hosts] : inventory->groups()) {
-        if (::fnmatch(glob.c_str(), group.c_str(), 0) == 0)
-          matched.insert(hosts.begin(), hosts.end());
-      }
-      if (matched.empty())
-        return usage(fmt::format("'{}' matches no host or group in the inventory", term));
-      for (const auto& h : inventory->hosts()) {
-        if (matched.count(h.name) != 0) names.push_back(h.name);
-      }
-    } else if (inventory != nullptr && inventory->groups().count(std::string(term)) != 0) {
-      names = inventory->groups().find(term)->second;
-    } else if (inventory != nullptr && inventory->find_host(term) != nullptr) {
-      names.emplace_back(term);
-      last_was_host = true;
-    } else {
-      auto hp = split_host_port(term);
-      if (!hp) return hp.error();
-      if (hp->host.empty()) return usage(fmt::format("'{}': empty host", term));
-      if (inventory != nullptr && inventory->find_host(hp->host) != nullptr) {
-        names.push_back(hp->host);
-        port_override = hp->port;
-      } else if (term == "all") {
-        return usage(
-            "'all' needs an inventory (--inventory, OPSCTL_INVENTORY or inventory: in the config "
-            "file)");
-      } else if (inventory != nullptr && !looks_like_address(hp->host)) {
-        return usage(fmt::format("'{}' is not a host or group in the inventory", hp->host));
-      } else {
-        const auto p = hp->port ? hp->port : default_port;
-        if (!p)
-          return usage(fmt::format(
-              "no port for '{}': use HOST:PORT, --port, or port: in the config file", term));
-        literal = Target{std::string(term), hp->host, *p, hp->host};
-      }
-      last_was_host = true;
-    }
-
-    if (exclude) {
-      if (literal) excluded.insert(literal->name);
-      excluded.insert(names.begin(), names.end());
-      continue;
-    }
-    if (literal) {
-      if (chosen.insert(literal->name).second) sel.targets.push_back(*literal);
-      continue;
-    }
-    for (const auto& name : names) {
-      if (!chosen.insert(name).second) continue;
-      auto target = to_target(*inventory->find_host(name), port_override);
-      if (!target) return target.error();
-      sel.targets.push_back(std::move(target.value()));
-    }
+    sel.targets.push_back(Target{h.name, h.address, *port,
+                                 h.server_name.empty() ? h.address : h.server_name, h.pin_sha256});
   }
-  std::erase_if(sel.targets, [&](const Target& t) { return excluded.count(t.name) != 0; });
-  if (sel.targets.empty()) return usage(fmt::format("'{}' selects no host", pattern));
-  sel.single_host = terms == 1 && last_was_host && sel.targets.size() == 1;
+  if (sel.targets.empty()) {
+    return usage(limit.empty()
+                     ? fmt::format("'{}' selects no host", pattern)
+                     : fmt::format("'{}' with --limit '{}' selects no host", pattern, limit));
+  }
+  sel.single_host = ev->terms == 1 && ev->one_host && sel.targets.size() == 1;
   return sel;
+}
+
+Result<std::string> read_limit_file(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  if (!in) {
+    return usage(fmt::format("--limit @{}: cannot read: {}", path.string(), std::strerror(errno)));
+  }
+  std::string pattern;
+  std::size_t line_no = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++line_no;
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+    while (!line.empty() && line.front() == ' ') line.erase(line.begin());
+    if (line.empty() || line.front() == '#') continue;
+    if (line.find_first_of(" \t,") != std::string::npos) {
+      return usage(
+          fmt::format("{}:{}: one host name per line, got '{}'", path.string(), line_no, line));
+    }
+    pattern += (pattern.empty() ? "" : ",") + line;
+  }
+  if (pattern.empty()) return usage(fmt::format("{}: names no host", path.string()));
+  return pattern;
 }
 
 }  // namespace opsagent::client

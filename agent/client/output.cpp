@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <csignal>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -12,6 +13,15 @@ namespace {
 constexpr std::size_t kMaxPrefixWidth = 40;
 constexpr std::size_t kMaxNamesListed = 20;
 constexpr auto kProgressInterval = std::chrono::milliseconds(100);
+constexpr std::array kSummaryOrder = {
+    HostStatus::ok,          HostStatus::failed,    HostStatus::denied,
+    HostStatus::unreachable, HostStatus::timeout,   HostStatus::tls_error,
+    HostStatus::error,       HostStatus::cancelled, HostStatus::not_started};
+
+// How the summary names a status ("not started" reads better than the JSON spelling).
+std::string_view summary_word(HostStatus s) {
+  return s == HostStatus::not_started ? std::string_view("not started") : to_string(s);
+}
 
 void write(std::FILE* f, std::string_view text) {
   std::fwrite(text.data(), 1, text.size(), f);
@@ -49,7 +59,10 @@ class ReporterBase : public Reporter {
     write(f, text);
     progress_.draw(false);
   }
-  void done(const HostResult& r) { progress_.host_done(r.status == HostStatus::ok); }
+  void done(const HostResult& r) { progress_.host_done(r.status); }
+  /// Hosts the fan-out never reached get a JSON result but no line in human output (the
+  /// summary names them).
+  static bool silent(const HostResult& r) { return r.status == HostStatus::not_started; }
   /// The host's name, escaped for human output.
   [[nodiscard]] const std::string& name(std::size_t host) const { return names_[host]; }
   /// The host's name as the inventory or the command line gave it (for JSON).
@@ -96,7 +109,7 @@ class PrefixReporter final : public ReporterBase {
   }
   void result(std::size_t host, const HostResult& r) override {
     if (shows_reply_text(r)) line(host, protocol::Channel::out, r.reply_text);
-    if (r.status != HostStatus::ok) {
+    if (r.status != HostStatus::ok && !silent(r)) {
       emit(streams_.err, fmt::format("{:<{}} # {}: {}\n", name(host), width_, to_string(r.status),
                                      shown(r.message)));
     }
@@ -115,6 +128,10 @@ class GroupedReporter final : public ReporterBase {
     buffered_[host].emplace_back(channel, shown(text));
   }
   void result(std::size_t host, const HostResult& r) override {
+    if (silent(r)) {
+      done(r);
+      return;
+    }
     if (shows_reply_text(r)) line(host, protocol::Channel::out, r.reply_text);
     std::string block = fmt::format("=== {} ({})", name(host), describe_result(r));
     if (r.status != HostStatus::ok && !r.message.empty()) block += ": " + shown(r.message);
@@ -158,9 +175,14 @@ void ProgressLine::clear() {
   shown_ = false;
 }
 
-void ProgressLine::host_done(bool ok) {
+void ProgressLine::host_done(HostStatus status) {
   ++done_;
-  if (!ok) ++failures_;
+  if (status == HostStatus::unreachable) {
+    ++unreachable_;
+  } else if (status != HostStatus::ok && status != HostStatus::cancelled &&
+             status != HostStatus::not_started) {
+    ++failures_;
+  }
   draw(true);
 }
 
@@ -173,7 +195,10 @@ void ProgressLine::draw(bool force) {
     return;
   }
   last_draw_ = now;
-  write(err_, fmt::format("\r\x1b[K[{}/{} hosts done, {} failed]", done_, total_, failures_));
+  std::string text = fmt::format("\r\x1b[K[{}/{} hosts done, {} failed", done_, total_, failures_);
+  if (unreachable_ > 0) text += fmt::format(", {} unreachable", unreachable_);
+  text += ']';
+  write(err_, text);
   shown_ = true;
 }
 
@@ -203,28 +228,49 @@ std::string json_result(std::string_view name, const HostResult& r) {
   j["message"] = r.message;
   if (shows_reply_text(r)) j["reply"] = r.reply_text;
   j["duration_ms"] = r.duration.count();
+  if (r.attempts > 1) j["attempts"] = r.attempts;
   return dump(j);
+}
+
+std::string signal_name(int signal) {
+  if (signal == SIGINT) return "SIGINT";
+  if (signal == SIGTERM) return "SIGTERM";
+  return fmt::format("signal {}", signal);
 }
 
 std::string format_summary(const std::vector<Target>& targets,
                            const std::vector<HostResult>& results,
-                           std::chrono::milliseconds elapsed) {
-  constexpr std::array kOrder = {
-      HostStatus::ok,      HostStatus::failed,    HostStatus::denied, HostStatus::unreachable,
-      HostStatus::timeout, HostStatus::tls_error, HostStatus::error};
+                           std::chrono::milliseconds elapsed, const RunFacts& facts) {
+  const int signal = facts.signal;
   std::map<HostStatus, std::vector<std::string>> by_status;
   for (std::size_t i = 0; i < results.size() && i < targets.size(); ++i)
     by_status[results[i].status].push_back(shown(targets[i].name));
+  std::string out;
+  if (signal != 0) {
+    const std::size_t cancelled = by_status[HostStatus::cancelled].size();
+    const std::size_t not_started = by_status[HostStatus::not_started].size();
+    out += fmt::format("opsctl: interrupted by {}: {} done, {} cancelled, {} not started\n",
+                       signal_name(signal), results.size() - cancelled - not_started, cancelled,
+                       not_started);
+  }
+  if (facts.stopped_by_max_fail) {
+    out += fmt::format("opsctl: stopped: more than {} hosts failed (--max-fail), {} not started\n",
+                       facts.max_fail.value_or(0), by_status[HostStatus::not_started].size());
+  }
+  if (facts.serial != 0) {
+    out += fmt::format("opsctl: {} batch{} of up to {} hosts (--serial)\n", facts.batches,
+                       facts.batches == 1 ? "" : "es", facts.serial);
+  }
   std::string counts;
-  for (const HostStatus s : kOrder) {
+  for (const HostStatus s : kSummaryOrder) {
     const std::size_t n = by_status[s].size();
     if (n == 0 && s != HostStatus::ok) continue;
-    counts += fmt::format("{}{} {}", counts.empty() ? "" : ", ", n, to_string(s));
+    counts += fmt::format("{}{} {}", counts.empty() ? "" : ", ", n, summary_word(s));
   }
-  std::string out = fmt::format("opsctl: {} host{} in {:.1f}s: {}\n", results.size(),
-                                results.size() == 1 ? "" : "s",
-                                static_cast<double>(elapsed.count()) / 1000.0, counts);
-  for (const HostStatus s : kOrder) {
+  out += fmt::format("opsctl: {} host{} in {:.1f}s: {}\n", results.size(),
+                     results.size() == 1 ? "" : "s", static_cast<double>(elapsed.count()) / 1000.0,
+                     counts);
+  for (const HostStatus s : kSummaryOrder) {
     const auto& names = by_status[s];
     if (s == HostStatus::ok || names.empty()) continue;
     std::string list;
@@ -232,9 +278,34 @@ std::string format_summary(const std::vector<Target>& targets,
       list += (i == 0 ? "" : " ") + names[i];
     if (names.size() > kMaxNamesListed)
       list += fmt::format(" (and {} more)", names.size() - kMaxNamesListed);
-    out += fmt::format("opsctl:   {}: {}\n", to_string(s), list);
+    out += fmt::format("opsctl:   {}: {}\n", summary_word(s), list);
   }
   return out;
+}
+
+std::string json_summary(const std::vector<Target>& targets, const std::vector<HostResult>& results,
+                         std::chrono::milliseconds elapsed, const RunFacts& facts) {
+  nlohmann::json counts = nlohmann::json::object();
+  nlohmann::json hosts = nlohmann::json::object();
+  for (const HostStatus s : kSummaryOrder) counts[std::string(to_string(s))] = 0;
+  for (std::size_t i = 0; i < results.size() && i < targets.size(); ++i) {
+    const std::string status(to_string(results[i].status));
+    counts[status] = counts[status].get<std::size_t>() + 1;
+    if (results[i].status != HostStatus::ok) hosts[status].push_back(targets[i].name);
+  }
+  nlohmann::json j = {
+      {"type", "summary"}, {"hosts", results.size()},        {"counts", counts},
+      {"not_ok", hosts},   {"duration_ms", elapsed.count()}, {"interrupted", nullptr}};
+  if (facts.signal != 0) j["interrupted"] = signal_name(facts.signal);
+  if (facts.serial != 0) {
+    j["serial"] = facts.serial;
+    j["batches"] = facts.batches;
+  }
+  if (facts.max_fail) {
+    j["max_fail"] = *facts.max_fail;
+    j["max_fail_stopped"] = facts.stopped_by_max_fail;
+  }
+  return dump(j);
 }
 
 std::string failure_message(const Target& target, const HostResult& r) {

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -32,16 +33,17 @@ class Reporter {
   virtual void result(std::size_t host, const HostResult& result) = 0;
 };
 
-/// "[12/64 hosts, 2 failed]" redrawn in place on stderr; does nothing when disabled (stderr is
-/// not a terminal). Reporters clear it before they write and redraw it afterwards.
+/// "[12/64 hosts done, 2 failed, 1 unreachable]" redrawn in place on stderr; does nothing when
+/// disabled (stderr is not a terminal). Reporters clear it before they write and redraw it
+/// afterwards.
 class ProgressLine {
  public:
   ProgressLine(std::FILE* err, bool enabled, std::size_t total)
       : err_(err), enabled_(enabled), total_(total) {}
   /// Erases the line if it is shown.
   void clear();
-  /// Counts a finished host and redraws.
-  void host_done(bool ok);
+  /// Counts a finished host and redraws. Unreachable hosts are counted apart from failures.
+  void host_done(HostStatus status);
   /// Redraws (rate-limited unless `force`).
   void draw(bool force);
   [[nodiscard]] bool enabled() const noexcept { return enabled_; }
@@ -52,6 +54,7 @@ class ProgressLine {
   std::size_t total_;
   std::size_t done_ = 0;
   std::size_t failures_ = 0;
+  std::size_t unreachable_ = 0;
   bool shown_ = false;
   std::chrono::steady_clock::time_point last_draw_{};
 };
@@ -71,10 +74,31 @@ std::unique_ptr<Reporter> make_reporter(OutputMode mode, const std::vector<Targe
                                         bool raw_bytes = false);
 
 /// The fan-out summary (host names escaped), e.g. "opsctl: 21 hosts in 1.3s: 15 ok, 1 failed, 3
-/// unreachable" and one line per kind of failure naming its hosts.
+/// unreachable" and one line per kind of failure naming its hosts. After an interruption by
+/// `signal` (non-zero) it starts with "opsctl: interrupted by SIGINT: 5 done, 3 cancelled, 13
+/// not started".
+/// How a fan-out went, beyond the hosts' results (for the summaries).
+struct RunFacts {
+  int signal = 0;                       ///< the signal that interrupted it, 0 if none
+  std::size_t serial = 0;               ///< --serial batch size (0: none)
+  std::size_t batches = 0;              ///< batches started
+  std::optional<std::size_t> max_fail;  ///< --max-fail, as a host count
+  bool stopped_by_max_fail = false;     ///< --max-fail left hosts not started
+};
+
 std::string format_summary(const std::vector<Target>& targets,
                            const std::vector<HostResult>& results,
-                           std::chrono::milliseconds elapsed);
+                           std::chrono::milliseconds elapsed, const RunFacts& facts = {});
+
+/// The JSON `summary` record of a fan-out (one line, no LF, ASCII-only): `counts` per status,
+/// `not_ok` (status -> host names, every status but ok), elapsed time, `interrupted` (the
+/// signal's name or null), and with --serial / --max-fail `serial`, `batches`, `max_fail` and
+/// `max_fail_stopped`.
+std::string json_summary(const std::vector<Target>& targets, const std::vector<HostResult>& results,
+                         std::chrono::milliseconds elapsed, const RunFacts& facts = {});
+
+/// "SIGINT", "SIGTERM" or "signal N".
+std::string signal_name(int signal);
 
 /// The one-line stderr message for a host that did not succeed (name and message escaped), e.g.
 /// "opsctl: web1: denied: no role of alice allows 'run'". Empty for ok results and for

@@ -15,6 +15,8 @@ struct Target {
   std::uint16_t port = 0;  ///< agent port
   std::string
       server_name;  ///< name or IP the agent certificate must match (SAN); defaults to address
+  /// When set, the agent certificate's SHA-256 fingerprint ("AB:CD:...") must also be this.
+  std::string pin_sha256{};
 
   friend bool operator==(const Target&, const Target&) = default;
 };

@@ -27,6 +27,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "tests/integration/opsctl_harness.hpp"
 #include "tests/integration/test_policy.hpp"
 #include "tests/support/agent_process.hpp"
 #include "tests/support/fake_agent.hpp"
@@ -38,6 +39,7 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using nlohmann::json;
+using namespace opsctl;
 
 constexpr int kFirstAgent = 2;  // 127.0.0.2
 constexpr int kAgents = 20;     // .. 127.0.0.21
@@ -46,116 +48,6 @@ constexpr int kTimeoutHost = 7;
 constexpr int kFailedHost = 9;
 constexpr int kWrongCertHost = 11;
 const std::vector<int> kDownHosts = {30, 31, 32};  // nothing listens on port 1 there
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-fs::path make_temp_dir(const std::string& prefix) {
-  std::string tmpl = (fs::temp_directory_path() / (prefix + "-XXXXXX")).string();
-  if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-  return tmpl;
-}
-
-std::vector<std::string> split_lines(const std::string& text) {
-  std::vector<std::string> out;
-  std::istringstream in(text);
-  for (std::string l; std::getline(in, l);) out.push_back(l);
-  return out;
-}
-
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
-
-// The environment opsctl runs with: alice's files, and a HOME without a config file.
-std::vector<std::string> opsctl_env(const fs::path& home,
-                                    const std::map<std::string, std::string>& extra) {
-  const TestPki& pki = TestPki::get();
-  std::map<std::string, std::string> vars = {{"HOME", home.string()},
-                                             {"OPSCTL_CERT", pki.cert("alice").string()},
-                                             {"OPSCTL_KEY", pki.key("alice").string()},
-                                             {"OPSCTL_CA", pki.ca().string()}};
-  for (const auto& [k, v] : extra) vars[k] = v;
-  std::vector<std::string> out;
-  for (char** e = environ; *e != nullptr; ++e) {
-    const std::string entry = *e;
-    const std::string key = entry.substr(0, entry.find('='));
-    if (key.rfind("OPSCTL_", 0) == 0 || key == "HOME" || key.rfind("XDG_", 0) == 0) continue;
-    out.push_back(entry);
-  }
-  for (const auto& [k, v] : vars) {
-    if (!v.empty()) out.push_back(k + "=" + v);
-  }
-  return out;
-}
-
-struct OpsctlRun {
-  int exit_code = -1;  // -1: killed after the timeout
-  std::string out;
-  std::string err;
-  std::chrono::milliseconds elapsed{0};
-};
-
-OpsctlRun run_opsctl(const std::vector<std::string>& args,
-                     const std::map<std::string, std::string>& extra_env = {},
-                     std::chrono::milliseconds timeout = 30s) {
-  const fs::path dir = make_temp_dir("opsctl-run");
-  std::vector<std::string> full = {OPSCTL_BINARY};
-  full.insert(full.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : full) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  std::vector<std::string> env = opsctl_env(dir, extra_env);
-  std::vector<char*> envp;
-  for (auto& e : env) envp.push_back(e.data());
-  envp.push_back(nullptr);
-
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 1, (dir / "out").c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                   0600);
-  posix_spawn_file_actions_addopen(&fa, 2, (dir / "err").c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                   0600);
-  pid_t pid = -1;
-  const auto started = std::chrono::steady_clock::now();
-  const int rc = ::posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), envp.data());
-  posix_spawn_file_actions_destroy(&fa);
-  OpsctlRun r;
-  if (rc != 0) {
-    ADD_FAILURE() << "cannot start " << OPSCTL_BINARY;
-    return r;
-  }
-  int status = 0;
-  while (true) {
-    if (::waitpid(pid, &status, WNOHANG) == pid) {
-      r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-      break;
-    }
-    if (std::chrono::steady_clock::now() - started > timeout) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &status, 0);
-      ADD_FAILURE() << "opsctl did not finish within " << timeout.count() << " ms";
-      break;
-    }
-    std::this_thread::sleep_for(5ms);
-  }
-  r.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
-      std::chrono::steady_clock::now() - started);
-  r.out = slurp(dir / "out");
-  r.err = slurp(dir / "err");
-  fs::remove_all(dir);
-  return r;
-}
-
-std::string describe(const OpsctlRun& r) {
-  return "exit " + std::to_string(r.exit_code) + "\n--- stdout:\n" + r.out + "--- stderr:\n" +
-         r.err;
-}
 
 std::string host_name(int i) {
   char buf[16];
@@ -298,9 +190,16 @@ TEST_F(OpsctlFleet, JsonOutputParsesAndHoldsEveryLine) {
   EXPECT_EQ(r.exit_code, 67) << describe(r);
   std::map<std::string, std::vector<json>> lines;
   std::map<std::string, json> results;
+  json summary;
   for (const auto& text : split_lines(r.out)) {
     const json j = json::parse(text, nullptr, false);
     ASSERT_FALSE(j.is_discarded()) << "not JSON: " << text;
+    if (j["type"] == "summary") {
+      EXPECT_TRUE(summary.is_null()) << "one summary record";
+      summary = j;
+      continue;
+    }
+    EXPECT_TRUE(summary.is_null()) << "the summary record comes last: " << text;
     ASSERT_TRUE(j.contains("host")) << text;
     const std::string host = j["host"];
     if (j["type"] == "result") {
@@ -345,6 +244,12 @@ TEST_F(OpsctlFleet, JsonOutputParsesAndHoldsEveryLine) {
     EXPECT_EQ(res["status"], "unreachable") << res;
     EXPECT_EQ(res["code"], "connect") << res;
   }
+  // One record sums it up for scripts, with the hosts of each status but ok.
+  EXPECT_EQ(summary["hosts"], host_count()) << summary;
+  EXPECT_EQ(summary["counts"]["ok"], 16) << summary;
+  EXPECT_EQ(summary["counts"]["unreachable"], 3) << summary;
+  EXPECT_EQ(summary["not_ok"]["denied"], json({"n05"})) << summary;
+  EXPECT_TRUE(summary["interrupted"].is_null()) << summary;
   // The summary still goes to stderr, out of jq's way.
   EXPECT_TRUE(
       contains(r.err, ": 16 ok, 1 failed, 1 denied, 3 unreachable, 1 timeout, 1 tls_error\n"))
@@ -439,88 +344,6 @@ TEST_F(OpsctlFleet, UntrustedAgentOrRefusedClientIsATlsFailure) {
   EXPECT_TRUE(contains(r.err, "not mapped to a principal")) << r.err;
 }
 
-// Runs opsctl on a pseudo-terminal; returns everything it wrote, after `script` is played:
-// each pair is (wait for this text, then send that).
-struct PtyRun {
-  std::string output;
-  int exit_code = -1;
-};
-
-// libedit prints its prompt before it switches the terminal to raw mode; a Ctrl-D sent in
-// between would be taken by the line discipline (canonical mode) and lost in the switch. The
-// pty master reports the terminal's mode, so wait for that rather than for time.
-bool line_editor_is_reading(int master) {
-  termios t{};
-  return ::tcgetattr(master, &t) == 0 && (t.c_lflag & ICANON) == 0;
-}
-
-PtyRun run_on_pty(const std::vector<std::string>& args,
-                  const std::vector<std::pair<std::string, std::string>>& script,
-                  std::chrono::milliseconds timeout = 20s) {
-  const fs::path home = make_temp_dir("opsctl-pty");
-  std::vector<std::string> full = {OPSCTL_BINARY};
-  full.insert(full.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : full) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  std::vector<std::string> env = opsctl_env(home, {{"TERM", "dumb"}});
-  std::vector<char*> envp;
-  for (auto& e : env) envp.push_back(e.data());
-  envp.push_back(nullptr);
-
-  PtyRun r;
-  int master = -1;
-  const pid_t pid = ::forkpty(&master, nullptr, nullptr, nullptr);
-  if (pid == 0) {
-    ::execve(argv[0], argv.data(), envp.data());
-    ::_exit(127);
-  }
-  if (pid < 0) {
-    ADD_FAILURE() << "forkpty failed";
-    return r;
-  }
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  std::size_t step = 0;
-  std::size_t searched_from = 0;
-  bool eof = false;
-  while (!eof && std::chrono::steady_clock::now() < deadline) {
-    if (step < script.size()) {
-      const auto at = r.output.find(script[step].first, searched_from);
-      if (at != std::string::npos &&
-          (script[step].second.empty() || line_editor_is_reading(master))) {
-        searched_from = at + script[step].first.size();
-        const std::string& send = script[step].second;
-        EXPECT_EQ(::write(master, send.data(), send.size()), static_cast<ssize_t>(send.size()));
-        ++step;
-        continue;
-      }
-    }
-    pollfd p{master, POLLIN, 0};
-    if (::poll(&p, 1, 10) <= 0) continue;
-    char buf[4096];
-    const ssize_t n = ::read(master, buf, sizeof buf);
-    if (n <= 0) {
-      eof = true;  // EIO once the child has gone and closed the terminal
-    } else {
-      r.output.append(buf, static_cast<std::size_t>(n));
-    }
-  }
-  EXPECT_EQ(step, script.size()) << "script stopped at step " << step << "; output:\n" << r.output;
-  int status = 0;
-  while (std::chrono::steady_clock::now() < deadline && ::waitpid(pid, &status, WNOHANG) != pid) {
-    std::this_thread::sleep_for(10ms);
-  }
-  if (::waitpid(pid, &status, WNOHANG) == 0) {
-    ::kill(pid, SIGKILL);
-    ::waitpid(pid, &status, 0);
-    ADD_FAILURE() << "opsctl did not exit; output:\n" << r.output;
-  }
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  ::close(master);
-  fs::remove_all(home);
-  return r;
-}
-
 TEST_F(OpsctlFleet, InteractiveShellThroughAPseudoTerminal) {
   const auto r = run_on_pty({"-i", inventory(), "n02"}, {{"n02> ", "ping\n"},
                                                          {"OK pong", ""},
@@ -549,7 +372,223 @@ TEST_F(OpsctlFleet, ProgressLineOnlyOnATerminal) {
   EXPECT_TRUE(contains(fan.output, "opsctl: 5 hosts in ")) << fan.output;
 }
 
-TEST(OpsctlInventory, AnsibleAndNativeInventoriesListTheSameTargets) {
+// The hosts a pattern reached, from the JSON results of a real `ping` on each.
+std::set<std::string> pinged(const std::vector<std::string>& args) {
+  const auto r = run_opsctl(args);
+  std::set<std::string> hosts;
+  for (const auto& text : split_lines(r.out)) {
+    const json j = json::parse(text, nullptr, false);
+    if (!j.is_discarded() && j["type"] == "result") hosts.insert(j["host"].get<std::string>());
+  }
+  if (hosts.empty()) ADD_FAILURE() << describe(r);
+  return hosts;
+}
+
+TEST_F(OpsctlFleet, AnsiblePatternOperatorsSelectTheHostsThatAreContacted) {
+  using S = std::set<std::string>;
+  const auto ping = [](const std::string& pattern, std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {"-i", inventory(), "--json"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    args.push_back(pattern);
+    args.emplace_back("ping");
+    return pinged(args);
+  };
+  S plain;
+  for (int i = kFirstAgent; i < kFirstAgent + kAgents; ++i) {
+    if (i != kDeniedHost && i != kTimeoutHost && i != kFailedHost && i != kWrongCertHost)
+      plain.insert(host_name(i));
+  }
+  // `!` alone: all but those.
+  EXPECT_EQ(ping("!broken:!down"), plain);
+  // `&`: intersection; `:` and `,` unions.
+  EXPECT_EQ(ping("n0*:&broken"), (S{"n05", "n07", "n09"}));
+  EXPECT_EQ(ping("n02:n03"), (S{"n02", "n03"}));
+  // ~regex over host and group names.
+  EXPECT_EQ(ping("~^n1[0-3]$"), (S{"n10", "n11", "n12", "n13"}));
+  EXPECT_EQ(ping("~^dow"), (S{"down30", "down31", "down32"}));
+  // --limit after the pattern, also from a file (a retry file).
+  EXPECT_EQ(ping("broken", {"--limit", "n0*"}), (S{"n05", "n07", "n09"}));
+  const fs::path retry = *dir_ / "retry.txt";
+  std::ofstream(retry) << "# hosts to retry\nn02\n\nn03\n";
+  EXPECT_EQ(ping("all", {"--limit", "@" + retry.string()}), (S{"n02", "n03"}));
+  const auto none = run_opsctl({"-i", inventory(), "--limit", "down", "n02", "ping"});
+  EXPECT_EQ(none.exit_code, 64) << describe(none);
+  EXPECT_TRUE(contains(none.err, "selects no host")) << none.err;
+}
+
+std::vector<json> json_lines(const std::string& out) {
+  std::vector<json> v;
+  for (const auto& text : split_lines(out)) v.push_back(json::parse(text, nullptr, false));
+  return v;
+}
+
+TEST_F(OpsctlFleet, RetryReconnectsUnreachableHostsButNeverRerunsACommand) {
+  const auto r =
+      run_opsctl({"-i", inventory(), "--json", "--retry", "2", "n09,down30", "run", "greet"});
+  EXPECT_EQ(r.exit_code, 68) << describe(r);
+  std::map<std::string, json> results;
+  std::size_t partial = 0;
+  for (const auto& j : json_lines(r.out)) {
+    if (j["type"] == "result") results[j["host"]] = j;
+    if (j["type"] == "line" && j["line"] == "partial") ++partial;
+  }
+  EXPECT_EQ(results["down30"]["attempts"], 3) << results["down30"];
+  EXPECT_TRUE(contains(results["down30"]["message"], "(3 attempts)")) << results["down30"];
+  // The command that ran and failed was not sent again.
+  EXPECT_EQ(results["n09"]["status"], "failed");
+  EXPECT_FALSE(results["n09"].contains("attempts")) << results["n09"];
+  EXPECT_EQ(partial, 1U) << r.out;
+  EXPECT_EQ(run_opsctl({"--retry", "11", "x:1", "ping"}).exit_code, 64);
+}
+
+TEST_F(OpsctlFleet, RetryFileListsHostsThatWereNotOkForLimit) {
+  const fs::path retry = *dir_ / "greet.retry";
+  auto r = run_opsctl(
+      {"-i", inventory(), "--retry-file", retry.string(), "broken,n02,down31", "run", "greet"});
+  EXPECT_EQ(r.exit_code, 67) << describe(r);
+  EXPECT_EQ(slurp(retry), "n05\nn07\nn09\nn11\ndown31\n");
+  r = run_opsctl({"-i", inventory(), "--limit", "@" + retry.string(), "--list-targets", "all"});
+  EXPECT_EQ(r.exit_code, 0) << describe(r);
+  EXPECT_EQ(split_lines(r.out).size(), 5U) << r.out;
+  r = run_opsctl({"-i", inventory(), "--retry-file", retry.string(), "n02,n03", "ping"});
+  EXPECT_EQ(r.exit_code, 0) << describe(r);
+  EXPECT_EQ(slurp(retry), "") << "all ok: nothing to retry";
+}
+
+TEST_F(OpsctlFleet, SerialRunsRollingBatches) {
+  const auto r = run_opsctl(
+      {"-i", inventory(), "--json", "--serial", "2", "-j", "8", "n02,n03,n04,n06,n08", "ping"});
+  EXPECT_EQ(r.exit_code, 0) << describe(r);
+  std::vector<std::string> order;
+  json summary;
+  for (const auto& j : json_lines(r.out)) {
+    if (j["type"] == "result") order.push_back(j["host"]);
+    if (j["type"] == "summary") summary = j;
+  }
+  ASSERT_EQ(order.size(), 5U) << r.out;
+  // A batch starts only when the one before is done, so results come batch by batch.
+  EXPECT_EQ(std::set<std::string>(order.begin(), order.begin() + 2),
+            (std::set<std::string>{"n02", "n03"}));
+  EXPECT_EQ(std::set<std::string>(order.begin() + 2, order.begin() + 4),
+            (std::set<std::string>{"n04", "n06"}));
+  EXPECT_EQ(order[4], "n08");
+  EXPECT_EQ(summary["serial"], 2);
+  EXPECT_EQ(summary["batches"], 3);
+  EXPECT_TRUE(contains(r.err, "opsctl: 3 batches of up to 2 hosts (--serial)\n")) << r.err;
+  // 40% of 5 hosts: batches of 2.
+  const auto pct =
+      run_opsctl({"-i", inventory(), "--serial", "40%", "n02,n03,n04,n06,n08", "ping"});
+  EXPECT_TRUE(contains(pct.err, "3 batches of up to 2 hosts")) << pct.err;
+}
+
+TEST_F(OpsctlFleet, MaxFailStopsStartingHostsOnceExceeded) {
+  const auto r = run_opsctl(
+      {"-i", inventory(), "--max-fail", "1", "-j", "1", "broken,n02,n03", "run", "greet"});
+  EXPECT_EQ(r.exit_code, 65) << describe(r);
+  EXPECT_TRUE(contains(r.err,
+                       "opsctl: stopped: more than 1 hosts failed (--max-fail), 4 not "
+                       "started\n"))
+      << r.err;
+  EXPECT_TRUE(contains(r.err, "opsctl:   not started: n09 n11 n02 n03\n")) << r.err;
+  EXPECT_FALSE(contains(r.out, "hello from n02")) << r.out;
+  // 50% of 6 hosts: 3 failures allowed.
+  const auto pct = run_opsctl({"-i", inventory(), "--json", "--max-fail", "50%", "-j", "1",
+                               "broken,n02,n03", "run", "greet"});
+  json summary;
+  for (const auto& j : json_lines(pct.out)) {
+    if (j["type"] == "summary") summary = j;
+  }
+  EXPECT_EQ(summary["max_fail"], 3) << pct.out;
+  EXPECT_EQ(summary["max_fail_stopped"], true) << pct.out;
+  EXPECT_EQ(summary["counts"]["not_started"], 2) << pct.out;
+}
+
+TEST_F(OpsctlFleet, IniInventoryReachesTheAgents) {
+  std::string ini = "[web]\n";
+  for (const int i : {2, 3, 4}) {
+    ini += host_name(i) + " ansible_host=127.0.0." + std::to_string(i) +
+           " opsagent_port=" + std::to_string((*agents_)[i]->port()) + "\n";
+  }
+  ini += "[lb]\nn06 ansible_host=127.0.0.6 opsagent_port=" + std::to_string((*agents_)[6]->port()) +
+         "\n[prod:children]\nweb\nlb\n";
+  const fs::path file = *dir_ / "fleet.ini";
+  std::ofstream(file) << ini;
+  EXPECT_EQ(pinged({"-i", file.string(), "--json", "prod:!n03", "ping"}),
+            (std::set<std::string>{"n02", "n04", "n06"}));
+  std::ofstream(*dir_ / "bad.ini") << "[web]\nn02 opsagent_port\n";
+  const auto bad = run_opsctl({"-i", (*dir_ / "bad.ini").string(), "web", "ping"});
+  EXPECT_EQ(bad.exit_code, 78) << describe(bad);
+  EXPECT_TRUE(contains(bad.err, "bad.ini:2:5: expected key=value")) << bad.err;
+}
+
+TEST_F(OpsctlFleet, ExecutableInventoryIsRunWithList) {
+  const fs::path script = *dir_ / "dynamic-inventory";
+  {
+    std::ofstream out(script);
+    out << "#!/bin/sh\n[ \"$1\" = --list ] || exit 2\ncat <<'JSON'\n"
+        << "{\"web\": {\"hosts\": [\"n02\", \"n03\"], \"vars\": {\"opsagent_port\": "
+        << (*agents_)[2]->port() << "}},\n"
+        << " \"prod\": {\"children\": [\"web\"]},\n"
+        << " \"_meta\": {\"hostvars\": {\"n02\": {\"ansible_host\": \"127.0.0.2\"},\n"
+        << "   \"n03\": {\"ansible_host\": \"127.0.0.3\", \"opsagent_port\": "
+        << (*agents_)[3]->port() << "},\n"
+        << "   \"n04\": {\"ansible_host\": \"127.0.0.4\", \"opsagent_port\": \""
+        << (*agents_)[4]->port() << "\"}}}}\nJSON\n";
+  }
+  fs::permissions(script, fs::perms::owner_all);
+  EXPECT_EQ(pinged({"-i", script.string(), "--json", "prod,ungrouped", "ping"}),
+            (std::set<std::string>{"n02", "n03", "n04"}));
+  const fs::path failing = *dir_ / "failing-inventory";
+  std::ofstream(failing) << "#!/bin/sh\necho oops >&2\nexit 3\n";
+  fs::permissions(failing, fs::perms::owner_all);
+  const auto r = run_opsctl({"-i", failing.string(), "all", "ping"});
+  EXPECT_EQ(r.exit_code, 78) << describe(r);
+  EXPECT_TRUE(contains(r.err, "failing-inventory --list: exited with status 3")) << r.err;
+}
+
+TEST_F(OpsctlFleet, PinnedCertificateFingerprintIsCheckedBesidesTheCa) {
+  std::string fp;
+  ASSERT_EQ(run_shell("openssl x509 -in " + TestPki::get().cert("server").string() +
+                          " -noout -fingerprint -sha256 | sed 's/.*=//'",
+                      &fp),
+            0);
+  while (!fp.empty() && (fp.back() == '\n' || fp.back() == '\r')) fp.pop_back();
+  ASSERT_EQ(fp.size(), 95U) << fp;
+  const std::string wrong = "sha256:" + std::string(64, '0');
+  const auto port = [](int i) { return std::to_string((*agents_)[i]->port()); };
+  const fs::path native = *dir_ / "pinned.yaml";
+  std::ofstream(native) << "hosts:\n"
+                        << "  good: {address: 127.0.0.2, port: " << port(2) << ", fingerprint: \""
+                        << fp << "\"}\n"
+                        << "  bad: {address: 127.0.0.3, port: " << port(3) << ", fingerprint: \""
+                        << wrong << "\"}\n";
+  auto r = run_opsctl({"-i", native.string(), "good", "ping"});
+  EXPECT_EQ(r.exit_code, 0) << describe(r);
+  r = run_opsctl({"-i", native.string(), "bad", "ping"});
+  EXPECT_EQ(r.exit_code, 67) << describe(r);
+  EXPECT_TRUE(contains(r.err, "opsctl: bad: tls_error: agent certificate SHA-256 fingerprint " +
+                                  fp + " is not the pinned 00:00:"))
+      << r.err;
+  // Ansible: pinned for a whole group in its vars.
+  const fs::path ansible = *dir_ / "pinned-ansible.yaml";
+  std::ofstream(ansible) << "pinned:\n  vars: {opsagent_fingerprint: \"" << wrong
+                         << "\"}\n  hosts:\n    n04: {ansible_host: 127.0.0.4, opsagent_port: "
+                         << port(4) << "}\nok:\n  vars: {opsagent_fingerprint: \"" << fp
+                         << "\"}\n  hosts:\n    n06: {ansible_host: 127.0.0.6, opsagent_port: "
+                         << port(6) << "}\n";
+  r = run_opsctl({"-i", ansible.string(), "all", "ping"});
+  EXPECT_EQ(r.exit_code, 67) << describe(r);
+  EXPECT_TRUE(contains(r.err, "1 ok, 1 tls_error")) << r.err;
+  EXPECT_TRUE(contains(r.err, "opsctl:   tls_error: n04\n")) << r.err;
+  // A malformed pin is a configuration error with its place.
+  std::ofstream(*dir_ / "badpin.yaml") << "hosts:\n  a: {address: 127.0.0.2, port: 1, "
+                                          "fingerprint: abc}\n";
+  r = run_opsctl({"-i", (*dir_ / "badpin.yaml").string(), "a", "ping"});
+  EXPECT_EQ(r.exit_code, 78) << describe(r);
+  EXPECT_TRUE(contains(r.err, "badpin.yaml:2:")) << r.err;
+}
+
+TEST(OpsctlInventory, AnsibleYamlIniAndNativeInventoriesListTheSameTargets) {
   const fs::path dir = make_temp_dir("opsctl-inv");
   std::ofstream(dir / "native.yaml") << R"(# opsctl native inventory
 defaults:
@@ -598,8 +637,34 @@ all:
         web03:
           ansible_host: 127.0.0.4
 )";
+  std::ofstream(dir / "hosts.ini") << R"(# the same fleet, as an Ansible INI inventory
+cache.example.com
+
+[web]
+web[01:02] ansible_port=22
+web03 ansible_host=127.0.0.4 opsagent_port=7444
+
+[dbs]
+db1 ansible_host=127.0.0.5 opsagent_server_name=db1.internal
+
+[prod:children]
+web
+dbs
+
+[web]
+web01 ansible_host=127.0.0.2
+web02 ansible_host=127.0.0.3
+
+[all:vars]
+opsagent_port=7443
+ansible_user=deploy
+)";
   for (const std::string pattern :
        {"all", "web", "prod", "web0*,db1", "prod,!web02", "cache.example.com"}) {
+    const auto ini = run_opsctl({"-i", (dir / "hosts.ini").string(), "--list-targets", pattern});
+    EXPECT_EQ(ini.exit_code, 0) << describe(ini);
+    auto c = split_lines(ini.out);
+    std::sort(c.begin(), c.end());
     const auto native =
         run_opsctl({"-i", (dir / "native.yaml").string(), "--list-targets", pattern});
     const auto ansible =
@@ -612,6 +677,7 @@ all:
     std::sort(a.begin(), a.end());
     std::sort(b.begin(), b.end());
     EXPECT_EQ(a, b) << pattern << "\nnative:\n" << native.out << "ansible:\n" << ansible.out;
+    EXPECT_EQ(a, c) << pattern << "\nnative:\n" << native.out << "ini:\n" << ini.out;
   }
   const auto all = run_opsctl({"-i", (dir / "native.yaml").string(), "--list-targets", "all"});
   EXPECT_EQ(all.out,

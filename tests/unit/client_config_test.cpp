@@ -109,6 +109,23 @@ TEST_F(ClientConfig, NoConfigFileIsFineUntilTlsFilesAreNeeded) {
   }
 }
 
+TEST_F(ClientConfig, UnreadableTlsFilesAreNamedWithTheReason) {
+  ClientFlags flags;
+  flags.certificate = write("alice.crt", "x");
+  flags.private_key = write("alice.key", "x");
+  flags.ca = dir / "missing-ca.crt";
+  const auto s = resolve_client_settings(flags, env());
+  try {
+    check_tls_files_readable(s);
+    FAIL() << "expected an error";
+  } catch (const config::ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()), (dir / "missing-ca.crt").string() +
+                                         ": cannot read the CA bundle: No such file or directory");
+  }
+  flags.ca = flags.certificate;
+  EXPECT_NO_THROW(check_tls_files_readable(resolve_client_settings(flags, env())));
+}
+
 TEST_F(ClientConfig, ConfigErrorsNameFileLineAndKey) {
   write(".config/opsctl/config.yaml", "ca: x\ntimeouts:\n  conect: 5s\n");
   const std::string e = error_of({});

@@ -221,14 +221,16 @@ TEST(Targets, DuplicatesCollapseAndExclusionsApplyLast) {
 
 TEST(Targets, ErrorsAreUsageErrors) {
   const auto inv = Inventory::parse(kNative, "n.yaml");
-  for (const char* bad :
-       {"", "web1,,web2", "nosuch", "zz*", "!web1", "web1,!web1", "web1:0", "web1:x", "!"}) {
+  for (const char* bad : {"", "web1,,web2", "nosuch", "zz*", "web1,!web1", "web1:0", "web1:x", "!",
+                          "&", "~(", "~zz", "!web,!db1,!lb.example.com", "web:&db1"}) {
     const auto sel = select_targets(&inv, bad, std::nullopt);
     ASSERT_FALSE(sel.ok()) << bad;
     EXPECT_EQ(sel.error().code, ErrorCode::usage) << bad;
   }
   EXPECT_FALSE(select_targets(nullptr, "web*", 1).ok());
   EXPECT_FALSE(select_targets(nullptr, "all", 1).ok());
+  EXPECT_FALSE(select_targets(nullptr, "!a.example", 1).ok()) << "'!' alone needs an inventory";
+  EXPECT_FALSE(select_targets(nullptr, "~a", 1).ok());
   const auto no_port = select_targets(nullptr, "10.0.0.1", std::nullopt);
   ASSERT_FALSE(no_port.ok());
   EXPECT_NE(no_port.error().message.find("no port"), std::string::npos);
@@ -320,6 +322,60 @@ TEST(Inventory, I11_PrintableUnicodeNamesStayAllowed) {
       "inv.yaml");
   ASSERT_EQ(inv.hosts().size(), 1U);
   EXPECT_EQ(inv.hosts()[0].name, "caf\xC3\xA9-1");
+}
+
+TEST(Targets, AnsiblePatternOperators) {
+  const auto inv = Inventory::parse(kNative, "n.yaml");
+  const auto n = [&](std::string_view pattern) { return names(select_ok(inv, pattern)); };
+  using V = std::vector<std::string>;
+  EXPECT_EQ(n("all"), (V{"web1", "web2", "db1", "lb.example.com"}));
+  EXPECT_EQ(n("*"), n("all"));
+  // Unions with ',' or ':'.
+  EXPECT_EQ(n("web,db1"), (V{"web1", "web2", "db1"}));
+  EXPECT_EQ(n("web:db1"), (V{"web1", "web2", "db1"}));
+  // Exclusion, also alone (all but those), in any position.
+  EXPECT_EQ(n("!web"), (V{"db1", "lb.example.com"}));
+  EXPECT_EQ(n("!web:!db1"), (V{"lb.example.com"}));
+  EXPECT_EQ(n("prod:!web2"), (V{"web1", "db1"}));
+  // Intersection.
+  EXPECT_EQ(n("prod:&web"), (V{"web1", "web2"}));
+  EXPECT_EQ(n("all,&web,!web1"), (V{"web2"}));
+  EXPECT_EQ(n("&prod"), (V{"web1", "web2", "db1"}));
+  // Regular expressions over host and group names (searched, ECMAScript).
+  EXPECT_EQ(n("~^web[0-9]$"), (V{"web1", "web2"}));
+  EXPECT_EQ(n("~example"), (V{"lb.example.com"}));
+  EXPECT_EQ(n("~^pro"), (V{"web1", "web2", "db1"}));
+  EXPECT_EQ(n("all:!~^web"), (V{"db1", "lb.example.com"}));
+  // host:port and IPv6 stay one term.
+  EXPECT_EQ(select_ok(inv, "web1:9000").front().port, 9000);
+  EXPECT_EQ(select_ok(inv, "10.0.0.9:9000").front().address, "10.0.0.9");
+  EXPECT_FALSE(select_targets(&inv, "!web", std::nullopt)->single_host);
+}
+
+TEST(Targets, LimitIsAppliedAfterThePattern) {
+  const auto inv = Inventory::parse(kNative, "n.yaml");
+  const auto n = [&](std::string_view pattern, std::string_view limit) {
+    auto sel = select_targets(&inv, pattern, std::uint16_t{9}, limit);
+    EXPECT_TRUE(sel.ok()) << pattern << " / " << limit;
+    return sel.ok() ? names(sel->targets) : std::vector<std::string>{};
+  };
+  using V = std::vector<std::string>;
+  EXPECT_EQ(n("all", "web"), (V{"web1", "web2"}));
+  EXPECT_EQ(n("prod", "!web1"), (V{"web2", "db1"}));
+  EXPECT_EQ(n("prod", "db1,lb.example.com"), (V{"db1"}));
+  const auto none = select_targets(&inv, "web", std::nullopt, "db1");
+  ASSERT_FALSE(none.ok());
+  EXPECT_NE(none.error().message.find("--limit"), std::string::npos) << none.error().message;
+}
+
+TEST(Targets, InventoryDefaultPortAppliesToHostsGivenOnTheCommandLine) {
+  const auto native = Inventory::parse(kNative, "n.yaml");
+  EXPECT_EQ(select_targets(&native, "10.0.0.99", std::uint16_t{1})->targets.front().port, 7443);
+  EXPECT_EQ(select_targets(&native, "10.0.0.99:5", std::nullopt)->targets.front().port, 5);
+  const auto ansible = Inventory::parse(kAnsible, "a.yaml");
+  EXPECT_EQ(select_targets(&ansible, "10.0.0.99", std::nullopt)->targets.front().port, 7443);
+  const auto bare = Inventory::parse("hosts:\n  a: {port: 1}\n", "b.yaml");
+  EXPECT_EQ(select_targets(&bare, "10.0.0.99", std::uint16_t{3})->targets.front().port, 3);
 }
 
 }  // namespace

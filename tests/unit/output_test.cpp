@@ -125,5 +125,37 @@ TEST(Output, I11_RawBytesPassesOnlyDataLines) {
   EXPECT_TRUE(terminal_safe(denied.err.substr(kHostile.size() + 1))) << denied.err;
 }
 
+TEST(Output, ProgressLineCountsUnreachableHostsApartFromFailures) {
+  Capture err;
+  ProgressLine progress(err.file(), true, 4);
+  progress.host_done(HostStatus::unreachable);
+  progress.host_done(HostStatus::denied);
+  const std::string text = err.text();
+  EXPECT_NE(text.find("[2/4 hosts done, 1 failed, 1 unreachable]"), std::string::npos) << text;
+  EXPECT_EQ(text.find("2 failed"), std::string::npos) << text;
+}
+
+TEST(Output, SummaryAfterAnInterruptionSaysDoneCancelledAndNotStarted) {
+  const std::vector<Target> targets = {
+      {"a", "10.0.0.1", 1, ""}, {"b", "10.0.0.2", 1, ""}, {"c", "10.0.0.3", 1, ""}};
+  std::vector<HostResult> results(3);
+  results[0].status = HostStatus::ok;
+  results[1].status = HostStatus::cancelled;
+  results[2].status = HostStatus::not_started;
+  RunFacts facts;
+  facts.signal = 2;
+  const std::string text = format_summary(targets, results, std::chrono::milliseconds(1200), facts);
+  EXPECT_EQ(text,
+            "opsctl: interrupted by SIGINT: 1 done, 1 cancelled, 1 not started\n"
+            "opsctl: 3 hosts in 1.2s: 1 ok, 1 cancelled, 1 not started\n"
+            "opsctl:   cancelled: b\n"
+            "opsctl:   not started: c\n");
+  const auto j = nlohmann::json::parse(json_summary(targets, results, {}, facts));
+  EXPECT_EQ(j["type"], "summary");
+  EXPECT_EQ(j["interrupted"], "SIGINT");
+  EXPECT_EQ(j["counts"]["cancelled"], 1);
+  EXPECT_EQ(j["not_ok"]["not_started"], nlohmann::json({"c"}));
+}
+
 }  // namespace
 }  // namespace opsagent::client

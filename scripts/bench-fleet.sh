@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Measure opsctl as a fleet controller: N inventory hosts that all point at one local agent
+# (the stand-in fleet), `ping` (the agent spawns nothing), for each N and -j given. Reports
+# wall time, opsctl's CPU per target and its peak RSS (from GNU time), and the agent's CPU for
+# the same run, so the controller's cost is seen apart from the stand-in fleet's.
+#
+# Usage: scripts/bench-fleet.sh [BUILD_DIR] [N...]     (default: build/release 1000 10000)
+#   BENCH_JOBS="64 256 1000"  concurrency values to try (default: 64 256)
+# Needs /usr/bin/time (GNU time). Not a test: numbers depend on the machine and its load.
+set -euo pipefail
+
+repo_root="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)"
+build="${1:-${repo_root}/build/release}"
+shift || true
+sizes=("$@")
+[[ ${#sizes[@]} -eq 0 ]] && sizes=(1000 10000)
+jobs=(${BENCH_JOBS:-64 256})
+opsagent="${build}/agent/app/opsagent"
+opsctl="${build}/agent/app/opsctl"
+[[ -x "${opsagent}" && -x "${opsctl}" ]] || { echo "bench-fleet.sh: build first (${build})" >&2; exit 1; }
+[[ -x /usr/bin/time ]] || { echo "bench-fleet.sh: needs /usr/bin/time (apt-get install time)" >&2; exit 1; }
+
+work="$(mktemp -d /tmp/opsctl-bench-XXXXXX)"
+agent_pid=""
+cleanup() {
+  if [[ -n "${agent_pid}" ]] && kill -0 "${agent_pid}" 2>/dev/null; then
+    kill -TERM "${agent_pid}" && wait "${agent_pid}" 2>/dev/null || true
+  fi
+  rm -rf -- "${work}"
+}
+trap cleanup EXIT
+
+"${repo_root}/scripts/gen-dev-certs.sh" "${work}/certs" >/dev/null
+port=$((20000 + RANDOM % 20000))
+cat >"${work}/policy.yaml" <<POLICY
+identities:
+  - match: {cn: alice}
+    principal: alice
+    roles: [operator]
+roles:
+  operator:
+    commands: [ping]
+POLICY
+chmod 600 "${work}/policy.yaml"
+cat >"${work}/agent.yaml" <<AGENT
+listen: ["127.0.0.1:${port}"]
+tls:
+  certificate: ${work}/certs/server.crt
+  private_key: ${work}/certs/server.key
+  client_ca: ${work}/certs/ca.crt
+limits:
+  max_clients: 1024
+  max_clients_per_identity: 1024
+  max_handshakes: 1024
+audit:
+  path: ${work}/audit.jsonl
+policy: ${work}/policy.yaml
+AGENT
+chmod 600 "${work}/agent.yaml"
+"${opsagent}" --config "${work}/agent.yaml" 2>"${work}/agent.log" &
+agent_pid=$!
+for _ in $(seq 1 100); do
+  grep -q "${port}" "${work}/agent.log" 2>/dev/null && break
+  sleep 0.1
+done
+
+agent_ticks() { awk '{print $14 + $15}' "/proc/${agent_pid}/stat"; }
+hz="$(getconf CLK_TCK)"
+export OPSCTL_CERT="${work}/certs/alice.crt" OPSCTL_KEY="${work}/certs/alice.key" \
+  OPSCTL_CA="${work}/certs/ca.crt"
+
+printf '%-7s %-6s %-9s %-10s %-16s %-10s %-18s %s\n' targets -j wall_s rate/s \
+  opsctl_cpu_us/t rss_MiB agent_cpu_us/t result
+for n in "${sizes[@]}"; do
+  inv="${work}/fleet-${n}.yaml"
+  {
+    echo "defaults: {port: ${port}}"
+    echo "hosts:"
+    for i in $(seq 1 "${n}"); do echo "  h${i}: {address: 127.0.0.1}"; done
+  } >"${inv}"
+  for j in "${jobs[@]}"; do
+    before="$(agent_ticks)"
+    start="$(date +%s.%N)"
+    /usr/bin/time -f '%U %S %M' -o "${work}/time" \
+      "${opsctl}" -i "${inv}" -j "${j}" --json all ping >"${work}/out" 2>"${work}/err" || true
+    end="$(date +%s.%N)"
+    after="$(agent_ticks)"
+    read -r user sys rss_kib <"${work}/time"
+    ok="$(grep -c '"status":"ok"' "${work}/out" || true)"
+    awk -v n="${n}" -v j="${j}" -v s="${start}" -v e="${end}" -v u="${user}" -v y="${sys}" \
+      -v r="${rss_kib}" -v a="$((after - before))" -v hz="${hz}" -v ok="${ok}" 'BEGIN {
+        w = e - s
+        printf "%-7d %-6d %-9.2f %-10.0f %-16.0f %-10.1f %-18.0f %d/%d ok\n", n, j, w, n / w,
+          (u + y) * 1e6 / n, r / 1024, a / hz * 1e6 / n, ok, n }'
+  done
+done
