@@ -274,9 +274,12 @@ TEST(MatrixI, I6_LongLinesOfControlBytesAreSplitIntoBoundedReplyLines) {
 
   auto alice = agent.connect("alice");
   ASSERT_NE(alice, nullptr);
+  // 4 MiB of escaped reply: a generous overall bound (progress, not speed; TSan under load took
+  // more than the default 10 s once).
+  constexpr auto kReplyTimeout = std::chrono::seconds(120);
   for (const std::string command : {"tail app 2", "lastlog"}) {
     SCOPED_TRACE(command);
-    const auto reply = alice->command(command);
+    const auto reply = alice->command(command, kReplyTimeout);
     ASSERT_GE(reply.size(), 3u);
     EXPECT_EQ(reply.back().rfind("OK ", 0), 0u) << reply.back();
     std::string text;
@@ -298,7 +301,7 @@ TEST(MatrixI, I6_LongLinesOfControlBytesAreSplitIntoBoundedReplyLines) {
   // JSON mode: each object's "line" is bounded as encoded, and the pieces give the bytes back.
   const auto on = alice->command("json on");
   ASSERT_EQ(on.size(), 1u);
-  const auto reply = alice->command("tail app 2");
+  const auto reply = alice->command("tail app 2", kReplyTimeout);
   ASSERT_GE(reply.size(), 3u);
   std::string joined_line;
   for (std::size_t i = 0; i + 2 < reply.size(); ++i) {
