@@ -68,6 +68,20 @@ Status AuditLog::reopen() {
   return ok_status();
 }
 
+Result<bool> AuditLog::reopen_if_deleted() {
+  struct stat st {};
+  {
+    std::lock_guard lock(mutex_);
+    if (::fstat(fd_.get(), &st) != 0) {
+      return Error{ErrorCode::internal,
+                   "cannot stat audit log " + path_.string() + ": " + std::strerror(errno)};
+    }
+  }
+  if (st.st_nlink != 0) return false;
+  if (auto status = reopen(); !status) return status.error();
+  return true;
+}
+
 std::string AuditLog::encode(const nlohmann::json& record) {
   // ensure_ascii: nothing a client sends (newlines, U+2028, ANSI escapes, invalid UTF-8) can
   // split a record or act on the terminal of whoever reads the log.

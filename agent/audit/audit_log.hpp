@@ -48,6 +48,12 @@ class AuditLog {
   /// which is created like open() does. On failure the current file stays in use.
   Status reopen();
 
+  /// When the file in use has been deleted (its link count is 0: `rm` instead of a rotation),
+  /// opens a new one at path() like reopen() and returns true; false when the file is still
+  /// linked. Records written between the deletion and this call went to the deleted file. An
+  /// error when the check or the new file failed (the deleted file then stays in use). Blocking.
+  Result<bool> reopen_if_deleted();
+
   /// False after a failed write (disk full, I/O error): callers then refuse new commands.
   [[nodiscard]] bool healthy() const noexcept { return healthy_.load(std::memory_order_acquire); }
   [[nodiscard]] const std::filesystem::path& path() const noexcept { return path_; }

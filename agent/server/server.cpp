@@ -146,8 +146,13 @@ asio::awaitable<bool> Server::sweep_once() {
   sweep_timer_.expires_after(std::chrono::seconds(1));
   const auto waited = co_await sweep_timer_.async_wait(kUse);
   if (std::get<0>(waited) || sweep_stopped_) co_return false;  // stop()
+  auto audit_check = [this] { return ctx_.audit.reopen_if_deleted(); };
+  // Never on the client pool: hashes filling it must not hold up the checks (SECURITY-MATRIX I5).
+  const Result<bool> reopened =
+      co_await run_blocking(ctx_.housekeeping_pool, std::move(audit_check));
+  if (sweep_stopped_) co_return false;
+  report_audit_check(reopened);
   auto sweep = [] { return exec::sweep_orphans(); };
-  // Never on the client pool: hashes filling it must not hold up the sweep (SECURITY-MATRIX I5).
   const std::vector<pid_t> killed = co_await run_blocking(ctx_.housekeeping_pool, std::move(sweep));
   if (sweep_stopped_) co_return false;
   ctx_.preauth_audit.tick();
@@ -156,6 +161,22 @@ asio::awaitable<bool> Server::sweep_once() {
     spdlog::warn("killed {} process(es) that escaped their command's process group", killed.size());
   }
   co_return true;
+}
+
+// A deleted audit file is noticed within a second, not at the next SIGHUP (issue 8): the agent
+// starts a new file at the configured path and says so in both logs.
+void Server::report_audit_check(const Result<bool>& reopened) {
+  if (!reopened) {
+    spdlog::error("the audit log was deleted and cannot be recreated: {}; retrying every second",
+                  reopened.error().message);
+  } else if (reopened.value()) {
+    spdlog::warn("the audit log {} was deleted; writing to a new file at that path",
+                 ctx_.audit.path().string());
+    ctx_.audit.record("audit_log_recreated",
+                      {{"reason",
+                        "the previous file was deleted (not rotated); records written "
+                        "since its deletion were lost with it"}});
+  }
 }
 
 void Server::log_failure(const char* what, const std::exception& e) noexcept {

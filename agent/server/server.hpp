@@ -46,10 +46,13 @@ class Server {
   /// Closes the oldest connection still in its TLS handshake from the source address holding
   /// the most of them (per-source fairness, SECURITY-MATRIX I9); false when there is none.
   bool evict_handshake();
-  /// Once a second: kill and reap processes that escaped their command (exec/orphan_reaper.hpp).
+  /// Once a second: notice a deleted audit log, kill and reap processes that escaped their
+  /// command (exec/orphan_reaper.hpp).
   boost::asio::awaitable<void> sweep_loop();
   /// One round of sweep_loop(); false when the server stops.
   boost::asio::awaitable<bool> sweep_once();
+  /// Logs and audits what AuditLog::reopen_if_deleted() found.
+  void report_audit_check(const Result<bool>& reopened);
   /// Logs, best effort, that `what` failed with `e` and the loop goes on.
   static void log_failure(const char* what, const std::exception& e) noexcept;
 

@@ -81,6 +81,23 @@ TEST(Lifecycle, ReopensTheAuditLogOnSighupForRotation) {
   for (std::size_t i = 0; i < seqs.size(); ++i) EXPECT_EQ(seqs[i], i + 1) << "record " << i;
 }
 
+// issue 8: `rm` of the audit log (not a rotation, no SIGHUP) is noticed within a second or so;
+// the agent writes to a new file at the configured path and says why, and goes on serving.
+TEST(Lifecycle, NoticesADeletedAuditLogAndStartsANewOne) {
+  AgentProcess agent{AgentSpec{kTestPolicy, {}}};
+  auto client = agent.connect("alice");
+  EXPECT_EQ(client->command("ping"), std::vector<std::string>{"OK pong"});
+  fs::remove(agent.audit_path());
+  const auto recreated = agent.wait_for_audit("audit_log_recreated", "", nullptr, scaled(10s));
+  EXPECT_NE(recreated.value("reason", "").find("deleted"), std::string::npos) << recreated.dump();
+  EXPECT_NE(agent.log().find("was deleted; writing to a new file"), std::string::npos)
+      << agent.log();
+  EXPECT_EQ(client->command("ping"), std::vector<std::string>{"OK pong"});
+  // The new file holds the records that follow, the ping's included.
+  const auto end = agent.wait_for_audit("command_end", "command", "ping");
+  EXPECT_GT(end["seq"].get<std::uint64_t>(), recreated["seq"].get<std::uint64_t>());
+}
+
 TEST(Lifecycle, StopsCleanlyOnSigtermKillingRunningCommands) {
   AgentProcess agent{AgentSpec{kTestPolicy, {}}};
   auto client = agent.connect("alice");
