@@ -15,6 +15,7 @@
 #include "agent/policy/authorizer.hpp"
 #include "agent/policy/explain.hpp"
 #include "agent/protocol/command_parser.hpp"
+#include "agent/server/tls_setup.hpp"
 #include "agent/tls/chain_check.hpp"
 #include "agent/tls/peer_certificate.hpp"
 #include "agent/tls/tls_context.hpp"
@@ -81,7 +82,7 @@ std::optional<policy::Principal> principal_from_certificate(const config::AgentC
     X509_up_ref(c);
     sk_X509_push(chain.get(), c);
   }
-  auto ctx = tls::make_server_context(cfg.tls);
+  auto ctx = server::make_agent_tls_context(cfg.tls);
   std::vector<std::string> ca_fingerprints;
   if (const auto failure =
           tls::verify_chain(leaf, chain.get(), ctx.native_handle(), &ca_fingerprints)) {

@@ -14,7 +14,7 @@
 #include "agent/config/trust_files.hpp"
 #include "agent/server/agent.hpp"
 #include "agent/server/operational_log.hpp"
-#include "agent/tls/tls_context.hpp"
+#include "agent/server/tls_setup.hpp"
 
 namespace {
 constexpr int kExitConfig = 78;  // EX_CONFIG
@@ -37,7 +37,7 @@ int main(int argc, char** argv) {
     // Files owned by the user the agent drops to are its own (the key must be, for reloads).
     trust_owner(static_cast<long>(cfg.run_as.uid));
     auto policy = policy::load_policy(cfg.policy_path);
-    auto tls = std::make_shared<boost::asio::ssl::context>(tls::make_server_context(cfg.tls));
+    auto tls = std::make_shared<boost::asio::ssl::context>(server::make_agent_tls_context(cfg.tls));
     config::resolve_guard(cfg);      // every command runs under opsagent-guard
     config::check_trust_files(cfg);  // the TLS files, the guard, the audit log (SIGHUP: again)
     if (check_only) {

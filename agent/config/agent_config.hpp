@@ -28,12 +28,9 @@ struct TlsSettings {
   bool allow_tls12 = false;           ///< "min_version: 1.2"; default is TLS 1.3 only
   int verify_depth = 4;               ///< max intermediate CAs in a client chain
   /// Key exchange groups offered, in preference order, with OpenSSL's names: a non-empty
-  /// subset of kAllowedTlsGroups. Finite-field groups are never allowed (DHEat).
+  /// subset of tls::kEcdheGroups. Finite-field groups are never allowed (DHEat).
   std::vector<std::string> groups{"X25519", "P-256"};
 };
-
-/// The key exchange groups `tls.groups` may name: ECDHE only (see SECURITY.md, I13).
-inline constexpr const char* kAllowedTlsGroups[] = {"X25519", "P-256", "P-384"};
 
 struct Timeouts {
   milliseconds handshake{10'000};  ///< TCP accept -> verified identity

@@ -7,7 +7,7 @@
 #include "agent/config/config_error.hpp"
 #include "agent/config/trust_files.hpp"
 #include "agent/metrics/registry.hpp"
-#include "agent/tls/tls_context.hpp"
+#include "agent/server/tls_setup.hpp"
 
 namespace opsagent::server {
 
@@ -72,7 +72,7 @@ void reload_tls(ServerContext& ctx) {
     config::check_tls_files(config->tls);
     // Sessions keep the context they were made with; new connections get this one.
     ctx.tls.replace(
-        std::make_shared<boost::asio::ssl::context>(tls::make_server_context(config->tls)));
+        std::make_shared<boost::asio::ssl::context>(make_agent_tls_context(config->tls)));
     metrics::registry().reloaded(metrics::ReloadPart::tls, true);
     ctx.audit.record("tls_reload", {{"certificate", config->tls.certificate.string()},
                                     {"client_ca", config->tls.client_ca.string()},

@@ -8,8 +8,6 @@
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
 
-#include "agent/config/config_error.hpp"
-
 namespace opsagent::tls {
 namespace ssl = boost::asio::ssl;
 namespace {
@@ -42,7 +40,7 @@ constexpr long kMaxCertList = 32L * 1024;  // a client chain larger than this is
 
 [[noreturn]] void fail(const std::filesystem::path& file, const std::string& what) {
   std::string detail = drain_openssl_errors();
-  throw config::ConfigError(file.string() + ": " + what + (detail.empty() ? "" : ": " + detail));
+  throw SetupError(file.string() + ": " + what + (detail.empty() ? "" : ": " + detail));
 }
 
 std::string join_groups(const std::vector<std::string>& groups) {
@@ -55,25 +53,25 @@ std::string join_groups(const std::vector<std::string>& groups) {
 }
 
 // Protocol versions, options, suites, signature algorithms and key exchange groups, the same
-// for both ends. Throws config::ConfigError naming what OpenSSL refused.
+// for both ends. Throws SetupError naming what OpenSSL refused.
 void apply_common(SSL_CTX* ctx, bool allow_tls12, const std::string& groups) {
   SSL_CTX_set_min_proto_version(ctx, allow_tls12 ? TLS1_2_VERSION : TLS1_3_VERSION);
   SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_TICKET);
   if (SSL_CTX_set_cipher_list(ctx, kTls12Ciphers) != 1) {
-    throw config::ConfigError("TLS: cannot set cipher list: " + drain_openssl_errors());
+    throw SetupError("TLS: cannot set cipher list: " + drain_openssl_errors());
   }
   if (SSL_CTX_set_ciphersuites(ctx, kTls13Ciphersuites) != 1) {
-    throw config::ConfigError("TLS: cannot set TLS 1.3 cipher suites: " + drain_openssl_errors());
+    throw SetupError("TLS: cannot set TLS 1.3 cipher suites: " + drain_openssl_errors());
   }
   // SSL_CTX_set1_sigalgs_list and SSL_CTX_set1_groups_list are macros with C casts; call what
   // they expand to.
   if (SSL_CTX_ctrl(ctx, SSL_CTRL_SET_SIGALGS_LIST, 0, const_cast<char*>(kSignatureAlgorithms)) !=
       1) {
-    throw config::ConfigError("TLS: cannot set signature algorithms: " + drain_openssl_errors());
+    throw SetupError("TLS: cannot set signature algorithms: " + drain_openssl_errors());
   }
   if (SSL_CTX_ctrl(ctx, SSL_CTRL_SET_GROUPS_LIST, 0, const_cast<char*>(groups.c_str())) != 1) {
-    throw config::ConfigError("TLS: cannot set key exchange groups " + groups + ": " +
-                              drain_openssl_errors());
+    throw SetupError("TLS: cannot set key exchange groups " + groups + ": " +
+                     drain_openssl_errors());
   }
 }
 
@@ -90,7 +88,7 @@ std::string drain_openssl_errors() {
   return out;
 }
 
-ssl::context make_server_context(const config::TlsSettings& settings) {
+ssl::context make_server_context(const ServerSettings& settings) {
   ERR_clear_error();
   ssl::context ctx(ssl::context::tls_server);
   SSL_CTX* raw = ctx.native_handle();
@@ -150,8 +148,7 @@ ssl::context make_client_context(const ClientTlsFiles& files, bool allow_tls12) 
   ERR_clear_error();
   ssl::context ctx(ssl::context::tls_client);
   SSL_CTX* raw = ctx.native_handle();
-  std::vector<std::string> groups(std::begin(config::kAllowedTlsGroups),
-                                  std::end(config::kAllowedTlsGroups));
+  std::vector<std::string> groups(std::begin(kEcdheGroups), std::end(kEcdheGroups));
   // Every group an agent may be configured with, so any agent's `tls.groups` works.
   apply_common(raw, allow_tls12, join_groups(groups));
   if (SSL_CTX_use_certificate_chain_file(raw, files.certificate.c_str()) != 1) {

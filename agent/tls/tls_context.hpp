@@ -6,7 +6,7 @@
 
 #include <boost/asio/ssl/context.hpp>
 
-#include "agent/config/agent_config.hpp"
+#include "agent/tls/tls_settings.hpp"
 
 namespace opsagent::tls {
 
@@ -15,9 +15,9 @@ namespace opsagent::tls {
 /// compression, renegotiation, session cache or session tickets (TLS 1.2 and 1.3), client
 /// certificate required and verified against `client_ca` only (never the system store),
 /// clientAuth purpose, optional CRL checking of every certificate of the chain, bounded chain
-/// depth and certificate-list size. Throws config::ConfigError naming the file when a
-/// certificate, key, CA or CRL cannot be used.
-boost::asio::ssl::context make_server_context(const config::TlsSettings& settings);
+/// depth and certificate-list size. Throws SetupError naming the file when a certificate, key,
+/// CA or CRL cannot be used.
+boost::asio::ssl::context make_server_context(const ServerSettings& settings);
 
 /// Files a client presents (opsctl, tests).
 struct ClientTlsFiles {
@@ -27,7 +27,7 @@ struct ClientTlsFiles {
 };
 
 /// Builds a client context: TLS 1.3 (1.2 allowed when `allow_tls12`), the same suites and
-/// signature algorithms as the server, every group of config::kAllowedTlsGroups (ECDHE only),
+/// signature algorithms as the server, every group of kEcdheGroups (ECDHE only),
 /// server verified against `files.ca` only. The caller sets the expected host name per connection
 /// (SNI + verification). Throws std::runtime_error naming the file that could not be used.
 boost::asio::ssl::context make_client_context(const ClientTlsFiles& files,

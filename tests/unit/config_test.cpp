@@ -2,6 +2,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <string>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -12,6 +13,7 @@
 #include "agent/config/config_error.hpp"
 #include "agent/config/strict_yaml.hpp"
 #include "agent/config/yaml_reader.hpp"
+#include "agent/tls/tls_settings.hpp"
 
 namespace opsagent::config {
 namespace {
@@ -314,6 +316,17 @@ TEST(Config, ReadsTlsGroupsInOrderUnderTheirCanonicalNames) {
   EXPECT_EQ(cfg.tls.groups, (std::vector<std::string>{"P-384", "X25519", "P-256"}));
   EXPECT_EQ(load_agent_config(dir.write("agent.yaml", with_groups("[P-384]"))).tls.groups,
             std::vector<std::string>{"P-384"});
+}
+
+// What agent.yaml accepts is exactly what the TLS layer offers (tls::kEcdheGroups).
+TEST(Config, AcceptsEveryGroupTheTlsLayerSupports) {
+  const ConfigDir dir;
+  for (const char* group : tls::kEcdheGroups) {
+    const std::string list = std::string("[") + group + "]";
+    EXPECT_EQ(load_agent_config(dir.write("agent.yaml", with_groups(list))).tls.groups,
+              std::vector<std::string>{group});
+  }
+  EXPECT_EQ(std::size(tls::kEcdheGroups), 3U) << "a group was added: add it to canonical_group()";
 }
 
 TEST(Config, RefusesFiniteFieldUnknownDuplicateAndEmptyTlsGroups) {
