@@ -23,12 +23,12 @@
 #include "agent/exec/orphan_reaper.hpp"
 #include "agent/metrics/metrics_server.hpp"
 #include "agent/metrics/registry.hpp"
+#include "agent/server/admission.hpp"
 #include "agent/server/privileges.hpp"
 #include "agent/server/reloader.hpp"
 #include "agent/server/server.hpp"
 #include "agent/server/server_context.hpp"
 #include "agent/server/service_notify.hpp"
-#include "agent/server/session_registry.hpp"
 #include "agent/server/snapshot.hpp"
 
 namespace opsagent::server {
@@ -76,7 +76,7 @@ struct Agent::State {
         preauth_audit(*audit),
         policy_store(std::move(policy)),
         tls_store(std::move(tls)),
-        registry(SessionRegistry::Limits::from(config_store.get()->limits)),
+        registry(Admission::Limits::from(config_store.get()->limits)),
         ctx{config_store, tls_store,    policy_store,  *audit,     registry,
             blocking,     housekeeping, preauth_audit, host_name()},
         server(io, ctx),
@@ -101,7 +101,7 @@ struct Agent::State {
   PreAuthAudit preauth_audit;
   Snapshot<const policy::Policy> policy_store;
   Snapshot<asio::ssl::context> tls_store;
-  SessionRegistry registry;
+  Admission registry;
   ServerContext ctx;
   Server server;
   std::unique_ptr<metrics::MetricsServer> metrics_server;  // when metrics.listen is set
@@ -173,7 +173,7 @@ void Agent::State::start_metrics() {
   metrics::MetricsServer::TlsContext tls;
   if (config->metrics.tls) tls = [this] { return tls_store.get(); };
   auto render = [this] {
-    const SessionRegistry::Counts counts = registry.counts();
+    const Admission::Counts counts = registry.counts();
     metrics::ScrapeState state;
     state.connections_active = counts.clients;
     state.handshakes_active = counts.handshakes;

@@ -30,7 +30,7 @@ constexpr std::array<const char*, 2> kJournalctlPaths = {"/usr/bin/journalctl", 
 // Holds one of the principal's blocking-work slots for the duration of a command.
 class BlockingSlot {
  public:
-  BlockingSlot(SessionRegistry& registry, const std::string& principal)
+  BlockingSlot(Admission& registry, const std::string& principal)
       : registry_(registry),
         principal_(principal),
         held_(registry.try_reserve_blocking(principal)) {}
@@ -42,7 +42,7 @@ class BlockingSlot {
   [[nodiscard]] bool held() const { return held_; }
 
  private:
-  SessionRegistry& registry_;
+  Admission& registry_;
   std::string principal_;
   bool held_;
 };
@@ -247,7 +247,7 @@ asio::awaitable<Outcome> Commands::run(std::vector<std::string> argv, const exec
                                            ctx_.config.get()->limits.max_children));
   }
   struct SlotGuard {
-    SessionRegistry& r;
+    Admission& r;
     ~SlotGuard() { r.release_child(); }
   } slot{ctx_.registry};
 

@@ -24,7 +24,7 @@ void reload_config(ServerContext& ctx) {
                                 " changed: it takes effect only when the agent restarts; nothing "
                                 "of this file was applied");
     }
-    ctx.registry.set_limits(SessionRegistry::Limits::from(next->limits));
+    ctx.registry.set_limits(Admission::Limits::from(next->limits));
     spdlog::set_level(spdlog::level::from_str(next->log_level));
     ctx.config.replace(next);
     metrics::registry().reloaded(metrics::ReloadPart::config, true);

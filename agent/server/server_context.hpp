@@ -9,8 +9,8 @@
 #include "agent/audit/audit_log.hpp"
 #include "agent/config/agent_config.hpp"
 #include "agent/policy/policy.hpp"
+#include "agent/server/admission.hpp"
 #include "agent/server/preauth_audit.hpp"
-#include "agent/server/session_registry.hpp"
 #include "agent/server/snapshot.hpp"
 
 namespace opsagent::server {
@@ -22,7 +22,7 @@ struct ServerContext {
   Snapshot<boost::asio::ssl::context>& tls;  ///< swapped whole on SIGHUP
   Snapshot<const policy::Policy>& policy;    ///< swapped whole on SIGHUP
   audit::AuditLog& audit;
-  SessionRegistry& registry;
+  Admission& registry;
   boost::asio::thread_pool& blocking_pool;  ///< hashing and file reads, never the I/O threads
   /// One thread for the agent's own upkeep (reload, orphan sweep): never client work, so a
   /// full blocking_pool cannot delay it (SECURITY-MATRIX I5).

@@ -99,14 +99,14 @@ class Session : public std::enable_shared_from_this<Session>, public ReplySink {
   /// Holds the principal's client slot from admission to the end of the session.
   class ClientSlot {
    public:
-    ClientSlot(SessionRegistry& registry, std::string principal)
+    ClientSlot(Admission& registry, std::string principal)
         : registry_(registry), principal_(std::move(principal)) {}
     ClientSlot(const ClientSlot&) = delete;
     ClientSlot& operator=(const ClientSlot&) = delete;
     ~ClientSlot() { registry_.release(principal_); }
 
    private:
-    SessionRegistry& registry_;
+    Admission& registry_;
     std::string principal_;
   };
 

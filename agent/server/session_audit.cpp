@@ -57,7 +57,7 @@ void SessionAudit::auth_denied_unmapped(const std::string& reason,
 }
 
 void SessionAudit::session_refused(const std::string& reason) {
-  // SessionRegistry::try_admit names the limit that was reached.
+  // Admission::try_admit names the limit that was reached.
   metrics::registry().refused(reason.find("max_clients_per_identity") != std::string::npos
                                   ? metrics::Refusal::max_clients_per_identity
                                   : metrics::Refusal::max_clients);

@@ -11,7 +11,7 @@
 
 namespace opsagent::server {
 
-class SessionRegistry {
+class Admission {
  public:
   struct Limits {
     int max_handshakes = 64;
@@ -29,7 +29,7 @@ class SessionRegistry {
                     .max_file_ops_per_identity = l.max_file_ops_per_identity};
     }
   };
-  explicit SessionRegistry(Limits limits) : limits_(limits) {}
+  explicit Admission(Limits limits) : limits_(limits) {}
 
   /// New limits (a reload): they apply to the next admission; nothing admitted is undone.
   void set_limits(Limits limits);

@@ -1,37 +1,37 @@
-#include "agent/server/session_registry.hpp"
+#include "agent/server/admission.hpp"
 
 #include <fmt/format.h>
 
 namespace opsagent::server {
 
-void SessionRegistry::set_limits(Limits limits) {
+void Admission::set_limits(Limits limits) {
   std::lock_guard lock(mutex_);
   limits_ = limits;
 }
 
-std::uint64_t SessionRegistry::next_connection_id() {
+std::uint64_t Admission::next_connection_id() {
   std::lock_guard lock(mutex_);
   return ++next_id_;
 }
 
-bool SessionRegistry::try_begin_handshake() {
+bool Admission::try_begin_handshake() {
   std::lock_guard lock(mutex_);
   if (handshakes_ >= limits_.max_handshakes) return false;
   ++handshakes_;
   return true;
 }
 
-void SessionRegistry::force_begin_handshake() {
+void Admission::force_begin_handshake() {
   std::lock_guard lock(mutex_);
   ++handshakes_;
 }
 
-void SessionRegistry::end_handshake() {
+void Admission::end_handshake() {
   std::lock_guard lock(mutex_);
   --handshakes_;
 }
 
-std::string SessionRegistry::try_admit(const std::string& principal) {
+std::string Admission::try_admit(const std::string& principal) {
   std::lock_guard lock(mutex_);
   if (clients_ >= limits_.max_clients) {
     return fmt::format("too many connections (max_clients {})", limits_.max_clients);
@@ -46,7 +46,7 @@ std::string SessionRegistry::try_admit(const std::string& principal) {
   return {};
 }
 
-void SessionRegistry::release(const std::string& principal) {
+void Admission::release(const std::string& principal) {
   std::lock_guard lock(mutex_);
   --clients_;
   if (auto it = per_principal_.find(principal); it != per_principal_.end() && --it->second <= 0) {
@@ -54,19 +54,19 @@ void SessionRegistry::release(const std::string& principal) {
   }
 }
 
-bool SessionRegistry::try_reserve_child() {
+bool Admission::try_reserve_child() {
   std::lock_guard lock(mutex_);
   if (children_ >= limits_.max_children) return false;
   ++children_;
   return true;
 }
 
-void SessionRegistry::release_child() {
+void Admission::release_child() {
   std::lock_guard lock(mutex_);
   --children_;
 }
 
-bool SessionRegistry::try_reserve_blocking(const std::string& principal) {
+bool Admission::try_reserve_blocking(const std::string& principal) {
   std::lock_guard lock(mutex_);
   int& mine = blocking_[principal];
   if (mine >= limits_.max_file_ops_per_identity) return false;
@@ -74,14 +74,14 @@ bool SessionRegistry::try_reserve_blocking(const std::string& principal) {
   return true;
 }
 
-void SessionRegistry::release_blocking(const std::string& principal) {
+void Admission::release_blocking(const std::string& principal) {
   std::lock_guard lock(mutex_);
   if (auto it = blocking_.find(principal); it != blocking_.end() && --it->second <= 0) {
     blocking_.erase(it);
   }
 }
 
-SessionRegistry::Counts SessionRegistry::counts() const {
+Admission::Counts Admission::counts() const {
   std::lock_guard lock(mutex_);
   return Counts{handshakes_, clients_, children_};
 }
