@@ -63,15 +63,15 @@ http::response<http::string_body> bad_request(const std::string& why) {
   return res;
 }
 
-// One request, one response. `tcp` is the transport under `stream` (the same object in plain
+// One request, one response. `transport` is the TCP stream under `stream` (the same object in plain
 // HTTP), whose expiry bounds each step.
 template <typename Stream>
-asio::awaitable<void> exchange(Stream& stream, beast::tcp_stream& tcp,
+asio::awaitable<void> exchange(Stream& stream, beast::tcp_stream& transport,
                                const MetricsServer::Render& render) {
   beast::flat_buffer buffer(kMaxRequestBytes);
   http::request_parser<http::empty_body> parser;
   parser.header_limit(kMaxRequestBytes);
-  tcp.expires_after(kTimeout);
+  transport.expires_after(kTimeout);
   const auto read = co_await http::async_read(stream, buffer, parser, kUse);
   const error_code read_ec = std::get<0>(read);
   http::response<http::string_body> res;
@@ -83,7 +83,7 @@ asio::awaitable<void> exchange(Stream& stream, beast::tcp_stream& tcp,
   } else {
     res = bad_request("bad request: " + read_ec.message());
   }
-  tcp.expires_after(kTimeout);
+  transport.expires_after(kTimeout);
   const auto written = co_await http::async_write(stream, res, kUse);
   (void)written;  // the client may have gone; nothing more to do either way
 }
