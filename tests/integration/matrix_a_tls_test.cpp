@@ -68,11 +68,7 @@ CertFactory& zoo() { return matrix_zoo(); }
 
 AgentSpec matrix_spec(const std::string& tls_extra = "",
                       std::map<std::string, std::string> sections = {}) {
-  sections["tls"] = zoo_tls_section(tls_extra);
-  AgentSpec spec;
-  spec.policy_yaml = kMatrixPolicy;
-  spec.sections = std::move(sections);
-  return spec;
+  return zoo_spec(kMatrixPolicy, tls_extra, std::move(sections));
 }
 
 // Client options presenting the zoo certificate `name` ("" = none) and the named chain

@@ -57,11 +57,7 @@ CertFactory& zoo() { return matrix_zoo(); }
 
 AgentSpec spec_with(const std::string& tls_extra = "",
                     std::map<std::string, std::string> sections = {}) {
-  sections["tls"] = zoo_tls_section(tls_extra);
-  AgentSpec spec;
-  spec.policy_yaml = kPolicy;
-  spec.sections = std::move(sections);
-  return spec;
+  return zoo_spec(kPolicy, tls_extra, std::move(sections));
 }
 
 ClientOptions as(const std::string& name, const std::vector<std::string>& chain = {}) {

@@ -1,5 +1,7 @@
 #include "tests/support/zoo_agent.hpp"
 
+#include <utility>
+
 namespace opsagent::testing {
 
 std::string zoo_tls_section(const std::string& extra) {
@@ -7,6 +9,15 @@ std::string zoo_tls_section(const std::string& extra) {
   return "{certificate: " + zoo.cert("server").string() +
          ", private_key: " + zoo.key("server").string() +
          ", client_ca: " + zoo.cert("root").string() + extra + "}";
+}
+
+AgentSpec zoo_spec(const std::string& policy, const std::string& tls_extra,
+                   std::map<std::string, std::string> sections) {
+  sections["tls"] = zoo_tls_section(tls_extra);
+  AgentSpec spec;
+  spec.policy_yaml = policy;
+  spec.sections = std::move(sections);
+  return spec;
 }
 
 ClientOptions zoo_client(const std::string& name, const std::vector<std::string>& chain) {
