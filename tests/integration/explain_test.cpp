@@ -1,6 +1,9 @@
 // `opsagent explain` and `opsagent check` against the files of a real agent: the decision, the
 // rule and its place in the policy file, for a principal by name and for a certificate file.
 
+#include <cstdio>
+#include <string>
+
 #include <gtest/gtest.h>
 
 #include "tests/integration/test_policy.hpp"
@@ -108,6 +111,39 @@ TEST_F(Explain, MapsACertificateFileAsALiveConnectionWould) {
                                        TestPki::get().rogue_cert("alice").string(), "ping"});
   EXPECT_EQ(rogue.exit_code, 1) << rogue.output;
   EXPECT_NE(rogue.output.find("the TLS handshake would fail"), std::string::npos) << rogue.output;
+}
+
+// A rule that names its CA (`ca_fingerprint`) maps a certificate file as a handshake would: the
+// fingerprints come from the chain explain verified.
+TEST(ExplainIssuer, ACertificateFileMatchesARuleThatNamesItsCa) {
+  FILE* pipe = ::popen(("openssl x509 -noout -fingerprint -sha256 -in " +
+                        TestPki::get().ca().string() + " 2>/dev/null")
+                           .c_str(),
+                       "r");
+  ASSERT_NE(pipe, nullptr);
+  char buffer[256] = {};
+  const bool read = std::fgets(buffer, sizeof buffer, pipe) != nullptr;
+  ::pclose(pipe);
+  ASSERT_TRUE(read);
+  std::string fingerprint = buffer;  // "sha256 Fingerprint=AB:CD:...\n"
+  fingerprint = fingerprint.substr(fingerprint.find('=') + 1);
+  fingerprint.erase(fingerprint.find_last_not_of("\n") + 1);
+  AgentProcess agent{AgentSpec{R"(
+identities:
+  - match: {cn: alice, ca_fingerprint: ")" +
+                                   fingerprint + R"("}
+    principal: alice
+    roles: [operator]
+roles:
+  operator:
+    commands: [ping]
+)",
+                               {}}};
+  const auto r = run_agent_binary({"explain", "--config", (agent.dir() / "agent.yaml").string(),
+                                   "--cert", TestPki::get().cert("alice").string(), "ping"});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("principal: alice roles=operator (identities[0]"), std::string::npos)
+      << r.output;
 }
 
 TEST_F(Explain, BadUsageAndBadConfigurationHaveTheirOwnExitCodes) {
