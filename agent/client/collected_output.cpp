@@ -14,7 +14,6 @@ namespace {
 
 using detail::describe_result;
 using detail::shown;
-using detail::write_now;
 
 using Lines = std::vector<std::pair<protocol::Channel, std::string>>;
 
@@ -67,6 +66,7 @@ class CollectedReporter final : public detail::ReporterBase {
     } else {
       for (const std::size_t host : order) write_host(host);
     }
+    flush();
   }
 
  private:
@@ -89,17 +89,16 @@ class CollectedReporter final : public detail::ReporterBase {
     if (silent(r)) return;
     if (mode_ == OutputMode::prefix) {
       for (const auto& [channel, text] : lines_[host])
-        write_now(stream(channel), prefix_line(host, channel, text));
-      if (r.status != HostStatus::ok) write_now(streams_.err, prefix_failure(host, r));
+        put(stream(channel), prefix_line(host, channel, text));
+      if (r.status != HostStatus::ok) put(streams_.err, prefix_failure(host, r));
       return;
     }
-    write_now(streams_.out, grouped_header(name(host), describe_result(r), r));
+    put(streams_.out, grouped_header(name(host), describe_result(r), r));
     write_lines(lines_[host]);
   }
 
   void write_lines(const Lines& lines) {
-    for (const auto& [channel, text] : lines)
-      write_now(stream(channel), grouped_line(channel, text));
+    for (const auto& [channel, text] : lines) put(stream(channel), grouped_line(channel, text));
   }
 
   // Hosts whose lines and result read the same, under one header naming them all; groups in
@@ -129,7 +128,7 @@ class CollectedReporter final : public detail::ReporterBase {
       const HostResult& r = *results_[hosts.front()];
       const std::string description = fmt::format(
           "{} host{}, {}", hosts.size(), hosts.size() == 1 ? "" : "s", describe_result(r, false));
-      write_now(streams_.out, grouped_header(names, description, r));
+      put(streams_.out, grouped_header(names, description, r));
       write_lines(lines_[hosts.front()]);
     }
   }
@@ -161,7 +160,7 @@ class CollectedReporter final : public detail::ReporterBase {
       if (r.status != HostStatus::ok && !r.message.empty()) text += "  " + shown(r.message);
       text += '\n';
     }
-    write_now(streams_.out, text);
+    put(streams_.out, text);
   }
 
   OutputMode mode_;

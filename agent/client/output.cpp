@@ -35,7 +35,6 @@ std::string dump(const nlohmann::json& j) {
 using detail::describe_result;
 using detail::ReporterBase;
 using detail::shown;
-using detail::write_now;
 
 // One host, as if the command had run locally. With `raw_bytes` the command's lines are
 // written exactly as received; the final line's answer is escaped either way.
@@ -87,9 +86,9 @@ class GroupedReporter final : public ReporterBase {
     }
     if (shows_reply_text(r)) line(host, protocol::Channel::out, r.reply_text);
     progress_.clear();
-    write_now(streams_.out, grouped_header(name(host), describe_result(r), r));
+    put(streams_.out, grouped_header(name(host), describe_result(r), r));
     for (const auto& [channel, text] : buffered_[host])
-      write_now(stream(channel), grouped_line(channel, text));
+      put(stream(channel), grouped_line(channel, text));
     buffered_.erase(host);
     done(r);
   }
@@ -125,9 +124,17 @@ class JsonReporter final : public ReporterBase {
 
 }  // namespace
 
+namespace {
+// The progress line is drawn on a terminal, at once.
+void write_progress(std::FILE* f, std::string_view text) {
+  std::fwrite(text.data(), 1, text.size(), f);
+  std::fflush(f);
+}
+}  // namespace
+
 void ProgressLine::clear() {
   if (!enabled_ || !shown_) return;
-  write_now(err_, "\r\x1b[K");
+  write_progress(err_, "\r\x1b[K");
   shown_ = false;
 }
 
@@ -154,7 +161,7 @@ void ProgressLine::draw(bool force) {
   std::string text = fmt::format("\r\x1b[K[{}/{} hosts done, {} failed", done_, total_, failures_);
   if (unreachable_ > 0) text += fmt::format(", {} unreachable", unreachable_);
   text += ']';
-  write_now(err_, text);
+  write_progress(err_, text);
   shown_ = true;
 }
 
@@ -287,11 +294,6 @@ std::string failure_message(const Target& target, const HostResult& r) {
 
 namespace detail {
 
-void write_now(std::FILE* f, std::string_view text) {
-  std::fwrite(text.data(), 1, text.size(), f);
-  std::fflush(f);  // lines are shown as they arrive, also through pipes
-}
-
 std::string shown(std::string_view text) { return protocol::sanitize_line(text); }
 
 std::string describe_result(const HostResult& r, bool with_duration) {
@@ -319,8 +321,23 @@ ReporterBase::ReporterBase(const std::vector<Target>& targets, OutputStreams str
 
 void ReporterBase::emit(std::FILE* f, std::string_view text) {
   progress_.clear();
-  write_now(f, text);
-  progress_.draw(false);
+  put(f, text);
+  if (progress_.enabled()) {
+    std::fflush(f);  // before the progress line is drawn again on the terminal
+    progress_.draw(false);
+  }
+}
+
+void ReporterBase::put(std::FILE* f, std::string_view text) {
+  if (last_ != nullptr && last_ != f) std::fflush(last_);
+  last_ = f;
+  std::fwrite(text.data(), 1, text.size(), f);
+}
+
+void ReporterBase::flush() {
+  std::fflush(streams_.out);
+  std::fflush(streams_.err);
+  last_ = nullptr;
 }
 
 namespace {

@@ -50,6 +50,9 @@ class Reporter {
   /// The fan-out is over (also after an interruption): views that wait for every host
   /// (--sort, --collapse, the table) write now. Called once, after the progress line is gone.
   virtual void finish() {}
+  /// Writes out what the reporter buffered (lines are written in chunks, not one by one,
+  /// unless a progress line is shown). Called when the fan-out waits for the network.
+  virtual void flush() {}
 };
 
 /// "[12/64 hosts done, 2 failed, 1 unreachable]" redrawn in place on stderr; does nothing when

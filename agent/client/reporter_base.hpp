@@ -13,9 +13,6 @@
 
 namespace opsagent::client::detail {
 
-/// Writes `text` to `f` now (lines are shown as they arrive, also through pipes).
-void write_now(std::FILE* f, std::string_view text);
-
 /// Everything human output shows that came from the network or an inventory goes through
 /// here (protocol::sanitize_line).
 std::string shown(std::string_view text);
@@ -29,9 +26,18 @@ class ReporterBase : public Reporter {
                const ReportOptions& options);
 
  protected:
-  /// Writes with the progress line out of the way.
+  /// Writes with the progress line out of the way (flushed at once while it is shown).
   void emit(std::FILE* f, std::string_view text);
-  void done(const HostResult& r) { progress_.host_done(r.status); }
+  /// Writes to `f`'s buffer; the other stream is flushed first when it was written last, so
+  /// stdout and stderr lines keep their order on a shared terminal or file.
+  void put(std::FILE* f, std::string_view text);
+  /// Flushes both streams.
+  void flush() override;
+  /// Counts the host as done (progress line) and flushes: a host's result is shown at once.
+  void done(const HostResult& r) {
+    flush();
+    progress_.host_done(r.status);
+  }
   /// Hosts the fan-out never reached get a JSON result but no line in human output (the
   /// summary names them).
   static bool silent(const HostResult& r) { return r.status == HostStatus::not_started; }
@@ -63,7 +69,8 @@ class ReporterBase : public Reporter {
   ProgressLine& progress_;
   Palette out_palette_;
   Palette err_palette_;
-  std::size_t width_ = 0;  ///< prefix column width
+  std::size_t width_ = 0;      ///< prefix column width
+  std::FILE* last_ = nullptr;  ///< the stream written last, possibly not flushed
 };
 
 }  // namespace opsagent::client::detail
