@@ -27,7 +27,7 @@ packages=(
   build-essential g++ cmake ninja-build ccache pkg-config git ca-certificates
   openssl libssl-dev libboost1.81-dev libyaml-cpp-dev libspdlog-dev libfmt-dev
   nlohmann-json3-dev libre2-dev libedit-dev libsystemd-dev libcli11-dev libgtest-dev googletest
-  procps iproute2 util-linux
+  procps iproute2 util-linux zsh
 )
 if [[ "${with_tools}" -eq 1 ]]; then
   packages+=(clang clang-tidy clang-format)

@@ -1,6 +1,8 @@
 #include "agent/client/agent_connection.hpp"
 
+#include <algorithm>
 #include <array>
+#include <cstring>
 #include <memory>
 
 #include <boost/asio/as_tuple.hpp>
@@ -36,6 +38,11 @@ constexpr auto kUse = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t kMaxReplyLine = std::size_t{1} << 20;
 static_assert(kMaxReplyLine >= protocol::kMaxReplyLineBytes,
               "opsctl must read any line the agent can send");
+// The read buffer starts small (a fleet of `ping`s holds thousands of connections) and grows
+// for long lines, or up to kStreamChunk while reads keep filling it (`run cat bigfile`).
+constexpr std::size_t kFirstRead = 4096;
+constexpr std::size_t kStreamChunk = 64 * 1024;
+constexpr std::size_t kMinFree = 1024;
 constexpr auto kShutdownWait = std::chrono::seconds(1);
 constexpr auto kNoDeadline = std::chrono::hours(24 * 365);
 
@@ -63,7 +70,6 @@ AgentConnection::AgentConnection(const asio::any_io_executor& executor, ssl::con
       timeouts_(timeouts),
       resolver_(executor),
       stream_(executor, tls),
-      framer_(kMaxReplyLine),
       started_(steady_clock::now()) {
   if (target_.server_name.empty()) target_.server_name = target_.address;
 }
@@ -227,26 +233,32 @@ asio::awaitable<HostResult> AgentConnection::command(std::string line, LineHandl
                    "cannot send the command: " + write_ec.message());
 
   while (true) {
-    const LineRead read = co_await read_line(deadline);
-    if (read.end == ReadEnd::timed_out) {
-      co_return fail(HostStatus::timeout, "timeout", "no complete reply within " + limit_text);
+    const std::optional<std::string_view> reply = buffered_line();
+    if (!reply) {
+      if (too_long_) {
+        co_return fail(HostStatus::error, "protocol",
+                       fmt::format("reply line longer than {} bytes", kMaxReplyLine));
+      }
+      if (on_idle_) on_idle_();
+      const FillResult filled = co_await fill(deadline);
+      if (filled.end == ReadEnd::timed_out) {
+        co_return fail(HostStatus::timeout, "timeout", "no complete reply within " + limit_text);
+      }
+      if (filled.end != ReadEnd::line) {
+        std::string why = filled.ec ? filled.ec.message() : std::string("closed");
+        co_return fail(HostStatus::error, "connection",
+                       "connection lost before the reply was complete: " + why);
+      }
+      continue;
     }
-    if (read.end == ReadEnd::too_long) {
-      co_return fail(HostStatus::error, "protocol",
-                     fmt::format("reply line longer than {} bytes", kMaxReplyLine));
-    }
-    if (read.end != ReadEnd::line) {
-      std::string why = read.ec ? read.ec.message() : std::string("closed");
-      co_return fail(HostStatus::error, "connection",
-                     "connection lost before the reply was complete: " + why);
-    }
-    const protocol::ReplyLine parsed = protocol::parse_reply_line(read.line, mode_of(read.line));
-    if (on_line) on_line(parsed, read.line);
+    const protocol::Mode mode = mode_of(*reply);
+    const protocol::ReplyLine parsed = protocol::parse_reply_line(*reply, mode);
+    if (on_line) on_line(parsed, *reply);
     if (!parsed.is_final()) continue;
     HostResult r = result_from_final_line(parsed);
     if (parsed.kind == protocol::ReplyKind::ok) {
-      r.reply_text = mode_of(read.line) == protocol::Mode::text
-                         ? read.line.substr(std::min<std::size_t>(3, read.line.size()))
+      r.reply_text = mode == protocol::Mode::text
+                         ? std::string(reply->substr(std::min<std::size_t>(3, reply->size())))
                          : parsed.text;
     }
     r.duration = std::chrono::duration_cast<milliseconds>(steady_clock::now() - started_);
@@ -254,42 +266,78 @@ asio::awaitable<HostResult> AgentConnection::command(std::string line, LineHandl
   }
 }
 
+std::optional<std::string_view> AgentConnection::buffered_line() noexcept {
+  const char* data = read_buffer_.data();
+  const void* lf = scan_ < read_end_ ? std::memchr(data + scan_, '\n', read_end_ - scan_) : nullptr;
+  if (lf == nullptr) {
+    scan_ = read_end_;
+    if (read_end_ - read_begin_ > kMaxReplyLine) too_long_ = true;
+    return std::nullopt;
+  }
+  const auto at = static_cast<std::size_t>(static_cast<const char*>(lf) - data);
+  const std::string_view line(data + read_begin_, at - read_begin_);
+  if (line.size() > kMaxReplyLine) {
+    too_long_ = true;
+    return std::nullopt;
+  }
+  read_begin_ = scan_ = at + 1;
+  return line;
+}
+
+asio::awaitable<AgentConnection::FillResult> AgentConnection::fill(
+    steady_clock::time_point deadline) {
+  // Keep the unfinished line at the front; grow when little room is left or reads keep
+  // filling the buffer, never beyond one maximal line.
+  if (read_begin_ > 0) {
+    std::memmove(read_buffer_.data(), read_buffer_.data() + read_begin_, read_end_ - read_begin_);
+    read_end_ -= read_begin_;
+    scan_ -= read_begin_;
+    read_begin_ = 0;
+  }
+  std::size_t size = std::max(read_buffer_.size(), kFirstRead);
+  if (size - read_end_ < kMinFree || (last_read_filled_ && size < kStreamChunk)) size *= 2;
+  size = std::min(size, kMaxReplyLine + kMinFree);
+  if (size != read_buffer_.size()) read_buffer_.resize(size);
+  const asio::mutable_buffer free_space(read_buffer_.data() + read_end_, size - read_end_);
+  const auto got =
+      co_await common::with_deadline(stream_.async_read_some(free_space, kUse), deadline);
+  FillResult out;
+  if (!got) {
+    out.end = ReadEnd::timed_out;
+    co_return out;
+  }
+  const error_code ec = std::get<0>(*got);
+  const std::size_t n = std::get<1>(*got);
+  read_end_ += n;
+  last_read_filled_ = n == free_space.size();
+  if (n > 0) {
+    out.end = ReadEnd::line;
+  } else {
+    out.ec = ec;
+    out.end = (ec == asio::error::eof || ec == ssl::error::stream_truncated) ? ReadEnd::closed
+                                                                             : ReadEnd::failed;
+  }
+  co_return out;
+}
+
 asio::awaitable<AgentConnection::LineRead> AgentConnection::read_line(
     steady_clock::time_point deadline) {
-  std::array<char, 16384> buffer{};
-  asio::steady_timer timer(stream_.get_executor(), deadline);
   while (true) {
-    std::optional<std::string> line = framer_.next_line();
+    const std::optional<std::string_view> line = buffered_line();
+    LineRead out;
     if (line) {
-      LineRead out;
       out.end = ReadEnd::line;
-      out.line = std::move(*line);
+      out.line = std::string(*line);
       co_return out;
     }
-    if (framer_.overflowed()) {
-      LineRead out;
+    if (too_long_) {
       out.end = ReadEnd::too_long;
       co_return out;
     }
-    if (!pending_.empty()) {
-      const std::size_t used = framer_.feed(pending_);
-      pending_.erase(0, used);
-      continue;
-    }
-    const auto got =
-        co_await common::until_timer(stream_.async_read_some(asio::buffer(buffer), kUse), timer);
-    LineRead out;
-    if (!got) {
-      out.end = ReadEnd::timed_out;
-      co_return out;
-    }
-    const error_code ec = std::get<0>(*got);
-    const std::size_t n = std::get<1>(*got);
-    pending_.append(buffer.data(), n);
-    if (ec && n == 0) {
-      out.ec = ec;
-      out.end = (ec == asio::error::eof || ec == ssl::error::stream_truncated) ? ReadEnd::closed
-                                                                               : ReadEnd::failed;
+    const FillResult filled = co_await fill(deadline);
+    if (filled.end != ReadEnd::line) {
+      out.end = filled.end;
+      out.ec = filled.ec;
       co_return out;
     }
   }

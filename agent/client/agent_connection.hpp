@@ -4,8 +4,10 @@
 
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -15,7 +17,6 @@
 
 #include "agent/client/host_result.hpp"
 #include "agent/client/target.hpp"
-#include "agent/protocol/line_framer.hpp"
 #include "agent/protocol/reply_parser.hpp"
 
 namespace opsagent::client {
@@ -39,6 +40,10 @@ class AgentConnection {
   /// calling `on_line` for each line. The result comes from the final line, or says what
   /// went wrong (timeout, connection lost, protocol violation); the connection is then closed.
   boost::asio::awaitable<HostResult> command(std::string line, LineHandler on_line);
+  /// Called whenever command() has handed every line received so far to its LineHandler and
+  /// is about to wait for the network (e.g. to flush buffered output once per chunk, not per
+  /// line). Optional.
+  void set_idle_handler(std::function<void()> on_idle) { on_idle_ = std::move(on_idle); }
   /// TLS close_notify (bounded wait), then closes the socket. Safe to call more than once.
   boost::asio::awaitable<void> close();
 
@@ -63,8 +68,19 @@ class AgentConnection {
     std::string line;
     boost::system::error_code ec;
   };
+  struct FillResult {
+    ReadEnd end = ReadEnd::failed;  ///< `line` when bytes arrived
+    boost::system::error_code ec;
+  };
 
+  /// One line (a copy) before `deadline`: for the greeting.
   boost::asio::awaitable<LineRead> read_line(std::chrono::steady_clock::time_point deadline);
+  /// The next complete line already received (without its LF), advancing past it; valid until
+  /// the next fill(). Sets too_long_ when an unterminated line exceeds the limit.
+  std::optional<std::string_view> buffered_line() noexcept;
+  /// Reads what the agent has sent so far (at least one byte) into the buffer before
+  /// `deadline`, growing it only for long lines or a fast stream.
+  boost::asio::awaitable<FillResult> fill(std::chrono::steady_clock::time_point deadline);
   HostResult fail(HostStatus status, std::string code, std::string message);
   void close_socket() noexcept;
 
@@ -72,8 +88,14 @@ class AgentConnection {
   Timeouts timeouts_;
   boost::asio::ip::tcp::resolver resolver_;
   boost::asio::ssl::stream<boost::asio::ip::tcp::socket> stream_;
-  protocol::LineFramer framer_;
-  std::string pending_;  // bytes read but not yet fed to the framer
+  // Bytes received: [read_begin_, read_end_) not yet split into lines; no LF before scan_.
+  std::vector<char> read_buffer_;
+  std::size_t read_begin_ = 0;
+  std::size_t read_end_ = 0;
+  std::size_t scan_ = 0;
+  bool last_read_filled_ = false;  // the last read used all free space: a fast stream
+  bool too_long_ = false;
+  std::function<void()> on_idle_;
   protocol::Mode mode_ = protocol::Mode::text;
   std::string greeting_;
   bool open_ = false;

@@ -14,6 +14,7 @@ namespace {
 
 constexpr std::string_view kUsage = R"(usage: opsctl [OPTIONS] TARGETS [COMMAND [ARGS...]]
        opsctl [OPTIONS] --list-targets TARGETS
+       opsctl -i INVENTORY --list-names
        opsctl --help | --version
 
 Runs one opsagent command on one host or a fleet, or (without COMMAND and with exactly one
@@ -36,8 +37,14 @@ Options (before TARGETS):
       --key FILE           client private key, PEM, mode 0600 ($OPSCTL_KEY)
       --ca FILE            CA that signed the agents' certificates ($OPSCTL_CA)
   -p, --port PORT          agent port for hosts that name none ($OPSCTL_PORT)
-  -o, --output MODE        raw | prefix | grouped | json (default: raw for one host, prefix for several)
+  -o, --output MODE        raw | prefix | grouped | json | table (default: raw for one host,
+                           prefix for several)
       --json               same as -o json (one JSON object per line on stdout)
+      --table              same as -o table: one row per host (status, exit, duration) at the end
+      --collapse           grouped, and hosts with identical output under one header
+      --sort               hosts in name order (web2 before web10), written when all are done
+  -q, --quiet              no per-host output, only the summary (and the exit status)
+      --color WHEN         auto (default: on a terminal, unless NO_COLOR is set) | always | never
       --raw-bytes          one host, -o raw: write the command's output lines exactly as received,
                            control characters included (default: escaped as \xNN, \uNNNN)
   -j, --concurrency N      hosts in flight at once (default 64)
@@ -52,6 +59,7 @@ Options (before TARGETS):
       --max-fail N|N%      start no new host once more than N hosts failed
       --no-summary         no summary on stderr after a fan-out
       --list-targets       print NAME ADDRESS PORT SERVER_NAME (tab-separated) per selected host
+      --list-names         print `all`, the inventory's groups and hosts, one per line
   -h, --help, --version
 Durations: 250ms, 10s, 5m, 1h. The agent certificate must chain to the CA and carry the
 host's DNS name or IP address (SAN); there is no way to turn this off. Control characters,
@@ -107,7 +115,8 @@ OutputMode output_value(const std::string& m) {
   if (m == "prefix") return OutputMode::prefix;
   if (m == "grouped") return OutputMode::grouped;
   if (m == "json") return OutputMode::json;
-  throw UsageError{"--output is raw, prefix, grouped or json"};
+  if (m == "table") return OutputMode::table;
+  throw UsageError{"--output is raw, prefix, grouped, json or table"};
 }
 
 std::chrono::milliseconds duration_value(std::string_view flag, const std::string& v,
@@ -136,6 +145,28 @@ HostCount count_value(std::string_view flag, std::string v, bool allow_zero) {
     throw UsageError{fmt::format("{} needs a number of hosts or a percentage (N or N%)", flag)};
   c.value = *n;
   return c;
+}
+
+ColourChoice colour_value(const std::string& v) {
+  if (v == "auto") return ColourChoice::automatic;
+  if (v == "always") return ColourChoice::always;
+  if (v == "never") return ColourChoice::never;
+  throw UsageError{"--color is auto, always or never"};
+}
+
+// The output options that exclude each other, checked once every flag is known.
+void check_output_options(const CliOptions& o, bool json, bool table) {
+  if (json && table) throw UsageError{"--json and --table exclude each other"};
+  const auto mode = o.output;
+  if (o.collapse && mode && *mode != OutputMode::grouped)
+    throw UsageError{"--collapse goes with grouped output only (-o grouped, or no -o)"};
+  if (o.sort && mode == OutputMode::json)
+    throw UsageError{"--sort does not apply to JSON output (sort with jq)"};
+  if (o.quiet && ((mode && *mode != OutputMode::json) || o.collapse || o.sort))
+    throw UsageError{
+        "--quiet shows no per-host output; it excludes -o (but json), --collapse and --sort"};
+  if (o.raw_bytes && (o.collapse || o.sort || o.quiet))
+    throw UsageError{"--raw-bytes excludes --collapse, --sort and --quiet"};
 }
 
 CliExit usage_exit(const std::string& message) {
@@ -190,6 +221,14 @@ std::variant<CliOptions, CliExit> parse_command_line(const std::vector<std::stri
   app.add_option("-t,--timeout", timeout);
   app.add_flag("--no-summary", no_summary);
   app.add_flag("--list-targets", o.list_targets);
+  app.add_flag("--list-names", o.list_names);
+  bool table = false;
+  std::optional<std::string> colour;
+  app.add_flag("--table", table);
+  app.add_flag("--collapse", o.collapse);
+  app.add_flag("--sort", o.sort);
+  app.add_flag("-q,--quiet", o.quiet);
+  app.add_option("--color,--colour", colour);
   app.add_option("-l,--limit", o.limit);
   std::optional<std::string> retry, serial, max_fail;
   app.add_option("--retry", retry);
@@ -213,7 +252,8 @@ std::variant<CliOptions, CliExit> parse_command_line(const std::vector<std::stri
   } else if (!rest.empty() && rest.front().size() > 1 && rest.front().front() == '-') {
     return usage_exit(fmt::format("unknown option '{}'", rest.front()));
   }
-  if (rest.empty()) return usage_exit("no TARGETS given");
+  if (rest.empty() && !o.list_names) return usage_exit("no TARGETS given");
+  if (!rest.empty() && o.list_names) return usage_exit("--list-names takes no TARGETS");
 
   try {
     if (inventory) o.flags.inventory = *inventory;
@@ -224,6 +264,9 @@ std::variant<CliOptions, CliExit> parse_command_line(const std::vector<std::stri
     if (port) o.flags.port = port_value(*port);
     if (output) o.output = output_value(*output);
     if (json) o.output = OutputMode::json;
+    if (table) o.output = OutputMode::table;
+    if (o.collapse && !o.output) o.output = OutputMode::grouped;
+    if (colour) o.colour = colour_value(*colour);
     if (concurrency) o.flags.concurrency = concurrency_value(*concurrency);
     if (connect_timeout)
       o.flags.connect_timeout = duration_value("--connect-timeout", *connect_timeout, false);
@@ -233,10 +276,12 @@ std::variant<CliOptions, CliExit> parse_command_line(const std::vector<std::stri
     if (retry) o.retries = retry_value(*retry);
     if (serial) o.serial = count_value("--serial", *serial, false);
     if (max_fail) o.max_fail = count_value("--max-fail", *max_fail, true);
+    check_output_options(o, json, table);
   } catch (const UsageError& e) {
     return usage_exit(e.message);
   }
   o.summary = !no_summary;
+  if (rest.empty()) return o;
   o.targets = rest.front();
   o.command.assign(rest.begin() + 1, rest.end());
   return o;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "agent/client/client_config.hpp"
+#include "agent/client/colour.hpp"
 #include "agent/client/output.hpp"
 
 namespace opsagent::client {
@@ -23,18 +24,23 @@ struct HostCount {
 
 /// Everything the command line asks for.
 struct CliOptions {
-  ClientFlags flags;                  ///< settings that also come from environment and config
-  std::optional<OutputMode> output;   ///< -o / --json (unset: raw for one host, prefix else)
-  bool raw_bytes = false;             ///< --raw-bytes
-  bool summary = true;                ///< false with --no-summary
-  bool list_targets = false;          ///< --list-targets
-  std::string targets;                ///< the TARGETS pattern
-  std::string limit;                  ///< -l / --limit PATTERN or @FILE (empty: none)
-  int retries = 0;                    ///< --retry N (connection failures only)
-  std::string retry_file;             ///< --retry-file FILE (empty: none)
-  std::optional<HostCount> serial;    ///< --serial N|N%
-  std::optional<HostCount> max_fail;  ///< --max-fail N|N%
-  std::vector<std::string> command;   ///< COMMAND and its ARGS, one word each (empty: shell)
+  ClientFlags flags;                 ///< settings that also come from environment and config
+  std::optional<OutputMode> output;  ///< -o / --json (unset: raw for one host, prefix else)
+  bool raw_bytes = false;            ///< --raw-bytes
+  bool summary = true;               ///< false with --no-summary
+  bool list_targets = false;         ///< --list-targets
+  bool list_names = false;           ///< --list-names (for completion; needs no TARGETS)
+  bool sort = false;                 ///< --sort
+  bool collapse = false;             ///< --collapse (grouped output)
+  bool quiet = false;                ///< -q / --quiet
+  ColourChoice colour = ColourChoice::automatic;  ///< --color WHEN
+  std::string targets;                            ///< the TARGETS pattern
+  std::string limit;                              ///< -l / --limit PATTERN or @FILE (empty: none)
+  int retries = 0;                                ///< --retry N (connection failures only)
+  std::string retry_file;                         ///< --retry-file FILE (empty: none)
+  std::optional<HostCount> serial;                ///< --serial N|N%
+  std::optional<HostCount> max_fail;              ///< --max-fail N|N%
+  std::vector<std::string> command;  ///< COMMAND and its ARGS, one word each (empty: shell)
 };
 
 /// The command line ends opsctl at once: --help or --version (status 0, text for stdout), or a

@@ -136,6 +136,7 @@ asio::awaitable<void> work(FanOutState& state) {
     }
     if (!cancelled && result.status == HostStatus::ok) {
       state.running[index] = &*connection;
+      connection->set_idle_handler([s] { s->reporter.flush(); });
       result = co_await connection->command(state.command_line, std::move(handler));
       co_await connection->close();
       state.running.erase(index);

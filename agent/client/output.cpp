@@ -7,10 +7,12 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "agent/client/collected_output.hpp"
+#include "agent/client/reporter_base.hpp"
+
 namespace opsagent::client {
 namespace {
 
-constexpr std::size_t kMaxPrefixWidth = 40;
 constexpr std::size_t kMaxNamesListed = 20;
 constexpr auto kProgressInterval = std::chrono::milliseconds(100);
 constexpr std::array kSummaryOrder = {
@@ -23,11 +25,6 @@ std::string_view summary_word(HostStatus s) {
   return s == HostStatus::not_started ? std::string_view("not started") : to_string(s);
 }
 
-void write(std::FILE* f, std::string_view text) {
-  std::fwrite(text.data(), 1, text.size(), f);
-  std::fflush(f);  // lines are shown as they arrive, also through pipes
-}
-
 // ASCII-only JSON: controls, DEL, C1 and bidi characters (and every other non-ASCII
 // character) become \uNNNN escapes, invalid UTF-8 becomes \ufffd. jq decodes them; a terminal
 // never sees them.
@@ -35,56 +32,21 @@ std::string dump(const nlohmann::json& j) {
   return j.dump(-1, ' ', true, nlohmann::json::error_handler_t::replace);
 }
 
-// Everything human output shows that came from the network or an inventory goes through here.
-std::string shown(std::string_view text) { return protocol::sanitize_line(text); }
-
-std::string describe_result(const HostResult& r) {
-  std::string s(to_string(r.status));
-  if (r.exit_code) s += fmt::format(", exit {}", *r.exit_code);
-  if (r.signal) s += fmt::format(", signal {}", *r.signal);
-  s += fmt::format(", {} ms", r.duration.count());
-  return s;
-}
-
-class ReporterBase : public Reporter {
- public:
-  ReporterBase(const std::vector<Target>& targets, OutputStreams streams, ProgressLine& progress)
-      : targets_(targets), streams_(streams), progress_(progress) {
-    for (const auto& t : targets) names_.push_back(shown(t.name));
-  }
-
- protected:
-  void emit(std::FILE* f, std::string_view text) {
-    progress_.clear();
-    write(f, text);
-    progress_.draw(false);
-  }
-  void done(const HostResult& r) { progress_.host_done(r.status); }
-  /// Hosts the fan-out never reached get a JSON result but no line in human output (the
-  /// summary names them).
-  static bool silent(const HostResult& r) { return r.status == HostStatus::not_started; }
-  /// The host's name, escaped for human output.
-  [[nodiscard]] const std::string& name(std::size_t host) const { return names_[host]; }
-  /// The host's name as the inventory or the command line gave it (for JSON).
-  [[nodiscard]] const std::string& json_name(std::size_t host) const { return targets_[host].name; }
-
-  const std::vector<Target>& targets_;
-  std::vector<std::string> names_;
-  OutputStreams streams_;
-  ProgressLine& progress_;
-};
+using detail::describe_result;
+using detail::ReporterBase;
+using detail::shown;
 
 // One host, as if the command had run locally. With `raw_bytes` the command's lines are
 // written exactly as received; the final line's answer is escaped either way.
 class RawReporter final : public ReporterBase {
  public:
   RawReporter(const std::vector<Target>& targets, OutputStreams streams, ProgressLine& progress,
-              bool raw_bytes)
-      : ReporterBase(targets, streams, progress), raw_bytes_(raw_bytes) {}
+              const ReportOptions& options)
+      : ReporterBase(targets, streams, progress, options), raw_bytes_(options.raw_bytes) {}
   void line(std::size_t, protocol::Channel channel, std::string_view text) override {
     std::string out = raw_bytes_ ? std::string(text) : shown(text);
     out.push_back('\n');
-    emit(channel == protocol::Channel::out ? streams_.out : streams_.err, out);
+    emit(stream(channel), out);
   }
   void result(std::size_t, const HostResult& r) override {
     if (shows_reply_text(r)) emit(streams_.out, shown(r.reply_text) + "\n");
@@ -98,29 +60,18 @@ class RawReporter final : public ReporterBase {
 // "web1   | line" on stdout, "web1   ! line" on stderr, "web1   # denied: ..." for failures.
 class PrefixReporter final : public ReporterBase {
  public:
-  PrefixReporter(const std::vector<Target>& targets, OutputStreams streams, ProgressLine& progress)
-      : ReporterBase(targets, streams, progress) {
-    for (const auto& n : names_) width_ = std::max(width_, std::min(n.size(), kMaxPrefixWidth));
-  }
+  using ReporterBase::ReporterBase;
   void line(std::size_t host, protocol::Channel channel, std::string_view text) override {
-    const bool out = channel == protocol::Channel::out;
-    emit(out ? streams_.out : streams_.err,
-         fmt::format("{:<{}} {} {}\n", name(host), width_, out ? '|' : '!', shown(text)));
+    emit(stream(channel), prefix_line(host, channel, text));
   }
   void result(std::size_t host, const HostResult& r) override {
     if (shows_reply_text(r)) line(host, protocol::Channel::out, r.reply_text);
-    if (r.status != HostStatus::ok && !silent(r)) {
-      emit(streams_.err, fmt::format("{:<{}} # {}: {}\n", name(host), width_, to_string(r.status),
-                                     shown(r.message)));
-    }
+    if (r.status != HostStatus::ok && !silent(r)) emit(streams_.err, prefix_failure(host, r));
     done(r);
   }
-
- private:
-  std::size_t width_ = 0;
 };
 
-// Each host's lines together, in the order hosts finish.
+// Each host's lines together, in the order hosts finish; stderr lines marked "! ".
 class GroupedReporter final : public ReporterBase {
  public:
   using ReporterBase::ReporterBase;
@@ -129,25 +80,29 @@ class GroupedReporter final : public ReporterBase {
   }
   void result(std::size_t host, const HostResult& r) override {
     if (silent(r)) {
+      buffered_.erase(host);
       done(r);
       return;
     }
     if (shows_reply_text(r)) line(host, protocol::Channel::out, r.reply_text);
-    std::string block = fmt::format("=== {} ({})", name(host), describe_result(r));
-    if (r.status != HostStatus::ok && !r.message.empty()) block += ": " + shown(r.message);
-    block += '\n';
     progress_.clear();
-    write(streams_.out, block);
-    for (const auto& [channel, text] : buffered_[host]) {
-      const std::string out = text + "\n";
-      write(channel == protocol::Channel::out ? streams_.out : streams_.err, out);
-    }
+    put(streams_.out, grouped_header(name(host), describe_result(r), r));
+    for (const auto& [channel, text] : buffered_[host])
+      put(stream(channel), grouped_line(channel, text));
     buffered_.erase(host);
     done(r);
   }
 
  private:
   std::map<std::size_t, std::vector<std::pair<protocol::Channel, std::string>>> buffered_;
+};
+
+// Nothing per host (--quiet): the summary says it all.
+class QuietReporter final : public ReporterBase {
+ public:
+  using ReporterBase::ReporterBase;
+  void line(std::size_t, protocol::Channel, std::string_view) override {}
+  void result(std::size_t, const HostResult& r) override { done(r); }
 };
 
 // One JSON object per line on stdout, for jq.
@@ -169,9 +124,17 @@ class JsonReporter final : public ReporterBase {
 
 }  // namespace
 
+namespace {
+// The progress line is drawn on a terminal, at once.
+void write_progress(std::FILE* f, std::string_view text) {
+  std::fwrite(text.data(), 1, text.size(), f);
+  std::fflush(f);
+}
+}  // namespace
+
 void ProgressLine::clear() {
   if (!enabled_ || !shown_) return;
-  write(err_, "\r\x1b[K");
+  write_progress(err_, "\r\x1b[K");
   shown_ = false;
 }
 
@@ -198,24 +161,38 @@ void ProgressLine::draw(bool force) {
   std::string text = fmt::format("\r\x1b[K[{}/{} hosts done, {} failed", done_, total_, failures_);
   if (unreachable_ > 0) text += fmt::format(", {} unreachable", unreachable_);
   text += ']';
-  write(err_, text);
+  write_progress(err_, text);
   shown_ = true;
 }
 
 std::unique_ptr<Reporter> make_reporter(OutputMode mode, const std::vector<Target>& targets,
                                         OutputStreams streams, ProgressLine& progress,
-                                        bool raw_bytes) {
+                                        const ReportOptions& options) {
+  if (options.quiet) return std::make_unique<QuietReporter>(targets, streams, progress, options);
+  if (mode == OutputMode::table || (options.collapse && mode == OutputMode::grouped) ||
+      (options.sort && (mode == OutputMode::prefix || mode == OutputMode::grouped)))
+    return make_collected_reporter(mode, targets, streams, progress, options);
   switch (mode) {
     case OutputMode::raw:
-      return std::make_unique<RawReporter>(targets, streams, progress, raw_bytes);
+      return std::make_unique<RawReporter>(targets, streams, progress, options);
     case OutputMode::prefix:
-      return std::make_unique<PrefixReporter>(targets, streams, progress);
+      return std::make_unique<PrefixReporter>(targets, streams, progress, options);
     case OutputMode::grouped:
-      return std::make_unique<GroupedReporter>(targets, streams, progress);
+      return std::make_unique<GroupedReporter>(targets, streams, progress, options);
     case OutputMode::json:
-      return std::make_unique<JsonReporter>(targets, streams, progress);
+      return std::make_unique<JsonReporter>(targets, streams, progress, options);
+    case OutputMode::table:
+      break;
   }
-  return std::make_unique<PrefixReporter>(targets, streams, progress);
+  return std::make_unique<PrefixReporter>(targets, streams, progress, options);
+}
+
+std::unique_ptr<Reporter> make_reporter(OutputMode mode, const std::vector<Target>& targets,
+                                        OutputStreams streams, ProgressLine& progress,
+                                        bool raw_bytes) {
+  ReportOptions options;
+  options.raw_bytes = raw_bytes;
+  return make_reporter(mode, targets, streams, progress, options);
 }
 
 std::string json_result(std::string_view name, const HostResult& r) {
@@ -314,5 +291,90 @@ std::string failure_message(const Target& target, const HostResult& r) {
   return fmt::format("opsctl: {}: {}: {}", shown(target.name), to_string(r.status),
                      shown(r.message));
 }
+
+namespace detail {
+
+std::string shown(std::string_view text) { return protocol::sanitize_line(text); }
+
+std::string describe_result(const HostResult& r, bool with_duration) {
+  std::string s(to_string(r.status));
+  if (r.exit_code) s += fmt::format(", exit {}", *r.exit_code);
+  if (r.signal) s += fmt::format(", signal {}", *r.signal);
+  if (with_duration) s += fmt::format(", {} ms", r.duration.count());
+  return s;
+}
+
+ReporterBase::ReporterBase(const std::vector<Target>& targets, OutputStreams streams,
+                           ProgressLine& progress, const ReportOptions& options)
+    : targets_(targets),
+      streams_(streams),
+      progress_(progress),
+      out_palette_(options.colour_out),
+      err_palette_(options.colour_err) {
+  constexpr std::size_t kMaxPrefixWidth = 40;
+  names_.reserve(targets.size());
+  for (const auto& t : targets) {
+    names_.push_back(shown(t.name));
+    width_ = std::max(width_, std::min(names_.back().size(), kMaxPrefixWidth));
+  }
+}
+
+void ReporterBase::emit(std::FILE* f, std::string_view text) {
+  progress_.clear();
+  put(f, text);
+  if (progress_.enabled()) {
+    std::fflush(f);  // before the progress line is drawn again on the terminal
+    progress_.draw(false);
+  }
+}
+
+void ReporterBase::put(std::FILE* f, std::string_view text) {
+  if (last_ != nullptr && last_ != f) std::fflush(last_);
+  last_ = f;
+  std::fwrite(text.data(), 1, text.size(), f);
+}
+
+void ReporterBase::flush() {
+  std::fflush(streams_.out);
+  std::fflush(streams_.err);
+  last_ = nullptr;
+}
+
+namespace {
+std::string padding(std::size_t width, std::string_view name) {
+  return std::string(width > name.size() ? width - name.size() : 0, ' ');
+}
+}  // namespace
+
+std::string ReporterBase::prefix_line(std::size_t host, protocol::Channel channel,
+                                      std::string_view text) const {
+  const bool out = channel == protocol::Channel::out;
+  const Palette& p = palette(channel);
+  return fmt::format("{}{} {} {}\n", p.paint(Paint::host, name(host)), padding(width_, name(host)),
+                     out ? std::string("|") : p.paint(Paint::stderr_mark, "!"), shown(text));
+}
+
+std::string ReporterBase::prefix_failure(std::size_t host, const HostResult& r) const {
+  return fmt::format(
+      "{}{} # {}: {}\n", err_palette_.paint(Paint::host, name(host)), padding(width_, name(host)),
+      err_palette_.paint(status_paint(r.status), to_string(r.status)), shown(r.message));
+}
+
+std::string ReporterBase::grouped_line(protocol::Channel channel, std::string_view text) const {
+  if (channel == protocol::Channel::out) return fmt::format("{}\n", text);
+  return fmt::format("{} {}\n", err_palette_.paint(Paint::stderr_mark, "!"), text);
+}
+
+std::string ReporterBase::grouped_header(std::string_view names, std::string_view description,
+                                         const HostResult& r) const {
+  std::string block = out_palette_.paint(Paint::header, "===") + " " +
+                      out_palette_.paint(Paint::host, names) + " (" +
+                      out_palette_.paint(status_paint(r.status), description) + ")";
+  if (r.status != HostStatus::ok && !r.message.empty()) block += ": " + shown(r.message);
+  block += '\n';
+  return block;
+}
+
+}  // namespace detail
 
 }  // namespace opsagent::client

@@ -19,8 +19,24 @@
 
 namespace opsagent::client {
 
-/// Output modes (-o).
-enum class OutputMode { raw, prefix, grouped, json };
+/// Output modes (-o; table also --table).
+enum class OutputMode { raw, prefix, grouped, json, table };
+
+/// How human output is arranged and painted (docs/opsctl.md "Output").
+struct ReportOptions {
+  /// Raw mode writes the command's data lines exactly as received (--raw-bytes).
+  bool raw_bytes = false;
+  /// Hosts in name order (digit runs compared as numbers), written once every host is done
+  /// (--sort). Not for JSON.
+  bool sort = false;
+  /// Grouped mode: hosts with identical output and result under one header (--collapse),
+  /// written once every host is done.
+  bool collapse = false;
+  /// No per-host output at all, only the summary (--quiet).
+  bool quiet = false;
+  bool colour_out = false;  ///< SGR colours on the stdout stream
+  bool colour_err = false;  ///< SGR colours on the stderr stream
+};
 
 /// Receives what the fan-out produces, host by host (index into the target list).
 /// Called on the fan-out's one thread only.
@@ -31,6 +47,12 @@ class Reporter {
   virtual void line(std::size_t host, protocol::Channel channel, std::string_view text) = 0;
   /// The host is done.
   virtual void result(std::size_t host, const HostResult& result) = 0;
+  /// The fan-out is over (also after an interruption): views that wait for every host
+  /// (--sort, --collapse, the table) write now. Called once, after the progress line is gone.
+  virtual void finish() {}
+  /// Writes out what the reporter buffered (lines are written in chunks, not one by one,
+  /// unless a progress line is shown). Called when the fan-out waits for the network.
+  virtual void flush() {}
 };
 
 /// "[12/64 hosts done, 2 failed, 1 unreachable]" redrawn in place on stderr; does nothing when
@@ -69,6 +91,10 @@ struct OutputStreams {
 /// Everything that came from the network or an inventory is escaped with
 /// protocol::sanitize_line (human modes) or written as ASCII-only JSON (json mode), except
 /// that with `raw_bytes` the raw mode writes the command's data lines exactly as received.
+std::unique_ptr<Reporter> make_reporter(OutputMode mode, const std::vector<Target>& targets,
+                                        OutputStreams streams, ProgressLine& progress,
+                                        const ReportOptions& options);
+/// Same with default options but `raw_bytes`.
 std::unique_ptr<Reporter> make_reporter(OutputMode mode, const std::vector<Target>& targets,
                                         OutputStreams streams, ProgressLine& progress,
                                         bool raw_bytes = false);

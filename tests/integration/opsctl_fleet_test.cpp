@@ -192,7 +192,8 @@ TEST(OpsctlFiles, MissingCertificateFileIsNamedWithoutAnOpenSslStack) {
 
 TEST(OpsctlCompletion, BashCompletionLoadsAndCompletesOptionsHostsAndCommands) {
   const fs::path dir = make_temp_dir("opsctl-compl");
-  std::ofstream(dir / "fleet.yaml") << "defaults: {port: 1}\nhosts:\n  web1:\n  web2:\n  db1:\n";
+  std::ofstream(dir / "fleet.yaml")
+      << "defaults: {port: 1}\nhosts:\n  web1:\n  web2:\n  db1:\ngroups:\n  dbs: [db1]\n";
   const std::string script = std::string(OPSAGENT_SOURCE_DIR) + "/scripts/completion/opsctl.bash";
   const std::string bin_dir = fs::path(OPSCTL_BINARY).parent_path().string();
   std::string out;
@@ -208,7 +209,12 @@ TEST(OpsctlCompletion, BashCompletionLoadsAndCompletesOptionsHostsAndCommands) {
           (dir / "fleet.yaml").string() +
           " we); COMP_CWORD=3; _opsctl; "
           "echo \"3:${COMPREPLY[*]}\"; "
-          "COMP_WORDS=(opsctl web1 pi); COMP_CWORD=2; _opsctl; echo \"4:${COMPREPLY[*]}\"' 2>&1",
+          "COMP_WORDS=(opsctl web1 pi); COMP_CWORD=2; _opsctl; echo \"4:${COMPREPLY[*]}\"; "
+          "COMP_WORDS=(opsctl --json -i " +
+          (dir / "fleet.yaml").string() +
+          " web1,!d); COMP_CWORD=4; _opsctl; echo \"5:${COMPREPLY[*]}\"; "
+          "COMP_WORDS=(opsctl -l d); COMP_CWORD=2; OPSCTL_INVENTORY=" +
+          (dir / "fleet.yaml").string() + " _opsctl; echo \"6:${COMPREPLY[*]}\"' 2>&1",
       &out);
   EXPECT_EQ(rc, 0) << out;
   EXPECT_TRUE(contains(out, "complete -F _opsctl opsctl")) << out;
@@ -216,7 +222,25 @@ TEST(OpsctlCompletion, BashCompletionLoadsAndCompletesOptionsHostsAndCommands) {
   EXPECT_TRUE(contains(out, "2:grouped\n")) << out;
   EXPECT_TRUE(contains(out, "3:web1 web2\n")) << out;
   EXPECT_TRUE(contains(out, "4:ping\n")) << out;
+  // Groups too, as the last term of a pattern (with its '!') and for --limit.
+  EXPECT_TRUE(contains(out, "5:web1,!dbs web1,!db1\n")) << out;
+  EXPECT_TRUE(contains(out, "6:dbs db1\n")) << out;
   fs::remove_all(dir);
+}
+
+TEST(OpsctlCompletion, ZshCompletionParses) {
+  std::string out;
+  if (run_shell("command -v zsh >/dev/null 2>&1", &out) != 0)
+    GTEST_SKIP() << "zsh is not installed (scripts/install-deps.sh installs it)";
+  const std::string script = std::string(OPSAGENT_SOURCE_DIR) + "/scripts/completion/_opsctl";
+  EXPECT_EQ(run_shell("zsh -n '" + script + "' 2>&1", &out), 0) << out;
+  EXPECT_EQ(out, "");
+  // It declares every option of --help (the two lists must not drift apart).
+  const std::string text = slurp(script);
+  for (const std::string option :
+       {"--inventory", "--limit", "--output", "--table", "--collapse", "--sort", "--quiet",
+        "--color", "--serial", "--max-fail", "--list-names", "--retry-file"})
+    EXPECT_TRUE(contains(text, option)) << option;
 }
 
 }  // namespace

@@ -55,7 +55,8 @@ inline bool contains(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
 }
 
-// The environment opsctl runs with: alice's files, and a HOME without a config file.
+// The environment opsctl runs with: alice's files, a HOME without a config file, no NO_COLOR
+// unless `extra` sets it; `extra` replaces inherited variables of the same name.
 inline std::vector<std::string> opsctl_env(const fs::path& home,
                                            const std::map<std::string, std::string>& extra) {
   const TestPki& pki = TestPki::get();
@@ -68,7 +69,9 @@ inline std::vector<std::string> opsctl_env(const fs::path& home,
   for (char** e = environ; *e != nullptr; ++e) {
     const std::string entry = *e;
     const std::string key = entry.substr(0, entry.find('='));
-    if (key.rfind("OPSCTL_", 0) == 0 || key == "HOME" || key.rfind("XDG_", 0) == 0) continue;
+    if (key.rfind("OPSCTL_", 0) == 0 || key == "HOME" || key.rfind("XDG_", 0) == 0 ||
+        key == "NO_COLOR" || vars.count(key) != 0)
+      continue;
     out.push_back(entry);
   }
   for (const auto& [k, v] : vars) {
@@ -186,14 +189,17 @@ inline bool line_editor_is_reading(int master) {
 
 inline PtyRun run_on_pty(const std::vector<std::string>& args,
                          const std::vector<std::pair<std::string, std::string>>& script,
-                         std::chrono::milliseconds timeout = 20s) {
+                         std::chrono::milliseconds timeout = 20s,
+                         const std::map<std::string, std::string>& extra_env = {}) {
   const fs::path home = make_temp_dir("opsctl-pty");
   std::vector<std::string> full = {OPSCTL_BINARY};
   full.insert(full.end(), args.begin(), args.end());
   std::vector<char*> argv;
   for (auto& a : full) argv.push_back(a.data());
   argv.push_back(nullptr);
-  std::vector<std::string> env = opsctl_env(home, {{"TERM", "dumb"}});
+  std::map<std::string, std::string> vars = {{"TERM", "dumb"}};
+  for (const auto& [k, v] : extra_env) vars[k] = v;
+  std::vector<std::string> env = opsctl_env(home, vars);
   std::vector<char*> envp;
   for (auto& e : env) envp.push_back(e.data());
   envp.push_back(nullptr);

@@ -835,6 +835,8 @@ TEST_F(OpsctlHostileAgent, I11_EveryHumanOutputModeEscapesControlsFromTheNetwork
       {{"-i", inventory(), "evil1,evil2", "whoami"}, 65},
       {{"-i", inventory(), "-o", "grouped", "all", "run", "greet"}, 0},
       {{"-i", inventory(), "-o", "grouped", "all", "whoami"}, 65},
+      {{"-i", inventory(), "--collapse", "all", "run", "greet"}, 0},
+      {{"-i", inventory(), "--sort", "all", "run", "greet"}, 0},
   };
   for (const auto& c : cases) {
     std::vector<std::string> args = {"-t", "20s"};
@@ -850,6 +852,37 @@ TEST_F(OpsctlHostileAgent, I11_EveryHumanOutputModeEscapesControlsFromTheNetwork
     EXPECT_TRUE(contains(r.out, R"(innocent\x0Dn02 | forged)")) << describe(r);
     EXPECT_TRUE(contains(r.out, R"(bidi \u202Etxt.exe)")) << describe(r);
     EXPECT_TRUE(contains(r.err, R"(err\u009B31m c1, \x7F del, )")) << describe(r);
+  }
+}
+
+// With --color=always the only escape sequences are opsctl's own SGR codes around its framing.
+TEST_F(OpsctlHostileAgent, I11_ColoursWrapOnlyOpsctlsFramingInEveryView) {
+  const auto strip_sgr = [](std::string s) {
+    for (const std::string sgr :
+         {"\x1b[0m", "\x1b[1m", "\x1b[31m", "\x1b[1;31m", "\x1b[32m", "\x1b[33m", "\x1b[36m"}) {
+      for (auto at = s.find(sgr); at != std::string::npos; at = s.find(sgr))
+        s.erase(at, sgr.size());
+    }
+    return s;
+  };
+  for (const std::vector<std::string>& view : {std::vector<std::string>{"-o", "prefix"},
+                                               {"-o", "grouped"},
+                                               {"--collapse"},
+                                               {"--table"},
+                                               {"--sort", "-o", "grouped"}}) {
+    for (const std::string command : {"run", "whoami"}) {
+      std::vector<std::string> args = {"-t", "20s", "--color=always", "-i", inventory()};
+      args.insert(args.end(), view.begin(), view.end());
+      args.insert(args.end(), {"all", command});
+      if (command == "run") args.emplace_back("greet");
+      auto r = run_opsctl(args);
+      SCOPED_TRACE(view.back() + " " + command);
+      EXPECT_EQ(r.exit_code, command == "run" ? 0 : 65) << describe(r);
+      EXPECT_TRUE(contains(r.out, "\x1b[")) << describe(r);  // colours are on
+      r.out = strip_sgr(r.out);
+      r.err = strip_sgr(r.err);
+      expect_terminal_safe(r, "--color=always " + view.back() + " " + command);
+    }
   }
 }
 

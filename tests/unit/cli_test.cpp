@@ -109,6 +109,24 @@ TEST(OpsctlCli, HelpAndVersionExitZero) {
   EXPECT_EQ(e.out.rfind("opsctl ", 0), 0U);
 }
 
+TEST(OpsctlCli, OutputViewsAndColours) {
+  CliOptions o = parse_ok({"--collapse", "--sort", "--color=never", "all", "ping"});
+  EXPECT_EQ(o.output, OutputMode::grouped);  // --collapse implies grouped
+  EXPECT_TRUE(o.collapse);
+  EXPECT_TRUE(o.sort);
+  EXPECT_EQ(o.colour, ColourChoice::never);
+  o = parse_ok({"--table", "--colour", "always", "all", "ping"});
+  EXPECT_EQ(o.output, OutputMode::table);
+  EXPECT_EQ(o.colour, ColourChoice::always);
+  o = parse_ok({"-q", "--json", "all", "ping"});
+  EXPECT_TRUE(o.quiet);
+  EXPECT_EQ(o.output, OutputMode::json);
+  EXPECT_EQ(parse_ok({"all", "ping"}).colour, ColourChoice::automatic);
+  o = parse_ok({"-i", "inv.yaml", "--list-names"});
+  EXPECT_TRUE(o.list_names);
+  EXPECT_TRUE(o.targets.empty());
+}
+
 TEST(OpsctlCli, UsageErrorsExit64WithOneMessage) {
   struct Case {
     std::vector<std::string> args;
@@ -125,7 +143,13 @@ TEST(OpsctlCli, UsageErrorsExit64WithOneMessage) {
       {{"-j", "10000", "h"}, "opsctl: --concurrency needs 1-9999 (see opsctl --help)"},
       {{"-j", "x", "h"}, "opsctl: --concurrency needs 1-9999 (see opsctl --help)"},
       {{"-o", "table2", "h"},
-       "opsctl: --output is raw, prefix, grouped or json (see opsctl --help)"},
+       "opsctl: --output is raw, prefix, grouped, json or table (see opsctl --help)"},
+      {{"--json", "--table", "h"}, "opsctl: --json and --table exclude each other"},
+      {{"-o", "prefix", "--collapse", "h"}, "--collapse goes with grouped output only"},
+      {{"--json", "--sort", "h"}, "--sort does not apply to JSON output"},
+      {{"-q", "--table", "h"}, "--quiet shows no per-host output"},
+      {{"--color", "yes", "h"}, "opsctl: --color is auto, always or never"},
+      {{"--list-names", "h"}, "opsctl: --list-names takes no TARGETS"},
       {{"--connect-timeout", "0", "h"}, "--connect-timeout"},
       {{"-t", "soon", "h"}, "--timeout"},
       {{"-i"}, "--inventory"},
