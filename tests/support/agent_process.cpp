@@ -16,6 +16,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/support/sanitizer.hpp"
+
 extern char** environ;
 
 namespace opsagent::testing {
@@ -169,7 +171,9 @@ AgentProcess::AgentProcess(AgentSpec spec) {
   // std::regex fills libstdc++'s per-locale ctype<char>::narrow() cache without any
   // synchronisation, which ThreadSanitizer rightly reports as a data race.
   static const std::regex listening(R"(listening on (\S+):(\d+))");
-  const auto deadline = std::chrono::steady_clock::now() + 15s;
+  // Generous: a fixture may start twenty sanitizer-built agents at once on a loaded machine, and
+  // an agent that fails exits, which the loop sees at once.
+  const auto deadline = std::chrono::steady_clock::now() + scaled(30s);
   while (std::chrono::steady_clock::now() < deadline) {
     const std::string text = log();
     std::smatch m;
