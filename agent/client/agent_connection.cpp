@@ -5,7 +5,6 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/connect.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -17,6 +16,7 @@
 #include <openssl/x509v3.h>
 
 #include "agent/common/duration_text.hpp"
+#include "agent/common/with_deadline.hpp"
 #include "agent/protocol/reply_formatter.hpp"
 #include "agent/tls/chain_check.hpp"
 #include "agent/tls/peer_certificate.hpp"
@@ -24,7 +24,6 @@
 namespace opsagent::client {
 namespace asio = boost::asio;
 namespace ssl = boost::asio::ssl;
-using namespace asio::experimental::awaitable_operators;
 using boost::system::error_code;
 using std::chrono::milliseconds;
 using std::chrono::steady_clock;
@@ -94,33 +93,31 @@ void AgentConnection::close_socket() noexcept {
 
 asio::awaitable<HostResult> AgentConnection::open() {
   started_ = steady_clock::now();
-  const auto executor = stream_.get_executor();
-  asio::steady_timer timer(executor);
-  timer.expires_after(timeouts_.connect);
+  asio::steady_timer timer(stream_.get_executor(), timeouts_.connect);
 
   // 1. Resolve and connect, under one deadline.
   const std::string port = std::to_string(target_.port);
-  auto resolved =
-      co_await (resolver_.async_resolve(target_.address, port, kUse) || timer.async_wait(kUse));
-  if (resolved.index() == 1) {
+  const auto resolved =
+      co_await common::until_timer(resolver_.async_resolve(target_.address, port, kUse), timer);
+  if (!resolved) {
     co_return fail(HostStatus::unreachable, "connect",
                    fmt::format("resolving {} timed out after {}", target_.address,
                                format_duration(timeouts_.connect)));
   }
-  const error_code resolve_ec = std::get<0>(std::get<0>(resolved));
+  const error_code resolve_ec = std::get<0>(*resolved);
   if (resolve_ec) {
     co_return fail(HostStatus::unreachable, "connect",
                    fmt::format("cannot resolve {}: {}", target_.address, resolve_ec.message()));
   }
-  const asio::ip::tcp::resolver::results_type endpoints = std::get<1>(std::get<0>(resolved));
-  auto connected = co_await (asio::async_connect(stream_.next_layer(), endpoints, kUse) ||
-                             timer.async_wait(kUse));
-  if (connected.index() == 1) {
+  const asio::ip::tcp::resolver::results_type endpoints = std::get<1>(*resolved);
+  const auto connected = co_await common::until_timer(
+      asio::async_connect(stream_.next_layer(), endpoints, kUse), timer);
+  if (!connected) {
     co_return fail(HostStatus::unreachable, "connect",
                    fmt::format("connecting to {}:{} timed out after {}", target_.address,
                                target_.port, format_duration(timeouts_.connect)));
   }
-  const error_code connect_ec = std::get<0>(std::get<0>(connected));
+  const error_code connect_ec = std::get<0>(*connected);
   if (connect_ec) {
     co_return fail(HostStatus::unreachable, "connect",
                    fmt::format("cannot connect to {}:{}: {}", target_.address, target_.port,
@@ -148,15 +145,14 @@ asio::awaitable<HostResult> AgentConnection::open() {
                    fmt::format("cannot verify against server name '{}'", name));
   }
   const auto handshake_deadline = steady_clock::now() + timeouts_.handshake;
-  timer.expires_at(handshake_deadline);
-  auto shaken =
-      co_await (stream_.async_handshake(ssl::stream_base::client, kUse) || timer.async_wait(kUse));
-  if (shaken.index() == 1) {
+  const auto shaken = co_await common::with_deadline(
+      stream_.async_handshake(ssl::stream_base::client, kUse), handshake_deadline);
+  if (!shaken) {
     co_return fail(
         HostStatus::timeout, "timeout",
         fmt::format("TLS handshake timed out after {}", format_duration(timeouts_.handshake)));
   }
-  const error_code handshake_ec = std::get<0>(std::get<0>(shaken));
+  const error_code handshake_ec = std::get<0>(*shaken);
   if (handshake_ec) {
     std::string message = "TLS handshake failed: " + handshake_ec.message();
     if (const auto failure = tls::handshake_verify_failure(ssl_handle)) {
@@ -218,16 +214,14 @@ asio::awaitable<HostResult> AgentConnection::command(std::string line, LineHandl
   const auto deadline =
       steady_clock::now() + (timeouts_.command.count() > 0 ? timeouts_.command : kNoDeadline);
   const std::string limit_text = format_duration(timeouts_.command);
-  asio::steady_timer timer(stream_.get_executor());
-  timer.expires_at(deadline);
   line.push_back('\n');
-  auto written =
-      co_await (asio::async_write(stream_, asio::buffer(line), kUse) || timer.async_wait(kUse));
-  if (written.index() == 1) {
+  const auto written = co_await common::with_deadline(
+      asio::async_write(stream_, asio::buffer(line), kUse), deadline);
+  if (!written) {
     co_return fail(HostStatus::timeout, "timeout",
                    "sending the command timed out after " + limit_text);
   }
-  const error_code write_ec = std::get<0>(std::get<0>(written));
+  const error_code write_ec = std::get<0>(*written);
   if (write_ec)
     co_return fail(HostStatus::error, "connection",
                    "cannot send the command: " + write_ec.message());
@@ -263,7 +257,7 @@ asio::awaitable<HostResult> AgentConnection::command(std::string line, LineHandl
 asio::awaitable<AgentConnection::LineRead> AgentConnection::read_line(
     steady_clock::time_point deadline) {
   std::array<char, 16384> buffer{};
-  asio::steady_timer timer(stream_.get_executor());
+  asio::steady_timer timer(stream_.get_executor(), deadline);
   while (true) {
     std::optional<std::string> line = framer_.next_line();
     if (line) {
@@ -282,16 +276,15 @@ asio::awaitable<AgentConnection::LineRead> AgentConnection::read_line(
       pending_.erase(0, used);
       continue;
     }
-    timer.expires_at(deadline);
-    auto got =
-        co_await (stream_.async_read_some(asio::buffer(buffer), kUse) || timer.async_wait(kUse));
+    const auto got =
+        co_await common::until_timer(stream_.async_read_some(asio::buffer(buffer), kUse), timer);
     LineRead out;
-    if (got.index() == 1) {
+    if (!got) {
       out.end = ReadEnd::timed_out;
       co_return out;
     }
-    const error_code ec = std::get<0>(std::get<0>(got));
-    const std::size_t n = std::get<1>(std::get<0>(got));
+    const error_code ec = std::get<0>(*got);
+    const std::size_t n = std::get<1>(*got);
     pending_.append(buffer.data(), n);
     if (ec && n == 0) {
       out.ec = ec;
@@ -307,9 +300,7 @@ asio::awaitable<void> AgentConnection::close() {
   if (open_) {
     open_ = false;
     // Say goodbye properly so the agent records a clean disconnect, but never wait long.
-    asio::steady_timer timer(stream_.get_executor());
-    timer.expires_after(kShutdownWait);
-    co_await (stream_.async_shutdown(kUse) || timer.async_wait(kUse));
+    co_await common::with_deadline(stream_.async_shutdown(kUse), kShutdownWait);
   }
   close_socket();
 }

@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "agent/common/trusted_file.hpp"
 #include "agent/config/config_error.hpp"
 #include "agent/config/strict_yaml.hpp"
 #include "agent/config/yaml_reader.hpp"
@@ -193,11 +194,7 @@ void check_tls_files_readable(const ClientSettings& s) {
 void check_private_key_mode(const fs::path& key) {
   struct stat st {};
   if (::stat(key.c_str(), &st) != 0) return;  // make_client_context reports a missing file
-  if ((st.st_mode & 077U) != 0) {
-    throw ConfigError(
-        fmt::format("{}: private key is accessible by group or others (mode {:04o}); chmod 600 it",
-                    key.string(), st.st_mode & 07777U));
-  }
+  if (auto s = opsagent::check_private_key_mode(key, st); !s) throw ConfigError(s.error().message);
 }
 
 milliseconds parse_duration_flag(std::string_view flag, std::string_view text, bool allow_zero) {

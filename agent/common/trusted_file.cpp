@@ -12,12 +12,6 @@ namespace {
 
 std::atomic<long> g_trusted_owner{-1};
 
-std::string mode_text(mode_t mode) {
-  char buf[8];
-  std::snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(mode & 07777));
-  return buf;
-}
-
 Error stat_error(const std::filesystem::path& path, int err) {
   return {err == ENOENT || err == ENOTDIR ? ErrorCode::notfound : ErrorCode::denied,
           path.string() + ": cannot stat: " + std::strerror(err)};
@@ -30,6 +24,19 @@ Status check_directory(const std::filesystem::path& dir) {
 }
 
 }  // namespace
+
+std::string mode_text(mode_t mode) {
+  char buf[8];
+  std::snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(mode & 07777));
+  return buf;
+}
+
+Status check_private_key_mode(const std::filesystem::path& path, const struct stat& status) {
+  if ((status.st_mode & 077) == 0) return ok_status();
+  return Error{ErrorCode::denied,
+               path.string() + " has mode " + mode_text(status.st_mode) +
+                   "; a private key must not be accessible by group or others (chmod 600)"};
+}
 
 Status check_trusted_inode(const std::filesystem::path& path, const struct stat& status) {
   const bool directory = S_ISDIR(status.st_mode);

@@ -5,6 +5,7 @@
 // Thread-safe (stateless).
 
 #include <filesystem>
+#include <string>
 #include <sys/stat.h>
 
 #include "agent/common/error.hpp"
@@ -26,6 +27,14 @@ Status check_trusted_directory_of(const std::filesystem::path& path);
 /// must own the key (and may own the rest) so that a reload after the drop can read them.
 /// Called once at start-up, before any check; -1 trusts nobody more.
 void trust_owner(long uid) noexcept;
+
+/// A private key's own, stricter rule (sshd StrictModes): no access at all for group or others,
+/// since a key others can read may already be copied. Error (denied) "PATH has mode 0640; a
+/// private key must not be accessible by group or others (chmod 600)".
+Status check_private_key_mode(const std::filesystem::path& path, const struct stat& status);
+
+/// A file mode's permission bits as four octal digits: "0644".
+std::string mode_text(mode_t mode);
 
 /// stat(2) of `path` (following links, as the agent will open it), check_trusted_inode, then
 /// check_trusted_directory_of. A missing file is an error (notfound).

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "agent/common/trusted_file.hpp"
 #include "agent/config/config_error.hpp"
 #include "agent/config/config_file.hpp"
 #include "agent/config/metrics_config.hpp"
@@ -31,11 +32,6 @@ constexpr std::int64_t kMaxCount = 100'000;
 
 // Rejects unknown keys before anything else is read, so a misspelt key ("polcy:") is reported
 // as such rather than as the required key it was meant to be.
-void expect_keys(MapReader& map, std::initializer_list<std::string_view> keys) {
-  for (const auto key : keys) map.find(key);
-  map.finish();
-}
-
 int as_count(const YamlNode& n, const NodeContext& ctx, int min, int max) {
   return static_cast<int>(as_int(n, ctx, min, max));
 }
@@ -118,20 +114,16 @@ std::vector<std::string> read_groups(const YamlNode& node, const NodeContext& ct
 void read_tls(const YamlNode& node, const NodeContext& ctx, const std::filesystem::path& base_dir,
               TlsSettings& tls) {
   MapReader map(node, ctx);
-  expect_keys(map, {"certificate", "private_key", "client_ca", "crl", "min_version", "verify_depth",
-                    "groups"});
+  map.expect_keys(
+      {"certificate", "private_key", "client_ca", "crl", "min_version", "verify_depth", "groups"});
   tls.certificate = read_existing_file(map, "certificate", base_dir);
 
   const YamlNode& key_node = map.require("private_key");
   tls.private_key = as_path(key_node, map.ctx("private_key"), base_dir);
   const struct stat key_status =
       require_readable_file(tls.private_key, map.ctx("private_key"), key_node);
-  // Like sshd StrictModes: a key others can read is a key that may already be copied.
-  if ((key_status.st_mode & 077) != 0) {
-    fail(map.ctx("private_key"), key_node,
-         tls.private_key.string() + " has mode " + format_mode(key_status.st_mode) +
-             "; a private key must not be accessible by group or others (chmod 600)");
-  }
+  if (auto s = check_private_key_mode(tls.private_key, key_status); !s)
+    fail(map.ctx("private_key"), key_node, s.error().message);
 
   tls.client_ca = read_existing_file(map, "client_ca", base_dir);
 
@@ -163,7 +155,7 @@ void read_tls(const YamlNode& node, const NodeContext& ctx, const std::filesyste
 
 void read_timeouts(const YamlNode& node, const NodeContext& ctx, Timeouts& t) {
   MapReader map(node, ctx);
-  expect_keys(map, {"handshake", "idle", "kill_grace", "drain", "write_stall"});
+  map.expect_keys({"handshake", "idle", "kill_grace", "drain", "write_stall"});
   if (const YamlNode* v = map.find("handshake")) {
     t.handshake = as_duration(*v, map.ctx("handshake"), 100ms, 5min);
   }
@@ -178,11 +170,23 @@ void read_timeouts(const YamlNode& node, const NodeContext& ctx, Timeouts& t) {
   map.finish();
 }
 
+// The key a file uses for a setting that was renamed: `name`, or `old_name` (still accepted where
+// users have it), never both.
+const char* renamed_key(MapReader& map, const char* name, const char* old_name) {
+  if (map.find(old_name) == nullptr) return name;
+  if (const YamlNode* both = map.find(name)) {
+    fail(map.ctx(name), *both,
+         std::string(name) + " and " + old_name + " (its old name) are both given; keep one");
+  }
+  return old_name;
+}
+
 void read_limits(const YamlNode& node, const NodeContext& ctx, Limits& l) {
   MapReader map(node, ctx);
-  expect_keys(map, {"max_clients", "max_clients_per_identity", "max_handshakes", "max_line_bytes",
-                    "max_pipelined", "io_threads", "hash_threads", "max_children",
-                    "max_file_ops_per_identity", "max_digests_per_identity", "max_hash_bytes"});
+  map.expect_keys({"max_clients", "max_clients_per_identity", "max_handshakes", "max_line_bytes",
+                   "max_pipelined", "io_threads", "blocking_threads", "hash_threads",
+                   "max_children", "max_file_ops_per_identity", "max_digests_per_identity",
+                   "max_hash_bytes"});
   const auto count = [&map](std::string_view key, int& out, int min, int max) {
     if (const YamlNode* v = map.find(key)) out = as_count(*v, map.ctx(key), min, max);
   };
@@ -194,18 +198,13 @@ void read_limits(const YamlNode& node, const NodeContext& ctx, Limits& l) {
   }
   count("max_pipelined", l.max_pipelined, 0, 4096);
   count("io_threads", l.io_threads, 1, 256);
-  count("hash_threads", l.hash_threads, 1, 256);
+  // hash_threads is the old name (the pool runs tail and lastlog too).
+  const char* blocking_key = renamed_key(map, "blocking_threads", "hash_threads");
+  count(blocking_key, l.blocking_threads, 1, 256);
   count("max_children", l.max_children, 1, 4096);
-  // max_digests_per_identity is the old name (it limits tail and lastlog too); one of the two.
-  const char* file_ops_key = "max_file_ops_per_identity";
-  if (map.find("max_digests_per_identity") != nullptr) {
-    if (const YamlNode* both = map.find("max_file_ops_per_identity")) {
-      fail(map.ctx("max_file_ops_per_identity"), *both,
-           "max_file_ops_per_identity and max_digests_per_identity (its old name) are both "
-           "given; keep one");
-    }
-    file_ops_key = "max_digests_per_identity";
-  }
+  // max_digests_per_identity is the old name (it limits tail and lastlog too).
+  const char* file_ops_key =
+      renamed_key(map, "max_file_ops_per_identity", "max_digests_per_identity");
   count(file_ops_key, l.max_file_ops_per_identity, 1, 256);
   if (const YamlNode* v = map.find("max_hash_bytes")) {
     l.max_hash_bytes = as_size(*v, map.ctx("max_hash_bytes"), 1, std::uint64_t{1} << 50);
@@ -219,17 +218,17 @@ void read_limits(const YamlNode& node, const NodeContext& ctx, Limits& l) {
   }
   // One principal may never hold every blocking thread: another principal's tail or hash must
   // always find one free (SECURITY-MATRIX I5).
-  if (l.max_file_ops_per_identity >= l.hash_threads) {
+  if (l.max_file_ops_per_identity >= l.blocking_threads) {
     // Point at whichever of the two keys the file gives (the per-principal one first).
     std::string_view key = file_ops_key;
     const YamlNode* v = map.find(key);
     if (v == nullptr) {
-      key = "hash_threads";
+      key = blocking_key;
       v = map.find(key);
     }
     fail(map.ctx(key), v != nullptr ? *v : node,
          std::string(file_ops_key) + " (" + std::to_string(l.max_file_ops_per_identity) +
-             ") must be less than hash_threads (" + std::to_string(l.hash_threads) +
+             ") must be less than " + blocking_key + " (" + std::to_string(l.blocking_threads) +
              "), so that one principal cannot occupy every blocking-work thread");
   }
   map.finish();
@@ -238,7 +237,7 @@ void read_limits(const YamlNode& node, const NodeContext& ctx, Limits& l) {
 void read_lastlog(const YamlNode& node, const NodeContext& ctx,
                   const std::filesystem::path& base_dir, LastlogSettings& s) {
   MapReader map(node, ctx);
-  expect_keys(map, {"path", "lines", "journal_fallback"});
+  map.expect_keys({"path", "lines", "journal_fallback"});
   // The log may be rotated away or not exist yet (journal_fallback), so it is not opened here.
   if (const YamlNode* v = map.find("path")) s.path = as_path(*v, map.ctx("path"), base_dir);
   if (const YamlNode* v = map.find("lines")) s.lines = as_count(*v, map.ctx("lines"), 1, 10'000);
@@ -262,7 +261,7 @@ bool is_env_name(std::string_view name) {
 void read_exec(const YamlNode& node, const NodeContext& ctx, const std::filesystem::path& base_dir,
                ExecSettings& e) {
   MapReader map(node, ctx);
-  expect_keys(map, {"environment", "working_directory", "umask", "guard", "max_processes", "user"});
+  map.expect_keys({"environment", "working_directory", "umask", "guard", "max_processes", "user"});
   if (const YamlNode* v = map.find("environment")) {
     const NodeContext list_ctx = map.ctx("environment");
     if (v->kind != YamlNode::Kind::sequence) fail(list_ctx, *v, "expected a list of NAME=value");
@@ -333,7 +332,7 @@ void read_exec(const YamlNode& node, const NodeContext& ctx, const std::filesyst
 
 void read_run_as(const YamlNode& node, const NodeContext& ctx, const ExecSettings& exec, RunAs& r) {
   MapReader map(node, ctx);
-  expect_keys(map, {"user", "group", "allow_root"});
+  map.expect_keys({"user", "group", "allow_root"});
   if (const YamlNode* v = map.find("user")) {
     r.user = as_string(*v, map.ctx("user"));
     const struct passwd* pw = ::getpwnam(r.user.c_str());  // start-up only: not thread-safe
@@ -370,7 +369,7 @@ void read_run_as(const YamlNode& node, const NodeContext& ctx, const ExecSetting
 
 std::string read_log_level(const YamlNode& node, const NodeContext& ctx) {
   MapReader map(node, ctx);
-  expect_keys(map, {"level"});
+  map.expect_keys({"level"});
   std::string level = "info";
   if (const YamlNode* v = map.find("level")) {
     level = as_string(*v, map.ctx("level"));
@@ -451,7 +450,8 @@ void resolve_guard(AgentConfig& config) {
 std::string restart_only_change(const AgentConfig& current, const AgentConfig& next) {
   if (current.listen != next.listen) return "listen";
   if (current.limits.io_threads != next.limits.io_threads) return "limits.io_threads";
-  if (current.limits.hash_threads != next.limits.hash_threads) return "limits.hash_threads";
+  if (current.limits.blocking_threads != next.limits.blocking_threads)
+    return "limits.blocking_threads";
   if (current.exec.umask != next.exec.umask) return "exec.umask";
   if (current.audit_path != next.audit_path) return "audit.path";
   if (current.run_as.uid != next.run_as.uid) return "run_as.user";
@@ -477,8 +477,8 @@ AgentConfig load_agent_config(const std::filesystem::path& file) {
   cfg.source = file;
   const NodeContext top{file.string(), ""};
   MapReader map(root, top);
-  expect_keys(map, {"listen", "tls", "timeouts", "limits", "lastlog", "exec", "run_as", "logging",
-                    "audit", "policy", "metrics"});
+  map.expect_keys({"listen", "tls", "timeouts", "limits", "lastlog", "exec", "run_as", "logging",
+                   "audit", "policy", "metrics"});
 
   {
     const YamlNode& listen = map.require("listen");
@@ -525,7 +525,7 @@ AgentConfig load_agent_config(const std::filesystem::path& file) {
 
   {
     MapReader audit(map.require("audit"), map.ctx("audit"));
-    expect_keys(audit, {"path"});
+    audit.expect_keys({"path"});
     // The audit log is created by the agent, so only its name is checked here.
     cfg.audit_path = as_path(audit.require("path"), audit.ctx("path"), base_dir);
     audit.finish();

@@ -48,10 +48,10 @@ struct Limits {
   std::size_t max_line_bytes = 8192;  ///< one command line, without its LF
   int max_pipelined = 16;             ///< complete lines queued behind the running command
   int io_threads = 2;                 ///< threads running the network event loop
-  int hash_threads = 4;               ///< threads for hashing and other blocking file work
-  int max_children = 16;              ///< concurrent subprocesses, agent-wide
+  int blocking_threads = 4;  ///< threads for hashing and other blocking file work (hash_threads)
+  int max_children = 16;     ///< concurrent subprocesses, agent-wide
   /// Concurrent hash/comphash/tail/lastlog work per principal (YAML alias: the old name
-  /// max_digests_per_identity). Always less than hash_threads, so one principal never holds
+  /// max_digests_per_identity). Always less than blocking_threads, so one principal never holds
   /// every blocking-work thread.
   int max_file_ops_per_identity = 2;
   std::uint64_t max_hash_bytes = 16ULL << 30;  ///< files larger than this are not hashed
@@ -117,7 +117,7 @@ AgentConfig load_agent_config(const std::filesystem::path& file);
 /// Throws ConfigError ("FILE: exec.guard: ...") when that is not an executable program.
 void resolve_guard(AgentConfig& config);
 
-/// The first key whose change needs a restart (listen, limits.io_threads, limits.hash_threads,
+/// The first key whose change needs a restart (listen, limits.io_threads, limits.blocking_threads,
 /// exec.umask, audit.path, run_as.user, run_as.group, metrics), or empty when `next` may replace
 /// `current` in a running agent.
 std::string restart_only_change(const AgentConfig& current, const AgentConfig& next);

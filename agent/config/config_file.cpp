@@ -18,12 +18,6 @@ std::string errno_text() { return std::strerror(errno); }
 
 }  // namespace
 
-std::string format_mode(mode_t mode) {
-  char buf[8];
-  std::snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(mode & 07777));
-  return buf;
-}
-
 ConfigFile read_config_file(const std::filesystem::path& path, std::size_t max_bytes) {
   const std::string file = path.string();
   // O_NONBLOCK so that a FIFO planted in place of the file cannot hang start-up before the
@@ -70,10 +64,7 @@ void check_private_key_file(const std::filesystem::path& path) {
   struct stat st {};
   if (::fstat(fd, &st) != 0) throw ConfigError(path.string() + ": cannot stat: " + errno_text());
   if (!S_ISREG(st.st_mode)) throw ConfigError(path.string() + ": not a regular file");
-  if ((st.st_mode & 077) != 0) {
-    throw ConfigError(path.string() + ": mode " + format_mode(st.st_mode) +
-                      "; a private key must not be accessible by group or others (chmod 600)");
-  }
+  if (auto s = check_private_key_mode(path, st); !s) throw ConfigError(s.error().message);
 }
 
 }  // namespace opsagent::config

@@ -31,7 +31,4 @@ void check_not_writable_by_others(const std::filesystem::path& path, const struc
 /// may already be copied. For re-checks after start-up (SIGHUP), where no YAML position exists.
 void check_private_key_file(const std::filesystem::path& path);
 
-/// "0644" for a st_mode.
-std::string format_mode(mode_t mode);
-
 }  // namespace opsagent::config

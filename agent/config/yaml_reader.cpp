@@ -219,6 +219,11 @@ const YamlNode& MapReader::require(std::string_view key) {
   fail(ctx_, node_, "missing required key '" + std::string(key) + "'");
 }
 
+void MapReader::expect_keys(std::initializer_list<std::string_view> keys) {
+  for (const auto key : keys) find(key);
+  finish();
+}
+
 void MapReader::finish() const {
   for (const auto& [k, v] : node_.entries) {
     if (known_.find(k.scalar) != known_.end()) continue;

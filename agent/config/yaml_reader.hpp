@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <initializer_list>
 #include <optional>
 #include <set>
 #include <string>
@@ -60,6 +61,9 @@ class MapReader {
   [[nodiscard]] const YamlNode& node() const { return node_; }
   /// Throws on the first key that was never asked for, listing the keys that are allowed.
   void finish() const;
+  /// Marks `keys` as known, then finish(): the map may hold no key outside `keys`. Checked
+  /// before any value is read, so an unknown key is reported before a bad value of a known one.
+  void expect_keys(std::initializer_list<std::string_view> keys);
 
  private:
   const YamlNode& node_;

@@ -37,11 +37,6 @@ constexpr std::size_t kMaxNameBytes = 64;
 constexpr std::size_t kMaxDescriptionBytes = 200;
 
 // Rejects unknown keys before anything else is read, so a misspelt key is reported as such.
-void expect_keys(MapReader& map, std::initializer_list<std::string_view> keys) {
-  for (const auto key : keys) map.find(key);
-  map.finish();
-}
-
 // Role, log, command and argument names appear in rule names, audit records and replies, so
 // they are kept to a small, unambiguous alphabet.
 void check_name(std::string_view name, const NodeContext& ctx, const YamlNode& node,
@@ -119,7 +114,7 @@ void read_logs(const YamlNode& node, const NodeContext& ctx, Policy& policy) {
 
 ArgSpec read_arg(const YamlNode& node, const NodeContext& ctx) {
   MapReader map(node, ctx);
-  expect_keys(map, {"name", "pattern", "optional"});
+  map.expect_keys({"name", "pattern", "optional"});
   ArgSpec arg;
   const YamlNode& name = map.require("name");
   arg.name = as_string(name, map.ctx("name"));
@@ -139,7 +134,7 @@ ArgSpec read_arg(const YamlNode& node, const NodeContext& ctx) {
 
 RunCommand read_command(const std::string& name, const YamlNode& node, const NodeContext& ctx) {
   MapReader map(node, ctx);
-  expect_keys(map, {"description", "argv", "args", "end_of_options", "timeout", "max_output"});
+  map.expect_keys({"description", "argv", "args", "end_of_options", "timeout", "max_output"});
   RunCommand cmd;
   cmd.name = name;
 
@@ -241,7 +236,7 @@ Role read_role(const std::string& name, const YamlNode& node, const NodeContext&
                Policy& policy) {
   const std::string prefix = "roles." + name;
   MapReader map(node, ctx);
-  expect_keys(map, {"commands", "deny", "logs", "hash", "run"});
+  map.expect_keys({"commands", "deny", "logs", "hash", "run"});
   Role role;
   role.name = name;
 
@@ -274,7 +269,7 @@ Role read_role(const std::string& name, const YamlNode& node, const NodeContext&
   }
   if (const YamlNode* v = map.find("hash")) {
     MapReader hash(*v, map.ctx("hash"));
-    expect_keys(hash, {"algorithms", "paths"});
+    hash.expect_keys({"algorithms", "paths"});
     if (const YamlNode* algs = hash.find("algorithms")) {
       role.hash.algorithms = as_name_set(*algs, hash.ctx("algorithms"));
       note_items(policy, prefix + ".hash.algorithms", *algs);
@@ -329,12 +324,12 @@ void read_roles(const YamlNode& node, const NodeContext& ctx, Policy& policy) {
 
 IdentityRule read_identity(const YamlNode& node, const NodeContext& ctx, const Policy& policy) {
   MapReader map(node, ctx);
-  expect_keys(map, {"match", "principal", "roles"});
+  map.expect_keys({"match", "principal", "roles"});
   IdentityRule rule;
 
   const YamlNode& match_node = map.require("match");
   MapReader match(match_node, map.ctx("match"));
-  expect_keys(match, {"cn", "san_dns", "san_uri", "fingerprint", "issuer", "ca_fingerprint"});
+  match.expect_keys({"cn", "san_dns", "san_uri", "fingerprint", "issuer", "ca_fingerprint"});
   const YamlNode* field_node = nullptr;
   const YamlNode* field_key_node = nullptr;
   for (const auto& [key, value] : match_node.entries) {
@@ -444,7 +439,7 @@ std::shared_ptr<const Policy> load_policy_from_text(const std::string& text,
   const NodeContext top{name, ""};
   if (root.kind == YamlNode::Kind::null) fail(top, root, "the policy is empty");
   MapReader map(root, top);
-  expect_keys(map, {"identities", "roles", "logs", "tail", "commands"});
+  map.expect_keys({"identities", "roles", "logs", "tail", "commands"});
 
   // Definitions first, so references to them can be checked as they are read.
   if (const YamlNode* v = map.find("logs")) read_logs(*v, map.ctx("logs"), *policy);
@@ -452,7 +447,7 @@ std::shared_ptr<const Policy> load_policy_from_text(const std::string& text,
   {
     const YamlNode* tail = map.find("tail");
     MapReader tail_map(tail != nullptr ? *tail : kAbsent, map.ctx("tail"));
-    expect_keys(tail_map, {"max_lines"});
+    tail_map.expect_keys({"max_lines"});
     if (const YamlNode* v = tail_map.find("max_lines")) {
       policy->tail_max_lines =
           static_cast<int>(as_int(*v, tail_map.ctx("max_lines"), 1, 1'000'000));

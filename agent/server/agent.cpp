@@ -71,7 +71,7 @@ struct Agent::State {
         process_prepared(prepare_process(*config_store.get())),
         audit(open_audit_log(config_store.get()->audit_path)),
         io(config_store.get()->limits.io_threads),
-        blocking(static_cast<std::size_t>(config_store.get()->limits.hash_threads)),
+        blocking(static_cast<std::size_t>(config_store.get()->limits.blocking_threads)),
         housekeeping(1),
         preauth_audit(*audit),
         policy_store(std::move(policy)),
@@ -92,11 +92,11 @@ struct Agent::State {
   void reload_until_caught_up() noexcept;
   void run_io() noexcept;
 
-  Snapshot<const config::AgentConfig> config_store;  // io_threads, hash_threads: start-up only
+  Snapshot<const config::AgentConfig> config_store;  // io_threads, blocking_threads: start-up only
   bool process_prepared;  // umask and subreaper, before the audit log or any child exists
   std::unique_ptr<audit::AuditLog> audit;
   asio::io_context io;
-  asio::thread_pool blocking;      // client file work (hash, tail), limits.hash_threads
+  asio::thread_pool blocking;      // client file work (hash, tail), limits.blocking_threads
   asio::thread_pool housekeeping;  // reload and the orphan sweep only: never behind client work
   PreAuthAudit preauth_audit;
   Snapshot<const policy::Policy> policy_store;

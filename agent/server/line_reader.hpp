@@ -27,12 +27,12 @@
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/experimental/channel.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <openssl/err.h>
 
+#include "agent/common/with_deadline.hpp"
 #include "agent/protocol/line_framer.hpp"
 
 namespace opsagent::server {
@@ -85,17 +85,16 @@ class LineReader {
 
   /// The next event; `idle` after the last one without a line, an idle event.
   boost::asio::awaitable<LineEvent> next(std::chrono::milliseconds idle) {
-    using namespace boost::asio::experimental::awaitable_operators;
     idle_timer_.expires_after(idle);
-    auto next = co_await (lines_.async_receive(kUse) || idle_timer_.async_wait(kUse));
+    auto next = co_await common::until_timer(lines_.async_receive(kUse), idle_timer_);
     LineEvent ev;
-    if (next.index() == 1) {
-      // A cancelled timer is stop(): the session is ending.
-      ev.kind = std::get<0>(std::get<1>(next)) ? LineEvent::Kind::eof : LineEvent::Kind::idle;
-    } else if (std::get<0>(std::get<0>(next))) {
+    if (!next) {
+      // The timer ended first: idle, unless it was cancelled by stop() (the session is ending).
+      ev.kind = stop_ ? LineEvent::Kind::eof : LineEvent::Kind::idle;
+    } else if (std::get<0>(*next)) {
       ev.kind = LineEvent::Kind::eof;  // the queue was cancelled: the session is ending
     } else {
-      ev = std::move(std::get<1>(std::get<0>(next)));
+      ev = std::move(std::get<1>(*next));
     }
     co_return ev;
   }

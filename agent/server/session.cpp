@@ -2,43 +2,26 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
-#include <openssl/err.h>
 #include <spdlog/spdlog.h>
 
 #include "agent/common/best_effort.hpp"
-#include "agent/metrics/registry.hpp"
+#include "agent/common/with_deadline.hpp"
 #include "agent/server/commands.hpp"
-#include "agent/tls/chain_check.hpp"
+#include "agent/server/handshake_failure.hpp"
 #include "agent/tls/peer_certificate.hpp"
 
 namespace opsagent::server {
 namespace asio = boost::asio;
 namespace ssl = boost::asio::ssl;
-using namespace asio::experimental::awaitable_operators;
 using boost::system::error_code;
 
 namespace {
 
-// The `reason` label of opsagent_handshake_failures_total.
-metrics::HandshakeFailure handshake_failure_kind(bool evicted, bool timed_out,
-                                                 const std::optional<tls::VerifyFailure>& verify,
-                                                 const error_code& ec) {
-  if (evicted) return metrics::HandshakeFailure::evicted;
-  if (timed_out) return metrics::HandshakeFailure::timeout;
-  if (verify) return metrics::HandshakeFailure::certificate;
-  if (ec.category() == asio::error::get_ssl_category() &&
-      ERR_GET_REASON(static_cast<unsigned long>(ec.value())) ==
-          SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE) {
-    return metrics::HandshakeFailure::certificate;
-  }
-  return metrics::HandshakeFailure::protocol;
-}
 constexpr auto kUse = asio::as_tuple(asio::use_awaitable);
 // How long to wait for the client's close_notify after sending ours; short when the agent stops.
 constexpr auto kShutdownTimeout = std::chrono::milliseconds(1000);
@@ -170,44 +153,21 @@ asio::awaitable<void> Session::run_phases() {
 }
 
 asio::awaitable<bool> Session::handshake() {
-  asio::steady_timer timer(stream_.get_executor());
-  timer.expires_after(config_->timeouts.handshake);
-  auto result =
-      co_await (stream_.async_handshake(ssl::stream_base::server, kUse) || timer.async_wait(kUse));
+  const auto done = co_await common::with_deadline(
+      stream_.async_handshake(ssl::stream_base::server, kUse), config_->timeouts.handshake);
   ctx_.registry.end_handshake();
   evictable_.store(false);
 
-  std::string reason;
-  if (end_ == EndReason::evicted) {
-    reason =
-        "evicted: max_handshakes reached and this was the oldest pending handshake of the source "
-        "with the most";
-  } else if (result.index() == 1) {
-    reason = "handshake_timeout";
-  } else if (const error_code ec = std::get<0>(std::get<0>(result)); ec) {
-    reason = ec.message();
-  } else {
+  const bool evicted = end_ == EndReason::evicted;
+  if (done && !std::get<0>(*done) && !evicted) {
     phase_ = Phase::authenticating;
     // Audited once the handshake has ended (PreAuthAudit): a secured connection always is.
     ctx_.audit.record("connection_accepted", {{"conn", info_.id}, {"peer", info_.peer}});
     co_return true;
   }
   phase_ = Phase::closing;
-  const auto verify = tls::handshake_verify_failure(stream_.native_handle());
-  const error_code handshake_ec =
-      result.index() == 0 ? std::get<0>(std::get<0>(result)) : error_code{};
-  metrics::registry().handshake_failed(handshake_failure_kind(
-      end_ == EndReason::evicted, result.index() == 1, verify, handshake_ec));
-  // The failed handshake may leave more entries on this thread's OpenSSL error queue than the
-  // one Asio took; none of them may be seen by the next connection served on this thread.
-  ERR_clear_error();
-  if (ctx_.preauth_audit.failure(source_)) {
-    ctx_.audit.record("connection_accepted", {{"conn", info_.id}, {"peer", info_.peer}});
-    audit_.tls_failure(reason, verify);
-    spdlog::info("conn {}: TLS handshake with {} failed: {}", info_.id, info_.peer, reason);
-  } else {  // over the source's budget: only counted (`tls_failures_suppressed`, I8)
-    spdlog::debug("conn {}: TLS handshake with {} failed: {}", info_.id, info_.peer, reason);
-  }
+  const HandshakeEnd how{evicted, !done, done ? std::get<0>(*done) : error_code{}};
+  report_handshake_failure(ctx_, audit_, info_, source_, stream_.native_handle(), how);
   abort_socket();
   co_return false;
 }
@@ -303,10 +263,9 @@ asio::awaitable<void> Session::close_connection(bool graceful) {
   phase_ = Phase::closing;
   co_await reader_.stopped();  // a TLS shutdown must not run beside a pending read
   if (graceful && !peer_gone_) {
-    asio::steady_timer timer(stream_.get_executor());
-    timer.expires_after(end_ == EndReason::server_shutdown ? kStoppingShutdownTimeout
-                                                           : kShutdownTimeout);
-    co_await (stream_.async_shutdown(kUse) || timer.async_wait(kUse));
+    const auto limit =
+        end_ == EndReason::server_shutdown ? kStoppingShutdownTimeout : kShutdownTimeout;
+    co_await common::with_deadline(stream_.async_shutdown(kUse), limit);
   }
   abort_socket();
 }
@@ -314,12 +273,12 @@ asio::awaitable<void> Session::close_connection(bool graceful) {
 asio::awaitable<bool> Session::send(std::string bytes) {
   if (peer_gone_) co_return false;
   write_timer_.expires_after(config_->timeouts.write_stall);
-  auto result = co_await (asio::async_write(stream_, asio::buffer(bytes), kUse) ||
-                          write_timer_.async_wait(kUse));
-  if (result.index() == 1) {
+  const auto written = co_await common::until_timer(
+      asio::async_write(stream_, asio::buffer(bytes), kUse), write_timer_);
+  if (!written) {
     spdlog::warn("conn {}: client stopped reading for {} ms; dropping it", info_.id,
                  config_->timeouts.write_stall.count());
-  } else if (!std::get<0>(std::get<0>(result))) {
+  } else if (!std::get<0>(*written)) {
     co_return true;
   }
   client_gone();

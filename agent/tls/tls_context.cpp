@@ -7,6 +7,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
 
 namespace opsagent::tls {
 namespace ssl = boost::asio::ssl;
@@ -75,6 +76,19 @@ void apply_common(SSL_CTX* ctx, bool allow_tls12, const std::string& groups) {
   }
 }
 
+// OpenSSL 3.0 fills a certificate's extension cache (key identifiers, purposes) the first time a
+// verification looks at it, and two threads verifying against a freshly loaded CA at once race on
+// that fill (ThreadSanitizer: a session re-check after SIGHUP beside another one, F4). Filling it
+// here, before the context is shared with the I/O threads, leaves them only reading.
+void fill_extension_caches(X509_STORE* store) {
+  STACK_OF(X509_OBJECT)* objects = X509_STORE_get0_objects(store);
+  for (int i = 0; i < sk_X509_OBJECT_num(objects); ++i) {
+    if (X509* cert = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objects, i))) {
+      X509_check_purpose(cert, -1, 0);  // -1: only fill the cache
+    }
+  }
+}
+
 }  // namespace
 
 std::string drain_openssl_errors() {
@@ -138,6 +152,8 @@ ssl::context make_server_context(const ServerSettings& settings) {
     // handshake ("unable to get certificate CRL"): fail closed, as for the leaf's issuer.
     X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
   }
+
+  fill_extension_caches(SSL_CTX_get_cert_store(raw));
 
   // No verify callback: OpenSSL's verdict stands, and a failed verification fails the handshake.
   ctx.set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert);

@@ -13,6 +13,7 @@
 
 #include "tests/integration/test_policy.hpp"
 #include "tests/support/agent_process.hpp"
+#include "tests/support/sanitizer.hpp"
 
 namespace opsagent::testing {
 namespace {
@@ -206,6 +207,8 @@ TEST(MatrixH, H4_SignalStormNeitherCrashesNorStalls) {
   agent.signal(SIGUSR2);
   EXPECT_EQ(client->command("run echo-args").size(), 2U);
   EXPECT_TRUE(process_alive(agent.pid()));
+  // The storm's reloads run beside the pings; under a sanitizer the first may still be running.
+  agent.wait_for_audit("policy_reload", "", nullptr, scaled(10s));
   std::size_t reloads = 0;
   for (const auto& r : agent.audit()) reloads += r["event"] == "policy_reload" ? 1 : 0;
   EXPECT_GE(reloads, 1U);

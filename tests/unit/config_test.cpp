@@ -570,7 +570,7 @@ TEST(Config, RejectsOutOfRangeValues) {
 
 // SECURITY-MATRIX I5: one principal never gets every blocking-work thread; the old key name
 // is still read, and giving both names is an error.
-TEST(Config, FileOpsPerIdentityStaysBelowTheHashThreads) {
+TEST(Config, FileOpsPerIdentityStaysBelowTheBlockingThreads) {
   const ConfigDir dir;
   const std::string base =
       "listen: [\"127.0.0.1:1\"]\naudit: {path: a}\npolicy: policy.yaml\n"
@@ -582,8 +582,18 @@ TEST(Config, FileOpsPerIdentityStaysBelowTheHashThreads) {
             std::string::npos);
   EXPECT_NE(load_error(dir, limits("{max_file_ops_per_identity: 4}"))
                 .find("limits.max_file_ops_per_identity: max_file_ops_per_identity (4) must be "
-                      "less than hash_threads (4)"),
+                      "less than blocking_threads (4)"),
             std::string::npos);
+  EXPECT_NE(load_error(dir, limits("{blocking_threads: 2, max_file_ops_per_identity: 2}"))
+                .find("max_file_ops_per_identity (2) must be less than blocking_threads (2)"),
+            std::string::npos);
+  EXPECT_NE(load_error(dir, limits("{blocking_threads: 3, hash_threads: 3}"))
+                .find("limits.blocking_threads: blocking_threads and hash_threads (its old name) "
+                      "are both given"),
+            std::string::npos);
+  EXPECT_EQ(load_agent_config(dir.write("agent.yaml", limits("{hash_threads: 5}")))
+                .limits.blocking_threads,
+            5);
   EXPECT_NE(load_error(dir, limits("{max_file_ops_per_identity: 1, max_digests_per_identity: 1}"))
                 .find("limits.max_file_ops_per_identity: max_file_ops_per_identity and "
                       "max_digests_per_identity (its old name) are both given"),
@@ -592,7 +602,7 @@ TEST(Config, FileOpsPerIdentityStaysBelowTheHashThreads) {
       load_agent_config(dir.write("agent.yaml", limits("{max_digests_per_identity: 3}")));
   EXPECT_EQ(old_name.limits.max_file_ops_per_identity, 3);
   const auto defaults = load_agent_config(dir.write("agent.yaml", base));
-  EXPECT_LT(defaults.limits.max_file_ops_per_identity, defaults.limits.hash_threads);
+  EXPECT_LT(defaults.limits.max_file_ops_per_identity, defaults.limits.blocking_threads);
 }
 
 TEST(Config, ValidatesTheChildEnvironment) {
