@@ -79,11 +79,20 @@ trap cleanup EXIT
 
 "${repo_root}/scripts/gen-dev-certs.sh" "${work}/certs" >/dev/null
 c="${work}/certs"
-pick_port() { echo $((20000 + RANDOM % 30000)); }
-agent_port="$(pick_port)"
-redis_port="$(pick_port)"
-sserver_port="$(pick_port)"
-ssh_port="$(pick_port)"
+# Ports below the ephemeral range (clients' own ports there make bind fail), each used once.
+used_ports=" "
+pick_port() {  # sets port: one nothing listens on now and this run has not used
+  while :; do
+    port=$((20000 + RANDOM % 12000))
+    [[ "${used_ports}" == *" ${port} "* ]] && continue
+    (exec 3<>"/dev/tcp/127.0.0.1/${port}") 2>/dev/null || break
+  done
+  used_ports+="${port} "
+}
+pick_port; agent_port="${port}"
+pick_port; redis_port="${port}"
+pick_port; sserver_port="${port}"
+pick_port; ssh_port="${port}"
 
 # --- the data for the streaming row: log-like lines --------------------------------------------
 big="${work}/big.log"
@@ -185,11 +194,12 @@ SSHD
 fi
 
 wait_port() {  # port
-  for _ in $(seq 1 100); do
+  for _ in $(seq 1 300); do  # 30 s: the machine may be loaded
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
     sleep 0.1
   done
-  echo "bench-peers.sh: nothing listens on $1" >&2
+  echo "bench-peers.sh: nothing listens on $1; last lines of the logs:" >&2
+  tail -n 3 "${work}"/*.log >&2 || true
   return 1
 }
 wait_port "${agent_port}"
@@ -264,8 +274,8 @@ measure_stream() {  # side rep
 # Starts a fresh server (memory freed by earlier rows would hide the growth), opens `idle_n`
 # authenticated sessions, and records the RSS growth per session; then stops that server.
 measure_idle() {  # side rep
-  local side="$1" rep="$2" pid base grown proto port
-  port="$(pick_port)"
+  local side="$1" rep="$2" pid base grown proto
+  pick_port
   if [[ "${side}" == opsagent ]]; then
     sed "s/127.0.0.1:${agent_port}/127.0.0.1:${port}/" "${work}/agent.yaml" >"${work}/idle.yaml"
     chmod 600 "${work}/idle.yaml"
