@@ -137,8 +137,8 @@ def main():
     for (row, side), cmd in cmds.items():
         out.append(f"| {row} | {side} | `{cmd}` |")
     out.append("")
-    out.append("Reproduce: `scripts/bench-peers.sh` (about 4 minutes) or "
-               "`scripts/bench-peers.sh --quick` (about 1.5 minutes); raw results beside this "
+    out.append("Reproduce: `scripts/bench-peers.sh` (about 8 minutes) or "
+               "`scripts/bench-peers.sh --quick` (about 4 minutes); raw results beside this "
                "file in `benchmarks.tsv`.")
     with open(a.out, "w") as f:
         f.write("\n".join(out) + "\n")
