@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Check formatting (clang-format, agent/ and tests/) and run clang-tidy over agent/ sources.
+# Check formatting (clang-format, agent/, tests/ and bench/) and run clang-tidy over agent/ sources.
 #
 # Usage: scripts/lint.sh [--format-only | --tidy-only] [--strict]
 #   --strict  a missing tool is an error (CI), not skipped with a note
@@ -51,7 +51,7 @@ missing_tool() {
 
 mapfile -t sources < <(find agent -type f -name '*.cpp' | sort)
 mapfile -t headers < <(find agent -type f -name '*.hpp' | sort)
-mapfile -t test_files < <(find tests -type f \( -name '*.cpp' -o -name '*.hpp' \) \
+mapfile -t test_files < <(find tests bench -type f \( -name '*.cpp' -o -name '*.hpp' \) \
   -not -path 'tests/fuzz/corpus/*' | sort)
 if [[ "${#sources[@]}" -eq 0 ]]; then
   echo "lint.sh: no sources under agent/"
@@ -61,7 +61,7 @@ fi
 if [[ "${run_format}" -eq 1 ]]; then
   if command -v "${clang_format}" >/dev/null 2>&1; then
     echo "lint.sh: ${clang_format} --dry-run -Werror on ${#sources[@]} .cpp + ${#headers[@]} .hpp" \
-      "under agent/, ${#test_files[@]} files under tests/"
+      "under agent/, ${#test_files[@]} files under tests/ and bench/"
     "${clang_format}" --dry-run -Werror "${sources[@]}" "${headers[@]}" "${test_files[@]}" ||
       status=1
   else

@@ -1,7 +1,9 @@
 #include "agent/exec/process_runner.hpp"
 
+#include <algorithm>
 #include <array>
 #include <csignal>
+#include <cstring>
 #include <optional>
 #include <tuple>
 #include <unistd.h>
@@ -29,7 +31,7 @@ constexpr std::size_t kChannelCapacity = 8;  // chunks in flight between the pip
 struct Event {
   enum class Kind { lines, eof } kind = Kind::lines;
   OutputStream stream = OutputStream::out;
-  std::vector<std::string> lines;
+  LineBatch lines;
   std::size_t bytes = 0;
 };
 
@@ -56,23 +58,35 @@ struct RunState {
   }
 };
 
-// Splits what the pipe gives into lines; the unfinished tail waits for more (bounded).
-std::vector<std::string> split_lines(std::string& partial, std::string_view data,
-                                     std::size_t max_line) {
-  std::vector<std::string> lines;
-  for (const char c : data) {
-    if (c == '\n') {
-      lines.push_back(std::move(partial));
+// Splits what the pipe gives into lines; the unfinished tail waits for more (bounded). Whole
+// lines are copied once, into the batch's one buffer.
+void split_lines(std::string& partial, std::string_view data, std::size_t max_line,
+                 LineBatch& lines) {
+  lines.reserve(data.size());
+  while (!data.empty()) {
+    const std::size_t room = max_line - partial.size();  // > 0: a full partial is cut at once
+    const std::size_t scan = std::min(data.size(), room);
+    const void* lf = std::memchr(data.data(), '\n', scan);
+    if (lf != nullptr) {
+      const auto n = static_cast<std::size_t>(static_cast<const char*>(lf) - data.data());
+      if (partial.empty()) {
+        lines.push(data.substr(0, n));
+      } else {
+        partial.append(data.substr(0, n));
+        lines.push(partial);
+        partial.clear();
+      }
+      data.remove_prefix(n + 1);
+    } else if (scan == room) {  // max_line bytes without an LF: cut here
+      partial.append(data.substr(0, scan));
+      lines.push(partial);
       partial.clear();
-      continue;
-    }
-    partial.push_back(c);
-    if (partial.size() >= max_line) {
-      lines.push_back(std::move(partial));
-      partial.clear();
+      data.remove_prefix(scan);
+    } else {
+      partial.append(data);
+      data = {};
     }
   }
-  return lines;
 }
 
 asio::awaitable<void> pump(RunState& st, asio::readable_pipe& pipe, OutputStream stream) {
@@ -83,9 +97,9 @@ asio::awaitable<void> pump(RunState& st, asio::readable_pipe& pipe, OutputStream
     auto ec = std::get<0>(read);
     auto n = std::get<1>(read);
     Event ev{Event::Kind::lines, stream, {}, n};
-    if (n > 0) ev.lines = split_lines(partial, std::string_view(buf.data(), n), st.limits.max_line);
+    if (n > 0) split_lines(partial, std::string_view(buf.data(), n), st.limits.max_line, ev.lines);
     if (ec) {
-      if (!partial.empty()) ev.lines.push_back(std::move(partial));
+      if (!partial.empty()) ev.lines.push(partial);
       ev.kind = Event::Kind::eof;
     }
     if (!ev.lines.empty() || ev.kind == Event::Kind::eof || n > 0) {
@@ -160,7 +174,7 @@ asio::awaitable<void> consume(RunState& st, OutputSink& sink, RunOutcome& outcom
       deliver = false;
     }
     if (deliver && !ev.lines.empty()) {
-      std::vector<std::string> lines = std::move(ev.lines);
+      LineBatch lines = std::move(ev.lines);
       const bool delivered = co_await sink.deliver(ev.stream, std::move(lines));
       if (!delivered) {
         st.kill(RunEnd::receiver_gone, SIGKILL);

@@ -11,6 +11,7 @@
 
 #include <boost/asio/awaitable.hpp>
 
+#include "agent/common/line_batch.hpp"
 #include "agent/exec/child_process.hpp"
 
 namespace opsagent::exec {
@@ -23,8 +24,7 @@ class OutputSink {
   virtual ~OutputSink() = default;
   /// Delivers complete lines (without LF) of one stream, in order. Completing the await is the
   /// back-pressure; return false when the receiver is gone (the child is then killed).
-  virtual boost::asio::awaitable<bool> deliver(OutputStream stream,
-                                               std::vector<std::string> lines) = 0;
+  virtual boost::asio::awaitable<bool> deliver(OutputStream stream, LineBatch lines) = 0;
 };
 
 struct RunLimits {

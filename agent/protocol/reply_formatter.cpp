@@ -1,7 +1,9 @@
 #include "agent/protocol/reply_formatter.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
+#include <cstring>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -24,6 +26,42 @@ static_assert(kMaxDataLineText + kFramingBytes <= kMaxReplyLineBytes);
 static_assert(kMaxMessageText + kFramingBytes < kMaxReplyLineBytes);
 
 enum class Encoding { text, json };
+
+// True for the bytes sanitize_line keeps as they are: TAB and printable ASCII.
+constexpr bool is_plain(unsigned char b) { return b == '\t' || (b >= 0x20 && b < 0x7F); }
+
+// The length of the leading run of plain bytes. Command output is mostly plain: eight bytes at
+// a time, byte by byte only around a byte that is not (TAB included, which is plain).
+std::size_t plain_run(std::string_view bytes) {
+  constexpr std::uint64_t kLow7 = 0x7F7F7F7F7F7F7F7FULL;
+  constexpr std::uint64_t kHigh = 0x8080808080808080ULL;
+  constexpr std::uint64_t kAdd60 = 0x6060606060606060ULL;  // (b & 0x7F) + 0x60 < 0x80: b < 0x20
+  constexpr std::uint64_t kAdd01 = 0x0101010101010101ULL;  // (b & 0x7F) + 0x01 = 0x80: b = 0x7F
+  const char* p = bytes.data();
+  const std::size_t n = bytes.size();
+  std::size_t i = 0;
+  while (i < n) {
+    while (i + 8 <= n) {
+      std::uint64_t w = 0;
+      std::memcpy(&w, p + i, sizeof w);
+      const std::uint64_t low = w & kLow7;
+      if (((w | ~(low + kAdd60) | (low + kAdd01)) & kHigh) != 0) break;
+      i += 8;
+    }
+    const std::size_t stop = std::min(n, i + 8);
+    for (; i < stop; ++i) {
+      if (!is_plain(static_cast<unsigned char>(p[i]))) return i;
+    }
+  }
+  return n;
+}
+
+// Appends "\xNN" (upper-case hex) for one byte.
+void append_hex_escape(std::string& out, unsigned char b) {
+  constexpr std::string_view kHex = "0123456789ABCDEF";
+  const std::array<char, 4> esc{'\\', 'x', kHex[b >> 4U], kHex[b & 0xFU]};
+  out.append(esc.data(), esc.size());
+}
 
 // How many bytes the character at `pos` (a well-formed UTF-8 sequence, else one byte) takes,
 // in the input (`length`) and once escaped by sanitize_line (text) or by nlohmann::json::dump
@@ -58,6 +96,12 @@ std::string_view fitting_prefix(std::string_view bytes, std::size_t budget, Enco
   std::size_t pos = 0;
   std::size_t used = 0;
   while (pos < bytes.size()) {
+    if (encoding == Encoding::text) {  // plain runs escape to themselves: skip them whole
+      const std::size_t run = plain_run(bytes.substr(pos, budget - used));
+      pos += run;
+      used += run;
+      if (pos == bytes.size()) break;
+    }
     const Unit u = next_unit(bytes, pos, encoding);
     if (used + u.escaped > budget) break;
     used += u.escaped;
@@ -96,7 +140,7 @@ void append_fields_text(std::string& out, const std::vector<Field>& fields) {
     out.push_back(' ');
     out += f.key;
     out.push_back('=');
-    out += sanitize_line(capped(f.value, budget, Encoding::text));
+    sanitize_append(out, capped(f.value, budget, Encoding::text));
   }
 }
 
@@ -123,19 +167,16 @@ bool is_bidi_control(std::uint32_t cp) {
 
 }  // namespace
 
-std::string sanitize_line(std::string_view bytes) {
-  std::string out;
-  out.reserve(bytes.size());
+void sanitize_append(std::string& out, std::string_view bytes) {
   std::size_t i = 0;
   while (i < bytes.size()) {
+    const std::size_t run = plain_run(bytes.substr(i));
+    out.append(bytes.substr(i, run));
+    i += run;
+    if (i == bytes.size()) break;
     const auto b0 = static_cast<unsigned char>(bytes[i]);
-    if (b0 == '\t' || (b0 >= 0x20 && b0 < 0x7F)) {
-      out.push_back(static_cast<char>(b0));
-      ++i;
-      continue;
-    }
     if (b0 < 0x20 || b0 == 0x7F) {
-      out += fmt::format("\\x{:02X}", b0);
+      append_hex_escape(out, b0);
       ++i;
       continue;
     }
@@ -155,6 +196,12 @@ std::string sanitize_line(std::string_view bytes) {
     }
     i += len;
   }
+}
+
+std::string sanitize_line(std::string_view bytes) {
+  std::string out;
+  out.reserve(bytes.size());
+  sanitize_append(out, bytes);
   return out;
 }
 
@@ -172,7 +219,7 @@ void ReplyFormatter::data(std::string& out, Channel channel, std::string_view li
       append_json_line(out, j);
     } else {
       out += channel == Channel::out ? kOutPrefix : kErrPrefix;
-      out += sanitize_line(piece);
+      sanitize_append(out, piece);
       out.push_back('\n');
     }
   } while (!line.empty());
@@ -192,7 +239,7 @@ void ReplyFormatter::ok(std::string& out, std::string_view message,
   out += "OK";
   if (!message.empty()) {
     out.push_back(' ');
-    out += sanitize_line(capped(message, kMaxMessageText, Encoding::text));
+    sanitize_append(out, capped(message, kMaxMessageText, Encoding::text));
   }
   append_fields_text(out, fields);
   out.push_back('\n');
@@ -214,7 +261,7 @@ void ReplyFormatter::error(std::string& out, ErrorCode code, std::string_view me
   out += to_string(code);
   if (!message.empty()) {
     out.push_back(' ');
-    out += sanitize_line(capped(message, kMaxMessageText, Encoding::text));
+    sanitize_append(out, capped(message, kMaxMessageText, Encoding::text));
   }
   append_fields_text(out, fields);
   out.push_back('\n');

@@ -63,5 +63,7 @@ class ReplyFormatter {
 /// for text from the network or an inventory: the agent's text replies and everything opsctl
 /// prints use it.
 std::string sanitize_line(std::string_view bytes);
+/// sanitize_line(bytes), appended to `out` without a temporary string.
+void sanitize_append(std::string& out, std::string_view bytes);
 
 }  // namespace opsagent::protocol

@@ -51,8 +51,7 @@ class BlockingSlot {
 class RunSink : public exec::OutputSink {
  public:
   explicit RunSink(ReplyStream& out) : out_(out) {}
-  asio::awaitable<bool> deliver(exec::OutputStream stream,
-                                std::vector<std::string> lines) override {
+  asio::awaitable<bool> deliver(exec::OutputStream stream, LineBatch lines) override {
     co_return co_await out_.send_lines(
         stream == exec::OutputStream::out ? Channel::out : Channel::err, lines);
   }

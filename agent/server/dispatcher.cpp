@@ -32,6 +32,14 @@ nlohmann::json audit_args(const std::vector<std::string>& args) {
   return out;
 }
 
+// Verbs answered from the session's own state, without files, children or the blocking pool:
+// their final lines may wait for the replies to the lines pipelined behind them.
+bool answers_at_once(protocol::Verb verb) {
+  using protocol::Verb;
+  return verb == Verb::ping || verb == Verb::help || verb == Verb::whoami || verb == Verb::json ||
+         verb == Verb::exit || verb == Verb::quit;
+}
+
 }  // namespace
 
 Dispatcher::Dispatcher(audit::AuditLog& audit, Snapshot<const policy::Policy>& policy,
@@ -53,7 +61,7 @@ asio::awaitable<Dispatcher::Next> Dispatcher::handle_line(std::string_view line)
                                        {"reason", parsed.error().message}});
     std::string out;
     out_.formatter().error(out, parsed.error().code, parsed.error().message);
-    co_await out_.send(std::move(out));
+    co_await out_.send_final(std::move(out));
     metrics::registry().reply_bytes.inc(out_.bytes_sent());
     co_return Next::keep_open;
   }
@@ -104,6 +112,8 @@ asio::awaitable<Dispatcher::Next> Dispatcher::handle_line(std::string_view line)
   if (early) {
     outcome = std::move(*early);
   } else {
+    // Replies held for pipelining leave before a command that may take a while.
+    if (!answers_at_once(verb->verb)) co_await out_.flush();
     outcome = co_await handlers_->execute(*verb, cmd, decision, out_);
   }
 
@@ -115,7 +125,7 @@ asio::awaitable<Dispatcher::Next> Dispatcher::handle_line(std::string_view line)
     } else {
       out_.formatter().error(out, outcome.code, outcome.message, outcome.fields);
     }
-    const bool sent = co_await out_.send(std::move(out));
+    const bool sent = co_await out_.send_final(std::move(out));
     if (!sent) outcome.client_gone = true;
   }
   const auto elapsed = std::chrono::steady_clock::now() - started;

@@ -83,8 +83,22 @@ class LineReader {
     }
   }
 
+  /// The next event if one is queued already (pipelined lines): true and `ev` set, without
+  /// waiting and without arming the idle timer.
+  bool try_next(LineEvent& ev) {
+    return lines_.try_receive([&ev](boost::system::error_code ec, LineEvent queued) {
+      if (ec) {
+        ev.kind = LineEvent::Kind::eof;  // the queue was cancelled: the session is ending
+      } else {
+        ev = std::move(queued);
+      }
+    });
+  }
+
   /// The next event; `idle` after the last one without a line, an idle event.
   boost::asio::awaitable<LineEvent> next(std::chrono::milliseconds idle) {
+    LineEvent ready;
+    if (try_next(ready)) co_return ready;
     idle_timer_.expires_after(idle);
     auto next = co_await common::until_timer(lines_.async_receive(kUse), idle_timer_);
     LineEvent ev;

@@ -8,6 +8,7 @@
 
 #include <boost/asio/awaitable.hpp>
 
+#include "agent/common/line_batch.hpp"
 #include "agent/protocol/reply_formatter.hpp"
 
 namespace opsagent::server {
@@ -16,8 +17,17 @@ namespace opsagent::server {
 class ReplySink {
  public:
   virtual ~ReplySink() = default;
-  /// Writes `bytes` to the client; false when the client is gone or stalled.
+  /// Writes `bytes` (after whatever send_later() holds) to the client; false when the client
+  /// is gone or stalled.
   virtual boost::asio::awaitable<bool> send(std::string bytes) = 0;
+  /// Queues `bytes` to go out with the next write (flush(), send(), or when enough is queued),
+  /// so that the replies to pipelined commands leave in one TLS write. False when the client
+  /// is known to be gone. By default the same as send().
+  virtual boost::asio::awaitable<bool> send_later(std::string bytes) {
+    co_return co_await send(std::move(bytes));
+  }
+  /// Writes what send_later() queued; false when the client is gone or stalled.
+  virtual boost::asio::awaitable<bool> flush() { co_return true; }
 };
 
 /// One per session, used only on its strand.
@@ -27,10 +37,16 @@ class ReplyStream {
 
   /// Writes already framed bytes; false when the client is gone.
   boost::asio::awaitable<bool> send(std::string bytes);
+  /// Queues a command's final line (ReplySink::send_later); false when the client is gone.
+  boost::asio::awaitable<bool> send_final(std::string bytes);
+  /// Writes the queued final lines now: before a command that may take a while.
+  boost::asio::awaitable<bool> flush() { co_return co_await sink_.flush(); }
   /// Frames and writes data lines; false when the client is gone. Awaiting it is the
   /// back-pressure on whatever produces the lines.
   boost::asio::awaitable<bool> send_lines(protocol::Channel channel,
                                           const std::vector<std::string>& lines);
+  /// The same for a batch of lines in one buffer (a child's output): one write per batch.
+  boost::asio::awaitable<bool> send_lines(protocol::Channel channel, const LineBatch& lines);
 
   /// Reply framing (text or JSON) in force on this session.
   [[nodiscard]] const protocol::ReplyFormatter& formatter() const noexcept { return fmt_; }

@@ -25,6 +25,8 @@ namespace {
 constexpr auto kUse = asio::as_tuple(asio::use_awaitable);
 // How long to wait for the client's close_notify after sending ours; short when the agent stops.
 constexpr auto kShutdownTimeout = std::chrono::milliseconds(1000);
+// Held final lines are written once this much is held, pipelined lines left or not.
+constexpr std::size_t kHeldBytes = 16 * 1024;
 constexpr auto kStoppingShutdownTimeout = std::chrono::milliseconds(100);
 }  // namespace
 
@@ -232,7 +234,14 @@ asio::awaitable<void> Session::refuse(ErrorCode code, std::string message) {
 // (Plain if/else around co_await: GCC 12 mishandles co_await inside switch and ?: bodies.)
 asio::awaitable<void> Session::serve() {
   while (!end_) {
-    LineEvent ev = co_await reader_.next(config_->timeouts.idle);
+    // Lines the client pipelined are answered first; their replies leave in one write when
+    // none is left to answer (or send_later's bound is reached).
+    LineEvent ev;
+    const bool queued = reader_.try_next(ev);
+    if (!queued) {
+      co_await flush();
+      ev = co_await reader_.next(config_->timeouts.idle);
+    }
     if (end_) break;
     if (peer_gone_ || ev.kind == LineEvent::Kind::eof) {
       end(EndReason::client_closed);
@@ -261,7 +270,8 @@ asio::awaitable<void> Session::say_goodbye() {
 
 asio::awaitable<void> Session::close_connection(bool graceful) {
   phase_ = Phase::closing;
-  co_await reader_.stopped();  // a TLS shutdown must not run beside a pending read
+  if (graceful) co_await flush();  // e.g. "OK bye"
+  co_await reader_.stopped();      // a TLS shutdown must not run beside a pending read
   if (graceful && !peer_gone_) {
     const auto limit =
         end_ == EndReason::server_shutdown ? kStoppingShutdownTimeout : kShutdownTimeout;
@@ -270,8 +280,27 @@ asio::awaitable<void> Session::close_connection(bool graceful) {
   abort_socket();
 }
 
+asio::awaitable<bool> Session::send_later(std::string bytes) {
+  if (peer_gone_) co_return false;
+  held_ += bytes;
+  if (held_.size() < kHeldBytes) co_return true;
+  co_return co_await flush();
+}
+
+asio::awaitable<bool> Session::flush() {
+  if (held_.empty()) co_return !peer_gone_;
+  std::string bytes;
+  bytes.swap(held_);
+  co_return co_await send(std::move(bytes));
+}
+
 asio::awaitable<bool> Session::send(std::string bytes) {
   if (peer_gone_) co_return false;
+  if (!held_.empty()) {  // held final lines go first, in the same write
+    held_ += bytes;
+    bytes.swap(held_);
+    held_.clear();
+  }
   write_timer_.expires_after(config_->timeouts.write_stall);
   const auto written = co_await common::until_timer(
       asio::async_write(stream_, asio::buffer(bytes), kUse), write_timer_);

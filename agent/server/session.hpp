@@ -76,7 +76,9 @@ class Session : public std::enable_shared_from_this<Session>, public ReplySink {
   boost::asio::awaitable<void> serve();
   boost::asio::awaitable<void> say_goodbye();
   boost::asio::awaitable<void> close_connection(bool graceful);
-  boost::asio::awaitable<bool> send(std::string bytes) override;  // ReplySink
+  boost::asio::awaitable<bool> send(std::string bytes) override;        // ReplySink
+  boost::asio::awaitable<bool> send_later(std::string bytes) override;  // ReplySink
+  boost::asio::awaitable<bool> flush() override;                        // ReplySink
   boost::asio::awaitable<void> refuse(ErrorCode code, std::string message);
 
   /// Records why the session ends; the first reason stays.
@@ -122,6 +124,7 @@ class Session : public std::enable_shared_from_this<Session>, public ReplySink {
   std::optional<Dispatcher> dispatcher_;
   Phase phase_ = Phase::handshake;  // holds a handshake slot while in Phase::handshake
   std::optional<EndReason> end_;
+  std::string held_;  // final lines held by send_later() until the pipelined lines are answered
   bool peer_gone_ = false;             // the client left or stopped reading: write nothing more
   std::atomic<bool> evictable_{true};  // in its handshake and not yet picked by try_evict()
   std::chrono::steady_clock::time_point started_;

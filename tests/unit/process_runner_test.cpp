@@ -34,9 +34,9 @@ mode_t current_umask() {
 
 class RecordingSink : public OutputSink {
  public:
-  asio::awaitable<bool> deliver(OutputStream stream, std::vector<std::string> lines) override {
+  asio::awaitable<bool> deliver(OutputStream stream, LineBatch lines) override {
     auto& to = stream == OutputStream::out ? out : err;
-    to.insert(to.end(), lines.begin(), lines.end());
+    for (std::size_t i = 0; i < lines.size(); ++i) to.emplace_back(lines[i]);
     ++deliveries;
     co_return accept;
   }

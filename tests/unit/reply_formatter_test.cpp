@@ -2,12 +2,16 @@
 
 #include "agent/protocol/reply_formatter.hpp"
 
+#include <random>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+
+#include "agent/common/utf8.hpp"
 
 namespace opsagent::protocol {
 namespace {
@@ -171,6 +175,68 @@ TEST(ReplyFormatter, SanitizesEveryByteValueToPrintableText) {
     EXPECT_TRUE(has_no_controls(out) || b == '\t') << "byte " << b << " -> " << out;
     EXPECT_EQ(out.find('\n'), std::string::npos) << "byte " << b;
     EXPECT_EQ(out.find('\r'), std::string::npos) << "byte " << b;
+  }
+}
+
+// The byte-at-a-time escaping sanitize_line had before its plain-run fast path (issue 13): the
+// fast path must give exactly the same text.
+std::string reference_sanitize(std::string_view bytes) {
+  std::string out;
+  std::size_t i = 0;
+  while (i < bytes.size()) {
+    const auto b0 = static_cast<unsigned char>(bytes[i]);
+    if (b0 == '\t' || (b0 >= 0x20 && b0 < 0x7F)) {
+      out.push_back(static_cast<char>(b0));
+      ++i;
+    } else if (b0 < 0x20 || b0 == 0x7F) {
+      out += fmt::format("\\x{:02X}", b0);
+      ++i;
+    } else {
+      std::uint32_t cp = 0;
+      const std::size_t len = utf8_sequence(bytes, i, cp);
+      if (len <= 1) {
+        out += kFffd;
+        ++i;
+        continue;
+      }
+      const bool bidi = (cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069);
+      if (cp <= 0x9F || bidi) {
+        out += fmt::format("\\u{:04X}", cp);
+      } else {
+        out.append(bytes.substr(i, len));
+      }
+      i += len;
+    }
+  }
+  return out;
+}
+
+TEST(ReplyFormatter, SanitizesMixedTextExactlyLikeTheByteByByteReference) {
+  const std::vector<std::string> pieces = {"plain text ",
+                                           "\t",
+                                           "\x01",
+                                           "\x1B[31m",
+                                           "\x7F",
+                                           "caf\xC3\xA9",
+                                           "\xC2\x85",
+                                           "\xE2\x80\xAE",
+                                           "\xF0\x9F\x98\x80",
+                                           "\xFF",
+                                           "\xC3",
+                                           "~}|{",
+                                           "0123456789abcdef",
+                                           " ",
+                                           "\x1F"};
+  std::mt19937 rng(13);  // fixed: the same 2,000 lines every run
+  std::uniform_int_distribution<std::size_t> pick(0, pieces.size() - 1);
+  std::uniform_int_distribution<int> count(0, 24);
+  for (int n = 0; n < 2000; ++n) {
+    std::string line;
+    for (int k = count(rng); k > 0; --k) line += pieces[pick(rng)];
+    ASSERT_EQ(sanitize_line(line), reference_sanitize(line)) << "line " << n;
+    std::string appended = "prefix";
+    sanitize_append(appended, line);
+    ASSERT_EQ(appended, "prefix" + reference_sanitize(line)) << "line " << n;
   }
 }
 

@@ -1,0 +1,405 @@
+// opsagent-loadgen: a TLS 1.3 load generator for benchmarks (bench/, scripts/bench-peers.sh).
+// Not a test and not installed. It speaks three line protocols over mutual TLS:
+//   opsagent  a greeting line, then per request data lines ("| ", "! ") and one final line
+//             ("OK …" or "ERR …")
+//   redis     Redis's inline protocol: one request line, one reply line (+, -, :)
+//   line      one reply line per request line (`openssl s_server -rev`)
+// Modes:
+//   requests   N connections made first, then each keeps D requests in flight (pipelining)
+//              for --duration seconds or until --count requests completed
+//   idle       N connections made (greeting read), "ready" on stderr, held for --duration
+//              seconds without a request, then closed: the server's memory per idle session
+//   handshake  N loops (1 = serial) each making a new connection per request: TCP connect,
+//              full TLS handshake (no resumption), greeting, one request, its reply, close
+// Prints one JSON object: requests, seconds, req_per_s, latency percentiles, client CPU.
+//
+// The same binary drives both sides of each comparison, so client costs cancel out of ratios.
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <sys/resource.h>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <fmt/format.h>
+
+#include "bench/latency_stats.hpp"
+
+namespace asio = boost::asio;
+namespace ssl = boost::asio::ssl;
+using asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+using Stream = ssl::stream<tcp::socket>;
+
+namespace {
+
+constexpr auto kUse = asio::as_tuple(asio::use_awaitable);
+constexpr std::size_t kReadChunk = 64 * 1024;
+
+enum class Proto { opsagent, redis, line };
+enum class Mode { requests, handshake, idle };
+
+struct Options {
+  std::string host = "127.0.0.1";
+  std::string port;
+  std::string cert, key, ca;
+  Proto proto = Proto::opsagent;
+  Mode mode = Mode::requests;
+  std::string request;  // without the line end
+  int conns = 1;
+  int depth = 1;
+  int threads = 1;
+  double duration = 5.0;
+  long count = 0;  // 0: run for `duration`
+};
+
+[[noreturn]] void usage(const char* problem) {
+  std::fprintf(
+      stderr,
+      "opsagent-loadgen: %s\n"
+      "usage: opsagent-loadgen --port P --cert C --key K --ca CA\n"
+      "  [--host 127.0.0.1] [--proto opsagent|redis|line] [--mode requests|handshake|idle]\n"
+      "  [--request LINE] [--conns N] [--depth D] [--threads T]\n"
+      "  [--duration SECONDS | --count N]\n",
+      problem);
+  std::exit(2);
+}
+
+Options parse(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (i + 1 >= argc) usage(fmt::format("{} needs a value", arg).c_str());
+    const std::string value = argv[++i];
+    if (arg == "--host") {
+      o.host = value;
+    } else if (arg == "--port") {
+      o.port = value;
+    } else if (arg == "--cert") {
+      o.cert = value;
+    } else if (arg == "--key") {
+      o.key = value;
+    } else if (arg == "--ca") {
+      o.ca = value;
+    } else if (arg == "--proto") {
+      if (value == "opsagent") {
+        o.proto = Proto::opsagent;
+      } else if (value == "redis") {
+        o.proto = Proto::redis;
+      } else if (value == "line") {
+        o.proto = Proto::line;
+      } else {
+        usage("--proto: opsagent, redis or line");
+      }
+    } else if (arg == "--mode") {
+      if (value == "requests") {
+        o.mode = Mode::requests;
+      } else if (value == "handshake") {
+        o.mode = Mode::handshake;
+      } else if (value == "idle") {
+        o.mode = Mode::idle;
+      } else {
+        usage("--mode: requests, handshake or idle");
+      }
+    } else if (arg == "--request") {
+      o.request = value;
+    } else if (arg == "--conns") {
+      o.conns = std::atoi(value.c_str());
+    } else if (arg == "--depth") {
+      o.depth = std::atoi(value.c_str());
+    } else if (arg == "--threads") {
+      o.threads = std::atoi(value.c_str());
+    } else if (arg == "--duration") {
+      o.duration = std::atof(value.c_str());
+    } else if (arg == "--count") {
+      o.count = std::atol(value.c_str());
+    } else {
+      usage(fmt::format("unknown option {}", arg).c_str());
+    }
+  }
+  if (o.port.empty() || o.cert.empty() || o.key.empty() || o.ca.empty()) {
+    usage("--port, --cert, --key and --ca are required");
+  }
+  if (o.conns < 1 || o.depth < 1 || o.threads < 1) usage("--conns, --depth, --threads >= 1");
+  if (o.request.empty()) o.request = o.proto == Proto::redis ? "PING" : "ping";
+  return o;
+}
+
+ssl::context make_context(const Options& o) {
+  ssl::context ctx(ssl::context::tls_client);
+  SSL_CTX_set_min_proto_version(ctx.native_handle(), TLS1_3_VERSION);
+  // Every connection of the handshake mode is a full handshake: no session cache, no tickets.
+  SSL_CTX_set_session_cache_mode(ctx.native_handle(), SSL_SESS_CACHE_OFF);
+  SSL_CTX_set_options(ctx.native_handle(), SSL_OP_NO_TICKET);
+  ctx.use_certificate_chain_file(o.cert);
+  ctx.use_private_key_file(o.key, ssl::context::pem);
+  ctx.load_verify_file(o.ca);
+  ctx.set_verify_mode(ssl::verify_peer);
+  return ctx;
+}
+
+// Splits replies out of the bytes read; knows where each protocol's reply ends.
+class ReplyScanner {
+ public:
+  explicit ReplyScanner(Proto proto) : proto_(proto) {}
+
+  /// Appends `data`; returns how many complete replies it finished.
+  int feed(std::string_view data) {
+    pending_.append(data);
+    int replies = 0;
+    std::size_t pos = 0;
+    for (;;) {
+      const void* nl = std::memchr(pending_.data() + pos, '\n', pending_.size() - pos);
+      if (nl == nullptr) break;
+      const auto end = static_cast<std::size_t>(static_cast<const char*>(nl) - pending_.data());
+      const char first = end > pos ? pending_[pos] : '\0';
+      pos = end + 1;
+      if (proto_ == Proto::opsagent && (first == '|' || first == '!')) continue;  // data line
+      ++replies;
+    }
+    pending_.erase(0, pos);
+    return replies;
+  }
+
+ private:
+  Proto proto_;
+  std::string pending_;
+};
+
+struct Shared {
+  const Options& opts;
+  ssl::context& ctx;
+  tcp::resolver::results_type endpoints;
+  Clock::time_point deadline;
+  std::atomic<long> issued{0};
+  std::atomic<long> errors{0};
+};
+
+struct Conn {
+  std::unique_ptr<Stream> stream;
+  opsagent::bench::LatencyStats stats;
+  long done = 0;
+};
+
+// Reads the greeting line the agent sends after the handshake.
+asio::awaitable<bool> read_greeting(Stream& s, ReplyScanner& scanner, std::vector<char>& buf) {
+  for (;;) {
+    const auto r = co_await s.async_read_some(asio::buffer(buf), kUse);
+    if (std::get<0>(r)) co_return false;
+    if (scanner.feed(std::string_view(buf.data(), std::get<1>(r))) > 0) co_return true;
+  }
+}
+
+asio::awaitable<bool> open(Shared& sh, Conn& c) {
+  auto exec = co_await asio::this_coro::executor;
+  c.stream = std::make_unique<Stream>(exec, sh.ctx);
+  const auto connected = co_await asio::async_connect(c.stream->next_layer(), sh.endpoints, kUse);
+  if (std::get<0>(connected)) co_return false;
+  c.stream->next_layer().set_option(tcp::no_delay(true));
+  const auto hs = co_await c.stream->async_handshake(ssl::stream_base::client, kUse);
+  if (std::get<0>(hs)) {
+    std::fprintf(stderr, "handshake: %s\n", std::get<0>(hs).message().c_str());
+    co_return false;
+  }
+  co_return true;
+}
+
+bool may_issue(Shared& sh) {
+  if (sh.opts.count > 0) return sh.issued.fetch_add(1) < sh.opts.count;
+  return Clock::now() < sh.deadline;
+}
+
+asio::awaitable<void> connect_one(Shared& sh, Conn& c) {
+  const bool ok = co_await open(sh, c);
+  if (!ok) {
+    ++sh.errors;
+    c.stream.reset();
+    co_return;
+  }
+  if (sh.opts.proto == Proto::opsagent) {
+    ReplyScanner scanner(sh.opts.proto);
+    std::vector<char> buf(kReadChunk);
+    const bool greeted = co_await read_greeting(*c.stream, scanner, buf);
+    if (!greeted) {
+      ++sh.errors;
+      c.stream.reset();
+    }
+  }
+}
+
+// Keeps up to `depth` requests in flight on one connection until the run ends.
+asio::awaitable<void> drive(Shared& sh, Conn& c) {
+  if (!c.stream) co_return;
+  const std::string line = sh.opts.request + (sh.opts.proto == Proto::redis ? "\r\n" : "\n");
+  ReplyScanner scanner(sh.opts.proto);
+  std::vector<char> buf(kReadChunk);
+  std::deque<Clock::time_point> sent;
+  std::string out;
+  bool stopping = false;
+  for (;;) {
+    out.clear();
+    while (!stopping && static_cast<int>(sent.size()) < sh.opts.depth) {
+      if (!may_issue(sh)) {
+        stopping = true;
+        break;
+      }
+      out += line;
+      sent.push_back(Clock::now());
+    }
+    if (!out.empty()) {
+      const auto w = co_await asio::async_write(*c.stream, asio::buffer(out), kUse);
+      if (std::get<0>(w)) {
+        ++sh.errors;
+        co_return;
+      }
+    }
+    if (sent.empty()) break;
+    const auto r = co_await c.stream->async_read_some(asio::buffer(buf), kUse);
+    if (std::get<0>(r)) {
+      ++sh.errors;
+      co_return;
+    }
+    int replies = scanner.feed(std::string_view(buf.data(), std::get<1>(r)));
+    const auto now = Clock::now();
+    while (replies-- > 0 && !sent.empty()) {
+      c.stats.add(std::chrono::duration_cast<std::chrono::nanoseconds>(now - sent.front()).count());
+      sent.pop_front();
+      ++c.done;
+    }
+  }
+}
+
+// A new connection per request: connect, full handshake, greeting, request, reply, close.
+asio::awaitable<void> handshake_loop(Shared& sh, Conn& c) {
+  const std::string line = sh.opts.request + (sh.opts.proto == Proto::redis ? "\r\n" : "\n");
+  std::vector<char> buf(kReadChunk);
+  while (may_issue(sh)) {
+    const auto start = Clock::now();
+    Conn one;
+    const bool ok = co_await open(sh, one);
+    if (!ok) {
+      ++sh.errors;
+      continue;
+    }
+    ReplyScanner scanner(sh.opts.proto);
+    if (sh.opts.proto == Proto::opsagent) {
+      const bool greeted = co_await read_greeting(*one.stream, scanner, buf);
+      if (!greeted) {
+        ++sh.errors;
+        continue;
+      }
+    }
+    const auto w = co_await asio::async_write(*one.stream, asio::buffer(line), kUse);
+    if (std::get<0>(w)) {
+      ++sh.errors;
+      continue;
+    }
+    int replies = 0;
+    bool failed = false;
+    while (replies == 0) {
+      const auto r = co_await one.stream->async_read_some(asio::buffer(buf), kUse);
+      if (std::get<0>(r)) {
+        failed = true;
+        break;
+      }
+      replies = scanner.feed(std::string_view(buf.data(), std::get<1>(r)));
+    }
+    if (failed) {
+      ++sh.errors;
+      continue;
+    }
+    boost::system::error_code ec;
+    one.stream->next_layer().close(ec);
+    c.stats.add(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start).count());
+    ++c.done;
+  }
+}
+
+void run_all(asio::io_context& io, int threads) {
+  std::vector<std::thread> pool;
+  for (int i = 1; i < threads; ++i) pool.emplace_back([&io] { io.run(); });
+  io.run();
+  for (auto& t : pool) t.join();
+  io.restart();
+}
+
+double cpu_seconds() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Options opts = parse(argc, argv);
+  asio::io_context io;
+  ssl::context ctx = make_context(opts);
+  tcp::resolver resolver(io);
+  Shared sh{opts, ctx, resolver.resolve(opts.host, opts.port), {}, {}, {}};
+  std::vector<Conn> conns(static_cast<std::size_t>(opts.conns));
+
+  if (opts.mode != Mode::handshake) {
+    // In waves, so that the server's cap on concurrent handshakes is never what is measured.
+    constexpr std::size_t kWave = 100;
+    for (std::size_t i = 0; i < conns.size(); i += kWave) {
+      for (std::size_t j = i; j < std::min(conns.size(), i + kWave); ++j) {
+        asio::co_spawn(io, connect_one(sh, conns[j]), asio::detached);
+      }
+      run_all(io, opts.threads);
+    }
+  }
+  if (opts.mode == Mode::idle) {
+    long open_conns = 0;
+    for (const auto& c : conns) open_conns += c.stream ? 1 : 0;
+    std::fprintf(stderr, "ready %ld\n", open_conns);
+    std::this_thread::sleep_for(std::chrono::duration<double>(opts.duration));
+    std::printf("{\"mode\":\"idle\",\"conns\":%ld,\"errors\":%ld}\n", open_conns, sh.errors.load());
+    return open_conns == opts.conns ? 0 : 1;
+  }
+  const double cpu_before = cpu_seconds();
+  const auto start = Clock::now();
+  sh.deadline = start + std::chrono::duration_cast<Clock::duration>(
+                            std::chrono::duration<double>(opts.duration));
+  for (auto& c : conns) {
+    if (opts.mode == Mode::requests) {
+      asio::co_spawn(io, drive(sh, c), asio::detached);
+    } else {
+      asio::co_spawn(io, handshake_loop(sh, c), asio::detached);
+    }
+  }
+  run_all(io, opts.threads);
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  const double cpu = cpu_seconds() - cpu_before;
+
+  opsagent::bench::LatencyStats all;
+  long done = 0;
+  for (auto& c : conns) {
+    done += c.done;
+    all.merge(c.stats);
+  }
+  std::printf(
+      "{\"mode\":\"%s\",\"conns\":%d,\"depth\":%d,\"requests\":%ld,\"errors\":%ld,"
+      "\"seconds\":%.3f,\"req_per_s\":%.1f,%s,\"client_cpu_s\":%.3f}\n",
+      opts.mode == Mode::requests ? "requests" : "handshake", opts.conns, opts.depth, done,
+      sh.errors.load(), seconds, seconds > 0 ? static_cast<double>(done) / seconds : 0.0,
+      all.json_fields().c_str(), cpu);
+  return done > 0 ? 0 : 1;
+}
