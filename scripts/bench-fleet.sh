@@ -88,7 +88,8 @@ for n in "${sizes[@]}"; do
         "${bin}" -i "${inv}" -j "${j}" --json all ping >"${work}/out" 2>"${work}/err" || true
       end="$(date +%s.%N)"
       after="$(agent_ticks)"
-      read -r user sys rss_kib <"${work}/time"
+      # GNU time puts "Command exited with non-zero status N" first when hosts failed.
+      read -r user sys rss_kib < <(tail -n 1 "${work}/time")
       ok="$(grep -c '"status":"ok"' "${work}/out" || true)"
       label=""
       [[ "${bin}" != "${opsctl}" ]] && label=" (peer)"
