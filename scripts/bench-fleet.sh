@@ -6,6 +6,8 @@
 #
 # Usage: scripts/bench-fleet.sh [BUILD_DIR] [N...]     (default: build/release 1000 10000)
 #   BENCH_JOBS="64 256 1000"  concurrency values to try (default: 64 256)
+#   OPSCTL_PEER=/path/opsctl  also run this opsctl (e.g. a build of main) right after each row,
+#                             against the same agent, and print its numbers as "peer" rows
 # Needs /usr/bin/time (GNU time). Not a test: numbers depend on the machine and its load.
 set -euo pipefail
 
@@ -79,18 +81,23 @@ for n in "${sizes[@]}"; do
     for i in $(seq 1 "${n}"); do echo "  h${i}: {address: 127.0.0.1}"; done
   } >"${inv}"
   for j in "${jobs[@]}"; do
-    before="$(agent_ticks)"
-    start="$(date +%s.%N)"
-    /usr/bin/time -f '%U %S %M' -o "${work}/time" \
-      "${opsctl}" -i "${inv}" -j "${j}" --json all ping >"${work}/out" 2>"${work}/err" || true
-    end="$(date +%s.%N)"
-    after="$(agent_ticks)"
-    read -r user sys rss_kib <"${work}/time"
-    ok="$(grep -c '"status":"ok"' "${work}/out" || true)"
-    awk -v n="${n}" -v j="${j}" -v s="${start}" -v e="${end}" -v u="${user}" -v y="${sys}" \
-      -v r="${rss_kib}" -v a="$((after - before))" -v hz="${hz}" -v ok="${ok}" 'BEGIN {
-        w = e - s
-        printf "%-7d %-6d %-9.2f %-10.0f %-16.0f %-10.1f %-18.0f %d/%d ok\n", n, j, w, n / w,
-          (u + y) * 1e6 / n, r / 1024, a / hz * 1e6 / n, ok, n }'
+    for bin in "${opsctl}" ${OPSCTL_PEER:+"${OPSCTL_PEER}"}; do
+      before="$(agent_ticks)"
+      start="$(date +%s.%N)"
+      /usr/bin/time -f '%U %S %M' -o "${work}/time" \
+        "${bin}" -i "${inv}" -j "${j}" --json all ping >"${work}/out" 2>"${work}/err" || true
+      end="$(date +%s.%N)"
+      after="$(agent_ticks)"
+      # GNU time puts "Command exited with non-zero status N" first when hosts failed.
+      read -r user sys rss_kib < <(tail -n 1 "${work}/time")
+      ok="$(grep -c '"status":"ok"' "${work}/out" || true)"
+      label=""
+      [[ "${bin}" != "${opsctl}" ]] && label=" (peer)"
+      awk -v n="${n}" -v j="${j}" -v s="${start}" -v e="${end}" -v u="${user}" -v y="${sys}" \
+        -v r="${rss_kib}" -v a="$((after - before))" -v hz="${hz}" -v ok="${ok}" -v l="${label}" 'BEGIN {
+          w = e - s
+          printf "%-7d %-6d %-9.2f %-10.0f %-16.0f %-10.1f %-18.0f %d/%d ok%s\n", n, j, w, n / w,
+            (u + y) * 1e6 / n, r / 1024, a / hz * 1e6 / n, ok, n, l }'
+    done
   done
 done

@@ -172,8 +172,8 @@ FanOutOutcome run_fan_out(asio::ssl::context& tls, const std::vector<Target>& ta
     state.batch_end = std::min(state.next + batch, targets.size());
     ++batches;
     if (state.signals) wait_for_signal(state);  // signals that came between batches wait here
-    const std::size_t workers =
-        std::min(std::max<std::size_t>(options.concurrency, 1), state.batch_end - state.next);
+    const std::size_t workers = std::min({std::max<std::size_t>(options.concurrency, 1),
+                                          kMaxConnections, state.batch_end - state.next});
     state.workers_left = workers;
     for (std::size_t i = 0; i < workers; ++i) {
       asio::co_spawn(io, work(state), [&state](const std::exception_ptr& e) {

@@ -17,9 +17,14 @@
 
 namespace opsagent::client {
 
+/// Connections open at once, whatever --concurrency asks: each costs about 100 KiB (Asio's
+/// SSL stream and BIO buffers, OpenSSL's state), and opsctl stays within 64 MiB
+/// (scripts/bench-fleet.sh measures it).
+inline constexpr std::size_t kMaxConnections = 320;
+
 struct FanOutOptions {
   Timeouts timeouts;
-  std::size_t concurrency = 64;  ///< hosts in flight at once (at least 1)
+  std::size_t concurrency = 64;  ///< hosts in flight at once (at least 1, at most kMaxConnections)
   /// Connection attempts after the first when connecting fails (host unreachable), with a
   /// growing pause (250 ms, 500 ms, ... 4 s). A command that was sent is never sent again.
   int retries = 0;
