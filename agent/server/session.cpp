@@ -4,14 +4,13 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/write.hpp>
 #include <fmt/format.h>
-#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
 #include "agent/common/best_effort.hpp"
 #include "agent/common/with_deadline.hpp"
 #include "agent/server/commands.hpp"
+#include "agent/server/greeting.hpp"
 #include "agent/server/handshake_failure.hpp"
 #include "agent/tls/peer_certificate.hpp"
 
@@ -25,8 +24,6 @@ namespace {
 constexpr auto kUse = asio::as_tuple(asio::use_awaitable);
 // How long to wait for the client's close_notify after sending ours; short when the agent stops.
 constexpr auto kShutdownTimeout = std::chrono::milliseconds(1000);
-// Held final lines are written once this much is held, pipelined lines left or not.
-constexpr std::size_t kHeldBytes = 16 * 1024;
 constexpr auto kStoppingShutdownTimeout = std::chrono::milliseconds(100);
 }  // namespace
 
@@ -46,7 +43,7 @@ Session::Session(ServerContext& ctx, asio::ip::tcp::socket socket, std::uint64_t
 }
 
 Session::~Session() {
-  if (phase_ == Phase::handshake) ctx_.registry.end_handshake();
+  if (phase_ == Phase::handshake) ctx_.registry.end_handshake();  // never finished
 }
 
 void Session::start() {
@@ -76,9 +73,7 @@ bool Session::try_evict() {
   return true;
 }
 
-void Session::end(EndReason reason) noexcept {
-  if (!end_) end_ = reason;
-}
+void Session::end(EndReason reason) noexcept { end_ = end_.value_or(reason); }
 
 void Session::interrupt(EndReason reason) noexcept {
   end(reason);
@@ -212,13 +207,8 @@ asio::awaitable<bool> Session::authenticate() {
   dispatcher_.emplace(ctx_.audit, ctx_.policy, info_, *this,
                       std::make_unique<Commands>(ctx_, info_));
 
-  std::string greeting;
-  dispatcher_->formatter().ok(
-      greeting, fmt::format("opsagent {} ready", OPSAGENT_VERSION),
-      {{"host", ctx_.hostname},
-       {"principal", info_.principal.name},
-       {"roles", fmt::format("{}", fmt::join(info_.principal.roles, ","))}});
-  co_return co_await send(std::move(greeting));
+  std::string line = greeting(dispatcher_->formatter(), ctx_.hostname, info_.principal);
+  co_return co_await send(std::move(line));
 }
 
 asio::awaitable<void> Session::refuse(ErrorCode code, std::string message) {
@@ -278,40 +268,6 @@ asio::awaitable<void> Session::close_connection(bool graceful) {
     co_await common::with_deadline(stream_.async_shutdown(kUse), limit);
   }
   abort_socket();
-}
-
-asio::awaitable<bool> Session::send_later(std::string bytes) {
-  if (peer_gone_) co_return false;
-  held_ += bytes;
-  if (held_.size() < kHeldBytes) co_return true;
-  co_return co_await flush();
-}
-
-asio::awaitable<bool> Session::flush() {
-  if (held_.empty()) co_return !peer_gone_;
-  std::string bytes;
-  bytes.swap(held_);
-  co_return co_await send(std::move(bytes));
-}
-
-asio::awaitable<bool> Session::send(std::string bytes) {
-  if (peer_gone_) co_return false;
-  if (!held_.empty()) {  // held final lines go first, in the same write
-    held_ += bytes;
-    bytes.swap(held_);
-    held_.clear();
-  }
-  write_timer_.expires_after(config_->timeouts.write_stall);
-  const auto written = co_await common::until_timer(
-      asio::async_write(stream_, asio::buffer(bytes), kUse), write_timer_);
-  if (!written) {
-    spdlog::warn("conn {}: client stopped reading for {} ms; dropping it", info_.id,
-                 config_->timeouts.write_stall.count());
-  } else if (!std::get<0>(*written)) {
-    co_return true;
-  }
-  client_gone();
-  co_return false;
 }
 
 }  // namespace opsagent::server

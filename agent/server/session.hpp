@@ -124,7 +124,9 @@ class Session : public std::enable_shared_from_this<Session>, public ReplySink {
   std::optional<Dispatcher> dispatcher_;
   Phase phase_ = Phase::handshake;  // holds a handshake slot while in Phase::handshake
   std::optional<EndReason> end_;
-  std::string held_;  // final lines held by send_later() until the pipelined lines are answered
+  // Final lines held by send_later() until the pipelined lines are answered, or this many bytes.
+  static constexpr std::size_t kHeldBytes = 16 * 1024;
+  std::string held_;
   bool peer_gone_ = false;             // the client left or stopped reading: write nothing more
   std::atomic<bool> evictable_{true};  // in its handshake and not yet picked by try_evict()
   std::chrono::steady_clock::time_point started_;

@@ -1,0 +1,50 @@
+// What leaves a session for its client: send() with the write-stall limit, and the final lines of
+// pipelined commands held back so that their replies leave in one write (one TLS record).
+
+#include <utility>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <spdlog/spdlog.h>
+
+#include "agent/common/with_deadline.hpp"
+#include "agent/server/session.hpp"
+
+namespace opsagent::server {
+namespace asio = boost::asio;
+
+namespace {
+constexpr auto kUse = asio::as_tuple(asio::use_awaitable);
+}  // namespace
+
+asio::awaitable<bool> Session::send_later(std::string bytes) {
+  if (peer_gone_) co_return false;
+  held_ += bytes;
+  if (held_.size() < kHeldBytes) co_return true;
+  co_return co_await flush();
+}
+
+asio::awaitable<bool> Session::flush() {
+  if (held_.empty()) co_return !peer_gone_;
+  std::string nothing_more;
+  co_return co_await send(std::move(nothing_more));  // send() takes held_ first
+}
+
+asio::awaitable<bool> Session::send(std::string bytes) {
+  if (peer_gone_) co_return false;
+  if (!held_.empty()) bytes = std::exchange(held_, {}) + bytes;  // held lines first, one write
+  write_timer_.expires_after(config_->timeouts.write_stall);
+  const auto written = co_await common::until_timer(
+      asio::async_write(stream_, asio::buffer(bytes), kUse), write_timer_);
+  if (!written) {
+    spdlog::warn("conn {}: client stopped reading for {} ms; dropping it", info_.id,
+                 config_->timeouts.write_stall.count());
+  } else if (!std::get<0>(*written)) {
+    co_return true;
+  }
+  client_gone();
+  co_return false;
+}
+
+}  // namespace opsagent::server
