@@ -1,5 +1,6 @@
 #include "agent/client/interactive.hpp"
 
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -111,8 +112,15 @@ int run_interactive(asio::ssl::context& tls, const Target& target, const Timeout
   const std::string prompt = protocol::sanitize_line(target.name) + "> ";
   int status = 0;
   while (true) {
+    errno = 0;
     std::unique_ptr<char, FreeDeleter> raw(::readline(prompt.c_str()));
     std::string line;
+    if (!raw && errno == EINTR) {
+      // Ctrl-C at the prompt: libedit catches SIGINT while it reads and gives up the line.
+      // Like a shell, drop what was typed and prompt again; only Ctrl-D (end of input) leaves.
+      std::fputc('\n', stdout);
+      continue;
+    }
     if (!raw) {
       // End of input: leave politely, as if the user had typed `exit`.
       std::fputc('\n', stdout);
