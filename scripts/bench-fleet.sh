@@ -17,23 +17,9 @@ shift || true
 sizes=("$@")
 [[ ${#sizes[@]} -eq 0 ]] && sizes=(1000 10000)
 jobs=(${BENCH_JOBS:-64 256})
-opsagent="${build}/agent/app/opsagent"
-opsctl="${build}/agent/app/opsctl"
-[[ -x "${opsagent}" && -x "${opsctl}" ]] || { echo "bench-fleet.sh: build first (${build})" >&2; exit 1; }
-[[ -x /usr/bin/time ]] || { echo "bench-fleet.sh: needs /usr/bin/time (apt-get install time)" >&2; exit 1; }
-
-work="$(mktemp -d /tmp/opsctl-bench-XXXXXX)"
-agent_pid=""
-cleanup() {
-  if [[ -n "${agent_pid}" ]] && kill -0 "${agent_pid}" 2>/dev/null; then
-    kill -TERM "${agent_pid}" && wait "${agent_pid}" 2>/dev/null || true
-  fi
-  rm -rf -- "${work}"
-}
-trap cleanup EXIT
-
-"${repo_root}/scripts/gen-dev-certs.sh" "${work}/certs" >/dev/null
-port=$((20000 + RANDOM % 20000))
+# shellcheck source=scripts/bench-lib.sh
+source "${repo_root}/scripts/bench-lib.sh"
+bench_setup bench-fleet.sh "${build}"
 cat >"${work}/policy.yaml" <<POLICY
 identities:
   - match: {cn: alice}
@@ -43,7 +29,6 @@ roles:
   operator:
     commands: [ping]
 POLICY
-chmod 600 "${work}/policy.yaml"
 cat >"${work}/agent.yaml" <<AGENT
 listen: ["127.0.0.1:${port}"]
 tls:
@@ -58,18 +43,10 @@ audit:
   path: ${work}/audit.jsonl
 policy: ${work}/policy.yaml
 AGENT
-chmod 600 "${work}/agent.yaml"
-"${opsagent}" --config "${work}/agent.yaml" 2>"${work}/agent.log" &
-agent_pid=$!
-for _ in $(seq 1 100); do
-  grep -q "${port}" "${work}/agent.log" 2>/dev/null && break
-  sleep 0.1
-done
+bench_start_agent
 
 agent_ticks() { awk '{print $14 + $15}' "/proc/${agent_pid}/stat"; }
 hz="$(getconf CLK_TCK)"
-export OPSCTL_CERT="${work}/certs/alice.crt" OPSCTL_KEY="${work}/certs/alice.key" \
-  OPSCTL_CA="${work}/certs/ca.crt"
 
 printf '%-7s %-6s %-9s %-10s %-16s %-10s %-18s %s\n' targets -j wall_s rate/s \
   opsctl_cpu_us/t rss_MiB agent_cpu_us/t result

@@ -12,28 +12,14 @@ set -euo pipefail
 repo_root="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${1:-${repo_root}/build/release}"
 mib="${2:-128}"
-opsagent="${build}/agent/app/opsagent"
-opsctl="${build}/agent/app/opsctl"
-[[ -x "${opsagent}" && -x "${opsctl}" ]] || { echo "bench-opsctl-stream.sh: build first (${build})" >&2; exit 1; }
-[[ -x /usr/bin/time ]] || { echo "bench-opsctl-stream.sh: needs /usr/bin/time (apt-get install time)" >&2; exit 1; }
-
-work="$(mktemp -d /tmp/opsctl-stream-XXXXXX)"
-agent_pid=""
-cleanup() {
-  if [[ -n "${agent_pid}" ]] && kill -0 "${agent_pid}" 2>/dev/null; then
-    kill -TERM "${agent_pid}" && wait "${agent_pid}" 2>/dev/null || true
-  fi
-  rm -rf -- "${work}"
-}
-trap cleanup EXIT
-
-"${repo_root}/scripts/gen-dev-certs.sh" "${work}/certs" >/dev/null
+# shellcheck source=scripts/bench-lib.sh
+source "${repo_root}/scripts/bench-lib.sh"
+bench_setup bench-opsctl-stream.sh "${build}"
 # MIB MiB of 100-byte lines (99 printable bytes and LF).
 awk -v n="$((mib * 1048576 / 100))" 'BEGIN {
   line = sprintf("%099d", 0); gsub(/0/, "x", line)
   for (i = 0; i < n; i++) print line }' >"${work}/big.txt"
 bytes="$(stat -c %s "${work}/big.txt")"
-port=$((20000 + RANDOM % 20000))
 cat >"${work}/policy.yaml" <<POLICY
 identities:
   - match: {cn: alice}
@@ -49,7 +35,6 @@ commands:
     max_output: 1GiB
     timeout: 10m
 POLICY
-chmod 600 "${work}/policy.yaml"
 cat >"${work}/agent.yaml" <<AGENT
 listen: ["127.0.0.1:${port}"]
 tls:
@@ -62,17 +47,9 @@ policy: ${work}/policy.yaml
 AGENT
 # As root (a container), `run` needs the explicit opt-in.
 [[ "$(id -u)" -eq 0 ]] && echo "run_as: {allow_root: true}" >>"${work}/agent.yaml"
-chmod 600 "${work}/agent.yaml"
 echo "hosts: {h1: {address: 127.0.0.1, port: ${port}}, h2: {address: 127.0.0.1, port: ${port}}}" \
   >"${work}/inv.yaml"
-"${opsagent}" --config "${work}/agent.yaml" 2>"${work}/agent.log" &
-agent_pid=$!
-for _ in $(seq 1 100); do
-  grep -q "${port}" "${work}/agent.log" 2>/dev/null && break
-  sleep 0.1
-done
-export OPSCTL_CERT="${work}/certs/alice.crt" OPSCTL_KEY="${work}/certs/alice.key" \
-  OPSCTL_CA="${work}/certs/ca.crt"
+bench_start_agent
 
 # run BINARY MODE: prints "wall_s cpu_s"
 run() {

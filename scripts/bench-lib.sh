@@ -1,0 +1,39 @@
+# Shared set-up of the opsctl benchmarks (bench-fleet.sh, bench-opsctl-stream.sh); sourced, not run.
+# bench_setup NAME BUILD_DIR: checks the binaries and GNU time, makes ${work} (removed on exit,
+# with the agent stopped), dev certificates in ${work}/certs, a ${port} for the agent, and
+# exports opsctl's certificate variables. The caller writes ${work}/policy.yaml and
+# ${work}/agent.yaml, then calls bench_start_agent.
+
+bench_setup() {
+  local name="$1"
+  build="$2"
+  opsagent="${build}/agent/app/opsagent"
+  opsctl="${build}/agent/app/opsctl"
+  [[ -x "${opsagent}" && -x "${opsctl}" ]] || { echo "${name}: build first (${build})" >&2; exit 1; }
+  [[ -x /usr/bin/time ]] || { echo "${name}: needs /usr/bin/time (apt-get install time)" >&2; exit 1; }
+  work="$(mktemp -d "/tmp/${name%.sh}-XXXXXX")"
+  agent_pid=""
+  trap bench_cleanup EXIT
+  "${repo_root}/scripts/gen-dev-certs.sh" "${work}/certs" >/dev/null
+  port=$((20000 + RANDOM % 20000))
+  export OPSCTL_CERT="${work}/certs/alice.crt" OPSCTL_KEY="${work}/certs/alice.key" \
+    OPSCTL_CA="${work}/certs/ca.crt"
+}
+
+bench_cleanup() {
+  if [[ -n "${agent_pid}" ]] && kill -0 "${agent_pid}" 2>/dev/null; then
+    kill -TERM "${agent_pid}" && wait "${agent_pid}" 2>/dev/null || true
+  fi
+  rm -rf -- "${work}"
+}
+
+# Starts the agent on ${work}/agent.yaml and waits (at most 10 s) until it logs its port.
+bench_start_agent() {
+  chmod 600 "${work}/policy.yaml" "${work}/agent.yaml"
+  "${opsagent}" --config "${work}/agent.yaml" 2>"${work}/agent.log" &
+  agent_pid=$!
+  for _ in $(seq 1 100); do
+    grep -q "${port}" "${work}/agent.log" 2>/dev/null && break
+    sleep 0.1
+  done
+}
