@@ -8,7 +8,9 @@
 //   requests   N connections made first, then each keeps D requests in flight (pipelining)
 //              for --duration seconds or until --count requests completed
 //   idle       N connections made (greeting read), "ready" on stderr, held for --duration
-//              seconds without a request, then closed: the server's memory per idle session
+//              seconds without a request, then closed: the server's memory per idle session.
+//              With --probe, one request is then sent on each held connection in turn (a
+//              sweep, one at a time): the latency of a session among N idle ones
 //   handshake  N loops (1 = serial) each making a new connection per request: TCP connect,
 //              full TLS handshake (no resumption), greeting, one request, its reply, close
 // Prints one JSON object: requests, seconds, req_per_s, latency percentiles, client CPU.
@@ -66,7 +68,8 @@ struct Options {
   int depth = 1;
   int threads = 1;
   double duration = 5.0;
-  long count = 0;  // 0: run for `duration`
+  long count = 0;      // 0: run for `duration`
+  bool probe = false;  // idle mode: a sweep of one request per held connection at the end
 };
 
 [[noreturn]] void usage(const char* problem) {
@@ -76,7 +79,7 @@ struct Options {
       "usage: opsagent-loadgen --port P --cert C --key K --ca CA\n"
       "  [--host 127.0.0.1] [--proto opsagent|redis|line] [--mode requests|handshake|idle]\n"
       "  [--request LINE] [--conns N] [--depth D] [--threads T]\n"
-      "  [--duration SECONDS | --count N]\n",
+      "  [--duration SECONDS | --count N] [--probe]\n",
       problem);
   std::exit(2);
 }
@@ -85,6 +88,10 @@ Options parse(int argc, char** argv) {
   Options o;
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
+    if (arg == "--probe") {
+      o.probe = true;
+      continue;
+    }
     if (i + 1 >= argc) usage(fmt::format("{} needs a value", arg).c_str());
     const std::string value = argv[++i];
     if (arg == "--host") {
@@ -285,6 +292,31 @@ asio::awaitable<void> drive(Shared& sh, Conn& c) {
   }
 }
 
+// Idle mode's probe: one request on each held connection in turn, each awaited before the next.
+asio::awaitable<void> sweep(Shared& sh, std::vector<Conn>& conns,
+                            opsagent::bench::LatencyStats& stats) {
+  const std::string line = sh.opts.request + (sh.opts.proto == Proto::redis ? "\r\n" : "\n");
+  std::vector<char> buf(kReadChunk);
+  for (auto& c : conns) {
+    if (!c.stream) continue;
+    ReplyScanner scanner(sh.opts.proto);
+    const auto start = Clock::now();
+    const auto w = co_await asio::async_write(*c.stream, asio::buffer(line), kUse);
+    int replies = 0;
+    bool failed = static_cast<bool>(std::get<0>(w));
+    while (!failed && replies == 0) {
+      const auto r = co_await c.stream->async_read_some(asio::buffer(buf), kUse);
+      failed = static_cast<bool>(std::get<0>(r));
+      if (!failed) replies = scanner.feed(std::string_view(buf.data(), std::get<1>(r)));
+    }
+    if (failed) {
+      ++sh.errors;
+      continue;
+    }
+    stats.add(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start).count());
+  }
+}
+
 // A new connection per request: connect, full handshake, greeting, request, reply, close.
 asio::awaitable<void> handshake_loop(Shared& sh, Conn& c) {
   const std::string line = sh.opts.request + (sh.opts.proto == Proto::redis ? "\r\n" : "\n");
@@ -371,8 +403,14 @@ int main(int argc, char** argv) {
     for (const auto& c : conns) open_conns += c.stream ? 1 : 0;
     std::fprintf(stderr, "ready %ld\n", open_conns);
     std::this_thread::sleep_for(std::chrono::duration<double>(opts.duration));
-    std::printf("{\"mode\":\"idle\",\"conns\":%ld,\"errors\":%ld}\n", open_conns, sh.errors.load());
-    return open_conns == opts.conns ? 0 : 1;
+    opsagent::bench::LatencyStats probed;
+    if (opts.probe) {
+      asio::co_spawn(io, sweep(sh, conns, probed), asio::detached);
+      run_all(io, 1);
+    }
+    std::printf("{\"mode\":\"idle\",\"conns\":%ld,\"errors\":%ld,\"probed\":%zu,%s}\n", open_conns,
+                sh.errors.load(), probed.count(), probed.json_fields().c_str());
+    return open_conns == opts.conns && sh.errors.load() == 0 ? 0 : 1;
   }
   const double cpu_before = cpu_seconds();
   const auto start = Clock::now();

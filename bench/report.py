@@ -6,7 +6,11 @@ commands.tsv: row side command
 """
 import argparse
 import datetime
+import os
+import shutil
 import statistics
+import subprocess
+import tempfile
 
 ROWS = [
     # row, title, unit, higher is better, CPU unit
@@ -16,8 +20,56 @@ ROWS = [
     ("handshake", "full mTLS 1.3 handshake + one request, serial", "conn/s", True, "µs/conn"),
     ("stream", "stream a big file (`run cat`), read by `openssl s_client`", "MB/s", True,
      "µs/MiB"),
-    ("idle", "RSS per idle authenticated session", "KiB", False, ""),
+    ("idle", "RSS per idle authenticated session; p99: one ping on each in turn", "KiB", False,
+     ""),
 ]
+
+# Short names for the chart's axis, in ROWS order.
+CHART_LABELS = {
+    "ping1": "ping x1",
+    "ping50": "ping x50",
+    "ping50x16": "ping x50 pipelined",
+    "handshake": "full handshake",
+    "stream": "stream run cat",
+    "idle": "idle session RSS",
+}
+
+
+def draw_chart(advantages, svg_path):
+    """Draws opsagent's advantage over each peer (ratio where higher is better, inverted where
+    lower is better) as bars on a log scale with the parity line at 1. Needs gnuplot."""
+    if not advantages or shutil.which("gnuplot") is None:
+        return False
+    with tempfile.TemporaryDirectory() as tmp:
+        dat = os.path.join(tmp, "ratios.dat")
+        with open(dat, "w") as f:
+            for i, (label, peer, adv) in enumerate(advantages):
+                f.write(f'{i}\t"{label}\\n(vs {peer})"\t{adv:.4f}\n')
+        top = max(2.0, max(a for _, _, a in advantages) * 1.5)
+        bottom = min(0.5, min(a for _, _, a in advantages) / 1.5)
+        script = f"""set terminal svg size 900,460 font 'sans,12' noenhanced background rgb 'white'
+set output '{svg_path}'
+set title "opsagent / peer, same client, same run (above 1: opsagent better)"
+set logscale y
+set yrange [{bottom}:{top}]
+set ylabel "advantage (x, log scale)"
+set ytics ("0.05" 0.05, "0.1" 0.1, "0.2" 0.2, "0.5" 0.5, "1" 1, "2" 2, "5" 5, "10" 10, "20" 20)
+set bmargin 4
+set style fill solid 0.8 border -1
+set boxwidth 0.6
+set grid ytics
+set key off
+set xtics nomirror font ',10'
+set xrange [-0.6:{len(advantages) - 0.4}]
+set arrow from -0.6,1 to {len(advantages) - 0.4},1 nohead dt 2 lw 2 lc rgb 'black'
+plot '{dat}' using 1:3:xtic(2) with boxes lc rgb '#3572a5', \
+     '' using 1:3:(sprintf('%.2f', $3)) with labels offset 0,0.8
+"""
+        gp = os.path.join(tmp, "chart.gp")
+        with open(gp, "w") as f:
+            f.write(script)
+        subprocess.run(["gnuplot", gp], check=True)
+    return True
 
 
 def fmt(v):
@@ -74,6 +126,9 @@ def main():
     out.append(f"Versions: {a.versions}.  ")
     out.append(f"Parameters: {a.params}.")
     out.append("")
+    svg_name = os.path.splitext(os.path.basename(a.out))[0] + ".svg"
+    chart_at = len(out)
+    advantages = []
     out.append("| workload | opsagent | peer | peer's | ratio opsagent/peer | server CPU opsagent / peer | p99 latency µs opsagent / peer |")
     out.append("|---|---|---|---|---|---|---|")
     for row, title, unit, higher, cpu_unit in ROWS:
@@ -92,6 +147,9 @@ def main():
             cell_p = f"{fmt(mp)} {unit} ({fmt(min(peer['v']))}-{fmt(max(peer['v']))})"
             ratio = mo / mp if mp else 0
             ratio_s = f"**{ratio:.2f}**" + ("" if higher else " (lower is better)")
+            if ratio > 0:
+                advantages.append((CHART_LABELS.get(row, row), peer_side,
+                                   ratio if higher else 1 / ratio))
         else:
             cell_p, ratio_s = "not measured", "-"
         if cpu_unit:
@@ -100,7 +158,7 @@ def main():
             cpu_s = f"{fmt(co)} / {fmt(cp)} {cpu_unit}" if peer else f"{fmt(co)} {cpu_unit}"
         else:
             cpu_s = "-"
-        if row.startswith("ping") or row == "handshake":
+        if row.startswith("ping") or row in ("handshake", "idle"):
             lat = f"{fmt(statistics.median(ours['p99']))} / " + (
                 fmt(statistics.median(peer["p99"])) if peer else "-")
         else:
@@ -140,6 +198,8 @@ def main():
     out.append("Reproduce: `scripts/bench-peers.sh` (about 8 minutes) or "
                "`scripts/bench-peers.sh --quick` (about 4 minutes); raw results beside this "
                "file in `benchmarks.tsv`.")
+    if draw_chart(advantages, os.path.join(os.path.dirname(os.path.abspath(a.out)), svg_name)):
+        out[chart_at:chart_at] = [f"![opsagent's advantage over each peer]({svg_name})", ""]
     with open(a.out, "w") as f:
         f.write("\n".join(out) + "\n")
 

@@ -17,7 +17,9 @@
 #   full mTLS 1.3 handshake + one request, serial: opsagent vs `openssl s_server -rev`
 #   streaming a big file: `run cat-big` read by `openssl s_client` vs `ssh cat` (sshd on
 #     127.0.0.1 with its own config, aes256-gcm), when openssh-server is installed
-#   idle sessions: RSS per authenticated idle session, opsagent vs redis
+#   idle sessions: RSS per authenticated idle session, opsagent vs redis, with 10,000 sessions
+#     held (500 with --quick), then the latency of one ping on each of them in turn (p50, p99)
+# Also draws the ratios as docs/benchmarks.svg with gnuplot (gnuplot-nox, installed if missing).
 # Server CPU per operation comes from /proc/PID/stat (utime+stime, plus waited-for children for
 # the streaming row) before and after each run. Needs root only to apt-get install the peers.
 set -euo pipefail
@@ -42,7 +44,7 @@ done
 if ((quick)); then
   secs=2; stream_mib=128; idle_n=500; hs_secs=2
 else
-  secs=5; stream_mib=256; idle_n=2000; hs_secs=4
+  secs=5; stream_mib=256; idle_n=10000; hs_secs=4
 fi
 reps=3
 
@@ -59,6 +61,7 @@ need_pkg() {  # command package
 }
 need_pkg redis-server redis-server
 need_pkg openssl openssl
+need_pkg gnuplot gnuplot-nox
 redis-server --help 2>&1 | grep -q tls || true  # Debian builds it with TLS (checked at start)
 
 [[ -x "${build}/agent/app/opsagent" ]] || OPSAGENT_SKIP_DEPS=1 "${repo_root}/scripts/build.sh" release
@@ -288,12 +291,12 @@ measure_idle() {  # side rep
   fi
   pid="${started_pid}"
   wait_port "${port}"
-  note_command idle "${side}" "opsagent-loadgen --mode idle --proto ${proto} --conns ${idle_n}"
+  note_command idle "${side}" "opsagent-loadgen --mode idle --proto ${proto} --conns ${idle_n} --probe"
   # One session first: what every server allocates once for its first client is not per session.
   "${lg[@]}" --port "${port}" --proto "${proto}" --mode idle --conns 1 --duration 0 >/dev/null 2>&1
   sleep 0.3
   base="$(rss_kib "${pid}")"
-  "${lg[@]}" --port "${port}" --proto "${proto}" --mode idle --conns "${idle_n}" --duration 3 \
+  "${lg[@]}" --port "${port}" --proto "${proto}" --mode idle --conns "${idle_n}" --duration 3 --probe \
     >"${work}/idle.json" 2>"${work}/idle.err" &
   local lg_pid=$!
   for _ in $(seq 1 200); do
@@ -302,9 +305,15 @@ measure_idle() {  # side rep
   done
   sleep 0.5
   grown="$(rss_kib "${pid}")"
-  wait "${lg_pid}" || true
-  awk -v s="${side}" -v rep="${rep}" -v b="${base}" -v g="${grown}" -v n="${idle_n}" 'BEGIN {
-    printf "idle\t%s\t%s\t%.2f\t0\t0\t0\t0\n", s, rep, (g - b) / n }' >>"${results}"
+  local errors=0
+  wait "${lg_pid}" || errors=1
+  # The probe: p50 and p99 of one ping per held session, sent one at a time after the RSS reading.
+  local p50 p99
+  p50="$(grep -o '"p50_us":[0-9.]*' "${work}/idle.json" | cut -d: -f2)"
+  p99="$(grep -o '"p99_us":[0-9.]*' "${work}/idle.json" | cut -d: -f2)"
+  awk -v s="${side}" -v rep="${rep}" -v b="${base}" -v g="${grown}" -v n="${idle_n}" \
+    -v p50="${p50:-0}" -v p99="${p99:-0}" -v e="${errors}" 'BEGIN {
+    printf "idle\t%s\t%s\t%.2f\t0\t%s\t%s\t%d\n", s, rep, (g - b) / n, p50, p99, e }' >>"${results}"
   kill -TERM "${pid}"
   wait "${pid}" 2>/dev/null || true
 }
