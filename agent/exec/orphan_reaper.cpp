@@ -58,10 +58,11 @@ std::vector<pid_t> sweep_orphans() {
     const pid_t pid = parse_decimal<pid_t>(name).value_or(0);
     if (pid <= 1) continue;                    // never a process group, never init
     if (children().count(pid) != 0) continue;  // a running command's own child
-    if (st->state == 'Z') {
-      // Already dead: typically a command whose guard was killed with it (the group SIGKILL at a
-      // timeout or disconnect) and that was re-parented to us. Reaped, not reported: nothing
-      // escaped.
+    if (st->dying()) {
+      // Dead or dying: typically a command whose guard was killed with it (the group SIGKILL at
+      // a timeout or disconnect) and that was re-parented to us when the guard went first. A
+      // zombie is reaped now, one still exiting by a later sweep; neither is reported: nothing
+      // escaped, the group kill reached it.
       ::waitpid(pid, nullptr, WNOHANG);
       continue;
     }

@@ -1,7 +1,9 @@
 // agent/common text helpers: hex, quoting untrusted text, decimal parsing, /proc/PID/stat.
 #include <array>
+#include <csignal>
 #include <cstdint>
 #include <string>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -52,8 +54,40 @@ TEST(CommonProcStat, ReadsOurOwnParentAndGroup) {
   EXPECT_EQ(stat->parent, ::getppid());
   EXPECT_EQ(stat->group, ::getpgrp());
   EXPECT_EQ(stat->state, 'R');
+  EXPECT_FALSE(stat->dying());
   EXPECT_FALSE(read_proc_stat("0").has_value());
   EXPECT_FALSE(read_proc_stat("../../etc/passwd-not-a-pid").has_value());
+}
+
+// The orphan sweep must not report a process the agent's own group SIGKILL has already reached
+// (MatrixF.F2 once saw the `hang` command of a dropped session reported as an escapee).
+TEST(CommonProcStat, AStoppedProcessWithSigkillPendingIsDying) {
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::pause();
+    ::_exit(0);
+  }
+  const std::string pid = std::to_string(child);
+  ASSERT_EQ(::kill(child, SIGSTOP), 0);
+  // Stopped ('T'), it is not running when SIGKILL is sent; it may still exit at once on the other
+  // core, and a zombie counts as dying too.
+  for (int i = 0; i < 2000; ++i) {
+    const auto st = read_proc_stat(pid.c_str());
+    if (st && st->state == 'T') break;
+    ::usleep(1000);
+  }
+  const auto alive = read_proc_stat(pid.c_str());
+  ASSERT_TRUE(alive.has_value());
+  EXPECT_FALSE(alive->dying());
+  ASSERT_EQ(::kill(child, SIGKILL), 0);
+  // Until the reap the process is either still marked (SIGKILL pending, exiting) or a zombie.
+  const auto killed = read_proc_stat(pid.c_str());
+  ASSERT_TRUE(killed.has_value());
+  EXPECT_TRUE(killed->dying());
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFSIGNALED(status));
 }
 
 TEST(CommonUtf8, RefusesOverlongSurrogatesAndTruncation) {
