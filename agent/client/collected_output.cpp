@@ -109,11 +109,16 @@ class CollectedReporter final : public detail::ReporterBase {
     for (const std::size_t host : order) {
       const HostResult& r = *results_[host];
       if (silent(r)) continue;
+      // Each stream's lines in order, stdout's then stderr's: how the two interleave is not
+      // part of the output (they are separate pipes, read as they fill), so it varies by host.
       std::string key = describe_result(r, false) + '\n' + r.message + '\n';
-      for (const auto& [channel, text] : lines_[host]) {
-        key += channel == protocol::Channel::out ? 'o' : 'e';
-        key += text;
-        key += '\n';
+      for (const auto wanted : {protocol::Channel::out, protocol::Channel::err}) {
+        for (const auto& [channel, text] : lines_[host]) {
+          if (channel != wanted) continue;
+          key += channel == protocol::Channel::out ? 'o' : 'e';
+          key += text;
+          key += '\n';
+        }
       }
       const auto [at, added] = group_of.emplace(std::move(key), groups.size());
       if (added) groups.emplace_back();
