@@ -43,7 +43,11 @@ asio::awaitable<bool> Session::send(std::string bytes) {
   } else if (!std::get<0>(*written)) {
     co_return true;
   }
+  // Nothing more can reach this client (it left, stalled, or the write failed here: OpenSSL out
+  // of memory). End the session now: waiting for its next line would leave a client that is
+  // still there waiting for a reply that never comes (SECURITY-MATRIX H5).
   client_gone();
+  interrupt(EndReason::client_closed);
   co_return false;
 }
 
