@@ -137,17 +137,27 @@ struct Client {
   TlsClient* operator->() const { return tls.get(); }
 };
 
-// Connects as `identity`. The agent writes auth_ok before it sends the greeting, so once the
-// greeting is read the newest auth_ok of that principal is this connection's (tests connect one
-// client at a time).
+// Connects as `identity`. The agent queues auth_ok before it sends the greeting (the writer
+// thread may write it a moment later), so once it is on disk the newest auth_ok of that
+// principal is this connection's (tests connect one client at a time).
 Client open_client(AgentProcess& agent, const std::string& identity) {
   Client c;
-  c.tls = agent.connect(identity);
+  std::uint64_t before = 0;
   for (const auto& r : agent.audit()) {
-    if (r.value("event", "") == "auth_ok" && r.value("principal", "") == identity) {
-      c.conn = std::max(c.conn, conn_of(r));
-    }
+    if (r.value("event", "") == "auth_ok") before = std::max(before, r["seq"].get<std::uint64_t>());
   }
+  c.tls = agent.connect(identity);
+  eventually(
+      [&] {
+        for (const auto& r : agent.audit()) {
+          if (r.value("event", "") == "auth_ok" && r.value("principal", "") == identity &&
+              r["seq"].get<std::uint64_t>() > before) {
+            c.conn = std::max(c.conn, conn_of(r));
+          }
+        }
+        return c.conn != 0U;
+      },
+      5s);
   EXPECT_NE(c.conn, 0U) << "no auth_ok for " << identity;
   return c;
 }
