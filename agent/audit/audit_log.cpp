@@ -1,166 +1,172 @@
 #include "agent/audit/audit_log.hpp"
 
-#include <cerrno>
+#include <array>
+#include <atomic>
 #include <chrono>
-#include <cstring>
-#include <fcntl.h>
-#include <sys/stat.h>
+#include <optional>
+#include <random>
 #include <unistd.h>
 
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
 
+#include "agent/audit/log_file.hpp"
+#include "agent/common/best_effort.hpp"
 #include "agent/metrics/registry.hpp"
 
 namespace opsagent::audit {
+namespace asio = boost::asio;
 namespace {
 
-std::string utc_timestamp() {
-  using namespace std::chrono;
-  const auto now = system_clock::now();
-  const auto secs = time_point_cast<seconds>(now);
-  const auto micros = duration_cast<microseconds>(now - secs).count();
-  const std::time_t t = system_clock::to_time_t(secs);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[64];
-  const std::size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  char frac[16];
-  std::snprintf(frac, sizeof frac, ".%06ldZ", static_cast<long>(micros));
-  return std::string(buf, n) + frac;
+// A record a session awaits. The writer only stores the result and sets `done`; the session
+// polls it from its own strand (a few yields, then a timer backing off). The writer thread thus
+// never posts to a session's strand: a strand queues a function first and then allocates the
+// operation that schedules it, so a failed allocation there would leave the strand stuck, and
+// the session hung (SECURITY-MATRIX H5).
+class AwaitedRecord final : public PendingRecord {
+ public:
+  using PendingRecord::PendingRecord;
+
+  bool complete(boost::system::error_code ec) noexcept override {
+    ec_ = ec;
+    done_.store(true, std::memory_order_release);  // the last touch: the session frees it
+    return true;
+  }
+  [[nodiscard]] bool done() const noexcept { return done_.load(std::memory_order_acquire); }
+  [[nodiscard]] boost::system::error_code result() const noexcept { return ec_; }
+
+ private:
+  boost::system::error_code ec_;
+  std::atomic<bool> done_{false};
+};
+
+// Frees the record once the writer is done with it; a session frame destroyed while its record
+// is still queued (only when the agent is torn down mid-command) leaves it to the writer's end.
+struct RecordOwner {
+  std::unique_ptr<AwaitedRecord> record;
+  ~RecordOwner() {
+    if (record && !record->done()) (void)record.release();
+  }
+};
+
+std::string make_instance() {
+  std::random_device rd;
+  std::array<char, 17> out{};
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::uint64_t v = (std::uint64_t{rd()} << 32) ^ rd();
+  for (int i = 0; i < 16; ++i, v >>= 4) out[static_cast<std::size_t>(i)] = kHex[v & 0xF];
+  return std::string(out.data(), 16);
+}
+
+void report_queue_full() noexcept {
+  metrics::registry().audit_write_failures.inc();
+  // At most one message every 10 s: whoever fills the queue must not flood the operational log.
+  static std::atomic<std::int64_t> last_report_s{-1000};
+  const std::int64_t now_s = std::chrono::duration_cast<std::chrono::seconds>(
+                                 std::chrono::steady_clock::now().time_since_epoch())
+                                 .count();
+  std::int64_t last = last_report_s.load(std::memory_order_relaxed);
+  if (now_s - last < 10 || !last_report_s.compare_exchange_strong(last, now_s)) return;
+  log_noexcept(spdlog::level::err,
+               "audit log: queue full (writer behind); records that need no wait are lost");
 }
 
 }  // namespace
 
-namespace {
-
-// O_NOFOLLOW: a link planted at the log path is refused, not followed. O_NONBLOCK: a FIFO planted
-// there fails at once instead of blocking (it has no effect on regular files). The mode is
-// passed explicitly; the process umask can only narrow it.
-Result<UniqueFd> open_log(const std::filesystem::path& path) {
-  const int fd =
-      ::open(path.c_str(),
-             O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY, 0640);
-  if (fd < 0) {
-    return Error{ErrorCode::internal,
-                 "cannot open audit log " + path.string() + ": " + std::strerror(errno)};
-  }
-  UniqueFd owned(fd);
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    return Error{ErrorCode::internal, "audit log " + path.string() + " is not a regular file"};
-  }
-  return owned;
-}
-
-}  // namespace
-
-Result<std::unique_ptr<AuditLog>> AuditLog::open(const std::filesystem::path& path) {
-  auto fd = open_log(path);
+Result<std::unique_ptr<AuditLog>> AuditLog::open(const std::filesystem::path& path,
+                                                 Options options) {
+  auto fd = open_log_file(path);
   if (!fd) return fd.error();
-  return std::unique_ptr<AuditLog>(new AuditLog(path, std::move(fd.value())));
-}
-
-Status AuditLog::reopen() {
-  auto fd = open_log(path_);
-  if (!fd) return fd.error();
-  std::lock_guard lock(mutex_);
-  fd_ = std::move(fd.value());
-  return ok_status();
-}
-
-Result<bool> AuditLog::reopen_if_deleted() {
-  struct stat st {};
-  {
-    std::lock_guard lock(mutex_);
-    if (::fstat(fd_.get(), &st) != 0) {
-      return Error{ErrorCode::internal,
-                   "cannot stat audit log " + path_.string() + ": " + std::strerror(errno)};
-    }
-  }
-  if (st.st_nlink != 0) return false;
-  if (auto status = reopen(); !status) return status.error();
-  return true;
+  if (options.instance.empty()) options.instance = make_instance();
+  std::string stamp = "\"host\":";
+  append_json_string(stamp, options.host);
+  stamp += ",\"instance\":";
+  append_json_string(stamp, options.instance);
+  stamp += ",\"pid\":" + std::to_string(::getpid());
+  auto writer = std::make_unique<AuditWriter>(path, std::move(fd.value()), std::move(stamp),
+                                              options.max_queue_bytes);
+  return std::unique_ptr<AuditLog>(new AuditLog(std::move(writer), options.instance));
 }
 
 std::string AuditLog::encode(const nlohmann::json& record) {
-  // ensure_ascii: nothing a client sends (newlines, U+2028, ANSI escapes, invalid UTF-8) can
-  // split a record or act on the terminal of whoever reads the log.
-  return record.dump(-1, ' ', true, nlohmann::json::error_handler_t::replace);
+  std::string out;
+  append_json_value(out, record);
+  return out;
 }
 
 bool AuditLog::record(std::string_view event, std::initializer_list<Field> fields) noexcept {
-  nlohmann::json rec;
   try {
-    rec = nlohmann::json::object();
-    for (const Field& f : fields) rec[f.key] = std::move(f.value);
+    RecordEncoder rec(event);
+    for (const Field& f : fields) {
+      if (!is_reserved_key(f.key)) rec.json(f.key, f.value);
+    }
+    return record(std::move(rec));
   } catch (const std::exception&) {
-    release_json(rec);
     report_unencodable(event);
     return false;
   }
-  return record(event, std::move(rec));
 }
 
 bool AuditLog::record(std::string_view event, nlohmann::json fields) noexcept {
   const JsonReleaser release(fields);
   try {
-    // The standard keys are set after the caller's fields so no field can overwrite them.
-    if (!fields.is_object()) {
-      release_json(fields);
-      fields = nlohmann::json::object();
+    RecordEncoder rec(event);
+    if (fields.is_object()) {
+      for (const auto& [k, v] : fields.items()) {
+        if (!is_reserved_key(k)) rec.json(k, v);
+      }
     }
-    fields["event"] = std::string(event);
-    fields["pid"] = static_cast<long>(::getpid());
-  } catch (const std::exception&) {  // std::bad_alloc: the record cannot be built
-    report_unencodable(event);
-    return false;
-  }
-
-  std::lock_guard lock(mutex_);
-  std::string line;
-  try {
-    fields["ts"] = utc_timestamp();  // under the lock, so time order and seq order agree
-    fields["seq"] = seq_ + 1;
-    line = encode(fields);
-    line.push_back('\n');
+    return record(std::move(rec));
   } catch (const std::exception&) {
     report_unencodable(event);
     return false;
   }
-  ++seq_;
-  // One write per record; a short write on a regular file means the disk is full. (Only
-  // allocation-free calls from here on: c_str(), not string().)
-  std::size_t done = 0;
-  while (done < line.size()) {
-    const ssize_t n = ::write(fd_.get(), line.data() + done, line.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const int err = n < 0 ? errno : ENOSPC;
-      // Take a torn fragment back off the file so the next record starts on a line of its own.
-      struct stat st {};
-      if (done > 0 && ::fstat(fd_.get(), &st) == 0 && st.st_size >= static_cast<off_t>(done) &&
-          ::ftruncate(fd_.get(), st.st_size - static_cast<off_t>(done)) != 0) {
-        spdlog::critical("audit log {}: cannot remove a partial record: {}", path_.c_str(),
-                         std::strerror(errno));
-      }
-      metrics::registry().audit_write_failures.inc();
-      if (healthy_.exchange(false)) {
-        spdlog::critical("audit log {} write failed: {}; refusing new commands until it recovers",
-                         path_.c_str(), std::strerror(err));
-      }
-      return false;
-    }
-    done += static_cast<std::size_t>(n);
+}
+
+bool AuditLog::record(RecordEncoder&& rec) noexcept {
+  PendingRecord* r = nullptr;
+  try {
+    r = new PendingRecord(rec.take());
+  } catch (const std::exception&) {
+    report_unencodable("queued");
+    return false;
   }
-  if (!healthy_.exchange(true)) spdlog::warn("audit log {} writable again", path_.c_str());
-  return true;
+  if (!writer_->enqueue(r, true)) {
+    delete r;
+    report_queue_full();
+    return false;
+  }
+  return writer_->healthy();
+}
+
+asio::awaitable<boost::system::error_code> AuditLog::commit(RecordEncoder rec) {
+  // Everything that can allocate happens before the record is queued; the wait allocates
+  // nothing the writer depends on (SECURITY-MATRIX H5).
+  RecordOwner owner{std::make_unique<AwaitedRecord>(rec.take())};
+  if (!writer_->enqueue(owner.record.get(), false)) {
+    owner.record.reset();
+    co_return boost::system::error_code(ESHUTDOWN, boost::system::system_category());
+  }
+  const auto ex = co_await asio::this_coro::executor;
+  asio::steady_timer timer(ex);
+  auto pause = std::chrono::microseconds(20);
+  for (int yields = 0; !owner.record->done(); ++yields) {
+    if (yields < 4) {
+      co_await asio::post(ex, asio::use_awaitable);  // from the strand itself: no new schedule
+    } else {
+      timer.expires_after(pause);
+      co_await timer.async_wait(asio::use_awaitable);
+      pause = std::min(pause * 2, std::chrono::microseconds(1000));
+    }
+  }
+  co_return owner.record->result();
 }
 
 void AuditLog::report_unencodable(std::string_view event) noexcept {
-  try {
-    spdlog::error("audit log: no memory to encode a {} record; it is lost", event);
-  } catch (...) {
-  }
+  log_noexcept(spdlog::level::err, "audit log: no memory to encode a {} record; it is lost", event);
 }
 
 }  // namespace opsagent::audit

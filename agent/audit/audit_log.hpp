@@ -1,32 +1,44 @@
 #pragma once
-// The audit trail: one JSON object per line, one write(2) per record, in its own file and never
-// mixed with diagnostics. See docs/audit.md for the events and their fields.
+// The audit trail: one JSON object per line, in its own file and never mixed with diagnostics.
+// A facade over the record encoder (record_encoder.hpp) and the one writer thread
+// (audit_writer.hpp). See docs/audit.md for the events and their fields.
 
-#include <atomic>
-#include <cstdint>
+#include <cstddef>
 #include <filesystem>
 #include <initializer_list>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 
+#include <boost/asio/awaitable.hpp>
+#include <boost/system/error_code.hpp>
 #include <nlohmann/json.hpp>
 
+#include "agent/audit/audit_writer.hpp"
+#include "agent/audit/record_encoder.hpp"
 #include "agent/common/error.hpp"
 #include "agent/common/json_release.hpp"
-#include "agent/common/unique_fd.hpp"
 
 namespace opsagent::audit {
 
-/// Thread-safe: record() may be called from any thread. Records are appended with O_APPEND in a
-/// single write each, so a crash can at worst truncate the last line. Every record carries a
-/// strictly increasing `seq`, the UTC time, the event name and the agent's pid.
+/// Thread-safe: every member may be called from any thread. Records are queued to one writer
+/// thread that appends them in batches (one write(2) per batch, O_APPEND), so a crash can at
+/// worst truncate the last line. Every record carries a strictly increasing `seq`, the UTC time,
+/// the event, `host`, the agent's `instance` and `pid`.
 class AuditLog {
  public:
+  struct Options {
+    std::string host = "localhost";  ///< audit.host
+    std::string instance;            ///< an id per agent start; made up when empty
+    std::size_t max_queue_bytes = std::size_t{8} << 20;
+  };
+
   /// Opens (creating with mode 0640) `path` for appending; refuses a symbolic link or anything
-  /// but a regular file at that path.
-  static Result<std::unique_ptr<AuditLog>> open(const std::filesystem::path& path);
+  /// but a regular file at that path; starts the writer thread.
+  static Result<std::unique_ptr<AuditLog>> open(const std::filesystem::path& path, Options options);
+  static Result<std::unique_ptr<AuditLog>> open(const std::filesystem::path& path) {
+    return open(path, Options{});
+  }
 
   /// One field of a record, as in record("auth_ok", {{"conn", id}, {"peer", peer}}). Unlike
   /// nlohmann::json's own {{"key", value}} lists, building and dropping these never allocates
@@ -37,40 +49,45 @@ class AuditLog {
     ~Field() { release_json(value); }
   };
 
-  /// Appends one record {"ts","seq","event",...fields}. Returns false when the write failed
-  /// (the log then reports unhealthy until a later write succeeds) or when there was no memory
-  /// to encode the record (std::bad_alloc; health unchanged). Never throws, and leaves `fields`
-  /// released, so that no allocation failure here can end the process (SECURITY-MATRIX H5).
+  /// Queues one record {"seq","ts","host","instance","pid","event",...fields} without waiting
+  /// for it (fire and forget). Returns false when it was not queued: no memory to encode it, or
+  /// the queue is full (audit.max_queue_bytes); also false while the log is unhealthy. Never
+  /// throws; fields named like a standard field are dropped.
   bool record(std::string_view event, std::initializer_list<Field> fields) noexcept;
   bool record(std::string_view event, nlohmann::json fields) noexcept;
+  bool record(RecordEncoder&& rec) noexcept;
 
-  /// Reopens the file at path() (after a rotation renamed it): later records go to the new file,
-  /// which is created like open() does. On failure the current file stays in use.
-  Status reopen();
+  /// Queues one record and completes once the batch holding it was written: an empty
+  /// error_code, or the write error (fail closed). Never blocks the calling thread. Throws
+  /// std::bad_alloc when the record cannot be queued (nothing was queued then).
+  boost::asio::awaitable<boost::system::error_code> commit(RecordEncoder rec);
 
-  /// When the file in use has been deleted (its link count is 0: `rm` instead of a rotation),
-  /// opens a new one at path() like reopen() and returns true; false when the file is still
-  /// linked. Records written between the deletion and this call went to the deleted file. An
-  /// error when the check or the new file failed (the deleted file then stays in use). Blocking.
-  Result<bool> reopen_if_deleted();
+  /// Reopens the file at path() (after a rotation renamed it). On failure the current file stays.
+  Status reopen() { return writer_->reopen(); }
+
+  /// When the file in use has been deleted (link count 0), opens a new one at path() and
+  /// returns true; false when it is still linked. Blocking.
+  Result<bool> reopen_if_deleted() { return writer_->reopen_if_deleted(); }
+
+  /// Blocks until every record queued so far is written (or failed). Not on an I/O thread.
+  void flush() { writer_->flush(); }
 
   /// False after a failed write (disk full, I/O error): callers then refuse new commands.
-  [[nodiscard]] bool healthy() const noexcept { return healthy_.load(std::memory_order_acquire); }
-  [[nodiscard]] const std::filesystem::path& path() const noexcept { return path_; }
+  [[nodiscard]] bool healthy() const noexcept { return writer_->healthy(); }
+  [[nodiscard]] const std::filesystem::path& path() const noexcept { return writer_->path(); }
+  [[nodiscard]] const std::string& instance() const noexcept { return instance_; }
 
-  /// Encodes one record as a single line (no LF): ASCII-only JSON, every control character and
-  /// non-ASCII code point escaped, invalid UTF-8 replaced. Pure; exposed for tests.
+  /// Encodes a JSON object as a single line (no LF): ASCII-only JSON, every control character
+  /// and non-ASCII code point escaped, invalid UTF-8 replaced. Pure; exposed for tests.
   static std::string encode(const nlohmann::json& record);
 
  private:
-  AuditLog(std::filesystem::path path, UniqueFd fd) : path_(std::move(path)), fd_(std::move(fd)) {}
+  AuditLog(std::unique_ptr<AuditWriter> writer, std::string instance)
+      : writer_(std::move(writer)), instance_(std::move(instance)) {}
   static void report_unencodable(std::string_view event) noexcept;
 
-  std::filesystem::path path_;
-  std::mutex mutex_;
-  UniqueFd fd_;            // GUARDED_BY(mutex_)
-  std::uint64_t seq_ = 0;  // GUARDED_BY(mutex_)
-  std::atomic<bool> healthy_{true};
+  std::unique_ptr<AuditWriter> writer_;
+  std::string instance_;
 };
 
 }  // namespace opsagent::audit

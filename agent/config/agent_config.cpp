@@ -454,6 +454,7 @@ std::string restart_only_change(const AgentConfig& current, const AgentConfig& n
     return "limits.blocking_threads";
   if (current.exec.umask != next.exec.umask) return "exec.umask";
   if (current.audit_path != next.audit_path) return "audit.path";
+  if (current.audit_host != next.audit_host) return "audit.host";
   if (current.run_as.uid != next.run_as.uid) return "run_as.user";
   if (current.run_as.gid != next.run_as.gid) return "run_as.group";
   if (current.metrics.listen != next.metrics.listen) return "metrics.listen";
@@ -525,9 +526,17 @@ AgentConfig load_agent_config(const std::filesystem::path& file) {
 
   {
     MapReader audit(map.require("audit"), map.ctx("audit"));
-    audit.expect_keys({"path"});
+    audit.expect_keys({"path", "host", "builtins"});
     // The audit log is created by the agent, so only its name is checked here.
     cfg.audit_path = as_path(audit.require("path"), audit.ctx("path"), base_dir);
+    if (const YamlNode* v = audit.find("host")) cfg.audit_host = as_string(*v, audit.ctx("host"));
+    if (const YamlNode* v = audit.find("builtins")) {
+      const std::string which = as_string(*v, audit.ctx("builtins"));
+      if (which != "all" && which != "denied") {
+        fail(audit.ctx("builtins"), *v, "expected one of all, denied");
+      }
+      cfg.audit_builtins = which == "all";
+    }
     audit.finish();
   }
 

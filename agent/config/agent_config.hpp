@@ -106,6 +106,8 @@ struct AgentConfig {
   MetricsSettings metrics;
   std::string log_level = "info";     ///< operational log: trace|debug|info|warn|error
   std::filesystem::path audit_path;   ///< JSON-lines audit log (required)
+  std::string audit_host;             ///< audit.host: `host` of every record; empty: host name
+  bool audit_builtins = true;         ///< audit.builtins: all (true) or denied
   std::filesystem::path policy_path;  ///< policy.yaml
 };
 

@@ -48,8 +48,10 @@ bool prepare_process(const config::AgentConfig& config) {
   return true;
 }
 
-std::unique_ptr<audit::AuditLog> open_audit_log(const std::filesystem::path& path) {
-  auto log = audit::AuditLog::open(path);
+std::unique_ptr<audit::AuditLog> open_audit_log(const config::AgentConfig& config) {
+  audit::AuditLog::Options options;
+  options.host = config.audit_host.empty() ? host_name() : config.audit_host;
+  auto log = audit::AuditLog::open(config.audit_path, std::move(options));
   if (!log) throw std::runtime_error(log.error().message);
   return std::move(log.value());
 }
@@ -69,7 +71,7 @@ struct Agent::State {
         std::shared_ptr<asio::ssl::context> tls)
       : config_store(std::make_shared<const config::AgentConfig>(std::move(c))),
         process_prepared(prepare_process(*config_store.get())),
-        audit(open_audit_log(config_store.get()->audit_path)),
+        audit(open_audit_log(*config_store.get())),
         io(config_store.get()->limits.io_threads),
         blocking(static_cast<std::size_t>(config_store.get()->limits.blocking_threads)),
         housekeeping(1),
@@ -141,7 +143,9 @@ void Agent::start() {
 
   nlohmann::json listening = nlohmann::json::array();
   for (const auto& ep : s.server.endpoints())
-    listening.push_back(ep.address().to_string() + " " + std::to_string(ep.port()));
+    listening.push_back(ep.address().is_v6()
+                            ? "[" + ep.address().to_string() + "]:" + std::to_string(ep.port())
+                            : ep.address().to_string() + ":" + std::to_string(ep.port()));
   const auto config = s.config_store.get();
   s.audit->record("agent_start", {{"version", OPSAGENT_VERSION},
                                   {"config", config->source.string()},

@@ -16,20 +16,12 @@ namespace {
 
 constexpr std::size_t kAuditArgMax = 1024;  // longer arguments are cut, with their length noted
 
-std::string audit_text(std::string_view s) {
-  if (s.size() <= kAuditArgMax) return std::string(s);
-  return fmt::format("{}...[truncated, {} bytes]", s.substr(0, kAuditArgMax), s.size());
-}
+constexpr const char* kAuditUnavailable = "audit log unavailable; commands are refused";
 
-nlohmann::json audit_args(const std::vector<std::string>& args) {
-  auto out = nlohmann::json::array();
-  try {
-    for (const auto& a : args) out.push_back(audit_text(a));
-  } catch (...) {
-    release_json(out);  // see common/json_release.hpp
-    throw;
-  }
-  return out;
+// Verbs that run nothing: they answer from the session's own state. One audit record each.
+bool runs_nothing(protocol::Verb verb) {
+  using protocol::Verb;
+  return verb == Verb::ping || verb == Verb::help || verb == Verb::whoami || verb == Verb::json;
 }
 
 // Verbs answered from the session's own state, without files, children or the blocking pool:
@@ -44,8 +36,13 @@ bool answers_at_once(protocol::Verb verb) {
 
 Dispatcher::Dispatcher(audit::AuditLog& audit, Snapshot<const policy::Policy>& policy,
                        const SessionInfo& info, ReplySink& sink,
-                       std::unique_ptr<CommandHandlers> handlers)
-    : audit_(audit), policy_(policy), info_(info), out_(sink), handlers_(std::move(handlers)) {}
+                       std::unique_ptr<CommandHandlers> handlers, bool audit_builtins)
+    : audit_(audit),
+      policy_(policy),
+      info_(info),
+      out_(sink),
+      handlers_(std::move(handlers)),
+      audit_builtins_(audit_builtins) {}
 
 asio::awaitable<Dispatcher::Next> Dispatcher::handle_line(std::string_view line) {
   const auto started = std::chrono::steady_clock::now();
@@ -55,10 +52,10 @@ asio::awaitable<Dispatcher::Next> Dispatcher::handle_line(std::string_view line)
   auto parsed = protocol::parse_command(line);
   if (!parsed) {
     metrics::registry().command(nullptr, metrics::Decision::reject);
-    audit_.record("command_rejected", {{"conn", info_.id},
-                                       {"principal", info_.principal.name},
-                                       {"line", audit_text(line)},
-                                       {"reason", parsed.error().message}});
+    audit::RecordEncoder rec("command_rejected");
+    rec.unum("conn", info_.id).str("principal", info_.principal.name);
+    rec.str_cut("line", line, kAuditArgMax).str("reason", parsed.error().message);
+    co_await audit_.commit(std::move(rec));
     std::string out;
     out_.formatter().error(out, parsed.error().code, parsed.error().message);
     co_await out_.send_final(std::move(out));
@@ -90,20 +87,22 @@ asio::awaitable<Dispatcher::Next> Dispatcher::handle_line(std::string_view line)
   metrics::registry().command(verb, early              ? metrics::Decision::reject
                                     : decision.allowed ? metrics::Decision::allow
                                                        : metrics::Decision::deny);
-  const bool audited = audit_.record(
-      "command", {{"conn", info_.id},
-                  {"principal", info_.principal.name},
-                  {"command", audit_text(cmd.verb)},
-                  {"args", audit_args(cmd.args)},
-                  {"decision", early ? "reject" : (decision.allowed ? "allow" : "deny")},
-                  {"rule", early ? "protocol" : decision.rule},
-                  {"reason", early ? audit_text(early->message) : decision.reason},
-                  {"policy_version", policy->version}});
-  if (!early && !decision.allowed) {
-    early = Outcome::failure(ErrorCode::denied, decision.reason);
-  } else if (!early && !audited && verb->grant != protocol::Grant::builtin) {
-    // Fail closed: nothing runs that the audit trail cannot record.
-    early = Outcome::failure(ErrorCode::internal, "audit log unavailable; commands are refused");
+  // A verb that runs nothing gets one record, decision and outcome together, after it ran and
+  // before its final line leaves.
+  const bool allowed = !early && decision.allowed;
+  const bool one_record = allowed && runs_nothing(verb->verb);
+  const bool fail_closed = allowed && verb->grant != protocol::Grant::builtin;
+  if (!one_record) {
+    auto rec = decision_record(cmd, early, decision, policy->version);
+    const boost::system::error_code written = co_await audit_.commit(std::move(rec));
+    if (!early && !decision.allowed) {
+      early = Outcome::failure(ErrorCode::denied, decision.reason);
+    } else if (!early && written && fail_closed) {
+      // Fail closed: nothing runs that the audit trail cannot record.
+      early = Outcome::failure(ErrorCode::internal, kAuditUnavailable);
+    }
+  } else if (fail_closed && !audit_.healthy()) {
+    early = Outcome::failure(ErrorCode::internal, kAuditUnavailable);
   }
 
   // 5. Execute.
@@ -117,36 +116,76 @@ asio::awaitable<Dispatcher::Next> Dispatcher::handle_line(std::string_view line)
     outcome = co_await handlers_->execute(*verb, cmd, decision, out_);
   }
 
-  // 6. Final line and the result record.
+  // 6. The result record, then the final line.
+  std::string final_line;
   if (!outcome.client_gone) {
-    std::string out;
     if (outcome.ok) {
-      out_.formatter().ok(out, outcome.message, outcome.fields);
+      out_.formatter().ok(final_line, outcome.message, outcome.fields);
     } else {
-      out_.formatter().error(out, outcome.code, outcome.message, outcome.fields);
+      out_.formatter().error(final_line, outcome.code, outcome.message, outcome.fields);
     }
-    const bool sent = co_await out_.send_final(std::move(out));
-    if (!sent) outcome.client_gone = true;
   }
   const auto elapsed = std::chrono::steady_clock::now() - started;
   const auto duration = std::chrono::duration_cast<std::chrono::milliseconds>(elapsed);
   metrics::registry().command_duration[metrics::verb_slot(verb)].observe(elapsed);
+  if (!one_record || audit_builtins_) {
+    audit::RecordEncoder rec = one_record ? decision_record(cmd, early, decision, policy->version)
+                                          : audit::RecordEncoder("command_end");
+    if (!one_record) {
+      rec.unum("conn", info_.id).str("principal", info_.principal.name);
+      rec.str_cut("command", cmd.verb, kAuditArgMax).strings_cut("args", cmd.args, kAuditArgMax);
+    }
+    result_fields(rec, outcome, out_.bytes_sent() + final_line.size(), duration.count());
+    const boost::system::error_code written = co_await audit_.commit(std::move(rec));
+    if (written && one_record && fail_closed && !outcome.client_gone) {
+      // The reply may not say OK for what the audit trail could not record.
+      outcome = Outcome::failure(ErrorCode::internal, kAuditUnavailable);
+      final_line.clear();
+      out_.formatter().error(final_line, outcome.code, outcome.message, outcome.fields);
+    }
+  }
+  if (!outcome.client_gone) {
+    const bool sent = co_await out_.send_final(std::move(final_line));
+    if (!sent) outcome.client_gone = true;
+  }
   metrics::registry().reply_bytes.inc(out_.bytes_sent());
-  nlohmann::json result = nlohmann::json::object();
-  const JsonReleaser release(result);  // built with operator[]: see common/json_release.hpp
-  result["conn"] = info_.id;
-  result["principal"] = info_.principal.name;
-  result["command"] = audit_text(cmd.verb);
-  result["status"] = outcome.ok ? "ok" : std::string(to_string(outcome.code));
-  result["bytes_out"] = out_.bytes_sent();
-  result["duration_ms"] = duration.count();
-  // Messages may quote client text ("command not found: <verb>"): cut like arguments.
-  if (!outcome.ok) result["message"] = audit_text(outcome.message);
-  if (outcome.exit_code) result["exit"] = *outcome.exit_code;
-  if (outcome.signal != 0) result["signal"] = outcome.signal;
-  if (outcome.client_gone) result["client_gone"] = true;
-  audit_.record("command_end", std::move(result));
   co_return (outcome.close || outcome.client_gone) ? Next::close : Next::keep_open;
+}
+
+audit::RecordEncoder Dispatcher::decision_record(const protocol::Command& cmd,
+                                                 const std::optional<Outcome>& early,
+                                                 const policy::Decision& decision,
+                                                 const std::string& policy_version) const {
+  audit::RecordEncoder rec("command");
+  rec.unum("conn", info_.id).str("principal", info_.principal.name);
+  rec.str_cut("command", cmd.verb, kAuditArgMax).strings_cut("args", cmd.args, kAuditArgMax);
+  rec.str("decision", early ? "reject" : (decision.allowed ? "allow" : "deny"));
+  rec.str("rule", early ? std::string_view("protocol") : std::string_view(decision.rule));
+  if (early) {
+    rec.str_cut("reason", early->message, kAuditArgMax);
+  } else {
+    rec.str("reason", decision.reason);
+  }
+  rec.str("policy_version", policy_version);
+  return rec;
+}
+
+void Dispatcher::result_fields(audit::RecordEncoder& rec, const Outcome& outcome,
+                               std::uint64_t bytes_out, std::int64_t duration_ms) {
+  // A command cut short because the client left is `cancelled`, whatever the handler made of it.
+  std::string_view status = "ok";
+  if (outcome.client_gone) {
+    status = "cancelled";
+  } else if (!outcome.ok) {
+    status = to_string(outcome.code);
+  }
+  rec.str("status", status);
+  rec.unum("bytes_out", bytes_out).num("duration_ms", duration_ms);
+  // Messages may quote client text ("command not found: <verb>"): cut like arguments.
+  if (!outcome.ok) rec.str_cut("message", outcome.message, kAuditArgMax);
+  if (outcome.exit_code) rec.num("exit", *outcome.exit_code);
+  if (outcome.signal != 0) rec.num("signal", outcome.signal);
+  if (outcome.client_gone) rec.boolean("client_gone", true);
 }
 
 }  // namespace opsagent::server

@@ -6,6 +6,8 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <string>
 #include <string_view>
 
 #include <boost/asio/awaitable.hpp>
@@ -24,11 +26,15 @@ class Dispatcher {
   enum class Next { keep_open, close };
 
   Dispatcher(audit::AuditLog& audit, Snapshot<const policy::Policy>& policy,
-             const SessionInfo& info, ReplySink& sink, std::unique_ptr<CommandHandlers> handlers);
+             const SessionInfo& info, ReplySink& sink, std::unique_ptr<CommandHandlers> handlers,
+             bool audit_builtins = true);
 
   /// Handles one line (without its LF) and writes its whole reply. Every command that gets past
-  /// parsing is audited (`command`) before anything is executed, allowed or not, and a command
-  /// other than a built-in is refused when that record cannot be written (fail closed).
+  /// parsing is audited (`command`, awaited until written) before anything is executed, allowed
+  /// or not, and a command other than a built-in is refused when that record cannot be written
+  /// (fail closed); its result (`command_end`) is written before its final line is sent. A verb
+  /// that runs nothing (ping, help, whoami, json) gets one `command` record holding decision and
+  /// outcome, or none when allowed and `audit_builtins` is false (audit.builtins: denied).
   boost::asio::awaitable<Next> handle_line(std::string_view line);
 
   /// The client went away: kill a running child, stop a running digest. Same strand only.
@@ -41,12 +47,20 @@ class Dispatcher {
   [[nodiscard]] std::uint64_t commands() const noexcept { return commands_; }
 
  private:
+  audit::RecordEncoder decision_record(const protocol::Command& cmd,
+                                       const std::optional<Outcome>& early,
+                                       const policy::Decision& decision,
+                                       const std::string& policy_version) const;
+  static void result_fields(audit::RecordEncoder& rec, const Outcome& outcome,
+                            std::uint64_t bytes_out, std::int64_t duration_ms);
+
   audit::AuditLog& audit_;
   Snapshot<const policy::Policy>& policy_;
   const SessionInfo& info_;
   ReplyStream out_;
   std::unique_ptr<CommandHandlers> handlers_;
   std::uint64_t commands_ = 0;
+  bool audit_builtins_ = true;
 };
 
 }  // namespace opsagent::server

@@ -94,7 +94,7 @@ TEST(Lifecycle, NoticesADeletedAuditLogAndStartsANewOne) {
       << agent.log();
   EXPECT_EQ(client->command("ping"), std::vector<std::string>{"OK pong"});
   // The new file holds the records that follow, the ping's included.
-  const auto end = agent.wait_for_audit("command_end", "command", "ping");
+  const auto end = agent.wait_for_audit("command", "command", "ping");
   EXPECT_GT(end["seq"].get<std::uint64_t>(), recreated["seq"].get<std::uint64_t>());
 }
 

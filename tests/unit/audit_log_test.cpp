@@ -18,6 +18,9 @@
 #include <unistd.h>
 #include <vector>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_future.hpp>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -102,6 +105,7 @@ TEST_F(AuditLogTest, AppendsOneJsonObjectPerLineWithTheStandardFields) {
   EXPECT_TRUE(log->record("allow", {{"rule", "ops-tail"}, {"args", {"-n", "10"}}}));
   EXPECT_TRUE(log->record("deny", {{"rule", nullptr}}));
 
+  log->flush();
   const auto lines = read_lines(path);
   ASSERT_EQ(lines.size(), 2U);
   const std::regex ts_format(R"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z)");
@@ -128,11 +132,12 @@ TEST_F(AuditLogTest, IgnoresFieldsThatAreNotAnObject) {
   EXPECT_TRUE(log->record("reload", nullptr));
   EXPECT_TRUE(log->record("reload", json::array({1, 2})));
   EXPECT_TRUE(log->record("reload", "text"));
+  log->flush();
   const auto lines = read_lines(path);
   ASSERT_EQ(lines.size(), 3U);
   for (const auto& line : lines) {
     const auto j = json::parse(line);
-    EXPECT_EQ(j.size(), 4U) << line;  // ts, seq, event, pid
+    EXPECT_EQ(j.size(), 6U) << line;  // ts, seq, event, pid, host, instance
     EXPECT_EQ(j["event"], "reload");
   }
 }
@@ -143,6 +148,7 @@ TEST_F(AuditLogTest, KeepsTheStandardFieldsWhenACallerPassesTheSameKeys) {
   ASSERT_NE(log, nullptr);
   EXPECT_TRUE(
       log->record("deny", {{"event", "allow"}, {"seq", 999}, {"pid", 1}, {"ts", "forged"}}));
+  log->flush();
   const auto lines = read_lines(path);
   ASSERT_EQ(lines.size(), 1U);
   const auto j = json::parse(lines[0]);
@@ -170,6 +176,7 @@ TEST_F(AuditLogTest, KeepsSequenceNumbersStrictlyIncreasingAcrossThreads) {
   for (auto& th : threads) th.join();
   EXPECT_TRUE(log->healthy());
 
+  log->flush();
   const auto lines = read_lines(path);
   ASSERT_EQ(lines.size(), static_cast<std::size_t>(kThreads * kPerThread));
   std::uint64_t previous_seq = 0;
@@ -259,6 +266,7 @@ TEST_F(AuditLogTest, WritesExactlyOneParsableLinePerRecordWhateverTheFieldsHold)
                                      {"args", {row.payload, "x"}},
                                      {"subject", "CN=" + row.payload}}));
   }
+  log->flush();
   const auto lines = read_lines(path);
   ASSERT_EQ(lines.size(), table.size());
   for (std::size_t i = 0; i < lines.size(); ++i) {
@@ -280,6 +288,7 @@ TEST_F(AuditLogTest, AppendsToAnExistingFile) {
   auto log = open_log(path);
   ASSERT_NE(log, nullptr);
   EXPECT_TRUE(log->record("start", {}));
+  log->flush();
   const auto lines = read_lines(path);
   ASSERT_EQ(lines.size(), 2U);
   EXPECT_EQ(lines[0], "{\"earlier\":true}");
@@ -375,6 +384,7 @@ TEST_F(AuditLogTest, ReportsUnhealthyAfterAFailedWriteAndRecoversAfterASuccessfu
   auto log = open_log(path);
   ASSERT_NE(log, nullptr);
   ASSERT_TRUE(log->record("start", {}));
+  log->flush();
   const auto size_before = fs::file_size(path);
 
   rlimit saved{};
@@ -386,7 +396,9 @@ TEST_F(AuditLogTest, ReportsUnhealthyAfterAFailedWriteAndRecoversAfterASuccessfu
   rlimit tight = saved;
   tight.rlim_cur = static_cast<rlim_t>(size_before);
   ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &tight), 0);
-  const bool written_when_full = log->record("allow", {{"command", "PING"}});
+  log->record("allow", {{"command", "PING"}});
+  log->flush();
+  const bool written_when_full = log->healthy();
   const bool healthy_when_full = log->healthy();
   ::setrlimit(RLIMIT_FSIZE, &saved);
   std::signal(SIGXFSZ, old_handler);
@@ -395,13 +407,15 @@ TEST_F(AuditLogTest, ReportsUnhealthyAfterAFailedWriteAndRecoversAfterASuccessfu
   EXPECT_FALSE(healthy_when_full);
   EXPECT_EQ(fs::file_size(path), size_before) << "no partial record may be left behind";
 
-  EXPECT_TRUE(log->record("allow", {{"command", "PING"}}));
+  log->record("allow", {{"command", "PING"}});  // false: queued while unhealthy
+  log->flush();
   EXPECT_TRUE(log->healthy());
+  log->flush();
   const auto lines = read_lines(path);
   ASSERT_EQ(lines.size(), 2U);
   json last;
   EXPECT_NO_THROW(last = json::parse(lines[1])) << lines[1];
-  EXPECT_EQ(last["seq"], 3) << "the failed record used seq 2";
+  EXPECT_EQ(last["seq"], 2) << "a record that was not written takes no seq";
 }
 
 TEST_F(AuditLogTest, RemovesATornRecordAfterAShortWrite) {
@@ -409,6 +423,7 @@ TEST_F(AuditLogTest, RemovesATornRecordAfterAShortWrite) {
   auto log = open_log(path);
   ASSERT_NE(log, nullptr);
   ASSERT_TRUE(log->record("start", {}));
+  log->flush();
   const auto size_before = fs::file_size(path);
 
   rlimit saved{};
@@ -420,17 +435,66 @@ TEST_F(AuditLogTest, RemovesATornRecordAfterAShortWrite) {
   rlimit tight = saved;
   tight.rlim_cur = static_cast<rlim_t>(size_before + 10);  // room for 10 bytes of the record
   ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &tight), 0);
-  const bool written_when_full = log->record("allow", {{"command", "tail -n 10 syslog"}});
+  log->record("allow", {{"command", "tail -n 10 syslog"}});
+  log->flush();
+  const bool written_when_full = log->healthy();
   ::setrlimit(RLIMIT_FSIZE, &saved);
   std::signal(SIGXFSZ, old_handler);
 
   EXPECT_FALSE(written_when_full);
   EXPECT_FALSE(log->healthy());
   EXPECT_EQ(fs::file_size(path), size_before) << "the partial record must be removed";
-  EXPECT_TRUE(log->record("allow", {{"command", "PING"}}));
+  log->record("allow", {{"command", "PING"}});  // false: queued while unhealthy
+  log->flush();
   const auto lines = read_lines(path);
   ASSERT_EQ(lines.size(), 2U);
   for (const auto& line : lines) EXPECT_NO_THROW((void)json::parse(line).size()) << line;
+}
+
+// A session awaits its record without blocking its thread; the record is in the file (written)
+// when the await completes, and it carries the standard fields first.
+boost::asio::awaitable<std::string> commit_then_read(AuditLog& log, fs::path path) {
+  RecordEncoder rec("command");
+  rec.unum("conn", 3).str("principal", "alice").strings_cut("args", {"a\nb", "caf\xC3\xA9"}, 1024);
+  const boost::system::error_code ec = co_await log.commit(std::move(rec));
+  EXPECT_FALSE(ec) << ec.message();
+  std::ifstream in(path, std::ios::binary);
+  co_return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+TEST_F(AuditLogTest, CompletesAnAwaitedRecordOnceItIsInTheFile) {
+  const auto path = dir_ / "audit.log";
+  AuditLog::Options options;
+  options.host = "web\n1";
+  options.instance = "0123456789abcdef";
+  auto opened = AuditLog::open(path, options);
+  ASSERT_TRUE(opened.ok());
+  auto& log = *opened.value();
+  boost::asio::io_context io;
+  auto done = boost::asio::co_spawn(io, commit_then_read(log, path), boost::asio::use_future);
+  io.run();
+  const std::string text = done.get();
+  ASSERT_FALSE(text.empty());
+  EXPECT_EQ(text.back(), '\n');
+  EXPECT_EQ(text.rfind("{\"seq\":1,\"ts\":\"", 0), 0U) << text;
+  const auto j = json::parse(text);
+  EXPECT_EQ(j["host"], "web\n1");
+  EXPECT_EQ(j["instance"], "0123456789abcdef");
+  EXPECT_EQ(j["event"], "command");
+  EXPECT_EQ(j["args"], json::array({"a\nb", "caf\xC3\xA9"}));
+  EXPECT_TRUE(is_printable_ascii(text.substr(0, text.size() - 1))) << text;
+}
+
+// The direct encoder reads back like the DOM encoder, and cuts long text with its length.
+TEST_F(AuditLogTest, DirectlyEncodedRecordsMatchTheDomEncoding) {
+  const std::string nasty = "x\x1b[2J\xE2\x80\xA8\xFF\\\"\t";
+  std::string direct;
+  append_json_string(direct, nasty);
+  EXPECT_EQ(json::parse(direct), json::parse(AuditLog::encode(json(nasty))));
+  std::string cut;
+  append_json_string_cut(cut, std::string(2000, 'a'), 1024);
+  EXPECT_EQ(json::parse(cut).get<std::string>(),
+            std::string(1024, 'a') + "...[truncated, 2000 bytes]");
 }
 
 }  // namespace

@@ -36,7 +36,7 @@ identities:
     roles: [operator]
 roles:
   operator:
-    commands: [ping, whoami]
+    commands: [ping, whoami, lastlog]
     deny: [run]
 )";
 
@@ -133,21 +133,36 @@ class Gate : public ::testing::Test {
 };
 
 TEST_F(Gate, AuditsAnAllowedCommandBeforeExecutingIt) {
-  EXPECT_EQ(handle("ping"), Dispatcher::Next::keep_open);
-  ASSERT_EQ(handlers_->executed, std::vector<std::string>{"ping"});
+  EXPECT_EQ(handle("lastlog"), Dispatcher::Next::keep_open);
+  ASSERT_EQ(handlers_->executed, std::vector<std::string>{"lastlog"});
   ASSERT_FALSE(handlers_->audit_when_executed.empty());
   const auto& decided = handlers_->audit_when_executed.back();
   EXPECT_EQ(decided["event"], "command");
   EXPECT_EQ(decided["decision"], "allow");
   EXPECT_EQ(decided["rule"], "roles.operator.commands");
   EXPECT_EQ(decided["principal"], "alice");
-  EXPECT_EQ(sink_.written, "| data from ping\nOK done\n");
+  EXPECT_EQ(sink_.written, "| data from lastlog\nOK done\n");
 
   const auto ends = records("command_end");
   ASSERT_EQ(ends.size(), 1U);
   EXPECT_EQ(ends[0]["status"], "ok");
+  EXPECT_EQ(ends[0]["command"], "lastlog");
+  EXPECT_EQ(ends[0]["args"], nlohmann::json::array());
   EXPECT_EQ(ends[0]["bytes_out"], sink_.written.size());
   EXPECT_EQ(dispatcher_->commands(), 1U);
+}
+
+TEST_F(Gate, AuditsAVerbThatRunsNothingInOneRecordWithItsOutcome) {
+  EXPECT_EQ(handle("ping"), Dispatcher::Next::keep_open);
+  EXPECT_EQ(sink_.written, "| data from ping\nOK done\n");
+  const auto all = read_records(audit_file_);
+  ASSERT_EQ(all.size(), 1U);
+  EXPECT_EQ(all[0]["event"], "command");
+  EXPECT_EQ(all[0]["command"], "ping");
+  EXPECT_EQ(all[0]["decision"], "allow");
+  EXPECT_EQ(all[0]["rule"], "roles.operator.commands");
+  EXPECT_EQ(all[0]["status"], "ok");
+  EXPECT_EQ(all[0]["bytes_out"], sink_.written.size());
 }
 
 TEST_F(Gate, AuditsADenialAndNeverExecutesIt) {
@@ -226,11 +241,21 @@ TEST_F(Gate, FailsClosedWhenTheAuditRecordCannotBeWritten) {
   Dispatcher::Next next{};
   {
     const FileSizeLimit full(fs::file_size(audit_file_));
-    next = handle("ping");
+    next = handle("lastlog");
   }
   EXPECT_EQ(next, Dispatcher::Next::keep_open);
   EXPECT_TRUE(handlers_->executed.empty());
   EXPECT_EQ(sink_.written, "ERR internal audit log unavailable; commands are refused\n");
+  EXPECT_TRUE(read_records(audit_file_).empty());
+}
+
+TEST_F(Gate, NeverSaysOkForAVerbThatRunsNothingWhenItsRecordCannotBeWritten) {
+  {
+    const FileSizeLimit full(fs::file_size(audit_file_));
+    handle("ping");
+  }
+  EXPECT_EQ(sink_.written,
+            "| data from ping\nERR internal audit log unavailable; commands are refused\n");
   EXPECT_TRUE(read_records(audit_file_).empty());
 }
 

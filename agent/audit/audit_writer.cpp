@@ -1,0 +1,230 @@
+#include "agent/audit/audit_writer.hpp"
+
+#include <cerrno>
+#include <charconv>
+#include <chrono>
+#include <cstring>
+#include <ctime>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include "agent/audit/log_file.hpp"
+#include "agent/common/best_effort.hpp"
+#include "agent/metrics/registry.hpp"
+
+namespace opsagent::audit {
+namespace {
+
+std::int64_t now_us() noexcept {
+  timespec ts{};
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000 + ts.tv_nsec / 1000;
+}
+
+}  // namespace
+
+AuditWriter::AuditWriter(std::filesystem::path path, UniqueFd fd, std::string stamp,
+                         std::size_t max_queue_bytes)
+    : path_(std::move(path)),
+      stamp_(std::move(stamp)),
+      max_queue_bytes_(max_queue_bytes),
+      fd_(std::move(fd)) {
+  batch_.reserve(64 * 1024);
+  thread_ = std::thread([this] { run(); });
+}
+
+AuditWriter::~AuditWriter() {
+  {
+    std::lock_guard lock(mutex_);
+    stop_ = true;
+  }
+  wake_.notify_one();
+  thread_.join();
+}
+
+bool AuditWriter::enqueue(PendingRecord* r, bool bounded) noexcept {
+  bool wake = false;
+  {
+    std::lock_guard lock(mutex_);
+    if (stop_ || (bounded && queued_bytes_ >= max_queue_bytes_)) return false;
+    r->time_us_ = now_us();  // under the lock: time order and seq order agree
+    r->next_ = nullptr;
+    if (tail_ != nullptr) {
+      tail_->next_ = r;
+    } else {
+      head_ = r;
+      wake = true;
+    }
+    tail_ = r;
+    queued_bytes_ += r->body_.size();
+    ++queued_;
+  }
+  if (wake) wake_.notify_one();
+  return true;
+}
+
+void AuditWriter::retry_later(PendingRecord* r) noexcept {
+  {
+    std::lock_guard lock(mutex_);
+    r->next_ = late_;
+    late_ = r;
+  }
+  wake_.notify_one();
+}
+
+void AuditWriter::flush() {
+  std::unique_lock lock(mutex_);
+  const std::uint64_t target = queued_;
+  flushed_.wait(lock, [&] { return done_ >= target; });
+}
+
+Status AuditWriter::reopen() {
+  auto fd = open_log_file(path_);
+  if (!fd) return fd.error();
+  std::lock_guard lock(fd_mutex_);
+  fd_ = std::move(fd.value());
+  return ok_status();
+}
+
+Result<bool> AuditWriter::reopen_if_deleted() {
+  struct stat st {};
+  {
+    std::lock_guard lock(fd_mutex_);
+    if (::fstat(fd_.get(), &st) != 0) {
+      return Error{ErrorCode::internal,
+                   "cannot stat audit log " + path_.string() + ": " + std::strerror(errno)};
+    }
+  }
+  if (st.st_nlink != 0) return false;
+  if (auto status = reopen(); !status) return status.error();
+  return true;
+}
+
+void AuditWriter::complete_all(PendingRecord* head) noexcept {
+  while (head != nullptr) {
+    PendingRecord* r = head;
+    head = r->next_;
+    r->next_ = nullptr;
+    if (!r->complete(r->result_)) {  // no memory to hand it on: again later
+      r->next_ = retry_;
+      retry_ = r;
+    }
+  }
+}
+
+void AuditWriter::run() noexcept {
+  for (;;) {
+    PendingRecord* batch = nullptr;
+    {
+      std::unique_lock lock(mutex_);
+      if (retry_ != nullptr) {
+        // Completions wait for memory: try again soon, whether or not records arrive.
+        wake_.wait_for(lock, std::chrono::milliseconds(1), [&] { return head_ || late_ || stop_; });
+      } else {
+        wake_.wait(lock, [&] { return head_ || late_ || stop_; });
+      }
+      while (late_ != nullptr) {
+        PendingRecord* r = late_;
+        late_ = r->next_;
+        r->next_ = retry_;
+        retry_ = r;
+      }
+      if (head_ == nullptr && stop_ && retry_ == nullptr) return;
+      batch = head_;
+      head_ = tail_ = nullptr;
+      queued_bytes_ = 0;
+    }
+    if (retry_ != nullptr) {
+      PendingRecord* again = retry_;
+      retry_ = nullptr;
+      complete_all(again);
+    }
+    if (batch == nullptr) continue;
+    std::uint64_t count = 0;
+    for (PendingRecord* r = batch; r != nullptr; r = r->next_) ++count;
+    const boost::system::error_code ec = write_batch(batch);
+    for (PendingRecord* r = batch; r != nullptr; r = r->next_) r->result_ = ec;
+    complete_all(batch);
+    {
+      std::lock_guard lock(mutex_);
+      done_ += count;
+    }
+    flushed_.notify_all();
+  }
+}
+
+void AuditWriter::append_time(std::int64_t time_us) {
+  const std::int64_t second = time_us / 1'000'000;
+  if (second != second_) {
+    const auto t = static_cast<std::time_t>(second);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    std::strftime(second_text_, sizeof second_text_, "%Y-%m-%dT%H:%M:%S", &tm);
+    second_ = second;
+  }
+  batch_.append(second_text_);
+  char frac[9] = {'.', '0', '0', '0', '0', '0', '0', 'Z', '"'};
+  auto micros = static_cast<int>(time_us % 1'000'000);
+  for (int i = 6; i >= 1; --i, micros /= 10) frac[i] = static_cast<char>('0' + micros % 10);
+  batch_.append(frac, sizeof frac);
+}
+
+void AuditWriter::append_record(const PendingRecord& r, std::uint64_t seq) {
+  batch_.append("{\"seq\":");
+  char digits[24];
+  const auto res = std::to_chars(digits, digits + sizeof digits, seq);
+  batch_.append(digits, res.ptr);
+  batch_.append(",\"ts\":\"");
+  append_time(r.time_us_);
+  batch_.push_back(',');
+  batch_.append(stamp_);
+  batch_.push_back(',');
+  batch_.append(r.body_);
+  batch_.append("}\n");
+}
+
+boost::system::error_code AuditWriter::write_batch(PendingRecord* head) noexcept {
+  std::uint64_t seq = seq_;
+  try {
+    batch_.clear();
+    for (PendingRecord* r = head; r != nullptr; r = r->next_) append_record(*r, ++seq);
+  } catch (const std::bad_alloc&) {
+    log_noexcept(spdlog::level::err, "audit log: no memory for a batch of records; they are lost");
+    return boost::system::error_code(ENOMEM, boost::system::system_category());
+  }
+  std::lock_guard lock(fd_mutex_);
+  // One write per batch; a short write on a regular file means the disk is full.
+  std::size_t done = 0;
+  while (done < batch_.size()) {
+    const ssize_t n = ::write(fd_.get(), batch_.data() + done, batch_.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const int err = n < 0 ? errno : ENOSPC;
+      // Take a torn fragment back off the file so the next record starts on a line of its own.
+      struct stat st {};
+      if (done > 0 && ::fstat(fd_.get(), &st) == 0 && st.st_size >= static_cast<off_t>(done) &&
+          ::ftruncate(fd_.get(), st.st_size - static_cast<off_t>(done)) != 0) {
+        log_noexcept(spdlog::level::critical, "audit log {}: cannot remove a partial batch: {}",
+                     path_.c_str(), std::strerror(errno));
+      }
+      metrics::registry().audit_write_failures.inc();
+      if (healthy_.exchange(false)) {
+        log_noexcept(spdlog::level::critical,
+                     "audit log {} write failed: {}; refusing new commands until it recovers",
+                     path_.c_str(), std::strerror(err));
+      }
+      return boost::system::error_code(err, boost::system::system_category());
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  seq_ = seq;
+  if (!healthy_.exchange(true)) {
+    log_noexcept(spdlog::level::warn, "audit log {} writable again", path_.c_str());
+  }
+  return {};
+}
+
+}  // namespace opsagent::audit

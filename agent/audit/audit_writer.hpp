@@ -1,0 +1,116 @@
+#pragma once
+// The one thread that writes the audit file: records are queued (bounded by bytes) and written
+// in batches, one write(2) per batch (group commit). Each record gets its sequence number and
+// time stamp in queue order, and is completed once the batch holding it is on disk (written) or
+// failed.
+
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include <boost/system/error_code.hpp>
+
+#include "agent/common/error.hpp"
+#include "agent/common/unique_fd.hpp"
+
+namespace opsagent::audit {
+
+/// One queued record. Allocated by the caller before it is queued, so that queueing itself
+/// never allocates (no completion can be lost to a failed allocation: SECURITY-MATRIX H5).
+class PendingRecord {
+ public:
+  explicit PendingRecord(std::string body) noexcept : body_(std::move(body)) {}
+  virtual ~PendingRecord() = default;
+  PendingRecord(const PendingRecord&) = delete;
+  PendingRecord& operator=(const PendingRecord&) = delete;
+
+  /// Called on the writer thread once the batch holding this record was written (`ec` empty)
+  /// or not. Returns true when it took care of the record (and deleted it); false when it could
+  /// not hand the result on yet (no memory): the writer keeps it and calls again later.
+  virtual bool complete(boost::system::error_code /*ec*/) noexcept {
+    delete this;
+    return true;
+  }
+
+ private:
+  friend class AuditWriter;
+  PendingRecord* next_ = nullptr;
+  std::string body_;                  // "event":"...",... (RecordEncoder::body)
+  std::int64_t time_us_ = 0;          // UTC, set when queued
+  boost::system::error_code result_;  // set by the writer before complete()
+};
+
+/// Thread-safe: enqueue(), healthy(), flush() and reopen*() may be called from any thread.
+class AuditWriter {
+ public:
+  /// `stamp` is put in every record after seq and ts: `"host":"h","instance":"i","pid":N`.
+  AuditWriter(std::filesystem::path path, UniqueFd fd, std::string stamp,
+              std::size_t max_queue_bytes);
+  /// Writes what is queued, then stops the thread.
+  ~AuditWriter();
+  AuditWriter(const AuditWriter&) = delete;
+  AuditWriter& operator=(const AuditWriter&) = delete;
+
+  /// Queues `r` (ownership passes on true). Never allocates, never throws. With `bounded`, a
+  /// record is refused (false, ownership stays) while the queue holds max_queue_bytes or more;
+  /// records awaited by a session pass `bounded` = false: each session awaits its record before
+  /// it queues the next, so they are bounded by the number of sessions.
+  bool enqueue(PendingRecord* r, bool bounded) noexcept;
+
+  /// Hands `r` (already written or failed) back to the writer, which calls its complete()
+  /// again soon: for a completion that could not be handed on (no memory). Never throws.
+  void retry_later(PendingRecord* r) noexcept;
+
+  /// Blocks until every record queued before the call was written or failed. Not on I/O threads.
+  void flush();
+
+  /// Opens the file at path() again (rotation) / when the open one was deleted. Blocking.
+  Status reopen();
+  Result<bool> reopen_if_deleted();
+
+  /// False after a failed write, until a later one succeeds.
+  [[nodiscard]] bool healthy() const noexcept { return healthy_.load(std::memory_order_acquire); }
+  [[nodiscard]] const std::filesystem::path& path() const noexcept { return path_; }
+
+ private:
+  void run() noexcept;
+  boost::system::error_code write_batch(PendingRecord* head) noexcept;
+  void complete_all(PendingRecord* head) noexcept;
+  void append_record(const PendingRecord& r, std::uint64_t seq);
+  void append_time(std::int64_t time_us);
+
+  const std::filesystem::path path_;
+  const std::string stamp_;
+  const std::size_t max_queue_bytes_;
+
+  std::mutex mutex_;
+  std::condition_variable wake_;     // the writer: records queued or stop
+  std::condition_variable flushed_;  // flush(): a batch is done
+  PendingRecord* head_ = nullptr;    // GUARDED_BY(mutex_)
+  PendingRecord* tail_ = nullptr;    // GUARDED_BY(mutex_)
+  PendingRecord* late_ = nullptr;    // GUARDED_BY(mutex_): retry_later()
+  std::size_t queued_bytes_ = 0;     // GUARDED_BY(mutex_)
+  std::uint64_t queued_ = 0;         // GUARDED_BY(mutex_): records ever queued
+  std::uint64_t done_ = 0;           // GUARDED_BY(mutex_): records ever written or failed
+  bool stop_ = false;                // GUARDED_BY(mutex_)
+
+  std::mutex fd_mutex_;  // the file: the writer while it writes, reopen*()
+  UniqueFd fd_;          // GUARDED_BY(fd_mutex_)
+
+  // Writer thread only.
+  std::uint64_t seq_ = 0;
+  std::string batch_;
+  std::int64_t second_ = -1;        // the second whose text is in second_text_
+  char second_text_[24] = {};       // "YYYY-MM-DDTHH:MM:SS"
+  PendingRecord* retry_ = nullptr;  // completions that could not be handed on yet
+
+  std::atomic<bool> healthy_{true};
+  std::thread thread_;  // last: started once everything above exists
+};
+
+}  // namespace opsagent::audit

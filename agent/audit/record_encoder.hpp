@@ -1,0 +1,54 @@
+#pragma once
+// Encodes one audit record straight into a string, without a JSON DOM: one line of strict,
+// ASCII-only JSON. Every control character, U+2028/U+2029 and every non-ASCII code point is
+// escaped (\uXXXX, surrogate pairs above U+FFFF); invalid UTF-8 becomes U+FFFD. Nothing a client
+// sends can therefore split a record or act on the terminal of whoever reads the log
+// (SECURITY-MATRIX F1). Pure; not thread-safe (one encoder per record).
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace opsagent::audit {
+
+/// Appends `s` as a JSON string literal (with its quotes) to `out`.
+void append_json_string(std::string& out, std::string_view s);
+
+/// Appends `s` as a JSON string cut to `max` bytes, with "...[truncated, N bytes]" when cut.
+void append_json_string_cut(std::string& out, std::string_view s, std::size_t max);
+
+/// Appends any nlohmann::json value (objects, arrays, scalars) with the escaping above.
+void append_json_value(std::string& out, const nlohmann::json& value);
+
+/// Builds the body of a record: `"event":"NAME","k":v,...` (no braces). The writer adds the
+/// standard fields (seq, ts, host, instance, pid) in front and closes the object.
+class RecordEncoder {
+ public:
+  explicit RecordEncoder(std::string_view event);
+
+  RecordEncoder& str(std::string_view key, std::string_view value);
+  RecordEncoder& str_cut(std::string_view key, std::string_view value, std::size_t max);
+  RecordEncoder& num(std::string_view key, std::int64_t value);
+  RecordEncoder& unum(std::string_view key, std::uint64_t value);
+  RecordEncoder& boolean(std::string_view key, bool value);
+  RecordEncoder& strings_cut(std::string_view key, const std::vector<std::string>& values,
+                             std::size_t max);
+  RecordEncoder& json(std::string_view key, const nlohmann::json& value);
+
+  /// The body so far; take() moves it out.
+  [[nodiscard]] const std::string& body() const noexcept { return out_; }
+  [[nodiscard]] std::string take() noexcept { return std::move(out_); }
+
+ private:
+  void key(std::string_view k);
+  std::string out_;
+};
+
+/// True for the standard keys the writer sets; a caller's field of that name is dropped.
+bool is_reserved_key(std::string_view key) noexcept;
+
+}  // namespace opsagent::audit

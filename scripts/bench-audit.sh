@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# The audit writer's cost (issue 11). Not a test. Two parts, each a side-by-side comparison:
+#  1. opsagent-bench-audit: records/s and CPU per record of the writer (encoder + group commit)
+#     against the writer it replaced (nlohmann::json + one write(2) per record under a mutex),
+#     RECORDS records from 1 and from 4 producer threads.
+#  2. the real agent under a ping load (opsagent-loadgen, 8 connections, depth 16): agent CPU
+#     per ping with `audit.builtins: all` (one record per ping) and `denied` (no record); the
+#     difference is the agent CPU one audit record costs.
+# Usage: scripts/bench-audit.sh [--records N] [--seconds S] [--build DIR]
+set -euo pipefail
+
+repo_root="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)"
+build="${repo_root}/build/release"
+records=1000000
+secs=5
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --records) records="$2"; shift ;;
+    --seconds) secs="$2"; shift ;;
+    --build) build="$2"; shift ;;
+    -h | --help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "bench-audit.sh: unknown argument: $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+cmake --build "${build}" --target opsagent-bench-audit opsagent-loadgen opsagent -j2 >/dev/null
+work="$(mktemp -d /tmp/bench-audit-XXXXXX)"
+agent_pid=""
+cleanup() {
+  if [[ -n "${agent_pid}" ]] && kill -0 "${agent_pid}" 2>/dev/null; then
+    kill -TERM "${agent_pid}" && wait "${agent_pid}" 2>/dev/null || true
+  fi
+  rm -rf -- "${work}"
+}
+trap cleanup EXIT
+
+echo "# 1. writer alone, ${records} records (same disk: ${work})"
+for threads in 1 4; do
+  rm -f "${work}"/*.jsonl
+  "${build}/bench/opsagent-bench-audit" "${work}" "${records}" "${threads}"
+done
+
+echo "# 2. agent under a ping load, ${secs} s each"
+"${repo_root}/scripts/gen-dev-certs.sh" "${work}/certs" >/dev/null
+c="${work}/certs"
+cat >"${work}/policy.yaml" <<POLICY
+identities:
+  - match: {cn: alice}
+    principal: alice
+    roles: [operator]
+roles:
+  operator:
+    commands: [ping]
+POLICY
+clock_ticks="$(getconf CLK_TCK)"
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+for builtins in all denied; do
+  port=$((20000 + RANDOM % 20000))
+  cat >"${work}/agent.yaml" <<AGENT
+listen: ["127.0.0.1:${port}"]
+tls: {certificate: ${c}/server.crt, private_key: ${c}/server.key, client_ca: ${c}/ca.crt}
+run_as: {allow_root: true}
+logging: {level: warn}
+audit: {path: ${work}/audit-${builtins}.jsonl, builtins: ${builtins}}
+policy: ${work}/policy.yaml
+AGENT
+  chmod 600 "${work}/policy.yaml" "${work}/agent.yaml"
+  "${build}/agent/app/opsagent" --config "${work}/agent.yaml" 2>"${work}/agent.log" &
+  agent_pid=$!
+  for _ in $(seq 1 100); do
+    grep -q "${port}" "${work}/agent.log" 2>/dev/null && break
+    sleep 0.1
+  done
+  before="$(cpu_ticks "${agent_pid}")"
+  result="$("${build}/bench/opsagent-loadgen" --port "${port}" --cert "${c}/alice.crt" \
+    --key "${c}/alice.key" --ca "${c}/ca.crt" --request ping --conns 8 --depth 16 \
+    --duration "${secs}")"
+  after="$(cpu_ticks "${agent_pid}")"
+  kill -TERM "${agent_pid}" && wait "${agent_pid}" 2>/dev/null || true
+  agent_pid=""
+  requests="$(jq -r .requests <<<"${result}")"
+  lines="$(wc -l <"${work}/audit-${builtins}.jsonl")"
+  python3 - "${builtins}" "${requests}" "${lines}" "$((after - before))" "${clock_ticks}" <<'PY'
+import sys
+b, req, lines, ticks, hz = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+print(f'{{"builtins":"{b}","pings":{req},"audit_lines":{lines},'
+      f'"agent_cpu_us_per_ping":{ticks / hz * 1e6 / max(req, 1):.2f}}}')
+PY
+done
+echo "# audit CPU per record = agent_cpu_us_per_ping(all) - agent_cpu_us_per_ping(denied)"
