@@ -16,6 +16,8 @@
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
 
+#include "tests/integration/opsctl_harness.hpp"
+#include "tests/integration/test_policy.hpp"
 #include "tests/support/agent_process.hpp"
 #include "tests/support/cert_factory.hpp"
 #include "tests/support/test_pki.hpp"
@@ -26,6 +28,7 @@ namespace opsagent::testing {
 namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
+using namespace opsctl;
 
 const std::string kPolicy = R"(
 identities:
@@ -292,6 +295,70 @@ TEST(TlsResumption, EarlyDataIsNeverAccepted) {
   EXPECT_EQ(received.find("pong"), std::string::npos) << received;
   ::close(fd);
   for (const json& r : agent.audit()) EXPECT_NE(r["event"], "command") << r.dump();
+}
+
+// ---- opsctl's session cache ------------------------------------------------------------------
+
+std::size_t resumed_connections(const AgentProcess& agent, bool resumed) {
+  return count_records(agent, "connection_accepted", "tls_resumed", resumed);
+}
+
+TEST(OpsctlResumption, TheSecondRunResumesFromTheCacheWhichOnlyItsOwnerCanRead) {
+  AgentProcess agent{AgentSpec{kTestPolicy}};
+  const fs::path cache = make_temp_dir("opsctl-cache");
+  const std::map<std::string, std::string> env = {{"XDG_CACHE_HOME", cache.string()}};
+  const std::string host = "127.0.0.1:" + std::to_string(agent.port());
+  auto r = run_opsctl({host, "ping"}, env);
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  EXPECT_EQ(resumed_connections(agent, false), 1U);
+  r = run_opsctl({host, "ping"}, env);
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  EXPECT_EQ(resumed_connections(agent, true), 1U) << agent.log();
+
+  const fs::path dir = cache / "opsctl" / "sessions";
+  struct stat st {};
+  ASSERT_EQ(::stat(dir.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700U);
+  ASSERT_EQ(::stat((cache / "opsctl").c_str(), &st), 0);
+  std::size_t files = 0;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    ++files;
+    ASSERT_EQ(::stat(e.path().c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600U) << e.path();
+  }
+  EXPECT_EQ(files, 1U);
+
+  // --no-resume: a full handshake, nothing offered.
+  r = run_opsctl({"--no-resume", host, "ping"}, env);
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  EXPECT_EQ(resumed_connections(agent, false), 2U);
+  EXPECT_EQ(resumed_connections(agent, true), 1U);
+  fs::remove_all(cache);
+}
+
+TEST(OpsctlResumption, APinMismatchIsRefusedAlsoWhenTheSessionResumes) {
+  AgentProcess agent{AgentSpec{kTestPolicy}};
+  std::string fp;
+  ASSERT_EQ(run_shell("openssl x509 -in " + TestPki::get().cert("server").string() +
+                          " -noout -fingerprint -sha256 | sed 's/.*=//'",
+                      &fp),
+            0);
+  while (!fp.empty() && (fp.back() == '\n' || fp.back() == '\r')) fp.pop_back();
+  const fs::path cache = make_temp_dir("opsctl-cache");
+  const std::map<std::string, std::string> env = {{"XDG_CACHE_HOME", cache.string()}};
+  const auto inventory = [&](const std::string& pin) {
+    const fs::path file = cache / "inventory.yaml";
+    std::ofstream(file) << "hosts:\n  a: {address: 127.0.0.1, port: " << agent.port()
+                        << ", fingerprint: \"" << pin << "\"}\n";
+    return file.string();
+  };
+  auto r = run_opsctl({"-i", inventory(fp), "a", "ping"}, env);
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  r = run_opsctl({"-i", inventory("sha256:" + std::string(64, '0')), "a", "ping"}, env);
+  EXPECT_EQ(r.exit_code, 67) << describe(r);
+  EXPECT_TRUE(contains(r.err, "is not the pinned 00:00:")) << r.err;
+  EXPECT_EQ(resumed_connections(agent, true), 1U) << "the second run did resume";
+  fs::remove_all(cache);
 }
 
 }  // namespace
