@@ -23,6 +23,9 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr std::size_t kMaxSessionBytes = 64 * 1024;  // a session is about 2 KiB
+// Sessions kept in memory (a parsed session holds the agent's certificate, a few KiB): enough
+// for the shell and retries; a fan-out to thousands of hosts finds the others on disk.
+constexpr std::size_t kMaxMemorySessions = 256;
 
 std::string sha256_hex(const std::string& data) {
   unsigned char md[EVP_MAX_MD_SIZE];
@@ -115,6 +118,7 @@ SessionPtr SessionCache::find(const Target& target) {
 void SessionCache::store(const Target& target, SSL_SESSION* session) {
   const std::string k = key(target);
   if (k.empty() || session == nullptr || expired(session)) return;
+  if (memory_.size() >= kMaxMemorySessions && memory_.count(k) == 0) memory_.erase(memory_.begin());
   SSL_SESSION_up_ref(session);
   memory_[k] = SessionPtr(session);
   if (!disk_ok_) return;

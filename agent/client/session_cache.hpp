@@ -1,5 +1,5 @@
 #pragma once
-// TLS sessions (TLS 1.3 tickets) opsctl may resume: in memory for the life of the process (the
+// TLS sessions (TLS 1.3 tickets) opsctl may resume: in memory (up to 256) for the process (the
 // interactive shell reconnecting, retries) and on disk for the next run to the same hosts
 // (SECURITY.md, "opsctl's session cache"). Only sessions of connections that fully verified the
 // agent (CA, name, pinned fingerprint) and were greeted are stored; the agent verifies our
