@@ -14,6 +14,8 @@ ROWS = [
     ("ping50", "`ping`, 50 connections", "req/s", True, "µs/req"),
     ("ping50x16", "`ping`, 50 connections pipelined 16 deep", "req/s", True, "µs/req"),
     ("handshake", "full mTLS 1.3 handshake + one request, serial", "conn/s", True, "µs/conn"),
+    ("handshake_resumed", "resumed TLS 1.3 handshake (ticket) + one request, serial", "conn/s",
+     True, "µs/conn"),
     ("stream", "stream a big file (`run cat`), read by `openssl s_client`", "MB/s", True,
      "µs/MiB"),
     ("idle", "RSS per idle authenticated session", "KiB", False, ""),
@@ -100,7 +102,7 @@ def main():
             cpu_s = f"{fmt(co)} / {fmt(cp)} {cpu_unit}" if peer else f"{fmt(co)} {cpu_unit}"
         else:
             cpu_s = "-"
-        if row.startswith("ping") or row == "handshake":
+        if row.startswith("ping") or row.startswith("handshake"):
             lat = f"{fmt(statistics.median(ours['p99']))} / " + (
                 fmt(statistics.median(peer["p99"])) if peer else "-")
         else:
