@@ -12,7 +12,9 @@
 //              With --probe, one request is then sent on each held connection in turn (a
 //              sweep, one at a time): the latency of a session among N idle ones
 //   handshake  N loops (1 = serial) each making a new connection per request: TCP connect,
-//              full TLS handshake (no resumption), greeting, one request, its reply, close
+//              full TLS handshake (no resumption), greeting, one request, its reply, close;
+//              with --resume 1 each loop offers the session (TLS 1.3 ticket) of its previous
+//              connection, so every connection after a loop's first is a resumed handshake
 // Prints one JSON object: requests, seconds, req_per_s, latency percentiles, client CPU.
 //
 // The same binary drives both sides of each comparison, so client costs cancel out of ratios.
@@ -68,8 +70,9 @@ struct Options {
   int depth = 1;
   int threads = 1;
   double duration = 5.0;
-  long count = 0;      // 0: run for `duration`
-  bool probe = false;  // idle mode: a sweep of one request per held connection at the end
+  long count = 0;       // 0: run for `duration`
+  bool probe = false;   // idle mode: a sweep of one request per held connection at the end
+  bool resume = false;  // handshake mode: resume each loop's previous session
 };
 
 [[noreturn]] void usage(const char* problem) {
@@ -124,6 +127,8 @@ Options parse(int argc, char** argv) {
       } else {
         usage("--mode: requests, handshake or idle");
       }
+    } else if (arg == "--resume") {
+      o.resume = value == "1" || value == "yes";
     } else if (arg == "--request") {
       o.request = value;
     } else if (arg == "--conns") {
@@ -151,9 +156,10 @@ Options parse(int argc, char** argv) {
 ssl::context make_context(const Options& o) {
   ssl::context ctx(ssl::context::tls_client);
   SSL_CTX_set_min_proto_version(ctx.native_handle(), TLS1_3_VERSION);
-  // Every connection of the handshake mode is a full handshake: no session cache, no tickets.
+  // Without --resume every connection of the handshake mode is a full handshake: no session
+  // cache, no tickets. With it, each loop keeps its last session itself (SSL_get1_session).
   SSL_CTX_set_session_cache_mode(ctx.native_handle(), SSL_SESS_CACHE_OFF);
-  SSL_CTX_set_options(ctx.native_handle(), SSL_OP_NO_TICKET);
+  if (!o.resume) SSL_CTX_set_options(ctx.native_handle(), SSL_OP_NO_TICKET);
   ctx.use_certificate_chain_file(o.cert);
   ctx.use_private_key_file(o.key, ssl::context::pem);
   ctx.load_verify_file(o.ca);
@@ -196,6 +202,7 @@ struct Shared {
   Clock::time_point deadline;
   std::atomic<long> issued{0};
   std::atomic<long> errors{0};
+  std::atomic<long> resumed{0};  // handshake mode with --resume: connections that resumed
 };
 
 struct Conn {
@@ -213,9 +220,10 @@ asio::awaitable<bool> read_greeting(Stream& s, ReplyScanner& scanner, std::vecto
   }
 }
 
-asio::awaitable<bool> open(Shared& sh, Conn& c) {
+asio::awaitable<bool> open(Shared& sh, Conn& c, SSL_SESSION* resume = nullptr) {
   auto exec = co_await asio::this_coro::executor;
   c.stream = std::make_unique<Stream>(exec, sh.ctx);
+  if (resume != nullptr) SSL_set_session(c.stream->native_handle(), resume);
   const auto connected = co_await asio::async_connect(c.stream->next_layer(), sh.endpoints, kUse);
   if (std::get<0>(connected)) co_return false;
   c.stream->next_layer().set_option(tcp::no_delay(true));
@@ -321,10 +329,11 @@ asio::awaitable<void> sweep(Shared& sh, std::vector<Conn>& conns,
 asio::awaitable<void> handshake_loop(Shared& sh, Conn& c) {
   const std::string line = sh.opts.request + (sh.opts.proto == Proto::redis ? "\r\n" : "\n");
   std::vector<char> buf(kReadChunk);
+  std::unique_ptr<SSL_SESSION, decltype(&SSL_SESSION_free)> session(nullptr, &SSL_SESSION_free);
   while (may_issue(sh)) {
     const auto start = Clock::now();
     Conn one;
-    const bool ok = co_await open(sh, one);
+    const bool ok = co_await open(sh, one, session.get());
     if (!ok) {
       ++sh.errors;
       continue;
@@ -355,6 +364,15 @@ asio::awaitable<void> handshake_loop(Shared& sh, Conn& c) {
     if (failed) {
       ++sh.errors;
       continue;
+    }
+    if (sh.opts.resume) {
+      SSL* ssl = one.stream->native_handle();
+      if (SSL_session_reused(ssl) == 1) ++sh.resumed;
+      // The ticket arrived with the first reply (TLS 1.3 sends it after the handshake). The
+      // socket is closed without close_notify, and SSL_free would then mark the session
+      // unusable: say the shutdown happened.
+      session.reset(SSL_get1_session(ssl));
+      SSL_set_shutdown(ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
     }
     boost::system::error_code ec;
     one.stream->next_layer().close(ec);
@@ -435,9 +453,9 @@ int main(int argc, char** argv) {
   }
   std::printf(
       "{\"mode\":\"%s\",\"conns\":%d,\"depth\":%d,\"requests\":%ld,\"errors\":%ld,"
-      "\"seconds\":%.3f,\"req_per_s\":%.1f,%s,\"client_cpu_s\":%.3f}\n",
+      "\"resumed\":%ld,\"seconds\":%.3f,\"req_per_s\":%.1f,%s,\"client_cpu_s\":%.3f}\n",
       opts.mode == Mode::requests ? "requests" : "handshake", opts.conns, opts.depth, done,
-      sh.errors.load(), seconds, seconds > 0 ? static_cast<double>(done) / seconds : 0.0,
-      all.json_fields().c_str(), cpu);
+      sh.errors.load(), sh.resumed.load(), seconds,
+      seconds > 0 ? static_cast<double>(done) / seconds : 0.0, all.json_fields().c_str(), cpu);
   return done > 0 ? 0 : 1;
 }

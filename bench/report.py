@@ -18,6 +18,8 @@ ROWS = [
     ("ping50", "`ping`, 50 connections", "req/s", True, "µs/req"),
     ("ping50x16", "`ping`, 50 connections pipelined 16 deep", "req/s", True, "µs/req"),
     ("handshake", "full mTLS 1.3 handshake + one request, serial", "conn/s", True, "µs/conn"),
+    ("handshake_resumed", "resumed TLS 1.3 handshake (ticket) + one request, serial", "conn/s",
+     True, "µs/conn"),
     ("stream", "stream a big file (`run cat`), read by `openssl s_client`", "MB/s", True,
      "µs/MiB"),
     ("idle", "RSS per idle authenticated session; p99: one ping on each in turn", "KiB", False,
@@ -30,6 +32,7 @@ CHART_LABELS = {
     "ping50": "ping x50",
     "ping50x16": "ping x50 pipelined",
     "handshake": "full handshake",
+    "handshake_resumed": "resumed handshake",
     "stream": "stream run cat",
     "idle": "idle session RSS",
 }
@@ -158,7 +161,7 @@ def main():
             cpu_s = f"{fmt(co)} / {fmt(cp)} {cpu_unit}" if peer else f"{fmt(co)} {cpu_unit}"
         else:
             cpu_s = "-"
-        if row.startswith("ping") or row in ("handshake", "idle"):
+        if row.startswith("ping") or row.startswith("handshake") or row == "idle":
             lat = f"{fmt(statistics.median(ours['p99']))} / " + (
                 fmt(statistics.median(peer["p99"])) if peer else "-")
         else:

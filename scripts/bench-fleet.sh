@@ -8,6 +8,9 @@
 #   BENCH_JOBS="64 256 1000"  concurrency values to try (default: 64 256)
 #   OPSCTL_PEER=/path/opsctl  also run this opsctl (e.g. a build of main) right after each row,
 #                             against the same agent, and print its numbers as "peer" rows
+#   BENCH_RESUME="off warm"   TLS session resumption per row: `off` (--no-resume, every target a
+#                             full handshake) and/or `warm` (the session cache, in ${work}/cache,
+#                             warmed by one `ping` first) (default: off warm)
 # Needs /usr/bin/time (GNU time). Not a test: numbers depend on the machine and its load.
 set -euo pipefail
 
@@ -17,6 +20,7 @@ shift || true
 sizes=("$@")
 [[ ${#sizes[@]} -eq 0 ]] && sizes=(1000 10000)
 jobs=(${BENCH_JOBS:-64 256})
+resume_modes=(${BENCH_RESUME:-off warm})
 # shellcheck source=scripts/bench-lib.sh
 source "${repo_root}/scripts/bench-lib.sh"
 bench_setup bench-fleet.sh "${build}"
@@ -48,7 +52,8 @@ bench_start_agent
 agent_ticks() { awk '{print $14 + $15}' "/proc/${agent_pid}/stat"; }
 hz="$(getconf CLK_TCK)"
 
-printf '%-7s %-6s %-9s %-10s %-16s %-10s %-18s %s\n' targets -j wall_s rate/s \
+export XDG_CACHE_HOME="${work}/cache"
+printf '%-7s %-6s %-6s %-9s %-10s %-16s %-10s %-18s %s\n' targets -j resume wall_s rate/s \
   opsctl_cpu_us/t rss_MiB agent_cpu_us/t result
 for n in "${sizes[@]}"; do
   inv="${work}/fleet-${n}.yaml"
@@ -58,11 +63,20 @@ for n in "${sizes[@]}"; do
     for i in $(seq 1 "${n}"); do echo "  h${i}: {address: 127.0.0.1}"; done
   } >"${inv}"
   for j in "${jobs[@]}"; do
+   for mode in "${resume_modes[@]}"; do
+    flags=()
+    if [[ "${mode}" == off ]]; then
+      flags=(--no-resume)
+    else
+      rm -rf "${XDG_CACHE_HOME}"
+      "${opsctl}" -i "${inv}" h1 ping >/dev/null  # warms the cache (every host is this agent)
+    fi
     for bin in "${opsctl}" ${OPSCTL_PEER:+"${OPSCTL_PEER}"}; do
+      [[ "${bin}" != "${opsctl}" ]] && flags=()  # a peer build may not know --no-resume
       before="$(agent_ticks)"
       start="$(date +%s.%N)"
       /usr/bin/time -f '%U %S %M' -o "${work}/time" \
-        "${bin}" -i "${inv}" -j "${j}" --json all ping >"${work}/out" 2>"${work}/err" || true
+        "${bin}" "${flags[@]}" -i "${inv}" -j "${j}" --json all ping >"${work}/out" 2>"${work}/err" || true
       end="$(date +%s.%N)"
       after="$(agent_ticks)"
       # GNU time puts "Command exited with non-zero status N" first when hosts failed.
@@ -70,11 +84,12 @@ for n in "${sizes[@]}"; do
       ok="$(grep -c '"status":"ok"' "${work}/out" || true)"
       label=""
       [[ "${bin}" != "${opsctl}" ]] && label=" (peer)"
-      awk -v n="${n}" -v j="${j}" -v s="${start}" -v e="${end}" -v u="${user}" -v y="${sys}" \
+      awk -v n="${n}" -v j="${j}" -v m="${mode}" -v s="${start}" -v e="${end}" -v u="${user}" -v y="${sys}" \
         -v r="${rss_kib}" -v a="$((after - before))" -v hz="${hz}" -v ok="${ok}" -v l="${label}" 'BEGIN {
           w = e - s
-          printf "%-7d %-6d %-9.2f %-10.0f %-16.0f %-10.1f %-18.0f %d/%d ok%s\n", n, j, w, n / w,
+          printf "%-7d %-6d %-6s %-9.2f %-10.0f %-16.0f %-10.1f %-18.0f %d/%d ok%s\n", n, j, m, w, n / w,
             (u + y) * 1e6 / n, r / 1024, a / hz * 1e6 / n, ok, n, l }'
     done
+   done
   done
 done

@@ -96,6 +96,7 @@ pick_port() {  # sets port: one nothing listens on now and this run has not used
 pick_port; agent_port="${port}"
 pick_port; redis_port="${port}"
 pick_port; sserver_port="${port}"
+pick_port; sserver_resume_port="${port}"
 pick_port; ssh_port="${port}"
 
 # --- the data for the streaming row: log-like lines --------------------------------------------
@@ -169,6 +170,12 @@ openssl s_server -quiet -rev -accept "127.0.0.1:${sserver_port}" -tls1_3 -no_tic
   -verify_return_error >"${work}/s_server.log" 2>&1 &
 sserver_pid=$!
 pids+=("${sserver_pid}")
+# The same with TLS 1.3 tickets, the peer of the resumed-handshake row.
+openssl s_server -quiet -rev -accept "127.0.0.1:${sserver_resume_port}" -tls1_3 \
+  -cert "${c}/server.crt" -key "${c}/server.key" -CAfile "${c}/ca.crt" -Verify 1 \
+  -verify_return_error >"${work}/s_server_resume.log" 2>&1 &
+sserver_resume_pid=$!
+pids+=("${sserver_resume_pid}")
 
 # --- sshd (streaming peer), if installed ---------------------------------------------------------
 ssh_ok=0
@@ -345,6 +352,16 @@ for rep in $(seq 1 "${reps}"); do
     else
       measure_lg handshake s_server "${rep}" "${sserver_pid}" --port "${sserver_port}" \
         --proto line --mode handshake --duration "${hs_secs}"
+    fi
+  done
+  for side in "${sides[@]}"; do
+    if [[ "${side}" == opsagent ]]; then
+      measure_lg handshake_resumed opsagent "${rep}" "${agent_pid}" --port "${agent_port}" \
+        --proto opsagent --mode handshake --resume 1 --duration "${hs_secs}"
+    else
+      measure_lg handshake_resumed s_server "${rep}" "${sserver_resume_pid}" \
+        --port "${sserver_resume_port}" --proto line --mode handshake --resume 1 \
+        --duration "${hs_secs}"
     fi
   done
   for side in "${sides[@]}"; do

@@ -23,6 +23,7 @@
 #include "agent/client/interactive.hpp"
 #include "agent/client/inventory.hpp"
 #include "agent/client/output.hpp"
+#include "agent/client/session_cache.hpp"
 #include "agent/config/config_error.hpp"
 #include "agent/protocol/command_parser.hpp"
 #include "agent/protocol/reply_formatter.hpp"
@@ -153,6 +154,11 @@ int main(int argc, char** argv) {
     // A fan-out holds up to -j connections that mostly wait: OpenSSL frees a connection's
     // record buffers (about 34 KiB) while they are empty instead of keeping them.
     SSL_CTX_set_mode(tls->native_handle(), SSL_MODE_RELEASE_BUFFERS);
+    if (settings.resume) {
+      SessionCache::attach(*tls, std::make_shared<SessionCache>(
+                                     default_session_cache_dir(),
+                                     session_scope(tls->native_handle(), settings.tls.ca)));
+    }
   } catch (const std::exception& e) {
     print_error(e.what());
     return exit_status::kConfig;

@@ -17,6 +17,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "agent/client/session_cache.hpp"
 #include "agent/common/duration_text.hpp"
 #include "agent/common/with_deadline.hpp"
 #include "agent/protocol/reply_formatter.hpp"
@@ -74,7 +75,18 @@ AgentConnection::AgentConnection(const asio::any_io_executor& executor, ssl::con
   if (target_.server_name.empty()) target_.server_name = target_.address;
 }
 
+bool AgentConnection::resumed() noexcept {
+  return SSL_session_reused(stream_.native_handle()) == 1;
+}
+
 HostResult AgentConnection::fail(HostStatus status, std::string code, std::string message) {
+  // A session that led to a failure is not offered again.
+  if (offered_session_ && !open_) {
+    if (SessionCache* sessions = SessionCache::of(SSL_get_SSL_CTX(stream_.native_handle()))) {
+      sessions->forget(target_);
+    }
+    offered_session_ = false;
+  }
   HostResult r;
   r.status = status;
   r.code = std::move(code);
@@ -150,6 +162,13 @@ asio::awaitable<HostResult> AgentConnection::open() {
     co_return fail(HostStatus::tls_error, "tls",
                    fmt::format("cannot verify against server name '{}'", name));
   }
+  // Resume a session of an earlier verified connection to this target when there is one.
+  SessionCache* sessions = SessionCache::of(SSL_get_SSL_CTX(ssl_handle));
+  if (sessions != nullptr) {
+    if (const SessionPtr offered = sessions->find(target_)) {
+      offered_session_ = SSL_set_session(ssl_handle, offered.get()) == 1;
+    }
+  }
   const auto handshake_deadline = steady_clock::now() + timeouts_.handshake;
   const auto shaken = co_await common::with_deadline(
       stream_.async_handshake(ssl::stream_base::client, kUse), handshake_deadline);
@@ -208,6 +227,9 @@ asio::awaitable<HostResult> AgentConnection::open() {
   }
   greeting_ = greeting.line;
   open_ = true;
+  // Verified (CA, name, pin) and greeted: the agent's ticket (sent before the greeting) may be
+  // offered next time.
+  if (sessions != nullptr) sessions->store(target_, SSL_get0_session(ssl_handle));
   HostResult ok;
   ok.status = HostStatus::ok;
   ok.message = parsed.text;

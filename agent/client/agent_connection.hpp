@@ -60,6 +60,8 @@ class AgentConnection {
   /// True while the connection can carry another command.
   [[nodiscard]] bool is_open() const noexcept { return open_; }
   [[nodiscard]] const Target& target() const noexcept { return target_; }
+  /// True when open() resumed a cached TLS session (SessionCache) instead of a full handshake.
+  [[nodiscard]] bool resumed() noexcept;
 
  private:
   enum class ReadEnd { line, closed, failed, timed_out, too_long };
@@ -100,6 +102,7 @@ class AgentConnection {
   std::string greeting_;
   bool open_ = false;
   bool aborted_ = false;
+  bool offered_session_ = false;  // open() offered a cached session
   std::chrono::steady_clock::time_point started_;
 };
 

@@ -50,6 +50,8 @@ Options (before TARGETS):
   -j, --concurrency N      hosts in flight at once (default 64)
       --connect-timeout D  resolve + TCP connect (default 5s)
       --handshake-timeout D  TLS handshake + greeting (default 10s)
+      --no-resume          full TLS handshakes only: no cached sessions offered or kept
+                           (default: resume, cache in $XDG_CACHE_HOME/opsctl/sessions)
   -t, --timeout D          command, from sending it to the final reply line (default 5m; 0 = none)
       --retry N            connect up to N more times to unreachable hosts (250ms, 500ms, ...
                            pauses); a command that was sent is never sent again
@@ -220,6 +222,8 @@ std::variant<CliOptions, CliExit> parse_command_line(const std::vector<std::stri
   app.add_option("--handshake-timeout", handshake_timeout);
   app.add_option("-t,--timeout", timeout);
   app.add_flag("--no-summary", no_summary);
+  bool no_resume = false;
+  app.add_flag("--no-resume", no_resume);
   app.add_flag("--list-targets", o.list_targets);
   app.add_flag("--list-names", o.list_names);
   bool table = false;
@@ -268,6 +272,7 @@ std::variant<CliOptions, CliExit> parse_command_line(const std::vector<std::stri
     if (o.collapse && !o.output) o.output = OutputMode::grouped;
     if (colour) o.colour = colour_value(*colour);
     if (concurrency) o.flags.concurrency = concurrency_value(*concurrency);
+    if (no_resume) o.flags.resume = false;
     if (connect_timeout)
       o.flags.connect_timeout = duration_value("--connect-timeout", *connect_timeout, false);
     if (handshake_timeout)

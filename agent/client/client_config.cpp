@@ -33,6 +33,7 @@ struct FileSettings {
   std::optional<fs::path> inventory;
   std::optional<std::uint16_t> port;
   std::optional<std::size_t> concurrency;
+  std::optional<bool> resume;
   std::optional<milliseconds> connect;
   std::optional<milliseconds> handshake;
   std::optional<milliseconds> command;
@@ -71,6 +72,7 @@ FileSettings read_config_file(const fs::path& path, const EnvLookup& env) {
     s.concurrency =
         static_cast<std::size_t>(config::as_int(*n, r.ctx("concurrency"), 1, kMaxConcurrency));
   }
+  if (const YamlNode* n = r.find("resume")) s.resume = config::as_bool(*n, r.ctx("resume"));
   if (const YamlNode* t = r.find("timeouts")) {
     MapReader tr(*t, r.ctx("timeouts"));
     if (const YamlNode* n = tr.find("connect"))
@@ -153,6 +155,7 @@ ClientSettings resolve_client_settings(const ClientFlags& flags, const EnvLookup
   s.port = first_of(flags.port, env_port, file.port);
   s.concurrency =
       first_of(flags.concurrency, std::optional<std::size_t>(), file.concurrency).value_or(64);
+  s.resume = first_of(flags.resume, std::optional<bool>(), file.resume).value_or(true);
   const Timeouts defaults;
   s.timeouts.connect = first_of(flags.connect_timeout, std::optional<milliseconds>(), file.connect)
                            .value_or(defaults.connect);

@@ -27,6 +27,7 @@ struct ClientFlags {
   std::optional<std::chrono::milliseconds> connect_timeout;    ///< --connect-timeout
   std::optional<std::chrono::milliseconds> handshake_timeout;  ///< --handshake-timeout
   std::optional<std::chrono::milliseconds> command_timeout;    ///< --timeout
+  std::optional<bool> resume;                                  ///< --no-resume: false
 };
 
 /// Everything opsctl needs before it connects.
@@ -36,6 +37,7 @@ struct ClientSettings {
   std::filesystem::path inventory;    ///< empty: none
   Timeouts timeouts;
   std::size_t concurrency = 64;
+  bool resume = true;                 ///< resume TLS sessions (SessionCache, in memory and on disk)
   std::filesystem::path config_file;  ///< the file that was read (empty: none)
 };
 
@@ -52,7 +54,7 @@ std::filesystem::path config_file_path(const ClientFlags& flags, const EnvLookup
 
 /// Resolves the settings. Environment: OPSCTL_CERT, OPSCTL_KEY, OPSCTL_CA, OPSCTL_INVENTORY,
 /// OPSCTL_PORT. Config file keys: certificate, private_key, ca, inventory, port, concurrency,
-/// timeouts {connect, handshake, command}; relative paths are relative to the file, `~/` is
+/// resume, timeouts {connect, handshake, command}; relative paths are relative to the file, `~/` is
 /// $HOME. Throws config::ConfigError (file:line:col). Does not open the TLS files.
 ClientSettings resolve_client_settings(const ClientFlags& flags, const EnvLookup& env);
 

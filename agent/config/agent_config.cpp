@@ -114,8 +114,8 @@ std::vector<std::string> read_groups(const YamlNode& node, const NodeContext& ct
 void read_tls(const YamlNode& node, const NodeContext& ctx, const std::filesystem::path& base_dir,
               TlsSettings& tls) {
   MapReader map(node, ctx);
-  map.expect_keys(
-      {"certificate", "private_key", "client_ca", "crl", "min_version", "verify_depth", "groups"});
+  map.expect_keys({"certificate", "private_key", "client_ca", "crl", "min_version", "verify_depth",
+                   "groups", "session_tickets", "ticket_lifetime", "ticket_key_rotation"});
   tls.certificate = read_existing_file(map, "certificate", base_dir);
 
   const YamlNode& key_node = map.require("private_key");
@@ -150,6 +150,15 @@ void read_tls(const YamlNode& node, const NodeContext& ctx, const std::filesyste
     tls.verify_depth = as_count(*v, map.ctx("verify_depth"), 1, 10);
   }
   if (const YamlNode* v = map.find("groups")) tls.groups = read_groups(*v, map.ctx("groups"));
+  if (const YamlNode* v = map.find("session_tickets")) {
+    tls.session_tickets = as_bool(*v, map.ctx("session_tickets"));
+  }
+  if (const YamlNode* v = map.find("ticket_lifetime")) {
+    tls.ticket_lifetime = as_duration(*v, map.ctx("ticket_lifetime"), 1s, 24h);
+  }
+  if (const YamlNode* v = map.find("ticket_key_rotation")) {
+    tls.ticket_key_rotation = as_duration(*v, map.ctx("ticket_key_rotation"), 1s, 24h);
+  }
   map.finish();
 }
 

@@ -85,6 +85,10 @@ std::string render(const Registry& r, const ScrapeState& s) {
     line("opsagent_connection_refusals_total", fmt::format("reason=\"{}\"", kRefusalNames[i]),
          r.refusals[i].value());
   }
+  header(out, "opsagent_handshakes_total", "counter",
+         "Completed TLS handshakes, by whether the session was resumed from a ticket.");
+  line("opsagent_handshakes_total", "resumed=\"false\"", r.handshakes[0].value());
+  line("opsagent_handshakes_total", "resumed=\"true\"", r.handshakes[1].value());
   header(out, "opsagent_handshake_failures_total", "counter", "Failed TLS handshakes, by reason.");
   for (std::size_t i = 0; i < kHandshakeFailures; ++i) {
     line("opsagent_handshake_failures_total",

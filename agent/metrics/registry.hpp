@@ -94,6 +94,7 @@ struct Registry {
   Counter connections;  ///< TCP connections accepted
   std::array<Counter, kRefusals> refusals;
   std::array<Counter, kHandshakeFailures> handshake_failures;
+  std::array<Counter, 2> handshakes;  ///< completed: [0] full, [1] resumed
   std::array<std::array<Counter, kDecisions>, kVerbSlots> commands;
   std::array<Histogram, kVerbSlots> command_duration;
   Counter reply_bytes;           ///< bytes of replies written to clients
@@ -105,6 +106,7 @@ struct Registry {
   void handshake_failed(HandshakeFailure f) noexcept {
     handshake_failures[static_cast<std::size_t>(f)].inc();
   }
+  void handshake_done(bool resumed) noexcept { handshakes[resumed ? 1 : 0].inc(); }
   void command(const protocol::VerbSpec* verb, Decision d) noexcept {
     commands[verb_slot(verb)][static_cast<std::size_t>(d)].inc();
   }

@@ -20,9 +20,12 @@ metrics::HandshakeFailure handshake_failure_kind(const HandshakeEnd& end,
 }
 
 void report_handshake_failure(ServerContext& ctx, SessionAudit& audit, const SessionInfo& info,
-                              const std::string& source, const SSL* ssl, const HandshakeEnd& end) {
+                              const std::string& source, const SSL* ssl, const HandshakeEnd& end,
+                              const std::optional<tls::VerifyFailure>& stale) {
   std::string reason;
-  if (end.evicted) {
+  if (stale) {
+    reason = "resumed session refused: the certificate no longer verifies";
+  } else if (end.evicted) {
     reason =
         "evicted: max_handshakes reached and this was the oldest pending handshake of the source "
         "with the most";
@@ -31,7 +34,7 @@ void report_handshake_failure(ServerContext& ctx, SessionAudit& audit, const Ses
   } else {
     reason = end.ec.message();
   }
-  const auto verify = tls::handshake_verify_failure(ssl);
+  const auto verify = stale ? stale : tls::handshake_verify_failure(ssl);
   metrics::registry().handshake_failed(handshake_failure_kind(end, verify));
   // The failed handshake may leave more entries on this thread's OpenSSL error queue than the
   // one Asio took; none of them may be seen by the next connection served on this thread.

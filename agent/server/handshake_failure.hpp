@@ -30,8 +30,10 @@ metrics::HandshakeFailure handshake_failure_kind(const HandshakeEnd& end,
 
 /// Counts the failure, clears this thread's OpenSSL error queue, and writes
 /// `connection_accepted` + `tls_failure` and an info line when `source` is within its budget
-/// (otherwise only counted for `tls_failures_suppressed`). `ssl` is the failed connection.
+/// (otherwise only counted for `tls_failures_suppressed`). `ssl` is the failed connection;
+/// `stale`: a resumed session whose chain no longer verifies (the handshake itself completed).
 void report_handshake_failure(ServerContext& ctx, SessionAudit& audit, const SessionInfo& info,
-                              const std::string& source, const SSL* ssl, const HandshakeEnd& end);
+                              const std::string& source, const SSL* ssl, const HandshakeEnd& end,
+                              const std::optional<tls::VerifyFailure>& stale = std::nullopt);
 
 }  // namespace opsagent::server

@@ -12,6 +12,7 @@
 #include "agent/server/commands.hpp"
 #include "agent/server/greeting.hpp"
 #include "agent/server/handshake_failure.hpp"
+#include "agent/tls/chain_check.hpp"
 #include "agent/tls/peer_certificate.hpp"
 
 namespace opsagent::server {
@@ -156,22 +157,34 @@ asio::awaitable<bool> Session::handshake() {
   evictable_.store(false);
 
   const bool evicted = end_ == EndReason::evicted;
+  std::optional<tls::VerifyFailure> stale;
   if (done && !std::get<0>(*done) && !evicted) {
+    SSL* ssl = stream_.native_handle();
+    info_.resumed = SSL_session_reused(ssl) == 1;
+    // A ticket must never outlive a revocation, a CA change or an expiry: a resumed session is
+    // verified again, against the trust of this connection's context, as a full handshake is.
+    if (info_.resumed)
+      stale = tls::verify_peer_chain(ssl, tls_->native_handle(), &info_.resumed_cas);
+  }
+  if (done && !std::get<0>(*done) && !evicted && !stale) {
+    metrics::registry().handshake_done(info_.resumed);
     phase_ = Phase::authenticating;
     // Audited once the handshake has ended (PreAuthAudit): a secured connection always is.
-    ctx_.audit.record("connection_accepted", {{"conn", info_.id}, {"peer", info_.peer}});
+    ctx_.audit.record("connection_accepted",
+                      {{"conn", info_.id}, {"peer", info_.peer}, {"tls_resumed", info_.resumed}});
     co_return true;
   }
   phase_ = Phase::closing;
   const HandshakeEnd how{evicted, !done, done ? std::get<0>(*done) : error_code{}};
-  report_handshake_failure(ctx_, audit_, info_, source_, stream_.native_handle(), how);
+  report_handshake_failure(ctx_, audit_, info_, source_, stream_.native_handle(), how, stale);
   abort_socket();
   co_return false;
 }
 
 // Identity from the certificate, principal from the policy, a client slot, then the greeting.
 asio::awaitable<bool> Session::authenticate() {
-  auto identity = tls::identity_from_connection(stream_.native_handle());
+  auto identity = tls::identity_from_connection(stream_.native_handle(),
+                                                info_.resumed ? &info_.resumed_cas : nullptr);
   if (!identity) {
     audit_.auth_denied(identity.error().message);
     std::string message = identity.error().message + "; bye";

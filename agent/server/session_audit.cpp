@@ -74,7 +74,8 @@ void SessionAudit::auth_ok(const std::string& policy_version) {
                           {"principal", info_.principal.name},
                           {"roles", info_.principal.roles},
                           {"rule", info_.principal.rule},
-                          {"policy_version", policy_version}});
+                          {"policy_version", policy_version},
+                          {"tls_resumed", info_.resumed}});
 }
 
 void SessionAudit::line_too_long(std::size_t limit) {

@@ -1,5 +1,8 @@
 #include "agent/server/tls_setup.hpp"
 
+#include <chrono>
+#include <memory>
+
 #include "agent/config/config_error.hpp"
 #include "agent/tls/tls_context.hpp"
 
@@ -14,6 +17,15 @@ tls::ServerSettings server_tls_settings(const config::TlsSettings& tls) {
   settings.allow_tls12 = tls.allow_tls12;
   settings.verify_depth = tls.verify_depth;
   settings.groups = tls.groups;
+  if (tls.session_tickets) {
+    // One key ring for the life of the process: tickets survive a reload (a new context), and a
+    // resumed session is verified again against the new trust (Session::handshake).
+    static const auto keys = std::make_shared<tls::TicketKeyRing>();
+    const auto lifetime = std::chrono::duration_cast<std::chrono::seconds>(tls.ticket_lifetime);
+    keys->configure(std::chrono::duration_cast<std::chrono::seconds>(tls.ticket_key_rotation),
+                    lifetime);
+    settings.tickets = tls::TicketSettings{keys, lifetime};
+  }
   return settings;
 }
 

@@ -8,8 +8,12 @@
 
 #include "agent/common/c_ptr.hpp"
 #include "agent/tls/peer_certificate.hpp"
+#include "agent/tls/session_tickets.hpp"
 
 namespace opsagent::tls {
+namespace {
+void free_chain(STACK_OF(X509) * chain) noexcept { sk_X509_pop_free(chain, X509_free); }
+}  // namespace
 
 std::optional<VerifyFailure> handshake_verify_failure(const SSL* ssl) {
   const long code = SSL_get_verify_result(ssl);
@@ -17,9 +21,19 @@ std::optional<VerifyFailure> handshake_verify_failure(const SSL* ssl) {
   return VerifyFailure{code, X509_verify_cert_error_string(code)};
 }
 
-std::optional<VerifyFailure> verify_peer_chain(SSL* ssl, SSL_CTX* ctx) {
-  // Server side, the peer chain comes without the leaf.
-  return verify_chain(SSL_get0_peer_certificate(ssl), SSL_get_peer_cert_chain(ssl), ctx);
+std::optional<VerifyFailure> verify_peer_chain(SSL* ssl, SSL_CTX* ctx,
+                                               std::vector<std::string>* ca_fingerprints) {
+  if (!SSL_session_reused(ssl)) {
+    // Server side, the peer chain comes without the leaf.
+    return verify_chain(SSL_get0_peer_certificate(ssl), SSL_get_peer_cert_chain(ssl), ctx,
+                        ca_fingerprints);
+  }
+  // A resumed session: the intermediates of its full handshake, from the ticket.
+  const CPtr<STACK_OF(X509), free_chain> chain(resumed_peer_chain(ssl));
+  if (!chain) {
+    return VerifyFailure{X509_V_ERR_UNSPECIFIED, "the resumed session carries no peer chain"};
+  }
+  return verify_chain(SSL_get0_peer_certificate(ssl), chain.get(), ctx, ca_fingerprints);
 }
 
 std::optional<VerifyFailure> verify_chain(X509* leaf, STACK_OF(X509) * chain, SSL_CTX* ctx,

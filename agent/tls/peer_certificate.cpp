@@ -123,10 +123,17 @@ Result<PeerIdentity> identity_from_certificate(X509* cert) {
   return id;
 }
 
-Result<PeerIdentity> identity_from_connection(SSL* ssl) {
+Result<PeerIdentity> identity_from_connection(SSL* ssl,
+                                              const std::vector<std::string>* resumed_cas) {
   if (SSL_get_verify_result(ssl) != X509_V_OK) return denied("client certificate not verified");
+  const bool resumed = SSL_session_reused(ssl) == 1;
+  if (resumed && resumed_cas == nullptr) return denied("resumed session not verified again");
   auto id = identity_from_certificate(SSL_get0_peer_certificate(ssl));
   if (!id) return id;
+  if (resumed) {  // no chain was built in this handshake: the one verify_peer_chain built
+    id.value().ca_fingerprints_sha256 = *resumed_cas;
+    return id;
+  }
   // The chain OpenSSL built and verified (leaf first), not the one the client sent.
   const ErrorQueueScope clean_queue;
   STACK_OF(X509)* chain = SSL_get0_verified_chain(ssl);

@@ -2,6 +2,7 @@
 // SSL* / X509* -> PeerIdentity: the only place that reads identity fields out of a certificate.
 
 #include <string>
+#include <vector>
 
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -21,7 +22,10 @@ Result<PeerIdentity> identity_from_certificate(X509* cert);
 
 /// The identity of the peer of a completed handshake, with the fingerprints of the CAs of the
 /// verified chain; denied when there is no certificate or OpenSSL did not verify it (defence in
-/// depth: verify_fail_if_no_peer_cert already ensures it).
-Result<PeerIdentity> identity_from_connection(SSL* ssl);
+/// depth: verify_fail_if_no_peer_cert already ensures it). A resumed connection builds no chain:
+/// `resumed_cas` are the CA fingerprints from verifying it again (verify_peer_chain); without
+/// them a resumed connection is denied.
+Result<PeerIdentity> identity_from_connection(
+    SSL* ssl, const std::vector<std::string>* resumed_cas = nullptr);
 
 }  // namespace opsagent::tls

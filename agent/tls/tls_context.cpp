@@ -57,7 +57,9 @@ std::string join_groups(const std::vector<std::string>& groups) {
 // for both ends. Throws SetupError naming what OpenSSL refused.
 void apply_common(SSL_CTX* ctx, bool allow_tls12, const std::string& groups) {
   SSL_CTX_set_min_proto_version(ctx, allow_tls12 ? TLS1_2_VERSION : TLS1_3_VERSION);
-  SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_TICKET);
+  // Tickets: the server decides (session_tickets.hpp); opsctl uses them only with a
+  // SessionCache attached.
+  SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
   if (SSL_CTX_set_cipher_list(ctx, kTls12Ciphers) != 1) {
     throw SetupError("TLS: cannot set cipher list: " + drain_openssl_errors());
   }
@@ -108,10 +110,8 @@ ssl::context make_server_context(const ServerSettings& settings) {
   SSL_CTX* raw = ctx.native_handle();
   apply_common(raw, settings.allow_tls12, join_groups(settings.groups));
   SSL_CTX_set_options(raw, SSL_OP_CIPHER_SERVER_PREFERENCE);
-  // No resumption: no session cache, and no TLS 1.3 tickets (SSL_OP_NO_TICKET alone still
-  // sends stateful ones), so a client never holds a ticket the agent would refuse anyway.
-  SSL_CTX_set_session_cache_mode(raw, SSL_SESS_CACHE_OFF);
-  SSL_CTX_set_num_tickets(raw, 0);
+  // Stateless TLS 1.3 tickets under in-memory rotating keys, or none (session_tickets.hpp).
+  configure_session_tickets(raw, settings.tickets);
   SSL_CTX_set_max_cert_list(raw, kMaxCertList);
   // An idle session holds no OpenSSL record buffers (about 34 KiB each otherwise): they are
   // freed whenever empty and allocated again by the next record (issue 13, idle RSS).

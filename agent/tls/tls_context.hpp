@@ -12,8 +12,9 @@ namespace opsagent::tls {
 
 /// Builds the server context: TLS 1.3 only unless `allow_tls12` (then ECDHE+AEAD suites only),
 /// explicit TLS 1.3 suites, signature algorithms and ECDHE groups (`settings.groups`), no
-/// compression, renegotiation, session cache or session tickets (TLS 1.2 and 1.3), client
-/// certificate required and verified against `client_ca` only (never the system store),
+/// compression or renegotiation, no session cache; TLS 1.3 session tickets only when
+/// `settings.tickets` has a key ring (resumed sessions must then be verified again: Session),
+/// client certificate required and verified against `client_ca` only (never the system store),
 /// clientAuth purpose, optional CRL checking of every certificate of the chain, bounded chain
 /// depth and certificate-list size. Throws SetupError naming the file when a certificate, key,
 /// CA or CRL cannot be used.

@@ -1,5 +1,5 @@
 // Security matrix group I, TLS rows: I3 (revocation of an intermediate CA) and I13 (key exchange
-// cost: DHEat), plus the absence of TLS 1.3 session tickets, against the real agent on
+// cost: DHEat), plus TLS 1.3 session tickets switched off, against the real agent on
 // 127.0.0.1. Certificates come from the in-process CertFactory zoo.
 
 #include <algorithm>
@@ -509,10 +509,11 @@ TEST(MatrixI, I13_OpsctlOffersEveryAllowedEcdheGroupAndNoFiniteFieldGroup) {
 }
 
 // ============================================================================================
-// TLS 1.3 session tickets: none are sent (there is no resumption to use them for).
+// TLS 1.3 session tickets: none are sent when `session_tickets: false` (resumption is on by
+// default; tests/integration/tls_resumption_test.cpp).
 
-TEST(TlsTickets, ServerSendsNone) {
-  AgentProcess agent{spec_with()};
+TEST(TlsTickets, ServerSendsNoneWhenTicketsAreOff) {
+  AgentProcess agent{spec_with(", session_tickets: false")};
   ASSERT_NE(agent.port(), 0);
   TlsClient c(as("alice"));
   ASSERT_EQ(c.connect("127.0.0.1", agent.port()), "");

@@ -51,11 +51,15 @@ int client_index() {
 
 }  // namespace
 
-int TlsClient::count_session(SSL* ssl, SSL_SESSION* /*session*/) {
+int TlsClient::count_session(SSL* ssl, SSL_SESSION* session) {
   auto* self = static_cast<TlsClient*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), client_index()));
-  if (self != nullptr) ++self->sessions_received_;
-  return 0;  // not kept: OpenSSL frees the session
+  if (self == nullptr) return 0;  // not kept: OpenSSL frees the session
+  ++self->sessions_received_;
+  self->session_.reset(session, SSL_SESSION_free);
+  return 1;  // kept: session_ owns the reference
 }
+
+bool TlsClient::resumed() { return SSL_session_reused(stream_->native_handle()) == 1; }
 
 bool is_final_line(const std::string& line) {
   return line == "OK" || line.rfind("OK ", 0) == 0 || line.rfind("ERR ", 0) == 0;
@@ -87,7 +91,8 @@ TlsClient::TlsClient(ClientOptions options)
     ERR_clear_error();
     throw std::runtime_error("TlsClient: signature algorithms not usable: " + options_.sigalgs);
   }
-  // Every session the agent sends (a TLS 1.3 ticket) is counted, then dropped.
+  if (options_.allow_no_dhe) SSL_CTX_set_options(raw, SSL_OP_ALLOW_NO_DHE_KEX);
+  // Every session the agent sends (a TLS 1.3 ticket) is counted; the last one is kept.
   SSL_CTX_set_ex_data(raw, client_index(), this);
   SSL_CTX_set_session_cache_mode(raw, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
   SSL_CTX_sess_set_new_cb(raw, &TlsClient::count_session);
@@ -141,6 +146,9 @@ std::string TlsClient::connect(const std::string& host, std::uint16_t port,
   SSL_ctrl(stream_->native_handle(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
            const_cast<char*>(options_.host_name.c_str()));
   stream_->set_verify_callback(asio::ssl::host_name_verification(options_.host_name));
+  if (options_.resume && SSL_set_session(stream_->native_handle(), options_.resume.get()) != 1) {
+    return last_error_ = "cannot offer the session to resume";
+  }
   ec = run(
       [&](error_code& r) {
         stream_->async_handshake(asio::ssl::stream_base::client, [&](error_code e) { r = e; });

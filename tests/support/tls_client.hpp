@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -33,6 +34,8 @@ struct ClientOptions {
   std::string source_address;  ///< local address to connect from, e.g. "127.0.0.3" ("": any)
   std::chrono::milliseconds hello_delay{0};  ///< pause between the TCP connect and the
                                              ///< ClientHello (a slow client)
+  std::shared_ptr<SSL_SESSION> resume;       ///< a session (ticket) to offer: TLS resumption
+  bool allow_no_dhe = false;                 ///< also offer psk_ke, resumption without (EC)DHE
 };
 
 /// One connection. Not thread-safe.
@@ -74,6 +77,10 @@ class TlsClient {
   [[nodiscard]] std::string group();
   /// How many sessions (TLS 1.3: tickets) the agent has sent so far on this connection.
   [[nodiscard]] int sessions_received() const { return sessions_received_; }
+  /// The last session (ticket) the agent sent, to offer in ClientOptions::resume; null if none.
+  [[nodiscard]] std::shared_ptr<SSL_SESSION> session() const { return session_; }
+  /// True when the handshake resumed the offered session.
+  [[nodiscard]] bool resumed();
   [[nodiscard]] const std::string& last_error() const { return last_error_; }
   boost::asio::ssl::stream<boost::asio::ip::tcp::socket>& stream() { return *stream_; }
 
@@ -90,6 +97,7 @@ class TlsClient {
   std::string last_error_;
   bool timed_out_ = false;
   int sessions_received_ = 0;
+  std::shared_ptr<SSL_SESSION> session_;
 };
 
 /// True when `line` is a final line of a text-mode reply.
