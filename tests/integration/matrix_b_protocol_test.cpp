@@ -294,7 +294,9 @@ TEST(MatrixB, B1_MebibyteWithoutNewlineIsRefusedOnceWithBoundedMemory) {
   // An agent that buffered the lines would hold 16 MiB; 4 MiB of VmHWM growth is above allocator
   // noise and far below that.
   constexpr long kBudgetKib = 4 * 1024 * kSanitizerFactor;
-  AgentProcess agent{AgentSpec{kTestPolicy, {}}};
+  // The default max_clients_per_identity (8) would refuse half of them.
+  AgentProcess agent{AgentSpec{
+      kTestPolicy, {{"limits", "{max_clients_per_identity: " + std::to_string(kClients) + "}"}}}};
   auto warm = open_client(agent, "alice");  // first session: lazy allocations happen here
   EXPECT_EQ(warm->command("ping"), Lines{"OK pong"});
   const long hwm_before = status_kib(agent.pid(), "VmHWM");
