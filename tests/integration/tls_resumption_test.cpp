@@ -3,6 +3,7 @@
 // certificate's expiry (verified again on every resumed handshake); no early data; always
 // (EC)DHE; opsctl's session cache (second run resumes, pins still checked, files 0600).
 
+#include <chrono>
 #include <fstream>
 #include <memory>
 #include <netinet/in.h>
@@ -20,6 +21,7 @@
 #include "tests/integration/test_policy.hpp"
 #include "tests/support/agent_process.hpp"
 #include "tests/support/cert_factory.hpp"
+#include "tests/support/sanitizer.hpp"
 #include "tests/support/test_pki.hpp"
 #include "tests/support/tls_client.hpp"
 #include "tests/support/zoo_agent.hpp"
@@ -29,6 +31,7 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 using namespace opsctl;
+using namespace std::chrono_literals;
 
 const std::string kPolicy = R"(
 identities:
@@ -198,13 +201,17 @@ TEST(TlsResumption, ReplacingTheClientCaEndsResumptionOfTheOldCasClients) {
 
 TEST(TlsResumption, ACertificateThatExpiredSinceItsTicketCannotResume) {
   CertFactory& zoo = matrix_zoo();
-  CertSpec spec = client_spec("alice");
-  spec.not_after = 2;  // seconds from now
-  zoo.issue("resume-short-lived", spec, "root");
+  // The certificate is issued once the agent runs, and lives long enough for a slow (sanitizer)
+  // build to make its first connection; the test then waits until it has expired.
   AgentProcess agent{spec_with(zoo_tls_section())};
+  const auto lifetime = std::chrono::duration_cast<std::chrono::seconds>(scaled(2s));
+  CertSpec spec = client_spec("alice");
+  spec.not_after = static_cast<long>(lifetime.count());  // seconds from now
+  const auto expires = std::chrono::steady_clock::now() + lifetime;
+  zoo.issue("resume-short-lived", spec, "root");
   const auto ticket = ticket_of(agent, "resume-short-lived");
   ASSERT_TRUE(ticket);
-  std::this_thread::sleep_for(std::chrono::seconds(3));  // the expiry is the behaviour
+  std::this_thread::sleep_until(expires + 1500ms);  // the expiry is the behaviour
 
   const Resumption refused = resume_as(agent, "resume-short-lived", ticket);
   EXPECT_FALSE(refused.greeting.has_value()) << *refused.greeting;
