@@ -51,7 +51,7 @@ int audit_main(int argc, char** argv) {
   if (files.empty()) return usage();
   std::string key;
   if (!key_file.empty()) {
-    auto read = audit::read_chain_key_file(key_file, -1);
+    auto read = audit::read_chain_key_file(key_file, false);
     if (!read) {
       std::fprintf(stderr, "opsagent audit verify: %s\n", read.error().message.c_str());
       return kVerifyNoInput;

@@ -11,7 +11,8 @@
 
 namespace opsagent::audit {
 
-Result<std::string> read_chain_key_file(const std::filesystem::path& path, long owner) {
+Result<std::string> read_chain_key_file(const std::filesystem::path& path, bool strict,
+                                        long owner) {
   const auto error = [&path](const std::string& problem) {
     return Error{ErrorCode::internal, path.string() + ": " + problem};
   };
@@ -22,14 +23,14 @@ Result<std::string> read_chain_key_file(const std::filesystem::path& path, long 
   if (::fstat(fd.get(), &st) != 0)
     return error(std::string("cannot stat: ") + std::strerror(errno));
   if (!S_ISREG(st.st_mode)) return error("the key file is not a regular file");
-  if (owner >= 0) {
+  if (strict) {
     if ((st.st_mode & 077) != 0) {
       char mode[8];
       std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
       return error(std::string("the key file has mode ") + mode +
                    "; it must not be accessible by group or others (chmod 600)");
     }
-    if (st.st_uid != ::geteuid() && static_cast<long>(st.st_uid) != owner) {
+    if (st.st_uid != ::geteuid() && (owner < 0 || static_cast<long>(st.st_uid) != owner)) {
       return error("the key file is owned by uid " + std::to_string(st.st_uid) +
                    ", not by the agent's user");
     }
