@@ -57,15 +57,22 @@ Record parse(std::string_view line) {
   r.prev = line.substr(at + kPrev.size(), 64);
   if (!is_hex64(r.prev) || line[at + kPrev.size() + 64] != '"') return r;
   r.ok = true;
-  // The first ,"event":" is the record's own: the standard fields before it (ts, host,
-  // instance, pid) hold no unescaped quote.
-  constexpr std::string_view kEvent = ",\"event\":\"";
-  const auto ev = line.find(kEvent, at + kPrev.size() + 65);
-  if (ev == std::string_view::npos) return r;
-  constexpr std::string_view kHeader = "audit_file_start\"";
-  const std::string_view rest = line.substr(ev + kEvent.size());
-  if (rest.substr(0, kHeader.size()) != kHeader) return r;
+  // The event follows "pid":N, which follows ts, host and instance; none of those holds an
+  // unescaped quote, so the first "pid": after ts is the record's own. Searched from just after
+  // the fixed-width ts, so that only the host name is scanned.
+  constexpr std::string_view kPid = "\"pid\":";
+  constexpr std::size_t kTsField = 35;  // ,"ts":"YYYY-MM-DDTHH:MM:SS.uuuuuuZ"
+  const std::size_t from = at + kPrev.size() + 65 + kTsField;
+  if (from >= line.size()) return r;
+  const void* pid = ::memmem(line.data() + from, line.size() - from, kPid.data(), kPid.size());
+  if (pid == nullptr) return r;
+  std::size_t pos =
+      static_cast<std::size_t>(static_cast<const char*>(pid) - line.data()) + kPid.size();
+  while (pos < line.size() && line[pos] >= '0' && line[pos] <= '9') ++pos;
+  constexpr std::string_view kHeader = ",\"event\":\"audit_file_start\"";
+  if (line.substr(pos, kHeader.size()) != kHeader) return r;
   r.header = true;
+  const std::string_view rest = line.substr(pos + kHeader.size());
   r.chain = string_field(rest, ",\"chain\":\"");
   r.key_id = string_field(rest, ",\"key_id\":\"");
   r.previous_torn = rest.find(",\"previous_torn\":true") != std::string_view::npos;
@@ -172,21 +179,36 @@ class Verifier {
         return fail(file, n, "truncated",
                     "the file ends in the middle of a record, yet later files follow");
       }
-      // A line a crash left torn, which the next agent start ended with an LF and accounted for
-      // in its header: skipped; the header links to the record before it.
-      if (const Record next = parse(peek_line(file.data, lines.pos()));
-          next.ok && next.header && next.previous_torn) {
-        ++report_.torn_acknowledged;
-        continue;
-      }
       const Record r = parse(line);
-      if (!r.ok) {
-        return fail(
-            file, n, "malformed",
-            "not a chain record (no {\"seq\":N,\"prev\":\"...\" start): edited or inserted");
+      if (r.header && r.ok && !check_key(file, n, r)) return false;
+      if (!r.ok || !links(r, n)) {
+        // A line a crash left torn, which the next agent start ended with an LF and accounted
+        // for in its header: skipped; the header links to the record before it.
+        if (const Record next = parse(peek_line(file.data, lines.pos()));
+            next.ok && next.header && next.previous_torn) {
+          ++report_.torn_acknowledged;
+          continue;
+        }
+        // The same, when the torn line happened to look whole (it was accepted): the header
+        // links to the record before it.
+        if (r.ok && r.header && r.previous_torn && have_before_ && last_file_ == file.name &&
+            last_line_ + 1 == n && r.seq == before_seq_ + 1 &&
+            r.prev == std::string_view(before_hash_.data(), before_hash_.size())) {
+          ++report_.torn_acknowledged;
+          --report_.records;
+          last_hash_ = before_hash_;
+          last_seq_ = before_seq_;
+        } else if (!r.ok) {
+          return fail(
+              file, n, "malformed",
+              "not a chain record (no {\"seq\":N,\"prev\":\"...\" start): edited or inserted");
+        } else if (!check_record(file, n, r, lines.pos())) {
+          return false;
+        }
       }
-      if (r.header && !check_key(file, n, r)) return false;
-      if (!check_record(file, n, r, lines.pos())) return false;
+      have_before_ = have_;
+      before_hash_ = last_hash_;
+      before_seq_ = last_seq_;
       if (!chain_.hash(line, last_hash_)) {
         return fail(file, n, "malformed", "cannot hash the record (out of memory)");
       }
@@ -197,6 +219,13 @@ class Verifier {
       ++report_.records;
     }
     return true;
+  }
+
+  // The fast path: the record follows the last one (a file's first record: its header).
+  [[nodiscard]] bool links(const Record& r, std::uint64_t n) const {
+    if (!have_) return true;
+    return r.seq == last_seq_ + 1 &&
+           r.prev == std::string_view(last_hash_.data(), last_hash_.size()) && (n > 1 || r.header);
   }
 
   bool check_record(const ChainInput& file, std::uint64_t n, const Record& r, std::size_t next) {
@@ -272,6 +301,9 @@ class Verifier {
   ChainReport report_;
   bool have_ = false;
   ChainHash last_hash_ = zero_chain_hash();
+  bool have_before_ = false;  // the record before the last one (a torn line may be the last)
+  ChainHash before_hash_ = zero_chain_hash();
+  std::uint64_t before_seq_ = 0;
   std::uint64_t last_seq_ = 0;
   std::string last_file_;
   std::uint64_t last_line_ = 0;
