@@ -115,9 +115,11 @@ Status AuditWriter::reopen_with(const char* reason) {
   dirty_ = false;
   fd_ = std::move(fd.value());
   if (!same_file) {
+    // A header still pending (none written since start) keeps what it knew about the torn end
+    // of the file before; the new file itself needs no LF.
+    if (*header_reason_ == '\0') previous_torn_ = false;
     header_reason_ = reason;
     terminate_torn_ = false;
-    previous_torn_ = false;
   }
   return ok_status();
 }
