@@ -1,10 +1,12 @@
 // The audit hash chain: HashChain, the writer's chain and file headers, read_chain_tail, and
 // the verifier's diagnosis of each kind of damage on synthetic logs.
 
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <vector>
 
@@ -226,6 +228,40 @@ TEST_F(AuditChainTest, AKeyedChainNeedsItsKey) {
   const auto wrong = verify({{"a", read_file(path)}}, "k2");
   EXPECT_EQ(wrong.verdict, ChainVerdict::broken);
   EXPECT_EQ(wrong.kind, "key");
+}
+
+// A full disk (RLIMIT_FSIZE, as in AuditLogTest) fails a batch, even part way through: the
+// chain goes on from the last record that is in the file once writes succeed again.
+TEST_F(AuditChainTest, AFailedWriteLeavesTheChainIntactAfterRecovery) {
+  const auto path = dir_ / "audit.jsonl";
+  auto log = AuditLog::open(path);
+  ASSERT_TRUE(log.ok());
+  ASSERT_TRUE(log.value()->record("tick", {}));
+  log.value()->flush();
+  const auto size_before = fs::file_size(path);
+  rlimit saved{};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &saved), 0);
+  if (saved.rlim_max != RLIM_INFINITY && saved.rlim_max < size_before + 100) {
+    GTEST_SKIP() << "RLIMIT_FSIZE hard limit too low";
+  }
+  const auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
+  rlimit tight = saved;
+  tight.rlim_cur = static_cast<rlim_t>(size_before + 100);  // a short write: part of a record
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &tight), 0);
+  log.value()->record("lost", {{"pad", std::string(300, 'x')}});
+  log.value()->flush();
+  const bool healthy_when_full = log.value()->healthy();
+  ::setrlimit(RLIMIT_FSIZE, &saved);
+  std::signal(SIGXFSZ, old_handler);
+  EXPECT_FALSE(healthy_when_full);
+  EXPECT_EQ(fs::file_size(path), size_before);
+  log.value()->record("after", {});
+  log.value()->record("after", {});
+  log.value()->flush();
+  EXPECT_TRUE(log.value()->healthy());
+  const auto report = verify({{"a", read_file(path)}});
+  EXPECT_EQ(report.verdict, ChainVerdict::intact) << format_report(report);
+  EXPECT_EQ(report.records, 4U);
 }
 
 // Damage done to a 10-record file (header + 9), each located by line.
