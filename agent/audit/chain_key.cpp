@@ -30,9 +30,13 @@ Result<std::string> read_chain_key_file(const std::filesystem::path& path, bool 
       return error(std::string("the key file has mode ") + mode +
                    "; it must not be accessible by group or others (chmod 600)");
     }
-    if (st.st_uid != ::geteuid() && (owner < 0 || static_cast<long>(st.st_uid) != owner)) {
-      return error("the key file is owned by uid " + std::to_string(st.st_uid) +
-                   ", not by the agent's user");
+    // With a privilege drop, the run_as user must own it: a reload after the drop reads the
+    // configuration, and so this file, again (as for the TLS private key).
+    const long want = owner >= 0 ? owner : static_cast<long>(::geteuid());
+    if (static_cast<long>(st.st_uid) != want) {
+      return error("the key file is owned by uid " + std::to_string(st.st_uid) + ", not by " +
+                   (owner >= 0 ? "run_as.user" : "the agent's user") + " (uid " +
+                   std::to_string(want) + ")");
     }
   }
   if (st.st_size == 0) return error("the key file is empty");

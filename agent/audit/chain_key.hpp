@@ -15,7 +15,8 @@ constexpr std::size_t kMaxChainKeyBytes = 4096;
 
 /// Reads a key file: a regular file (no symbolic link), not empty, at most 4 KiB; the key is
 /// its bytes as they are. With `strict` (the agent), also: no access for group or others (mode
-/// 0600 or stricter) and owned by the effective user or by `owner` (run_as.user's uid, or -1).
+/// 0600 or stricter) and owned by `owner` (run_as.user's uid, which must be able to read it
+/// again at a reload after the privilege drop) or, when `owner` is -1, by the effective user.
 /// Error "PATH: problem".
 Result<std::string> read_chain_key_file(const std::filesystem::path& path, bool strict,
                                         long owner = -1);
