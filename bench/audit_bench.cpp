@@ -5,13 +5,21 @@
 //         under one mutex (the writer before issue 11), reproduced here as the peer
 // THREADS producer threads each queue RECORDS/THREADS `command` records like the agent's; the
 // run ends when every record is on disk. Prints one JSON object per writer: records, seconds,
-// records_per_s, cpu_us_per_record (process user+system CPU per record, writer thread included).
+// records_per_s, cpu_us_per_record (process user+system CPU per record, writer thread included)
+// and, for the new writer, writer_cpu_us_per_record (the audit-writer thread alone: assembling,
+// chaining, writing and syncing; its inverse is what the writer can sustain).
+// The new writer runs once per chain (sha256, hmac-sha256) and sync policy (none, interval,
+// every_record). A last part times the chain alone: HashChain::hash on one record line against
+// a one-shot EVP_Digest of the same bytes (the peer).
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <dirent.h>
 #include <fcntl.h>
 #include <filesystem>
+#include <fstream>
 #include <mutex>
+#include <sstream>
 #include <string>
 #include <sys/resource.h>
 #include <thread>
@@ -20,8 +28,10 @@
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <openssl/evp.h>
 
 #include "agent/audit/audit_log.hpp"
+#include "agent/audit/hash_chain.hpp"
 
 namespace {
 
@@ -77,17 +87,72 @@ void produce_old(OldWriter& w, std::uint64_t n, std::uint64_t conn) {
   }
 }
 
+// CPU seconds of the thread named `name` (the writer names itself), or 0 when none is running.
+double thread_cpu_seconds(const char* name) {
+  DIR* d = ::opendir("/proc/self/task");
+  if (d == nullptr) return 0;
+  double total = 0;
+  while (const dirent* e = ::readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    const std::string base = std::string("/proc/self/task/") + e->d_name;
+    std::ifstream comm(base + "/comm");
+    std::string n;
+    std::getline(comm, n);
+    if (n != name) continue;
+    std::ifstream stat(base + "/stat");
+    std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+    std::istringstream fields(text.substr(text.rfind(')') + 2));
+    std::string f;
+    long utime = 0;
+    long stime = 0;
+    for (int i = 3; i <= 15 && fields >> f; ++i) {
+      if (i == 14) utime = std::stol(f);
+      if (i == 15) stime = std::stol(f);
+    }
+    total += static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+  }
+  ::closedir(d);
+  return total;
+}
+
 template <typename Body>
-void measure(const char* name, std::uint64_t records, int threads, Body body) {
+void measure(const std::string& name, std::uint64_t records, int threads, Body body) {
   const double cpu0 = cpu_seconds();
   const auto t0 = std::chrono::steady_clock::now();
-  body();
+  const double writer_cpu = body();
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const double cpu = cpu_seconds() - cpu0;
+  const auto n = static_cast<double>(records);
   std::printf("%s\n", fmt::format(R"({{"writer":"{}","threads":{},"records":{},"seconds":{:.3f},)"
-                                  R"("records_per_s":{:.0f},"cpu_us_per_record":{:.3f}}})",
-                                  name, threads, records, secs, static_cast<double>(records) / secs,
-                                  cpu * 1e6 / static_cast<double>(records))
+                                  R"("records_per_s":{:.0f},"cpu_us_per_record":{:.3f},)"
+                                  R"("writer_cpu_us_per_record":{:.3f}}})",
+                                  name, threads, records, secs, n / secs, cpu * 1e6 / n,
+                                  writer_cpu * 1e6 / n)
+                          .c_str());
+}
+
+void measure_hash(const std::string& key, std::uint64_t n) {
+  const std::string line(330, 'x');  // about the length of the bench's command record
+  opsagent::audit::HashChain chain(key);
+  opsagent::audit::ChainHash out;
+  auto t0 = std::chrono::steady_clock::now();
+  for (std::uint64_t i = 0; i < n; ++i) {
+    if (!chain.hash(line, out)) std::abort();
+  }
+  const double chain_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  t0 = std::chrono::steady_clock::now();
+  for (std::uint64_t i = 0; i < n; ++i) {
+    EVP_Digest(line.data(), line.size(), digest, &length, EVP_sha256(), nullptr);
+  }
+  const double peer_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("%s\n", fmt::format(R"({{"chain":"{}","line_bytes":{},"ns_per_record":{:.0f},)"
+                                  R"("peer_evp_digest_ns":{:.0f},"ratio":{:.2f}}})",
+                                  chain.algorithm(), line.size(), chain_s * 1e9 / n,
+                                  peer_s * 1e9 / n, chain_s / peer_s)
                           .c_str());
 }
 
@@ -103,15 +168,30 @@ int main(int argc, char** argv) {
   const int threads = std::atoi(argv[3]);
   const std::uint64_t per = records / static_cast<std::uint64_t>(threads);
 
-  measure("new", per * threads, threads, [&] {
-    auto opened = opsagent::audit::AuditLog::open(dir / "new.jsonl");
-    if (!opened) std::abort();
-    auto& log = opened.value();
-    std::vector<std::thread> ts;
-    for (int t = 0; t < threads; ++t) ts.emplace_back([&, t] { produce_new(*log, per, t); });
-    for (auto& t : ts) t.join();
-    log->flush();
-  });
+  using opsagent::audit::SyncPolicy;
+  const std::pair<const char*, SyncPolicy> syncs[] = {{"none", SyncPolicy::none},
+                                                      {"interval", SyncPolicy::interval},
+                                                      {"every_record", SyncPolicy::every_record}};
+  for (const char* key : {"", "bench key"}) {
+    for (const auto& [sync_name, sync] : syncs) {
+      const std::string name =
+          fmt::format("new {} sync={}", *key ? "hmac-sha256" : "sha256", sync_name);
+      std::filesystem::remove(dir / "new.jsonl");
+      measure(name, per * threads, threads, [&, key = key, sync = sync] {
+        opsagent::audit::AuditLog::Options options;
+        options.chain_key = key;
+        options.sync = sync;
+        auto opened = opsagent::audit::AuditLog::open(dir / "new.jsonl", options);
+        if (!opened) std::abort();
+        auto& log = opened.value();
+        std::vector<std::thread> ts;
+        for (int t = 0; t < threads; ++t) ts.emplace_back([&, t] { produce_new(*log, per, t); });
+        for (auto& t : ts) t.join();
+        log->flush();
+        return thread_cpu_seconds("audit-writer");
+      });
+    }
+  }
   measure("old", per * threads, threads, [&] {
     OldWriter w;
     w.fd = ::open((dir / "old.jsonl").c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
@@ -120,6 +200,9 @@ int main(int argc, char** argv) {
     for (int t = 0; t < threads; ++t) ts.emplace_back([&, t] { produce_old(w, per, t); });
     for (auto& t : ts) t.join();
     ::close(w.fd);
+    return 0.0;
   });
+  measure_hash("", 1'000'000);
+  measure_hash("bench key", 1'000'000);
   return 0;
 }

@@ -4,7 +4,7 @@
 # Usage: scripts/fuzz.sh [SECONDS] [TARGET...]
 #   SECONDS  time per target (default 60)
 #   TARGET   line_framer command_parser policy_loader authorizer path_resolver cert_identity
-#            audit_encoder (default: all)
+#            audit_encoder chain_verifier (default: all)
 #   OPSAGENT_SKIP_DEPS=1  do not install clang and the libFuzzer runtime when missing
 # Each target starts from the committed seeds in tests/fuzz/corpus/TARGET/ and grows a work
 # corpus in build/fuzz/corpus/TARGET/ (kept between runs); crashes, leaks and timeouts go to
@@ -17,7 +17,7 @@ repo_root="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)"
 cd -- "${repo_root}"
 
 all_targets=(line_framer command_parser policy_loader authorizer path_resolver cert_identity
-  audit_encoder)
+  audit_encoder chain_verifier)
 
 seconds="${1:-60}"
 if [[ ! "${seconds}" =~ ^[1-9][0-9]*$ ]]; then

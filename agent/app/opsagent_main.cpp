@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "agent/app/agent_flags.hpp"
+#include "agent/app/audit_main.hpp"
 #include "agent/app/explain_main.hpp"
 #include "agent/common/trusted_file.hpp"
 #include "agent/config/agent_config.hpp"
@@ -23,6 +24,7 @@ constexpr int kExitConfig = 78;  // EX_CONFIG
 int main(int argc, char** argv) {
   using namespace opsagent;
   if (argc > 1 && std::string(argv[1]) == "explain") return app::explain_main(argc - 1, argv + 1);
+  if (argc > 1 && std::string(argv[1]) == "audit") return app::audit_main(argc - 1, argv + 1);
   bool check_only = false;
   const auto parsed = app::parse_args(argc, argv, check_only);
   if (const int* rc = std::get_if<int>(&parsed)) return *rc;

@@ -86,8 +86,19 @@ Result<std::unique_ptr<AuditLog>> AuditLog::open(const std::filesystem::path& pa
   stamp += ",\"instance\":";
   append_json_string(stamp, options.instance);
   stamp += ",\"pid\":" + std::to_string(::getpid());
+  WriterOptions writer_options;
+  writer_options.max_queue_bytes = options.max_queue_bytes;
+  writer_options.sync = options.sync;
+  writer_options.sync_interval = options.sync_interval;
+  try {
+    HashChain chain(options.chain_key);
+    writer_options.tail = read_chain_tail(path, chain);
+  } catch (const std::exception& e) {
+    return Error{ErrorCode::internal, std::string("audit log ") + path.string() + ": " + e.what()};
+  }
+  writer_options.chain_key = std::move(options.chain_key);
   auto writer = std::make_unique<AuditWriter>(path, std::move(fd.value()), std::move(stamp),
-                                              options.max_queue_bytes);
+                                              std::move(writer_options));
   return std::unique_ptr<AuditLog>(new AuditLog(std::move(writer), options.instance));
 }
 

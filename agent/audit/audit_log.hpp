@@ -3,6 +3,7 @@
 // A facade over the record encoder (record_encoder.hpp) and the one writer thread
 // (audit_writer.hpp). See docs/audit.md for the events and their fields.
 
+#include <chrono>
 #include <cstddef>
 #include <filesystem>
 #include <initializer_list>
@@ -31,10 +32,14 @@ class AuditLog {
     std::string host = "localhost";  ///< audit.host
     std::string instance;            ///< an id per agent start; made up when empty
     std::size_t max_queue_bytes = std::size_t{8} << 20;
+    std::string chain_key;  ///< audit.chain_key_file's bytes: HMAC-SHA-256 chain; empty: SHA-256
+    SyncPolicy sync = SyncPolicy::interval;         ///< audit.sync
+    std::chrono::milliseconds sync_interval{1000};  ///< audit.sync_interval_ms
   };
 
   /// Opens (creating with mode 0640) `path` for appending; refuses a symbolic link or anything
-  /// but a regular file at that path; starts the writer thread.
+  /// but a regular file at that path; reads where the file's hash chain ends (its last whole
+  /// record) so the first record, an audit_file_start header, links to it; starts the writer.
   static Result<std::unique_ptr<AuditLog>> open(const std::filesystem::path& path, Options options);
   static Result<std::unique_ptr<AuditLog>> open(const std::filesystem::path& path) {
     return open(path, Options{});

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <ctime>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -27,13 +28,24 @@ std::int64_t now_us() noexcept {
 }  // namespace
 
 AuditWriter::AuditWriter(std::filesystem::path path, UniqueFd fd, std::string stamp,
-                         std::size_t max_queue_bytes)
+                         WriterOptions options)
     : path_(std::move(path)),
       stamp_(std::move(stamp)),
-      max_queue_bytes_(max_queue_bytes),
-      fd_(std::move(fd)) {
+      max_queue_bytes_(options.max_queue_bytes),
+      sync_(options.sync),
+      sync_interval_(options.sync_interval),
+      fd_(std::move(fd)),
+      chain_(options.chain_key),
+      last_hash_(options.tail.hash),
+      batch_hash_(options.tail.hash),
+      seq_(options.tail.found ? options.tail.seq : 0) {
+  // A torn last line (a crash mid-write) is ended with an LF so that the header starts a line
+  // of its own; the header says so and links to the last whole record.
+  terminate_torn_ = options.tail.torn;
+  previous_torn_ = options.tail.torn;
   batch_.reserve(64 * 1024);
   thread_ = std::thread([this] { run(); });
+  ::pthread_setname_np(thread_.native_handle(), "audit-writer");  // top -H, benchmarks
 }
 
 AuditWriter::~AuditWriter() {
@@ -81,11 +93,34 @@ void AuditWriter::flush() {
   flushed_.wait(lock, [&] { return done_ >= target; });
 }
 
-Status AuditWriter::reopen() {
+Status AuditWriter::reopen() { return reopen_with("reopen"); }
+
+Status AuditWriter::reopen_with(const char* reason) {
   auto fd = open_log_file(path_);
   if (!fd) return fd.error();
+  struct stat now {};
+  struct stat old {};
+  const bool same_file = ::fstat(fd.value().get(), &now) == 0 &&
+                         [&] {
+                           std::lock_guard lock(fd_mutex_);
+                           return ::fstat(fd_.get(), &old) == 0;
+                         }() &&
+                         now.st_dev == old.st_dev && now.st_ino == old.st_ino;
   std::lock_guard lock(fd_mutex_);
+  // What went to the old file reaches its disk before the new file links to it.
+  if (sync_ != SyncPolicy::none && dirty_ && ::fdatasync(fd_.get()) != 0) {
+    log_noexcept(spdlog::level::err, "audit log {}: fdatasync before reopening failed: {}",
+                 path_.c_str(), std::strerror(errno));
+  }
+  dirty_ = false;
   fd_ = std::move(fd.value());
+  if (!same_file) {
+    // A header still pending (none written since start) keeps what it knew about the torn end
+    // of the file before; the new file itself needs no LF.
+    if (*header_reason_ == '\0') previous_torn_ = false;
+    header_reason_ = reason;
+    terminate_torn_ = false;
+  }
   return ok_status();
 }
 
@@ -99,7 +134,7 @@ Result<bool> AuditWriter::reopen_if_deleted() {
     }
   }
   if (st.st_nlink != 0) return false;
-  if (auto status = reopen(); !status) return status.error();
+  if (auto status = reopen_with("recreated"); !status) return status.error();
   return true;
 }
 
@@ -123,6 +158,9 @@ void AuditWriter::run() noexcept {
       if (retry_ != nullptr) {
         // Completions wait for memory: try again soon, whether or not records arrive.
         wake_.wait_for(lock, std::chrono::milliseconds(1), [&] { return head_ || late_ || stop_; });
+      } else if (unsynced_) {
+        wake_.wait_until(lock, last_sync_ + sync_interval_,
+                         [&] { return head_ || late_ || stop_; });
       } else {
         wake_.wait(lock, [&] { return head_ || late_ || stop_; });
       }
@@ -132,7 +170,11 @@ void AuditWriter::run() noexcept {
         r->next_ = retry_;
         retry_ = r;
       }
-      if (head_ == nullptr && stop_ && retry_ == nullptr) return;
+      if (head_ == nullptr && stop_ && retry_ == nullptr) {
+        lock.unlock();
+        if (unsynced_) sync_now();
+        return;
+      }
       batch = head_;
       head_ = tail_ = nullptr;
       queued_bytes_ = 0;
@@ -142,6 +184,7 @@ void AuditWriter::run() noexcept {
       retry_ = nullptr;
       complete_all(again);
     }
+    if (unsynced_ && std::chrono::steady_clock::now() >= last_sync_ + sync_interval_) sync_now();
     if (batch == nullptr) continue;
     std::uint64_t count = 0;
     for (PendingRecord* r = batch; r != nullptr; r = r->next_) ++count;
@@ -172,30 +215,89 @@ void AuditWriter::append_time(std::int64_t time_us) {
   batch_.append(frac, sizeof frac);
 }
 
-void AuditWriter::append_record(const PendingRecord& r, std::uint64_t seq) {
+bool AuditWriter::append_line_start(std::uint64_t seq, std::int64_t time_us) {
   batch_.append("{\"seq\":");
   char digits[24];
   const auto res = std::to_chars(digits, digits + sizeof digits, seq);
   batch_.append(digits, res.ptr);
-  batch_.append(",\"ts\":\"");
-  append_time(r.time_us_);
+  batch_.append(",\"prev\":\"");
+  batch_.append(batch_hash_.data(), batch_hash_.size());
+  batch_.append("\",\"ts\":\"");
+  append_time(time_us);
   batch_.push_back(',');
   batch_.append(stamp_);
   batch_.push_back(',');
+  return true;
+}
+
+// Closes the record that starts at batch_[start] and makes its hash the next record's `prev`.
+bool AuditWriter::end_line(std::size_t start) {
+  batch_.push_back('}');
+  const bool ok =
+      chain_.hash(std::string_view(batch_).substr(start, batch_.size() - start), batch_hash_);
+  batch_.push_back('\n');
+  return ok;
+}
+
+bool AuditWriter::append_header(std::uint64_t seq, std::int64_t time_us) {
+  const std::size_t start = batch_.size();
+  append_line_start(seq, time_us);
+  batch_.append("\"event\":\"audit_file_start\",\"reason\":\"");
+  batch_.append(header_reason_);
+  batch_.append("\",\"chain\":\"");
+  batch_.append(chain_.algorithm());
+  batch_.push_back('"');
+  if (chain_.keyed()) {
+    batch_.append(",\"key_id\":\"");
+    batch_.append(chain_.key_id());
+    batch_.push_back('"');
+  }
+  if (previous_torn_) batch_.append(",\"previous_torn\":true");
+  return end_line(start);
+}
+
+bool AuditWriter::append_record(const PendingRecord& r, std::uint64_t seq) {
+  const std::size_t start = batch_.size();
+  append_line_start(seq, r.time_us_);
   batch_.append(r.body_);
-  batch_.append("}\n");
+  return end_line(start);
+}
+
+void AuditWriter::sync_now() noexcept {
+  std::lock_guard lock(fd_mutex_);
+  if (dirty_ && ::fdatasync(fd_.get()) != 0) {
+    log_noexcept(spdlog::level::err, "audit log {}: fdatasync failed: {}", path_.c_str(),
+                 std::strerror(errno));
+  }
+  dirty_ = false;
+  unsynced_ = false;
+  last_sync_ = std::chrono::steady_clock::now();
 }
 
 boost::system::error_code AuditWriter::write_batch(PendingRecord* head) noexcept {
+  // Under the file's lock from the first byte: a reopen cannot come between the header
+  // decision and the write.
+  std::lock_guard lock(fd_mutex_);
   std::uint64_t seq = seq_;
+  batch_hash_ = last_hash_;
+  bool hashed = true;
   try {
     batch_.clear();
-    for (PendingRecord* r = head; r != nullptr; r = r->next_) append_record(*r, ++seq);
+    if (*header_reason_ != '\0') {
+      if (terminate_torn_) batch_.push_back('\n');
+      hashed = append_header(++seq, head->time_us_);
+    }
+    for (PendingRecord* r = head; r != nullptr && hashed; r = r->next_) {
+      hashed = append_record(*r, ++seq);
+    }
   } catch (const std::bad_alloc&) {
-    log_noexcept(spdlog::level::err, "audit log: no memory for a batch of records; they are lost");
+    hashed = false;
+  }
+  if (!hashed) {
+    log_noexcept(spdlog::level::err,
+                 "audit log: no memory to assemble or chain a batch of records; they are lost");
     return boost::system::error_code(ENOMEM, boost::system::system_category());
   }
-  std::lock_guard lock(fd_mutex_);
   // One write per batch; a short write on a regular file means the disk is full.
   std::size_t done = 0;
   while (done < batch_.size()) {
@@ -221,6 +323,27 @@ boost::system::error_code AuditWriter::write_batch(PendingRecord* head) noexcept
     done += static_cast<std::size_t>(n);
   }
   seq_ = seq;
+  last_hash_ = batch_hash_;
+  header_reason_ = "";
+  terminate_torn_ = false;
+  previous_torn_ = false;
+  dirty_ = true;
+  if (sync_ == SyncPolicy::every_record) {
+    // Completions wait for the disk: nothing acknowledged is lost to a power failure.
+    if (::fdatasync(fd_.get()) != 0) {
+      const int err = errno;
+      metrics::registry().audit_write_failures.inc();
+      if (healthy_.exchange(false)) {
+        log_noexcept(spdlog::level::critical,
+                     "audit log {} fdatasync failed: {}; refusing new commands until it recovers",
+                     path_.c_str(), std::strerror(err));
+      }
+      return boost::system::error_code(err, boost::system::system_category());
+    }
+    dirty_ = false;
+  } else if (sync_ == SyncPolicy::interval) {
+    unsynced_ = true;
+  }
   if (!healthy_.exchange(true)) {
     log_noexcept(spdlog::level::warn, "audit log {} writable again", path_.c_str());
   }

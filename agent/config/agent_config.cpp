@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "agent/audit/chain_key.hpp"
 #include "agent/common/trusted_file.hpp"
 #include "agent/config/config_error.hpp"
 #include "agent/config/config_file.hpp"
@@ -464,6 +465,14 @@ std::string restart_only_change(const AgentConfig& current, const AgentConfig& n
   if (current.exec.umask != next.exec.umask) return "exec.umask";
   if (current.audit_path != next.audit_path) return "audit.path";
   if (current.audit_host != next.audit_host) return "audit.host";
+  // The chain key is read once at start: a new key (or key file) needs a restart.
+  if (current.audit_chain_key_file != next.audit_chain_key_file ||
+      current.audit_chain_key != next.audit_chain_key) {
+    return "audit.chain_key_file";
+  }
+  if (current.audit_sync != next.audit_sync) return "audit.sync";
+  if (current.audit_sync_interval_ms != next.audit_sync_interval_ms)
+    return "audit.sync_interval_ms";
   if (current.run_as.uid != next.run_as.uid) return "run_as.user";
   if (current.run_as.gid != next.run_as.gid) return "run_as.group";
   if (current.metrics.listen != next.metrics.listen) return "metrics.listen";
@@ -535,7 +544,7 @@ AgentConfig load_agent_config(const std::filesystem::path& file) {
 
   {
     MapReader audit(map.require("audit"), map.ctx("audit"));
-    audit.expect_keys({"path", "host", "builtins"});
+    audit.expect_keys({"path", "host", "builtins", "chain_key_file", "sync", "sync_interval_ms"});
     // The audit log is created by the agent, so only its name is checked here.
     cfg.audit_path = as_path(audit.require("path"), audit.ctx("path"), base_dir);
     if (const YamlNode* v = audit.find("host")) cfg.audit_host = as_string(*v, audit.ctx("host"));
@@ -545,6 +554,22 @@ AgentConfig load_agent_config(const std::filesystem::path& file) {
         fail(audit.ctx("builtins"), *v, "expected one of all, denied");
       }
       cfg.audit_builtins = which == "all";
+    }
+    if (const YamlNode* v = audit.find("chain_key_file")) {
+      cfg.audit_chain_key_file = as_path(*v, audit.ctx("chain_key_file"), base_dir);
+      auto key = audit::read_chain_key_file(cfg.audit_chain_key_file, true, cfg.run_as.uid);
+      if (!key) fail(audit.ctx("chain_key_file"), *v, key.error().message);
+      cfg.audit_chain_key = std::move(key.value());
+    }
+    if (const YamlNode* v = audit.find("sync")) {
+      cfg.audit_sync = as_string(*v, audit.ctx("sync"));
+      if (cfg.audit_sync != "none" && cfg.audit_sync != "interval" &&
+          cfg.audit_sync != "every_record") {
+        fail(audit.ctx("sync"), *v, "expected one of none, interval, every_record");
+      }
+    }
+    if (const YamlNode* v = audit.find("sync_interval_ms")) {
+      cfg.audit_sync_interval_ms = as_count(*v, audit.ctx("sync_interval_ms"), 1, 3'600'000);
     }
     audit.finish();
   }

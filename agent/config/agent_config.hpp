@@ -107,11 +107,15 @@ struct AgentConfig {
   ExecSettings exec;
   RunAs run_as;
   MetricsSettings metrics;
-  std::string log_level = "info";     ///< operational log: trace|debug|info|warn|error
-  std::filesystem::path audit_path;   ///< JSON-lines audit log (required)
-  std::string audit_host;             ///< audit.host: `host` of every record; empty: host name
-  bool audit_builtins = true;         ///< audit.builtins: all (true) or denied
-  std::filesystem::path policy_path;  ///< policy.yaml
+  std::string log_level = "info";    ///< operational log: trace|debug|info|warn|error
+  std::filesystem::path audit_path;  ///< JSON-lines audit log (required)
+  std::string audit_host;            ///< audit.host: `host` of every record; empty: host name
+  bool audit_builtins = true;        ///< audit.builtins: all (true) or denied
+  std::filesystem::path audit_chain_key_file;  ///< audit.chain_key_file; empty: unkeyed chain
+  std::string audit_chain_key;          ///< its bytes, read at load (HMAC-SHA-256 key of the chain)
+  std::string audit_sync = "interval";  ///< audit.sync: none, interval or every_record
+  int audit_sync_interval_ms = 1000;    ///< audit.sync_interval_ms (audit.sync: interval)
+  std::filesystem::path policy_path;    ///< policy.yaml
 };
 
 /// Loads and validates agent.yaml. Relative paths are resolved against the file's directory.

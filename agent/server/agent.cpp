@@ -51,6 +51,11 @@ bool prepare_process(const config::AgentConfig& config) {
 std::unique_ptr<audit::AuditLog> open_audit_log(const config::AgentConfig& config) {
   audit::AuditLog::Options options;
   options.host = config.audit_host.empty() ? host_name() : config.audit_host;
+  options.chain_key = config.audit_chain_key;
+  options.sync = config.audit_sync == "none"           ? audit::SyncPolicy::none
+                 : config.audit_sync == "every_record" ? audit::SyncPolicy::every_record
+                                                       : audit::SyncPolicy::interval;
+  options.sync_interval = std::chrono::milliseconds(config.audit_sync_interval_ms);
   auto log = audit::AuditLog::open(config.audit_path, std::move(options));
   if (!log) throw std::runtime_error(log.error().message);
   return std::move(log.value());

@@ -54,7 +54,8 @@ TEST_F(Explain, AllowNamesTheRoleEntryAndCommandWithTheirPlaceInThePolicy) {
   EXPECT_TRUE(
       has_line(r.output, "verb granted by: roles.operator.commands.run at " + policy() + ":11:61"))
       << r.output;
-  EXPECT_EQ(agent.audit().size(), 1U) << "nothing ran, nothing was audited but agent_start";
+  EXPECT_EQ(agent.audit().size(), 2U)
+      << "nothing ran, nothing was audited but the file header and agent_start";
 }
 
 TEST_F(Explain, ExplicitDenyNamesTheRoleThatDenies) {

@@ -57,7 +57,8 @@ class AuditLogTest : public ::testing::Test {
     return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
   }
 
-  // Every line of the file; the file must end with LF (no torn last record).
+  // Every record line of the file but the chain's audit_file_start headers (audit_chain_test.cpp
+  // covers those); the file must end with LF (no torn last record).
   static std::vector<std::string> read_lines(const fs::path& path) {
     const std::string content = read_file(path);
     std::vector<std::string> lines;
@@ -66,7 +67,10 @@ class AuditLogTest : public ::testing::Test {
     std::size_t start = 0;
     for (std::size_t lf = content.find('\n'); lf != std::string::npos;
          lf = content.find('\n', start)) {
-      lines.push_back(content.substr(start, lf - start));
+      std::string line = content.substr(start, lf - start);
+      if (line.find(",\"event\":\"audit_file_start\"") == std::string::npos) {
+        lines.push_back(std::move(line));
+      }
       start = lf + 1;
     }
     return lines;
@@ -113,7 +117,8 @@ TEST_F(AuditLogTest, AppendsOneJsonObjectPerLineWithTheStandardFields) {
     const auto j = json::parse(lines[i]);
     ASSERT_TRUE(j.is_object());
     EXPECT_TRUE(std::regex_match(j.at("ts").get<std::string>(), ts_format)) << j["ts"];
-    EXPECT_EQ(j.at("seq"), i + 1);
+    EXPECT_EQ(j.at("seq"), i + 2);  // seq 1: the file's audit_file_start header
+    EXPECT_EQ(j.at("prev").get<std::string>().size(), 64U);
     EXPECT_EQ(j.at("pid"), ::getpid());
   }
   const auto first = json::parse(lines[0]);
@@ -137,7 +142,7 @@ TEST_F(AuditLogTest, IgnoresFieldsThatAreNotAnObject) {
   ASSERT_EQ(lines.size(), 3U);
   for (const auto& line : lines) {
     const auto j = json::parse(line);
-    EXPECT_EQ(j.size(), 6U) << line;  // ts, seq, event, pid, host, instance
+    EXPECT_EQ(j.size(), 7U) << line;  // ts, seq, prev, event, pid, host, instance
     EXPECT_EQ(j["event"], "reload");
   }
 }
@@ -153,7 +158,7 @@ TEST_F(AuditLogTest, KeepsTheStandardFieldsWhenACallerPassesTheSameKeys) {
   ASSERT_EQ(lines.size(), 1U);
   const auto j = json::parse(lines[0]);
   EXPECT_EQ(j["event"], "deny");
-  EXPECT_EQ(j["seq"], 1);
+  EXPECT_EQ(j["seq"], 2);  // after the file header
   EXPECT_EQ(j["pid"], ::getpid());
   EXPECT_NE(j["ts"], "forged");
 }
@@ -179,7 +184,7 @@ TEST_F(AuditLogTest, KeepsSequenceNumbersStrictlyIncreasingAcrossThreads) {
   log->flush();
   const auto lines = read_lines(path);
   ASSERT_EQ(lines.size(), static_cast<std::size_t>(kThreads * kPerThread));
-  std::uint64_t previous_seq = 0;
+  std::uint64_t previous_seq = 1;  // the file header
   std::vector<int> next_i(kThreads, 0);
   for (const auto& line : lines) {
     json j;
@@ -192,7 +197,7 @@ TEST_F(AuditLogTest, KeepsSequenceNumbersStrictlyIncreasingAcrossThreads) {
     ASSERT_EQ(j.at("i").get<int>(), next_i.at(static_cast<std::size_t>(t)));
     ++next_i[static_cast<std::size_t>(t)];
   }
-  EXPECT_EQ(previous_seq, static_cast<std::uint64_t>(kThreads * kPerThread));
+  EXPECT_EQ(previous_seq, static_cast<std::uint64_t>(kThreads * kPerThread) + 1);
 }
 
 // F1: client text in any field must not split a record, act on a terminal or act as a format.
@@ -275,7 +280,7 @@ TEST_F(AuditLogTest, WritesExactlyOneParsableLinePerRecordWhateverTheFieldsHold)
     json j;
     ASSERT_NO_THROW(j = json::parse(lines[i])) << lines[i];
     EXPECT_EQ(j["event"], "deny");
-    EXPECT_EQ(j["seq"], i + 1);
+    EXPECT_EQ(j["seq"], i + 2);
     EXPECT_EQ(j["command"], table[i].expected);
     EXPECT_EQ(j["args"], json::array({table[i].expected, "x"}));
     EXPECT_EQ(j["subject"], "CN=" + table[i].expected);
@@ -415,7 +420,7 @@ TEST_F(AuditLogTest, ReportsUnhealthyAfterAFailedWriteAndRecoversAfterASuccessfu
   ASSERT_EQ(lines.size(), 2U);
   json last;
   EXPECT_NO_THROW(last = json::parse(lines[1])) << lines[1];
-  EXPECT_EQ(last["seq"], 2) << "a record that was not written takes no seq";
+  EXPECT_EQ(last["seq"], 3) << "a record that was not written takes no seq";
 }
 
 TEST_F(AuditLogTest, RemovesATornRecordAfterAShortWrite) {
@@ -473,10 +478,12 @@ TEST_F(AuditLogTest, CompletesAnAwaitedRecordOnceItIsInTheFile) {
   boost::asio::io_context io;
   auto done = boost::asio::co_spawn(io, commit_then_read(log, path), boost::asio::use_future);
   io.run();
-  const std::string text = done.get();
-  ASSERT_FALSE(text.empty());
-  EXPECT_EQ(text.back(), '\n');
-  EXPECT_EQ(text.rfind("{\"seq\":1,\"ts\":\"", 0), 0U) << text;
+  const std::string file = done.get();
+  ASSERT_FALSE(file.empty());
+  EXPECT_EQ(file.back(), '\n');
+  EXPECT_EQ(file.rfind("{\"seq\":1,\"prev\":\"", 0), 0U) << file;  // the file header
+  const std::string text = file.substr(file.find('\n') + 1);
+  EXPECT_EQ(text.rfind("{\"seq\":2,\"prev\":\"", 0), 0U) << text;
   const auto j = json::parse(text);
   EXPECT_EQ(j["host"], "web\n1");
   EXPECT_EQ(j["instance"], "0123456789abcdef");

@@ -444,6 +444,47 @@ TEST(Config, RequiresTheKeyCaCrlAndPolicyFilesToExist) {
       std::string::npos);
 }
 
+TEST(Config, ReadsTheAuditChainKeyAndSyncPolicy) {
+  const ConfigDir dir;
+  dir.write("chain.key", "0123456789abcdef", 0600);
+  const std::string head =
+      "listen: [\"127.0.0.1:1\"]\n"
+      "tls: {certificate: server.crt, private_key: server.key, client_ca: ca.crt}\n"
+      "policy: policy.yaml\n";
+  const AgentConfig cfg = load_agent_config(dir.write(
+      "agent.yaml", head + "audit: {path: a, chain_key_file: chain.key, sync: every_record, "
+                           "sync_interval_ms: 250}\n"));
+  EXPECT_EQ(cfg.audit_chain_key, "0123456789abcdef");
+  EXPECT_EQ(cfg.audit_sync, "every_record");
+  EXPECT_EQ(cfg.audit_sync_interval_ms, 250);
+  const AgentConfig defaults =
+      load_agent_config(dir.write("agent.yaml", head + "audit: {path: a}\n"));
+  EXPECT_TRUE(defaults.audit_chain_key.empty());
+  EXPECT_EQ(defaults.audit_sync, "interval");
+  EXPECT_EQ(defaults.audit_sync_interval_ms, 1000);
+  EXPECT_EQ(restart_only_change(cfg, defaults), "audit.chain_key_file");
+
+  const auto error_with = [&](const std::string& audit) {
+    return load_error(dir, head + "audit: " + audit + "\n");
+  };
+  std::string err = error_with("{path: a, sync: always}");
+  EXPECT_NE(err.find("audit.sync"), std::string::npos) << err;
+  err = error_with("{path: a, sync_interval_ms: 0}");
+  EXPECT_NE(err.find("audit.sync_interval_ms"), std::string::npos) << err;
+  err = error_with("{path: a, chain_key_file: nokey}");
+  EXPECT_NE(err.find("audit.chain_key_file"), std::string::npos) << err;
+  dir.write("loose.key", "k", 0640);
+  err = error_with("{path: a, chain_key_file: loose.key}");
+  EXPECT_NE(err.find("audit.chain_key_file"), std::string::npos) << err;
+  EXPECT_NE(err.find("loose.key: the key file has mode 0640"), std::string::npos) << err;
+  dir.write("empty.key", "", 0600);
+  err = error_with("{path: a, chain_key_file: empty.key}");
+  EXPECT_NE(err.find("empty.key: the key file is empty"), std::string::npos) << err;
+  dir.write("big.key", std::string(4097, 'k'), 0600);
+  err = error_with("{path: a, chain_key_file: big.key}");
+  EXPECT_NE(err.find("larger than 4096 bytes"), std::string::npos) << err;
+}
+
 TEST(Config, NamesEveryMissingRequiredKey) {
   const ConfigDir dir;
   EXPECT_NE(load_error(dir, "tls: {}\n").find("missing required key 'listen'"), std::string::npos);

@@ -43,7 +43,10 @@ roles:
 std::vector<nlohmann::json> read_records(const fs::path& file) {
   std::vector<nlohmann::json> out;
   std::ifstream in(file);
-  for (std::string line; std::getline(in, line);) out.push_back(nlohmann::json::parse(line));
+  for (std::string line; std::getline(in, line);) {
+    auto record = nlohmann::json::parse(line);
+    if (record["event"] != "audit_file_start") out.push_back(std::move(record));  // chain header
+  }
   return out;
 }
 
