@@ -78,15 +78,6 @@ bool AuditWriter::enqueue(PendingRecord* r, bool bounded) noexcept {
   return true;
 }
 
-void AuditWriter::retry_later(PendingRecord* r) noexcept {
-  {
-    std::lock_guard lock(mutex_);
-    r->next_ = late_;
-    late_ = r;
-  }
-  wake_.notify_one();
-}
-
 void AuditWriter::flush() {
   std::unique_lock lock(mutex_);
   const std::uint64_t target = queued_;
@@ -157,18 +148,11 @@ void AuditWriter::run() noexcept {
       std::unique_lock lock(mutex_);
       if (retry_ != nullptr) {
         // Completions wait for memory: try again soon, whether or not records arrive.
-        wake_.wait_for(lock, std::chrono::milliseconds(1), [&] { return head_ || late_ || stop_; });
+        wake_.wait_for(lock, std::chrono::milliseconds(1), [&] { return head_ || stop_; });
       } else if (unsynced_) {
-        wake_.wait_until(lock, last_sync_ + sync_interval_,
-                         [&] { return head_ || late_ || stop_; });
+        wake_.wait_until(lock, last_sync_ + sync_interval_, [&] { return head_ || stop_; });
       } else {
-        wake_.wait(lock, [&] { return head_ || late_ || stop_; });
-      }
-      while (late_ != nullptr) {
-        PendingRecord* r = late_;
-        late_ = r->next_;
-        r->next_ = retry_;
-        retry_ = r;
+        wake_.wait(lock, [&] { return head_ || stop_; });
       }
       if (head_ == nullptr && stop_ && retry_ == nullptr) {
         lock.unlock();

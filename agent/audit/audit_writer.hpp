@@ -82,10 +82,6 @@ class AuditWriter {
   /// it queues the next, so they are bounded by the number of sessions.
   bool enqueue(PendingRecord* r, bool bounded) noexcept;
 
-  /// Hands `r` (already written or failed) back to the writer, which calls its complete()
-  /// again soon: for a completion that could not be handed on (no memory). Never throws.
-  void retry_later(PendingRecord* r) noexcept;
-
   /// Blocks until every record queued before the call was written or failed. Not on I/O threads.
   void flush();
 
@@ -121,7 +117,6 @@ class AuditWriter {
   std::condition_variable flushed_;  // flush(): a batch is done
   PendingRecord* head_ = nullptr;    // GUARDED_BY(mutex_)
   PendingRecord* tail_ = nullptr;    // GUARDED_BY(mutex_)
-  PendingRecord* late_ = nullptr;    // GUARDED_BY(mutex_): retry_later()
   std::size_t queued_bytes_ = 0;     // GUARDED_BY(mutex_)
   std::uint64_t queued_ = 0;         // GUARDED_BY(mutex_): records ever queued
   std::uint64_t done_ = 0;           // GUARDED_BY(mutex_): records ever written or failed
