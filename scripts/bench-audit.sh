@@ -24,15 +24,9 @@ while [[ $# -gt 0 ]]; do
   shift
 done
 cmake --build "${build}" --target opsagent-bench-audit opsagent-loadgen opsagent -j2 >/dev/null
-work="$(mktemp -d /tmp/bench-audit-XXXXXX)"
-agent_pid=""
-cleanup() {
-  if [[ -n "${agent_pid}" ]] && kill -0 "${agent_pid}" 2>/dev/null; then
-    kill -TERM "${agent_pid}" && wait "${agent_pid}" 2>/dev/null || true
-  fi
-  rm -rf -- "${work}"
-}
-trap cleanup EXIT
+# shellcheck source=scripts/bench-lib.sh
+source "${repo_root}/scripts/bench-lib.sh"
+bench_workdir bench-audit.sh "${build}"
 
 echo "# 1. writer alone, ${records} records (same disk: ${work})"
 for threads in 1 4; do
@@ -41,7 +35,6 @@ for threads in 1 4; do
 done
 
 echo "# 2. agent under a ping load, ${secs} s each"
-"${repo_root}/scripts/gen-dev-certs.sh" "${work}/certs" >/dev/null
 c="${work}/certs"
 cat >"${work}/policy.yaml" <<POLICY
 identities:
@@ -55,7 +48,7 @@ POLICY
 clock_ticks="$(getconf CLK_TCK)"
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 for builtins in all denied; do
-  port=$((20000 + RANDOM % 20000))
+  port=$((20000 + RANDOM % 20000))  # a fresh one per agent
   cat >"${work}/agent.yaml" <<AGENT
 listen: ["127.0.0.1:${port}"]
 tls: {certificate: ${c}/server.crt, private_key: ${c}/server.key, client_ca: ${c}/ca.crt}
@@ -64,20 +57,13 @@ logging: {level: warn}
 audit: {path: ${work}/audit-${builtins}.jsonl, builtins: ${builtins}}
 policy: ${work}/policy.yaml
 AGENT
-  chmod 600 "${work}/policy.yaml" "${work}/agent.yaml"
-  "${build}/agent/app/opsagent" --config "${work}/agent.yaml" 2>"${work}/agent.log" &
-  agent_pid=$!
-  for _ in $(seq 1 100); do
-    grep -q "${port}" "${work}/agent.log" 2>/dev/null && break
-    sleep 0.1
-  done
+  bench_start_agent
   before="$(cpu_ticks "${agent_pid}")"
   result="$("${build}/bench/opsagent-loadgen" --port "${port}" --cert "${c}/alice.crt" \
     --key "${c}/alice.key" --ca "${c}/ca.crt" --request ping --conns 8 --depth 16 \
     --duration "${secs}")"
   after="$(cpu_ticks "${agent_pid}")"
-  kill -TERM "${agent_pid}" && wait "${agent_pid}" 2>/dev/null || true
-  agent_pid=""
+  bench_stop_agent
   requests="$(jq -r .requests <<<"${result}")"
   lines="$(wc -l <"${work}/audit-${builtins}.jsonl")"
   python3 - "${builtins}" "${requests}" "${lines}" "$((after - before))" "${clock_ticks}" <<'PY'

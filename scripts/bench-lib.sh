@@ -1,29 +1,44 @@
-# Shared set-up of the opsctl benchmarks (bench-fleet.sh, bench-opsctl-stream.sh); sourced, not run.
-# bench_setup NAME BUILD_DIR: checks the binaries and GNU time, makes ${work} (removed on exit,
-# with the agent stopped), dev certificates in ${work}/certs, a ${port} for the agent, and
-# exports opsctl's certificate variables. The caller writes ${work}/policy.yaml and
-# ${work}/agent.yaml, then calls bench_start_agent.
+# Shared set-up of the benchmarks that run one agent (bench-fleet.sh, bench-opsctl-stream.sh,
+# bench-audit.sh); sourced, not run.
+# bench_workdir NAME BUILD_DIR: makes ${work} (removed on exit, with the agent stopped), dev
+# certificates in ${work}/certs and a ${port} for the agent.
+# bench_setup NAME BUILD_DIR: bench_workdir, plus the checks and the certificate variables of
+# the opsctl benchmarks (opsctl built, GNU time installed).
+# The caller writes ${work}/policy.yaml and ${work}/agent.yaml, then calls bench_start_agent
+# (and bench_stop_agent to run another one).
 
-bench_setup() {
+bench_workdir() {
   local name="$1"
   build="$2"
   opsagent="${build}/agent/app/opsagent"
-  opsctl="${build}/agent/app/opsctl"
-  [[ -x "${opsagent}" && -x "${opsctl}" ]] || { echo "${name}: build first (${build})" >&2; exit 1; }
-  [[ -x /usr/bin/time ]] || { echo "${name}: needs /usr/bin/time (apt-get install time)" >&2; exit 1; }
+  [[ -x "${opsagent}" ]] || { echo "${name}: build first (${build})" >&2; exit 1; }
   work="$(mktemp -d "/tmp/${name%.sh}-XXXXXX")"
   agent_pid=""
   trap bench_cleanup EXIT
   "${repo_root}/scripts/gen-dev-certs.sh" "${work}/certs" >/dev/null
   port=$((20000 + RANDOM % 20000))
+}
+
+bench_setup() {
+  local name="$1"
+  bench_workdir "$@"
+  opsctl="${build}/agent/app/opsctl"
+  [[ -x "${opsctl}" ]] || { echo "${name}: build first (${build})" >&2; exit 1; }
+  [[ -x /usr/bin/time ]] || { echo "${name}: needs /usr/bin/time (apt-get install time)" >&2; exit 1; }
   export OPSCTL_CERT="${work}/certs/alice.crt" OPSCTL_KEY="${work}/certs/alice.key" \
     OPSCTL_CA="${work}/certs/ca.crt"
 }
 
-bench_cleanup() {
+# Stops the agent started by bench_start_agent, if it still runs.
+bench_stop_agent() {
   if [[ -n "${agent_pid}" ]] && kill -0 "${agent_pid}" 2>/dev/null; then
     kill -TERM "${agent_pid}" && wait "${agent_pid}" 2>/dev/null || true
   fi
+  agent_pid=""
+}
+
+bench_cleanup() {
+  bench_stop_agent
   rm -rf -- "${work}"
 }
 
