@@ -90,6 +90,7 @@ Result<std::unique_ptr<AuditLog>> AuditLog::open(const std::filesystem::path& pa
   writer_options.max_queue_bytes = options.max_queue_bytes;
   writer_options.sync = options.sync;
   writer_options.sync_interval = options.sync_interval;
+  writer_options.sinks = std::move(options.sinks);
   try {
     HashChain chain(options.chain_key);
     writer_options.tail = read_chain_tail(path, chain);

@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/system/error_code.hpp>
@@ -35,6 +36,7 @@ class AuditLog {
     std::string chain_key;  ///< audit.chain_key_file's bytes: HMAC-SHA-256 chain; empty: SHA-256
     SyncPolicy sync = SyncPolicy::interval;         ///< audit.sync
     std::chrono::milliseconds sync_interval{1000};  ///< audit.sync_interval_ms
+    std::vector<SinkOptions> sinks;                 ///< audit.journald, audit.syslog
   };
 
   /// Opens (creating with mode 0640) `path` for appending; refuses a symbolic link or anything

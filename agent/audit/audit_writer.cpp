@@ -44,6 +44,8 @@ AuditWriter::AuditWriter(std::filesystem::path path, UniqueFd fd, std::string st
   terminate_torn_ = options.tail.torn;
   previous_torn_ = options.tail.torn;
   batch_.reserve(64 * 1024);
+  for (auto& sink : options.sinks)
+    sinks_.push_back(std::make_unique<DatagramSink>(std::move(sink)));
   thread_ = std::thread([this] { run(); });
   ::pthread_setname_np(thread_.native_handle(), "audit-writer");  // top -H, benchmarks
 }
@@ -175,6 +177,9 @@ void AuditWriter::run() noexcept {
     const boost::system::error_code ec = write_batch(batch);
     for (PendingRecord* r = batch; r != nullptr; r = r->next_) r->result_ = ec;
     complete_all(batch);
+    // The file first, then the copies: sessions are completed before anything is shipped, and
+    // a batch that failed to be written is not shipped (it is not in the file).
+    if (!ec && !sinks_.empty()) ship_batch();
     {
       std::lock_guard lock(mutex_);
       done_ += count;
@@ -245,6 +250,20 @@ bool AuditWriter::append_record(const PendingRecord& r, std::uint64_t seq) {
   append_line_start(seq, r.time_us_);
   batch_.append(r.body_);
   return end_line(start);
+}
+
+void AuditWriter::ship_batch() noexcept {
+  const std::string_view all(batch_);
+  std::size_t start = 0;
+  while (start < all.size()) {
+    std::size_t lf = all.find('\n', start);
+    if (lf == std::string_view::npos) lf = all.size();
+    const std::string_view line = all.substr(start, lf - start);
+    start = lf + 1;
+    if (line.empty()) continue;  // the LF that ended a torn line
+    const RecordFields fields = scan_record(line);
+    for (auto& sink : sinks_) sink->ship(line, fields);
+  }
 }
 
 void AuditWriter::sync_now() noexcept {

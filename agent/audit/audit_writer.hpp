@@ -4,7 +4,8 @@
 // time stamp in queue order, and its `prev` (the hash chain, hash_chain.hpp) while the writer
 // assembles the batch; every file starts with an `audit_file_start` header that links to the
 // file before. A record is completed once the batch holding it is written (and synced, with
-// SyncPolicy::every_record) or failed.
+// SyncPolicy::every_record) or failed. After that, and only when the batch was written, the
+// writer sends a copy of each of its records to the configured sinks (datagram_sink.hpp).
 
 #include <atomic>
 #include <chrono>
@@ -12,13 +13,16 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <boost/system/error_code.hpp>
 
 #include "agent/audit/chain_tail.hpp"
+#include "agent/audit/datagram_sink.hpp"
 #include "agent/audit/hash_chain.hpp"
 #include "agent/common/error.hpp"
 #include "agent/common/unique_fd.hpp"
@@ -63,6 +67,8 @@ struct WriterOptions {
   ChainTail tail;         ///< where the existing file's chain ends (read_chain_tail)
   SyncPolicy sync = SyncPolicy::interval;
   std::chrono::milliseconds sync_interval{1000};
+  /// Where copies of written records go (journald, syslog); empty: nowhere.
+  std::vector<SinkOptions> sinks;
 };
 
 /// Thread-safe: enqueue(), healthy(), flush() and reopen*() may be called from any thread.
@@ -104,6 +110,7 @@ class AuditWriter {
   bool end_line(std::size_t start);
   void append_time(std::int64_t time_us);
   void sync_now() noexcept;
+  void ship_batch() noexcept;
   Status reopen_with(const char* reason);
 
   const std::filesystem::path path_;
@@ -139,9 +146,10 @@ class AuditWriter {
   std::chrono::steady_clock::time_point last_sync_ = std::chrono::steady_clock::now();
   bool unsynced_ = false;  // written since the last fdatasync (SyncPolicy::interval)
   std::string batch_;
-  std::int64_t second_ = -1;        // the second whose text is in second_text_
-  char second_text_[24] = {};       // "YYYY-MM-DDTHH:MM:SS"
-  PendingRecord* retry_ = nullptr;  // completions that could not be handed on yet
+  std::int64_t second_ = -1;                          // the second whose text is in second_text_
+  char second_text_[24] = {};                         // "YYYY-MM-DDTHH:MM:SS"
+  PendingRecord* retry_ = nullptr;                    // completions that could not be handed on yet
+  std::vector<std::unique_ptr<DatagramSink>> sinks_;  // copies of each written batch's records
 
   std::atomic<bool> healthy_{true};
   std::thread thread_;  // last: started once everything above exists

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "agent/audit/chain_key.hpp"
+#include "agent/audit/syslog_encoder.hpp"
 #include "agent/common/trusted_file.hpp"
 #include "agent/config/config_error.hpp"
 #include "agent/config/config_file.hpp"
@@ -392,6 +393,58 @@ std::string read_log_level(const YamlNode& node, const NodeContext& ctx) {
   return level;
 }
 
+// A socket path for shipping: absolute (or relative to the file), and short enough for
+// sockaddr_un. It need not exist: the daemon may start after the agent.
+std::filesystem::path read_socket_path(MapReader& map, const std::filesystem::path& base_dir,
+                                       const std::filesystem::path& fallback) {
+  const YamlNode* v = map.find("socket");
+  if (v == nullptr) return fallback;
+  auto path = as_path(*v, map.ctx("socket"), base_dir);
+  if (path.native().size() > 107) {
+    fail(map.ctx("socket"), *v,
+         "socket path is " + std::to_string(path.native().size()) +
+             " bytes long; a unix socket path has at most 107");
+  }
+  return path;
+}
+
+void read_audit_journald(const YamlNode& node, const NodeContext& ctx,
+                         const std::filesystem::path& base_dir, AuditJournald& out) {
+  MapReader map(node, ctx);
+  map.expect_keys({"enabled", "socket"});
+  if (const YamlNode* v = map.find("enabled")) out.enabled = as_bool(*v, map.ctx("enabled"));
+  out.socket = read_socket_path(map, base_dir, out.socket);
+  map.finish();
+}
+
+void read_audit_syslog(const YamlNode& node, const NodeContext& ctx,
+                       const std::filesystem::path& base_dir, AuditSyslog& out) {
+  MapReader map(node, ctx);
+  map.expect_keys({"enabled", "socket", "facility", "sd_id"});
+  if (const YamlNode* v = map.find("enabled")) out.enabled = as_bool(*v, map.ctx("enabled"));
+  out.socket = read_socket_path(map, base_dir, out.socket);
+  if (const YamlNode* v = map.find("facility")) {
+    out.facility = as_string(*v, map.ctx("facility"));
+    const auto code = audit::syslog_facility(out.facility);
+    if (!code) {
+      fail(map.ctx("facility"), *v,
+           "unknown syslog facility '" + out.facility +
+               "'; expected one of kern, user, mail, daemon, auth, syslog, lpr, news, uucp, "
+               "cron, authpriv, ftp, local0 ... local7");
+    }
+    out.facility_code = *code;
+  }
+  if (const YamlNode* v = map.find("sd_id")) {
+    out.sd_id = as_string(*v, map.ctx("sd_id"));
+    if (!audit::valid_sd_id(out.sd_id)) {
+      fail(map.ctx("sd_id"), *v,
+           "expected a private SD-ID NAME@ENTERPRISE_NUMBER (at most 32 printable ASCII "
+           "characters, no '=', ']', '\"' or space), e.g. opsagent@32473");
+    }
+  }
+  map.finish();
+}
+
 }  // namespace
 
 ListenAddress parse_listen_address(std::string_view text) {
@@ -473,6 +526,8 @@ std::string restart_only_change(const AgentConfig& current, const AgentConfig& n
   if (current.audit_sync != next.audit_sync) return "audit.sync";
   if (current.audit_sync_interval_ms != next.audit_sync_interval_ms)
     return "audit.sync_interval_ms";
+  if (current.audit_journald != next.audit_journald) return "audit.journald";
+  if (current.audit_syslog != next.audit_syslog) return "audit.syslog";
   if (current.run_as.uid != next.run_as.uid) return "run_as.user";
   if (current.run_as.gid != next.run_as.gid) return "run_as.group";
   if (current.metrics.listen != next.metrics.listen) return "metrics.listen";
@@ -544,7 +599,8 @@ AgentConfig load_agent_config(const std::filesystem::path& file) {
 
   {
     MapReader audit(map.require("audit"), map.ctx("audit"));
-    audit.expect_keys({"path", "host", "builtins", "chain_key_file", "sync", "sync_interval_ms"});
+    audit.expect_keys({"path", "host", "builtins", "chain_key_file", "sync", "sync_interval_ms",
+                       "journald", "syslog"});
     // The audit log is created by the agent, so only its name is checked here.
     cfg.audit_path = as_path(audit.require("path"), audit.ctx("path"), base_dir);
     if (const YamlNode* v = audit.find("host")) cfg.audit_host = as_string(*v, audit.ctx("host"));
@@ -570,6 +626,12 @@ AgentConfig load_agent_config(const std::filesystem::path& file) {
     }
     if (const YamlNode* v = audit.find("sync_interval_ms")) {
       cfg.audit_sync_interval_ms = as_count(*v, audit.ctx("sync_interval_ms"), 1, 3'600'000);
+    }
+    if (const YamlNode* v = audit.find("journald")) {
+      read_audit_journald(*v, audit.ctx("journald"), base_dir, cfg.audit_journald);
+    }
+    if (const YamlNode* v = audit.find("syslog")) {
+      read_audit_syslog(*v, audit.ctx("syslog"), base_dir, cfg.audit_syslog);
     }
     audit.finish();
   }

@@ -97,6 +97,23 @@ struct MetricsSettings {
                      ///< `listen` is not a loopback address
 };
 
+/// audit.journald: copies of audit records to the journal (docs/audit.md#shipping).
+struct AuditJournald {
+  bool enabled = false;
+  std::filesystem::path socket = "/run/systemd/journal/socket";
+  friend bool operator==(const AuditJournald&, const AuditJournald&) = default;
+};
+
+/// audit.syslog: copies of audit records as RFC 5424 messages (docs/audit.md#shipping).
+struct AuditSyslog {
+  bool enabled = false;
+  std::filesystem::path socket = "/dev/log";
+  std::string facility = "authpriv";
+  int facility_code = 10;                ///< resolved from `facility`
+  std::string sd_id = "opsagent@32473";  ///< SD-ID of the structured data element
+  friend bool operator==(const AuditSyslog&, const AuditSyslog&) = default;
+};
+
 struct AgentConfig {
   std::filesystem::path source;       ///< the file this came from
   std::vector<ListenAddress> listen;  ///< at least one
@@ -115,6 +132,8 @@ struct AgentConfig {
   std::string audit_chain_key;          ///< its bytes, read at load (HMAC-SHA-256 key of the chain)
   std::string audit_sync = "interval";  ///< audit.sync: none, interval or every_record
   int audit_sync_interval_ms = 1000;    ///< audit.sync_interval_ms (audit.sync: interval)
+  AuditJournald audit_journald;         ///< audit.journald
+  AuditSyslog audit_syslog;             ///< audit.syslog
   std::filesystem::path policy_path;    ///< policy.yaml
 };
 
@@ -127,8 +146,8 @@ AgentConfig load_agent_config(const std::filesystem::path& file);
 void resolve_guard(AgentConfig& config);
 
 /// The first key whose change needs a restart (listen, limits.io_threads, limits.blocking_threads,
-/// exec.umask, audit.path, run_as.user, run_as.group, metrics), or empty when `next` may replace
-/// `current` in a running agent.
+/// exec.umask, audit.path, audit.journald, audit.syslog, run_as.user, run_as.group, metrics), or
+/// empty when `next` may replace `current` in a running agent.
 std::string restart_only_change(const AgentConfig& current, const AgentConfig& next);
 
 /// Parses "127.0.0.1:9999", "[::1]:9999" (numeric hosts only). Throws std::invalid_argument.

@@ -132,6 +132,16 @@ std::string render(const Registry& r, const ScrapeState& s) {
   header(out, "opsagent_audit_write_failures_total", "counter",
          "Audit records that could not be written.");
   line("opsagent_audit_write_failures_total", "", r.audit_write_failures.value());
+  header(out, "opsagent_audit_shipped_total", "counter",
+         "Copies of written audit records sent to journald or syslog, or dropped (daemon absent "
+         "or not keeping up; the audit file has them).");
+  for (std::size_t sink = 0; sink < 2; ++sink) {
+    const char* name = sink == 0 ? "journald" : "syslog";
+    line("opsagent_audit_shipped_total", fmt::format("sink=\"{}\",result=\"sent\"", name),
+         r.audit_shipped[sink][0].value());
+    line("opsagent_audit_shipped_total", fmt::format("sink=\"{}\",result=\"dropped\"", name),
+         r.audit_shipped[sink][1].value());
+  }
   header(out, "opsagent_reloads_total", "counter", "Reload steps (SIGHUP), by part and result.");
   for (std::size_t p = 0; p < kReloadParts; ++p) {
     line("opsagent_reloads_total",

@@ -100,6 +100,8 @@ struct Registry {
   Counter reply_bytes;           ///< bytes of replies written to clients
   Gauge blocking_queue;          ///< blocking-pool jobs posted and not yet started
   Counter audit_write_failures;  ///< audit records that could not be written
+  /// Copies of audit records shipped: [sink 0 journald, 1 syslog][0 sent, 1 dropped]
+  std::array<std::array<Counter, 2>, 2> audit_shipped;
   std::array<std::array<Counter, 2>, kReloadParts> reloads;  ///< [part][0 success, 1 failure]
 
   void refused(Refusal r) noexcept { refusals[static_cast<std::size_t>(r)].inc(); }

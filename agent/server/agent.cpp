@@ -56,6 +56,21 @@ std::unique_ptr<audit::AuditLog> open_audit_log(const config::AgentConfig& confi
                  : config.audit_sync == "every_record" ? audit::SyncPolicy::every_record
                                                        : audit::SyncPolicy::interval;
   options.sync_interval = std::chrono::milliseconds(config.audit_sync_interval_ms);
+  if (config.audit_journald.enabled) {
+    audit::SinkOptions sink;
+    sink.format = audit::ShipFormat::journald;
+    sink.socket = config.audit_journald.socket.string();
+    sink.facility = config.audit_syslog.facility_code;
+    options.sinks.push_back(std::move(sink));
+  }
+  if (config.audit_syslog.enabled) {
+    audit::SinkOptions sink;
+    sink.format = audit::ShipFormat::syslog;
+    sink.socket = config.audit_syslog.socket.string();
+    sink.facility = config.audit_syslog.facility_code;
+    sink.sd_id = config.audit_syslog.sd_id;
+    options.sinks.push_back(std::move(sink));
+  }
   auto log = audit::AuditLog::open(config.audit_path, std::move(options));
   if (!log) throw std::runtime_error(log.error().message);
   return std::move(log.value());

@@ -485,6 +485,64 @@ TEST(Config, ReadsTheAuditChainKeyAndSyncPolicy) {
   EXPECT_NE(err.find("larger than 4096 bytes"), std::string::npos) << err;
 }
 
+TEST(Config, ReadsAuditShippingToJournaldAndSyslog) {
+  const ConfigDir dir;
+  const std::string head =
+      "listen: [\"127.0.0.1:1\"]\n"
+      "tls: {certificate: server.crt, private_key: server.key, client_ca: ca.crt}\n"
+      "policy: policy.yaml\n";
+  const AgentConfig defaults =
+      load_agent_config(dir.write("agent.yaml", head + "audit: {path: a}\n"));
+  EXPECT_FALSE(defaults.audit_journald.enabled);
+  EXPECT_EQ(defaults.audit_journald.socket, "/run/systemd/journal/socket");
+  EXPECT_FALSE(defaults.audit_syslog.enabled);
+  EXPECT_EQ(defaults.audit_syslog.socket, "/dev/log");
+  EXPECT_EQ(defaults.audit_syslog.facility, "authpriv");
+  EXPECT_EQ(defaults.audit_syslog.facility_code, 10);
+  EXPECT_EQ(defaults.audit_syslog.sd_id, "opsagent@32473");
+
+  const AgentConfig cfg = load_agent_config(dir.write(
+      "agent.yaml", head + "audit:\n"
+                           "  path: a\n"
+                           "  journald: {enabled: true, socket: j.sock}\n"
+                           "  syslog: {enabled: true, socket: /run/s.sock, facility: local3, "
+                           "sd_id: opsagent@1.2.3}\n"));
+  EXPECT_TRUE(cfg.audit_journald.enabled);
+  EXPECT_EQ(cfg.audit_journald.socket, fs::absolute(dir.path()) / "j.sock");
+  EXPECT_TRUE(cfg.audit_syslog.enabled);
+  EXPECT_EQ(cfg.audit_syslog.socket, "/run/s.sock");
+  EXPECT_EQ(cfg.audit_syslog.facility_code, 19);
+  EXPECT_EQ(cfg.audit_syslog.sd_id, "opsagent@1.2.3");
+  EXPECT_EQ(restart_only_change(cfg, defaults), "audit.journald");
+
+  // Errors name the file, the line and the key.
+  const auto error_with = [&](const std::string& lines) {
+    return load_error(dir, head + "audit:\n  path: a\n" + lines);
+  };
+  const std::string file = (dir.path() / "agent.yaml").string();
+  std::string err = error_with("  syslog: {enabled: true, facility: security}\n");
+  EXPECT_NE(err.find(file + ":6:"), std::string::npos) << err;
+  EXPECT_NE(err.find("audit.syslog.facility: unknown syslog facility 'security'"),
+            std::string::npos)
+      << err;
+  err = error_with("  journald: {enabled: true, sokcet: /x}\n");
+  EXPECT_NE(err.find(file + ":6:"), std::string::npos) << err;
+  EXPECT_NE(err.find("sokcet"), std::string::npos) << err;
+  EXPECT_NE(err.find("audit.journald"), std::string::npos) << err;
+  err = error_with("  syslog: {enabled: yes}\n");
+  EXPECT_NE(err.find("audit.syslog.enabled"), std::string::npos) << err;
+  err = error_with("  syslog: {sd_id: opsagent}\n");
+  EXPECT_NE(err.find("audit.syslog.sd_id"), std::string::npos) << err;
+  err = error_with("  syslog: {sd_id: \"ops agent@1\"}\n");
+  EXPECT_NE(err.find("audit.syslog.sd_id"), std::string::npos) << err;
+  err = error_with("  journald: {socket: /" + std::string(120, 'x') + "}\n");
+  EXPECT_NE(err.find("audit.journald.socket: socket path is 121 bytes long"), std::string::npos)
+      << err;
+  err = error_with("  forward: {enabled: true}\n");
+  EXPECT_NE(err.find(file + ":6:"), std::string::npos) << err;
+  EXPECT_NE(err.find("forward"), std::string::npos) << err;
+}
+
 TEST(Config, NamesEveryMissingRequiredKey) {
   const ConfigDir dir;
   EXPECT_NE(load_error(dir, "tls: {}\n").find("missing required key 'listen'"), std::string::npos);
