@@ -11,6 +11,10 @@
 // The new writer runs once per chain (sha256, hmac-sha256) and sync policy (none, interval,
 // every_record). A last part times the chain alone: HashChain::hash on one record line against
 // a one-shot EVP_Digest of the same bytes (the peer).
+// With a 4th argument `ship`, only the default writer (sha256, interval) runs, once per shipping
+// set-up: off, journald, syslog, both, each to an AF_UNIX datagram socket in DIR drained by a
+// receiver thread of this process (like a daemon); it adds shipped / dropped per sink.
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -19,9 +23,12 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <poll.h>
 #include <sstream>
 #include <string>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <thread>
 #include <unistd.h>
 #include <vector>
@@ -32,6 +39,7 @@
 
 #include "agent/audit/audit_log.hpp"
 #include "agent/audit/hash_chain.hpp"
+#include "agent/metrics/registry.hpp"
 
 namespace {
 
@@ -156,17 +164,102 @@ void measure_hash(const std::string& key, std::uint64_t n) {
                           .c_str());
 }
 
+// A bound AF_UNIX datagram socket drained by a thread until destroyed (a stand-in daemon).
+class Receiver {
+ public:
+  explicit Receiver(const std::filesystem::path& path) : path_(path) {
+    std::filesystem::remove(path_);
+    fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path_.c_str());
+    if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) std::abort();
+    thread_ = std::thread([this] {
+      std::string buf(256 * 1024, '\0');
+      while (!stop_) {
+        pollfd p{fd_, POLLIN, 0};
+        if (::poll(&p, 1, 20) <= 0) continue;
+        while (::recv(fd_, buf.data(), buf.size(), MSG_DONTWAIT) >= 0) received_.fetch_add(1);
+      }
+    });
+  }
+  ~Receiver() {
+    stop_ = true;
+    thread_.join();
+    ::close(fd_);
+    std::filesystem::remove(path_);
+  }
+  [[nodiscard]] std::uint64_t received() const { return received_.load(); }
+
+ private:
+  std::filesystem::path path_;
+  int fd_ = -1;
+  std::atomic<bool> stop_{false};
+  std::atomic<std::uint64_t> received_{0};
+  std::thread thread_;
+};
+
+int ship_bench(const std::filesystem::path& dir, std::uint64_t per, int threads) {
+  using opsagent::audit::ShipFormat;
+  using opsagent::audit::SinkOptions;
+  auto& shipped = opsagent::metrics::registry().audit_shipped;
+  for (const char* setup : {"off", "journald", "syslog", "both"}) {
+    const std::string s = setup;
+    std::filesystem::remove(dir / "new.jsonl");
+    Receiver journal(dir / "journal.sock");
+    Receiver syslog(dir / "log.sock");
+    opsagent::audit::AuditLog::Options options;
+    const auto sink = [](ShipFormat format, const std::filesystem::path& socket) {
+      SinkOptions o;
+      o.format = format;
+      o.socket = socket.string();
+      return o;
+    };
+    if (s == "journald" || s == "both") {
+      options.sinks.push_back(sink(ShipFormat::journald, dir / "journal.sock"));
+    }
+    if (s == "syslog" || s == "both") {
+      options.sinks.push_back(sink(ShipFormat::syslog, dir / "log.sock"));
+    }
+    std::uint64_t before[2][2];
+    for (int k = 0; k < 2; ++k) {
+      for (int r = 0; r < 2; ++r) before[k][r] = shipped[k][r].value();
+    }
+    measure("new sha256 sync=interval ship=" + s, per * threads, threads, [&] {
+      auto opened = opsagent::audit::AuditLog::open(dir / "new.jsonl", options);
+      if (!opened) std::abort();
+      auto& log = opened.value();
+      std::vector<std::thread> ts;
+      for (int t = 0; t < threads; ++t) ts.emplace_back([&, t] { produce_new(*log, per, t); });
+      for (auto& t : ts) t.join();
+      log->flush();
+      return thread_cpu_seconds("audit-writer");
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the receivers catch up
+    std::printf(
+        "%s\n",
+        fmt::format(R"({{"ship":"{}","journald_sent":{},"journald_dropped":{},)"
+                    R"("syslog_sent":{},"syslog_dropped":{},"received":{}}})",
+                    s, shipped[0][0].value() - before[0][0], shipped[0][1].value() - before[0][1],
+                    shipped[1][0].value() - before[1][0], shipped[1][1].value() - before[1][1],
+                    journal.received() + syslog.received())
+            .c_str());
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 4) {
-    std::fprintf(stderr, "usage: opsagent-bench-audit DIR RECORDS THREADS\n");
+  if (argc != 4 && !(argc == 5 && std::string(argv[4]) == "ship")) {
+    std::fprintf(stderr, "usage: opsagent-bench-audit DIR RECORDS THREADS [ship]\n");
     return 64;
   }
   const std::filesystem::path dir = argv[1];
   const std::uint64_t records = std::strtoull(argv[2], nullptr, 10);
   const int threads = std::atoi(argv[3]);
   const std::uint64_t per = records / static_cast<std::uint64_t>(threads);
+  if (argc == 5) return ship_bench(dir, per, threads);
 
   using opsagent::audit::SyncPolicy;
   const std::pair<const char*, SyncPolicy> syncs[] = {{"none", SyncPolicy::none},

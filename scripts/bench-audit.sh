@@ -6,19 +6,26 @@
 #  2. the real agent under a ping load (opsagent-loadgen, 8 connections, depth 16): agent CPU
 #     per ping with `audit.builtins: all` (one record per ping) and `denied` (no record); the
 #     difference is the agent CPU one audit record costs.
-# Usage: scripts/bench-audit.sh [--records N] [--seconds S] [--build DIR]
+# With --ship, the cost of shipping copies to journald and syslog instead: part 1 runs the
+# default writer with shipping off, to journald, to syslog and to both, each to a socket drained
+# by a receiver thread; part 2 runs the agent (`builtins: all`) without shipping and shipping to
+# both, each socket drained by a python3 receiver (a stand-in daemon). Copies the receivers
+# cannot take in time are dropped and counted (sent/dropped in the output).
+# Usage: scripts/bench-audit.sh [--records N] [--seconds S] [--build DIR] [--ship]
 set -euo pipefail
 
 repo_root="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${repo_root}/build/release"
 records=1000000
 secs=5
+ship=0
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --records) records="$2"; shift ;;
     --seconds) secs="$2"; shift ;;
     --build) build="$2"; shift ;;
-    -h | --help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --ship) ship=1 ;;
+    -h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench-audit.sh: unknown argument: $1" >&2; exit 2 ;;
   esac
   shift
@@ -31,7 +38,11 @@ bench_workdir bench-audit.sh "${build}"
 echo "# 1. writer alone, ${records} records (same disk: ${work})"
 for threads in 1 4; do
   rm -f "${work}"/*.jsonl
-  "${build}/bench/opsagent-bench-audit" "${work}" "${records}" "${threads}"
+  if [[ "${ship}" == 1 ]]; then
+    "${build}/bench/opsagent-bench-audit" "${work}" "${records}" "${threads}" ship
+  else
+    "${build}/bench/opsagent-bench-audit" "${work}" "${records}" "${threads}"
+  fi
 done
 
 echo "# 2. agent under a ping load, ${secs} s each"
@@ -47,15 +58,38 @@ roles:
 POLICY
 clock_ticks="$(getconf CLK_TCK)"
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-for builtins in all denied; do
+# A stand-in daemon: binds an AF_UNIX datagram socket and drains it until killed.
+start_receiver() {
+  python3 - "$1" <<'PY' &
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+while True:
+    s.recv(262144)
+PY
+  receivers+=("$!")
+}
+receivers=()
+runs="all denied"
+[[ "${ship}" == 1 ]] && runs="all all+ship"
+for run in ${runs}; do
+  builtins="${run%+ship}"
+  shipping=""
+  if [[ "${run}" == *+ship ]]; then
+    rm -f "${work}/journal.sock" "${work}/log.sock"
+    start_receiver "${work}/journal.sock"
+    start_receiver "${work}/log.sock"
+    shipping=", journald: {enabled: true, socket: ${work}/journal.sock}, syslog: {enabled: true, socket: ${work}/log.sock}"
+  fi
   port=$((20000 + RANDOM % 20000))  # a fresh one per agent
   cat >"${work}/agent.yaml" <<AGENT
 listen: ["127.0.0.1:${port}"]
 tls: {certificate: ${c}/server.crt, private_key: ${c}/server.key, client_ca: ${c}/ca.crt}
 run_as: {allow_root: true}
 logging: {level: warn}
-audit: {path: ${work}/audit-${builtins}.jsonl, builtins: ${builtins}}
+audit: {path: ${work}/audit-${run}.jsonl, builtins: ${builtins}${shipping}}
 policy: ${work}/policy.yaml
+metrics: {listen: "127.0.0.1:$((port + 1))"}
 AGENT
   bench_start_agent
   before="$(cpu_ticks "${agent_pid}")"
@@ -63,14 +97,17 @@ AGENT
     --key "${c}/alice.key" --ca "${c}/ca.crt" --request ping --conns 8 --depth 16 \
     --duration "${secs}")"
   after="$(cpu_ticks "${agent_pid}")"
+  shipped="$(curl -s "http://127.0.0.1:$((port + 1))/metrics" | awk '/^opsagent_audit_shipped_total/ && $2 > 0 {sub(/opsagent_audit_shipped_total/, ""); gsub(/"/, ""); printf "%s%s=%s", sep, $1, $2; sep=" "}')"
   bench_stop_agent
+  for r in "${receivers[@]}"; do kill "${r}" 2>/dev/null || true; done
+  receivers=()
   requests="$(jq -r .requests <<<"${result}")"
-  lines="$(wc -l <"${work}/audit-${builtins}.jsonl")"
-  python3 - "${builtins}" "${requests}" "${lines}" "$((after - before))" "${clock_ticks}" <<'PY'
+  lines="$(wc -l <"${work}/audit-${run}.jsonl")"
+  python3 - "${run}" "${requests}" "${lines}" "$((after - before))" "${clock_ticks}" "${shipped}" <<'PY'
 import sys
 b, req, lines, ticks, hz = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 print(f'{{"builtins":"{b}","pings":{req},"audit_lines":{lines},'
-      f'"agent_cpu_us_per_ping":{ticks / hz * 1e6 / max(req, 1):.2f}}}')
+      f'"agent_cpu_us_per_ping":{ticks / hz * 1e6 / max(req, 1):.2f},"shipped":"{sys.argv[6]}"}}')
 PY
 done
 echo "# audit CPU per record = agent_cpu_us_per_ping(all) - agent_cpu_us_per_ping(denied)"

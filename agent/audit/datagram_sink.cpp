@@ -40,19 +40,26 @@ bool DatagramSink::connect_now() noexcept {
   return true;
 }
 
-void DatagramSink::dropped(const char* why, int err) noexcept {
-  metrics::registry().audit_shipped[static_cast<std::size_t>(options_.format)][1].inc();
-  failing_ = true;
-  ++drops_since_log_;
-  const auto now = std::chrono::steady_clock::now();
+// At most one message per log_interval, whatever the load: a daemon that cannot keep up must not
+// turn into a flood of the operational log.
+bool DatagramSink::may_log(std::chrono::steady_clock::time_point now) noexcept {
   if (last_log_ != std::chrono::steady_clock::time_point{} &&
       now - last_log_ < options_.log_interval) {
-    return;
+    return false;
   }
   last_log_ = now;
+  return true;
+}
+
+void DatagramSink::dropped(const char* why, int err, bool disconnected) noexcept {
+  metrics::registry().audit_shipped[static_cast<std::size_t>(options_.format)][1].inc();
+  disconnected_ = disconnected_ || disconnected;
+  ++drops_since_log_;
+  if (!may_log(std::chrono::steady_clock::now())) return;
   log_noexcept(spdlog::level::warn,
-               "audit shipping to {} ({}): {} record cop{} dropped: {}{}{} (the audit file has "
-               "them; opsagent_audit_shipped_total counts every drop)",
+               "audit shipping to {} ({}): {} record cop{} dropped since the last message, the "
+               "last because: {}{}{} (the audit file has them; opsagent_audit_shipped_total "
+               "counts every drop)",
                name(), options_.socket, drops_since_log_, drops_since_log_ == 1 ? "y" : "ies", why,
                err != 0 ? ": " : "", err != 0 ? std::strerror(err) : "");
   drops_since_log_ = 0;
@@ -61,9 +68,9 @@ void DatagramSink::dropped(const char* why, int err) noexcept {
 void DatagramSink::ship(std::string_view line, const RecordFields& fields) noexcept {
   const auto now = std::chrono::steady_clock::now();
   if (!fd_.valid()) {
-    if (now < next_connect_) return dropped("not connected", 0);
+    if (now < next_connect_) return dropped("not connected", 0, true);
     next_connect_ = now + options_.reconnect_interval;
-    if (!connect_now()) return dropped("cannot connect", errno);
+    if (!connect_now()) return dropped("cannot connect", errno, true);
   }
   try {
     datagram_ = options_.format == ShipFormat::journald
@@ -72,24 +79,21 @@ void DatagramSink::ship(std::string_view line, const RecordFields& fields) noexc
                           line, fields, options_.facility,
                           options_.sd_id.empty() ? kDefaultSdId : std::string_view(options_.sd_id));
   } catch (const std::bad_alloc&) {
-    return dropped("no memory to encode", 0);
+    return dropped("no memory to encode", 0, false);
   }
-  if (datagram_.size() > options_.max_datagram) return dropped("record too large", EMSGSIZE);
+  if (datagram_.size() > options_.max_datagram) {
+    return dropped("record too large", EMSGSIZE, false);
+  }
   const ssize_t n =
       ::send(fd_.get(), datagram_.data(), datagram_.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
   if (n == static_cast<ssize_t>(datagram_.size())) {
     metrics::registry().audit_shipped[static_cast<std::size_t>(options_.format)][0].inc();
-    if (failing_) {
-      failing_ = false;
-      if (drops_since_log_ != 0) {
-        log_noexcept(spdlog::level::warn, "audit shipping to {} ({}): {} more cop{} dropped",
-                     name(), options_.socket, drops_since_log_,
-                     drops_since_log_ == 1 ? "y" : "ies");
-        drops_since_log_ = 0;
+    if (disconnected_) {
+      disconnected_ = false;
+      if (may_log(now)) {
+        log_noexcept(spdlog::level::info, "audit shipping to {} ({}) resumed", name(),
+                     options_.socket);
       }
-      log_noexcept(spdlog::level::info, "audit shipping to {} ({}) resumed", name(),
-                   options_.socket);
-      last_log_ = {};
     }
     return;
   }
@@ -97,11 +101,11 @@ void DatagramSink::ship(std::string_view line, const RecordFields& fields) noexc
   if (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS || err == EMSGSIZE || err == EINTR ||
       err == ENOMEM) {
     return dropped(err == EMSGSIZE ? "record too large for the socket" : "daemon not keeping up",
-                   err);
+                   err, false);
   }
   // ECONNREFUSED (the daemon is gone), ENOTCONN, EPIPE...: connect again, at most once a second.
   fd_.reset();
-  dropped("connection lost", err);
+  dropped("connection lost", err, true);
 }
 
 }  // namespace opsagent::audit

@@ -45,7 +45,8 @@ class DatagramSink {
 
  private:
   bool connect_now() noexcept;
-  void dropped(const char* why, int err) noexcept;
+  void dropped(const char* why, int err, bool disconnected) noexcept;
+  bool may_log(std::chrono::steady_clock::time_point now) noexcept;
 
   const SinkOptions options_;
   UniqueFd fd_;
@@ -53,7 +54,7 @@ class DatagramSink {
   std::chrono::steady_clock::time_point next_connect_{};
   std::chrono::steady_clock::time_point last_log_{};
   std::uint64_t drops_since_log_ = 0;
-  bool failing_ = false;  // dropped since the last successful send: log when it resumes
+  bool disconnected_ = false;  // no daemon since the last successful send: log when it resumes
 };
 
 }  // namespace opsagent::audit
