@@ -89,11 +89,10 @@ void DatagramSink::ship(std::string_view line, const RecordFields& fields) noexc
   if (n == static_cast<ssize_t>(datagram_.size())) {
     metrics::registry().audit_shipped[static_cast<std::size_t>(options_.format)][0].inc();
     if (disconnected_) {
+      // Follows a new connection, so at most once per reconnect_interval.
       disconnected_ = false;
-      if (may_log(now)) {
-        log_noexcept(spdlog::level::info, "audit shipping to {} ({}) resumed", name(),
-                     options_.socket);
-      }
+      log_noexcept(spdlog::level::info, "audit shipping to {} ({}) resumed", name(),
+                   options_.socket);
     }
     return;
   }
