@@ -3,38 +3,55 @@
 #  1. opsagent-bench-audit: records/s and CPU per record of the writer (encoder + group commit)
 #     against the writer it replaced (nlohmann::json + one write(2) per record under a mutex),
 #     RECORDS records from 1 and from 4 producer threads.
-#  2. the real agent under a ping load (opsagent-loadgen, 8 connections, depth 16): agent CPU
-#     per ping with `audit.builtins: all` (one record per ping) and `denied` (no record); the
-#     difference is the agent CPU one audit record costs.
-# Usage: scripts/bench-audit.sh [--records N] [--seconds S] [--build DIR]
+#  2. the real agent under a ping load (opsagent-loadgen, 8 connections, DEPTH pipelined pings
+#     each): agent CPU per ping with `audit.builtins: all` (one record per ping) and `denied`
+#     (no record); the difference is the agent CPU one audit record costs. With --peer, the
+#     agent of another build (e.g. the previous commit's) runs the same load, alternating with
+#     this one, ROUNDS times.
+# Usage: scripts/bench-audit.sh [--records N] [--seconds S] [--depth D] [--rounds R]
+#                               [--agent-only] [--build DIR] [--peer DIR]
 set -euo pipefail
 
 repo_root="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${repo_root}/build/release"
+peer=""
 records=1000000
 secs=5
+depth=16
+rounds=1
+agent_only=0
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --records) records="$2"; shift ;;
     --seconds) secs="$2"; shift ;;
+    --depth) depth="$2"; shift ;;
+    --rounds) rounds="$2"; shift ;;
+    --agent-only) agent_only=1 ;;
     --build) build="$2"; shift ;;
-    -h | --help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --peer) peer="$2"; shift ;;
+    -h | --help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench-audit.sh: unknown argument: $1" >&2; exit 2 ;;
   esac
   shift
 done
+[[ -z "${peer}" || -x "${peer}/agent/app/opsagent" ]] || {
+  echo "bench-audit.sh: no agent in the peer build ${peer}" >&2
+  exit 1
+}
 cmake --build "${build}" --target opsagent-bench-audit opsagent-loadgen opsagent -j2 >/dev/null
 # shellcheck source=scripts/bench-lib.sh
 source "${repo_root}/scripts/bench-lib.sh"
 bench_workdir bench-audit.sh "${build}"
 
-echo "# 1. writer alone, ${records} records (same disk: ${work})"
-for threads in 1 4; do
-  rm -f "${work}"/*.jsonl
-  "${build}/bench/opsagent-bench-audit" "${work}" "${records}" "${threads}"
-done
+if [[ "${agent_only}" -eq 0 ]]; then
+  echo "# 1. writer alone, ${records} records (same disk: ${work})"
+  for threads in 1 4; do
+    rm -f "${work}"/*.jsonl
+    "${build}/bench/opsagent-bench-audit" "${work}" "${records}" "${threads}"
+  done
+fi
 
-echo "# 2. agent under a ping load, ${secs} s each"
+echo "# 2. agent under a ping load (8 connections, depth ${depth}), ${secs} s each"
 c="${work}/certs"
 cat >"${work}/policy.yaml" <<POLICY
 identities:
@@ -47,9 +64,16 @@ roles:
 POLICY
 clock_ticks="$(getconf CLK_TCK)"
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-for builtins in all denied; do
-  port=$((20000 + RANDOM % 20000))  # a fresh one per agent
-  cat >"${work}/agent.yaml" <<AGENT
+agents=("this:${opsagent}")
+[[ -n "${peer}" ]] && agents+=("peer:${peer}/agent/app/opsagent")
+this_agent="${opsagent}"
+for round in $(seq 1 "${rounds}"); do
+  for entry in "${agents[@]}"; do
+    opsagent="${entry#*:}"
+    for builtins in all denied; do
+      port=$((20000 + RANDOM % 20000))  # a fresh one per agent
+      rm -f "${work}/audit-${builtins}.jsonl"
+      cat >"${work}/agent.yaml" <<AGENT
 listen: ["127.0.0.1:${port}"]
 tls: {certificate: ${c}/server.crt, private_key: ${c}/server.key, client_ca: ${c}/ca.crt}
 run_as: {allow_root: true}
@@ -57,20 +81,25 @@ logging: {level: warn}
 audit: {path: ${work}/audit-${builtins}.jsonl, builtins: ${builtins}}
 policy: ${work}/policy.yaml
 AGENT
-  bench_start_agent
-  before="$(cpu_ticks "${agent_pid}")"
-  result="$("${build}/bench/opsagent-loadgen" --port "${port}" --cert "${c}/alice.crt" \
-    --key "${c}/alice.key" --ca "${c}/ca.crt" --request ping --conns 8 --depth 16 \
-    --duration "${secs}")"
-  after="$(cpu_ticks "${agent_pid}")"
-  bench_stop_agent
-  requests="$(jq -r .requests <<<"${result}")"
-  lines="$(wc -l <"${work}/audit-${builtins}.jsonl")"
-  python3 - "${builtins}" "${requests}" "${lines}" "$((after - before))" "${clock_ticks}" <<'PY'
+      bench_start_agent
+      before="$(cpu_ticks "${agent_pid}")"
+      result="$("${build}/bench/opsagent-loadgen" --port "${port}" --cert "${c}/alice.crt" \
+        --key "${c}/alice.key" --ca "${c}/ca.crt" --request ping --conns 8 --depth "${depth}" \
+        --duration "${secs}")"
+      after="$(cpu_ticks "${agent_pid}")"
+      bench_stop_agent
+      requests="$(jq -r .requests <<<"${result}")"
+      lines="$(wc -l <"${work}/audit-${builtins}.jsonl")"
+      python3 - "${entry%%:*}" "${round}" "${builtins}" "${requests}" "${lines}" \
+        "$((after - before))" "${clock_ticks}" <<'PY'
 import sys
-b, req, lines, ticks, hz = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-print(f'{{"builtins":"{b}","pings":{req},"audit_lines":{lines},'
-      f'"agent_cpu_us_per_ping":{ticks / hz * 1e6 / max(req, 1):.2f}}}')
+agent, rnd, b = sys.argv[1], sys.argv[2], sys.argv[3]
+req, lines, ticks, hz = (int(v) for v in sys.argv[4:8])
+print(f'{{"agent":"{agent}","round":{rnd},"builtins":"{b}","pings":{req},'
+      f'"audit_lines":{lines},"agent_cpu_us_per_ping":{ticks / hz * 1e6 / max(req, 1):.2f}}}')
 PY
+    done
+  done
 done
+opsagent="${this_agent}"
 echo "# audit CPU per record = agent_cpu_us_per_ping(all) - agent_cpu_us_per_ping(denied)"
