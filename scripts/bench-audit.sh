@@ -3,49 +3,66 @@
 #  1. opsagent-bench-audit: records/s and CPU per record of the writer (encoder + group commit)
 #     against the writer it replaced (nlohmann::json + one write(2) per record under a mutex),
 #     RECORDS records from 1 and from 4 producer threads.
-#  2. the real agent under a ping load (opsagent-loadgen, 8 connections, depth 16): agent CPU
-#     per ping with `audit.builtins: all` (one record per ping) and `denied` (no record); the
-#     difference is the agent CPU one audit record costs.
+#  2. the real agent under a ping load (opsagent-loadgen, 8 connections, DEPTH pipelined pings
+#     each): agent CPU per ping with `audit.builtins: all` (one record per ping) and `denied`
+#     (no record); the difference is the agent CPU one audit record costs. With --peer, the
+#     agent of another build (e.g. the previous commit's) runs the same load, alternating with
+#     this one, ROUNDS times.
 # With --ship, the cost of shipping copies to journald and syslog instead: part 1 runs the
-# default writer with shipping off, to journald, to syslog and to both, each to a socket drained
-# by a receiver thread; part 2 runs the agent (`builtins: all`) without shipping and shipping to
+# default writer with shipping off, to journald, to syslog and to both, each socket drained by
+# a receiver thread; part 2 runs the agent (`builtins: all`) without shipping and shipping to
 # both, each socket drained by a python3 receiver (a stand-in daemon). Copies the receivers
 # cannot take in time are dropped and counted (sent/dropped in the output).
-# Usage: scripts/bench-audit.sh [--records N] [--seconds S] [--build DIR] [--ship]
+# Usage: scripts/bench-audit.sh [--records N] [--seconds S] [--depth D] [--rounds R]
+#                               [--agent-only] [--build DIR] [--peer DIR] [--ship]
 set -euo pipefail
 
 repo_root="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${repo_root}/build/release"
+peer=""
 records=1000000
 secs=5
+depth=16
+rounds=1
+agent_only=0
 ship=0
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --records) records="$2"; shift ;;
     --seconds) secs="$2"; shift ;;
+    --depth) depth="$2"; shift ;;
+    --rounds) rounds="$2"; shift ;;
+    --agent-only) agent_only=1 ;;
     --build) build="$2"; shift ;;
+    --peer) peer="$2"; shift ;;
     --ship) ship=1 ;;
-    -h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench-audit.sh: unknown argument: $1" >&2; exit 2 ;;
   esac
   shift
 done
+[[ -z "${peer}" || -x "${peer}/agent/app/opsagent" ]] || {
+  echo "bench-audit.sh: no agent in the peer build ${peer}" >&2
+  exit 1
+}
 cmake --build "${build}" --target opsagent-bench-audit opsagent-loadgen opsagent -j2 >/dev/null
 # shellcheck source=scripts/bench-lib.sh
 source "${repo_root}/scripts/bench-lib.sh"
 bench_workdir bench-audit.sh "${build}"
 
-echo "# 1. writer alone, ${records} records (same disk: ${work})"
-for threads in 1 4; do
-  rm -f "${work}"/*.jsonl
-  if [[ "${ship}" == 1 ]]; then
-    "${build}/bench/opsagent-bench-audit" "${work}" "${records}" "${threads}" ship
-  else
-    "${build}/bench/opsagent-bench-audit" "${work}" "${records}" "${threads}"
-  fi
-done
+if [[ "${agent_only}" -eq 0 ]]; then
+  echo "# 1. writer alone, ${records} records (same disk: ${work})"
+  for threads in 1 4; do
+    rm -f "${work}"/*.jsonl
+    if [[ "${ship}" -eq 1 ]]; then
+      "${build}/bench/opsagent-bench-audit" "${work}" "${records}" "${threads}" ship
+    else
+      "${build}/bench/opsagent-bench-audit" "${work}" "${records}" "${threads}"
+    fi
+  done
+fi
 
-echo "# 2. agent under a ping load, ${secs} s each"
+echo "# 2. agent under a ping load (8 connections, depth ${depth}), ${secs} s each"
 c="${work}/certs"
 cat >"${work}/policy.yaml" <<POLICY
 identities:
@@ -61,7 +78,7 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # A stand-in daemon: binds an AF_UNIX datagram socket and drains it until killed.
 start_receiver() {
   python3 - "$1" <<'PY' &
-import os, socket, sys
+import socket, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 s.bind(sys.argv[1])
 while True:
@@ -71,18 +88,26 @@ PY
 }
 receivers=()
 runs="all denied"
-[[ "${ship}" == 1 ]] && runs="all all+ship"
-for run in ${runs}; do
-  builtins="${run%+ship}"
-  shipping=""
-  if [[ "${run}" == *+ship ]]; then
-    rm -f "${work}/journal.sock" "${work}/log.sock"
-    start_receiver "${work}/journal.sock"
-    start_receiver "${work}/log.sock"
-    shipping=", journald: {enabled: true, socket: ${work}/journal.sock}, syslog: {enabled: true, socket: ${work}/log.sock}"
-  fi
-  port=$((20000 + RANDOM % 20000))  # a fresh one per agent
-  cat >"${work}/agent.yaml" <<AGENT
+[[ "${ship}" -eq 1 ]] && runs="all all+ship"
+agents=("this:${opsagent}")
+[[ -n "${peer}" ]] && agents+=("peer:${peer}/agent/app/opsagent")
+this_agent="${opsagent}"
+for round in $(seq 1 "${rounds}"); do
+  for entry in "${agents[@]}"; do
+    opsagent="${entry#*:}"
+    for run in ${runs}; do
+      builtins="${run%+ship}"
+      shipping=""
+      if [[ "${run}" == *+ship ]]; then
+        rm -f "${work}/journal.sock" "${work}/log.sock"
+        start_receiver "${work}/journal.sock"
+        start_receiver "${work}/log.sock"
+        shipping=", journald: {enabled: true, socket: ${work}/journal.sock}"
+        shipping+=", syslog: {enabled: true, socket: ${work}/log.sock}"
+      fi
+      port=$((20000 + RANDOM % 20000))  # a fresh one per agent
+      rm -f "${work}/audit-${run}.jsonl"
+      cat >"${work}/agent.yaml" <<AGENT
 listen: ["127.0.0.1:${port}"]
 tls: {certificate: ${c}/server.crt, private_key: ${c}/server.key, client_ca: ${c}/ca.crt}
 run_as: {allow_root: true}
@@ -91,23 +116,31 @@ audit: {path: ${work}/audit-${run}.jsonl, builtins: ${builtins}${shipping}}
 policy: ${work}/policy.yaml
 metrics: {listen: "127.0.0.1:$((port + 1))"}
 AGENT
-  bench_start_agent
-  before="$(cpu_ticks "${agent_pid}")"
-  result="$("${build}/bench/opsagent-loadgen" --port "${port}" --cert "${c}/alice.crt" \
-    --key "${c}/alice.key" --ca "${c}/ca.crt" --request ping --conns 8 --depth 16 \
-    --duration "${secs}")"
-  after="$(cpu_ticks "${agent_pid}")"
-  shipped="$(curl -s "http://127.0.0.1:$((port + 1))/metrics" | awk '/^opsagent_audit_shipped_total/ && $2 > 0 {sub(/opsagent_audit_shipped_total/, ""); gsub(/"/, ""); printf "%s%s=%s", sep, $1, $2; sep=" "}')"
-  bench_stop_agent
-  for r in "${receivers[@]}"; do kill "${r}" 2>/dev/null || true; done
-  receivers=()
-  requests="$(jq -r .requests <<<"${result}")"
-  lines="$(wc -l <"${work}/audit-${run}.jsonl")"
-  python3 - "${run}" "${requests}" "${lines}" "$((after - before))" "${clock_ticks}" "${shipped}" <<'PY'
+      bench_start_agent
+      before="$(cpu_ticks "${agent_pid}")"
+      result="$("${build}/bench/opsagent-loadgen" --port "${port}" --cert "${c}/alice.crt" \
+        --key "${c}/alice.key" --ca "${c}/ca.crt" --request ping --conns 8 --depth "${depth}" \
+        --duration "${secs}")"
+      after="$(cpu_ticks "${agent_pid}")"
+      shipped="$(curl -s "http://127.0.0.1:$((port + 1))/metrics" |
+        awk '/^opsagent_audit_shipped_total/ && $2 > 0 {sub(/opsagent_audit_shipped_total/, "");
+             gsub(/"/, ""); printf "%s%s=%s", sep, $1, $2; sep=" "}')"
+      bench_stop_agent
+      for r in "${receivers[@]}"; do kill "${r}" 2>/dev/null || true; done
+      receivers=()
+      requests="$(jq -r .requests <<<"${result}")"
+      lines="$(wc -l <"${work}/audit-${run}.jsonl")"
+      python3 - "${entry%%:*}" "${round}" "${run}" "${requests}" "${lines}" \
+        "$((after - before))" "${clock_ticks}" "${shipped}" <<'PY'
 import sys
-b, req, lines, ticks, hz = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-print(f'{{"builtins":"{b}","pings":{req},"audit_lines":{lines},'
-      f'"agent_cpu_us_per_ping":{ticks / hz * 1e6 / max(req, 1):.2f},"shipped":"{sys.argv[6]}"}}')
+agent, rnd, b = sys.argv[1], sys.argv[2], sys.argv[3]
+req, lines, ticks, hz = (int(v) for v in sys.argv[4:8])
+print(f'{{"agent":"{agent}","round":{rnd},"builtins":"{b}","pings":{req},'
+      f'"audit_lines":{lines},"agent_cpu_us_per_ping":{ticks / hz * 1e6 / max(req, 1):.2f},'
+      f'"shipped":"{sys.argv[8]}"}}')
 PY
+    done
+  done
 done
+opsagent="${this_agent}"
 echo "# audit CPU per record = agent_cpu_us_per_ping(all) - agent_cpu_us_per_ping(denied)"

@@ -7,10 +7,6 @@
 #include <random>
 #include <unistd.h>
 
-#include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
 
 #include "agent/audit/log_file.hpp"
@@ -20,37 +16,6 @@
 namespace opsagent::audit {
 namespace asio = boost::asio;
 namespace {
-
-// A record a session awaits. The writer only stores the result and sets `done`; the session
-// polls it from its own strand (a few yields, then a timer backing off). The writer thread thus
-// never posts to a session's strand: a strand queues a function first and then allocates the
-// operation that schedules it, so a failed allocation there would leave the strand stuck, and
-// the session hung (SECURITY-MATRIX H5).
-class AwaitedRecord final : public PendingRecord {
- public:
-  using PendingRecord::PendingRecord;
-
-  bool complete(boost::system::error_code ec) noexcept override {
-    ec_ = ec;
-    done_.store(true, std::memory_order_release);  // the last touch: the session frees it
-    return true;
-  }
-  [[nodiscard]] bool done() const noexcept { return done_.load(std::memory_order_acquire); }
-  [[nodiscard]] boost::system::error_code result() const noexcept { return ec_; }
-
- private:
-  boost::system::error_code ec_;
-  std::atomic<bool> done_{false};
-};
-
-// Frees the record once the writer is done with it; a session frame destroyed while its record
-// is still queued (only when the agent is torn down mid-command) leaves it to the writer's end.
-struct RecordOwner {
-  std::unique_ptr<AwaitedRecord> record;
-  ~RecordOwner() {
-    if (record && !record->done()) (void)record.release();
-  }
-};
 
 std::string make_instance() {
   std::random_device rd;
@@ -154,27 +119,20 @@ bool AuditLog::record(RecordEncoder&& rec) noexcept {
   return writer_->healthy();
 }
 
-asio::awaitable<boost::system::error_code> AuditLog::commit(RecordEncoder rec) {
-  // Everything that can allocate happens before the record is queued; the wait allocates
+Receipt AuditLog::queue(RecordEncoder rec) {
+  // Everything that can allocate happens before the record is queued; waiting for it allocates
   // nothing the writer depends on (SECURITY-MATRIX H5).
-  RecordOwner owner{std::make_unique<AwaitedRecord>(rec.take())};
-  if (!writer_->enqueue(owner.record.get(), false)) {
-    owner.record.reset();
-    co_return boost::system::error_code(ESHUTDOWN, boost::system::system_category());
+  auto* record = new SharedRecord(rec.take());
+  Receipt receipt(record);
+  if (!writer_->enqueue(record, false)) {
+    record->fail_unqueued(boost::system::error_code(ESHUTDOWN, boost::system::system_category()));
   }
-  const auto ex = co_await asio::this_coro::executor;
-  asio::steady_timer timer(ex);
-  auto pause = std::chrono::microseconds(20);
-  for (int yields = 0; !owner.record->done(); ++yields) {
-    if (yields < 4) {
-      co_await asio::post(ex, asio::use_awaitable);  // from the strand itself: no new schedule
-    } else {
-      timer.expires_after(pause);
-      co_await timer.async_wait(asio::use_awaitable);
-      pause = std::min(pause * 2, std::chrono::microseconds(1000));
-    }
-  }
-  co_return owner.record->result();
+  return receipt;
+}
+
+asio::awaitable<boost::system::error_code> AuditLog::commit(RecordEncoder rec) {
+  const Receipt receipt = queue(std::move(rec));
+  co_return co_await receipt.wait();
 }
 
 void AuditLog::report_unencodable(std::string_view event) noexcept {

@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/audit/audit_writer.hpp"
+#include "agent/audit/receipt.hpp"
 #include "agent/audit/record_encoder.hpp"
 #include "agent/common/error.hpp"
 #include "agent/common/json_release.hpp"
@@ -63,6 +64,12 @@ class AuditLog {
   bool record(std::string_view event, std::initializer_list<Field> fields) noexcept;
   bool record(std::string_view event, nlohmann::json fields) noexcept;
   bool record(RecordEncoder&& rec) noexcept;
+
+  /// Queues one record whose write the caller checks later (Receipt::wait), e.g. before the
+  /// reply it stands for leaves. Not bounded by audit.max_queue_bytes: each caller bounds the
+  /// receipts it holds unchecked (server::HeldReplies). Never blocks. Throws std::bad_alloc when
+  /// the record cannot be queued (nothing was queued then).
+  Receipt queue(RecordEncoder rec);
 
   /// Queues one record and completes once the batch holding it was written: an empty
   /// error_code, or the write error (fail closed). Never blocks the calling thread. Throws

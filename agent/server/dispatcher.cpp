@@ -8,6 +8,7 @@
 #include "agent/common/json_release.hpp"
 #include "agent/metrics/registry.hpp"
 #include "agent/protocol/verbs.hpp"
+#include "agent/server/audit_unavailable.hpp"
 
 namespace opsagent::server {
 namespace asio = boost::asio;
@@ -15,8 +16,6 @@ namespace asio = boost::asio;
 namespace {
 
 constexpr std::size_t kAuditArgMax = 1024;  // longer arguments are cut, with their length noted
-
-constexpr const char* kAuditUnavailable = "audit log unavailable; commands are refused";
 
 // Verbs that run nothing: they answer from the session's own state. One audit record each.
 bool runs_nothing(protocol::Verb verb) {
@@ -128,6 +127,17 @@ asio::awaitable<Dispatcher::Next> Dispatcher::handle_line(std::string_view line)
   const auto elapsed = std::chrono::steady_clock::now() - started;
   const auto duration = std::chrono::duration_cast<std::chrono::milliseconds>(elapsed);
   metrics::registry().command_duration[metrics::verb_slot(verb)].observe(elapsed);
+  if (one_record && audit_builtins_ && !outcome.client_gone) {
+    // Its record is queued without waiting; the reply is held until the record is written
+    // (HeldReplies), so the records of pipelined commands share one wait for the disk.
+    auto rec = decision_record(cmd, early, decision, policy->version);
+    result_fields(rec, outcome, out_.bytes_sent() + final_line.size(), duration.count());
+    audit::Receipt receipt = audit_.queue(std::move(rec));
+    const bool sent =
+        co_await out_.send_final(std::move(final_line), std::move(receipt), fail_closed);
+    metrics::registry().reply_bytes.inc(out_.bytes_sent());
+    co_return (!sent || outcome.close) ? Next::close : Next::keep_open;
+  }
   if (!one_record || audit_builtins_) {
     audit::RecordEncoder rec = one_record ? decision_record(cmd, early, decision, policy->version)
                                           : audit::RecordEncoder("command_end");

@@ -1,6 +1,15 @@
 #include "agent/server/reply_stream.hpp"
 
+#include "agent/server/held_replies.hpp"
+
 namespace opsagent::server {
+
+boost::asio::awaitable<bool> ReplySink::send_later(std::string bytes, audit::Receipt receipt,
+                                                   bool fail_closed, protocol::Mode mode) {
+  const boost::system::error_code written = co_await receipt.wait();
+  if (written && fail_closed) bytes = audit_unavailable_line(mode);
+  co_return co_await send_later(std::move(bytes));
+}
 
 boost::asio::awaitable<bool> ReplyStream::send(std::string bytes) {
   bytes_sent_ += bytes.size();
@@ -10,6 +19,13 @@ boost::asio::awaitable<bool> ReplyStream::send(std::string bytes) {
 boost::asio::awaitable<bool> ReplyStream::send_final(std::string bytes) {
   bytes_sent_ += bytes.size();
   co_return co_await sink_.send_later(std::move(bytes));
+}
+
+boost::asio::awaitable<bool> ReplyStream::send_final(std::string bytes, audit::Receipt receipt,
+                                                     bool fail_closed) {
+  bytes_sent_ += bytes.size();
+  co_return co_await sink_.send_later(std::move(bytes), std::move(receipt), fail_closed,
+                                      fmt_.mode());
 }
 
 boost::asio::awaitable<bool> ReplyStream::send_lines(protocol::Channel channel,

@@ -8,6 +8,7 @@
 
 #include <boost/asio/awaitable.hpp>
 
+#include "agent/audit/receipt.hpp"
 #include "agent/common/line_batch.hpp"
 #include "agent/protocol/reply_formatter.hpp"
 
@@ -26,6 +27,12 @@ class ReplySink {
   virtual boost::asio::awaitable<bool> send_later(std::string bytes) {
     co_return co_await send(std::move(bytes));
   }
+  /// send_later() for the final line of a command whose audit record was queued without
+  /// waiting (`receipt`): the line leaves only once the record was written. If the write
+  /// failed and `fail_closed`, the "audit log unavailable" error (framed in `mode`) leaves
+  /// instead. By default the sink waits for the record here.
+  virtual boost::asio::awaitable<bool> send_later(std::string bytes, audit::Receipt receipt,
+                                                  bool fail_closed, protocol::Mode mode);
   /// Writes what send_later() queued; false when the client is gone or stalled.
   virtual boost::asio::awaitable<bool> flush() { co_return true; }
 };
@@ -39,6 +46,9 @@ class ReplyStream {
   boost::asio::awaitable<bool> send(std::string bytes);
   /// Queues a command's final line (ReplySink::send_later); false when the client is gone.
   boost::asio::awaitable<bool> send_final(std::string bytes);
+  /// The same for the final line of a command whose audit record `receipt` stands for.
+  boost::asio::awaitable<bool> send_final(std::string bytes, audit::Receipt receipt,
+                                          bool fail_closed);
   /// Writes the queued final lines now: before a command that may take a while.
   boost::asio::awaitable<bool> flush() { co_return co_await sink_.flush(); }
   /// Frames and writes data lines; false when the client is gone. Awaiting it is the

@@ -23,6 +23,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "agent/server/dispatcher.hpp"
+#include "agent/server/held_replies.hpp"
 #include "agent/server/line_reader.hpp"
 #include "agent/server/server_context.hpp"
 #include "agent/server/session_audit.hpp"
@@ -78,7 +79,10 @@ class Session : public std::enable_shared_from_this<Session>, public ReplySink {
   boost::asio::awaitable<void> close_connection(bool graceful);
   boost::asio::awaitable<bool> send(std::string bytes) override;        // ReplySink
   boost::asio::awaitable<bool> send_later(std::string bytes) override;  // ReplySink
-  boost::asio::awaitable<bool> flush() override;                        // ReplySink
+  boost::asio::awaitable<bool> send_later(std::string bytes, audit::Receipt receipt,
+                                          bool fail_closed,
+                                          protocol::Mode mode) override;  // ReplySink
+  boost::asio::awaitable<bool> flush() override;                          // ReplySink
   boost::asio::awaitable<void> refuse(ErrorCode code, std::string message);
 
   /// Records why the session ends; the first reason stays.
@@ -124,9 +128,9 @@ class Session : public std::enable_shared_from_this<Session>, public ReplySink {
   std::optional<Dispatcher> dispatcher_;
   Phase phase_ = Phase::handshake;  // holds a handshake slot while in Phase::handshake
   std::optional<EndReason> end_;
-  // Final lines held by send_later() until the pipelined lines are answered, or this many bytes.
-  static constexpr std::size_t kHeldBytes = 16 * 1024;
-  std::string held_;
+  // Final lines held by send_later() until the pipelined lines are answered (or enough is held),
+  // with the audit records they wait for.
+  HeldReplies held_;
   bool peer_gone_ = false;             // the client left or stopped reading: write nothing more
   std::atomic<bool> evictable_{true};  // in its handshake and not yet picked by try_evict()
   std::chrono::steady_clock::time_point started_;

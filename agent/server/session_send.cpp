@@ -1,5 +1,6 @@
 // What leaves a session for its client: send() with the write-stall limit, and the final lines of
-// pipelined commands held back so that their replies leave in one write (one TLS record).
+// pipelined commands held back so that their replies leave in one write (one TLS record), after
+// the audit records they depend on (HeldReplies).
 
 #include <utility>
 
@@ -20,8 +21,16 @@ constexpr auto kUse = asio::as_tuple(asio::use_awaitable);
 
 asio::awaitable<bool> Session::send_later(std::string bytes) {
   if (peer_gone_) co_return false;
-  held_ += bytes;
-  if (held_.size() < kHeldBytes) co_return true;
+  held_.add(bytes);
+  if (!held_.full()) co_return true;
+  co_return co_await flush();
+}
+
+asio::awaitable<bool> Session::send_later(std::string bytes, audit::Receipt receipt,
+                                          bool fail_closed, protocol::Mode mode) {
+  if (peer_gone_) co_return false;
+  held_.add_checked(bytes, std::move(receipt), fail_closed, mode);
+  if (!held_.full()) co_return true;
   co_return co_await flush();
 }
 
@@ -33,7 +42,12 @@ asio::awaitable<bool> Session::flush() {
 
 asio::awaitable<bool> Session::send(std::string bytes) {
   if (peer_gone_) co_return false;
-  if (!held_.empty()) bytes = std::exchange(held_, {}) + bytes;  // held lines first, one write
+  // Held lines first, in one write, once their audit records are on disk.
+  if (!held_.empty()) {
+    std::string held = co_await held_.take();
+    held += bytes;
+    bytes = std::move(held);
+  }
   write_timer_.expires_after(config_->timeouts.write_stall);
   const auto written = co_await common::until_timer(
       asio::async_write(stream_, asio::buffer(bytes), kUse), write_timer_);

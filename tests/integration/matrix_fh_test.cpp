@@ -158,6 +158,42 @@ TEST(MatrixH, H1_AuditWriteFailureFailsClosedWithoutCrashing) {
   EXPECT_NE(agent.log().find("audit log"), std::string::npos);
 }
 
+// Pipelined pings share one wait for the disk (their replies are held until their records are
+// written): when the audit file fills up in the middle of such a batch, no reply says OK for a
+// record that is not in the file.
+TEST(MatrixH, H1_PipelinedPingsNeverSayOkForARecordNotWritten) {
+  AgentSpec spec{kTestPolicy, {}};
+  spec.wrapper = {"/usr/bin/prlimit", "--fsize=20000", "--"};
+  AgentProcess agent{spec};
+  auto client = agent.connect("alice");
+  constexpr int kPings = 400;  // ~300 bytes of audit each: the file fills up within the batch
+  std::string batch;
+  for (int i = 0; i < kPings; ++i) batch += "ping\n";
+  ASSERT_TRUE(client->write(batch));
+  int ok = 0;
+  int refused = 0;
+  for (int i = 0; i < kPings; ++i) {
+    const auto line = client->read_line();
+    ASSERT_TRUE(line.has_value()) << "reply " << i << " missing";
+    if (*line == "OK pong") {
+      ++ok;
+    } else {
+      EXPECT_EQ(*line, "ERR internal audit log unavailable; commands are refused");
+      ++refused;
+    }
+  }
+  EXPECT_GT(refused, 0) << "the audit file never filled up";
+  int recorded = 0;
+  for (const auto& r : agent.audit()) {
+    if (r.value("event", "") == "command" && r.value("command", "") == "ping" &&
+        r.value("status", "") == "ok")
+      ++recorded;
+  }
+  EXPECT_LE(ok, recorded) << ok << " OK replies, " << recorded << " ping records in the file";
+  EXPECT_GT(ok, 0);
+  EXPECT_TRUE(process_alive(agent.pid()));
+}
+
 TEST(MatrixH, H2_RunningOutOfDescriptorsBacksOffAndRecovers) {
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
   // The sanitizer runtimes probe memory through a pipe(2); with the descriptor table full that
