@@ -199,6 +199,21 @@ class Receiver {
   std::thread thread_;
 };
 
+// Opens the new writer at `path` with `options`, has `threads` producers queue `per` records
+// each, waits until all are written; the CPU seconds of the writer thread.
+double run_new_writer(const std::filesystem::path& path,
+                      const opsagent::audit::AuditLog::Options& options, std::uint64_t per,
+                      int threads) {
+  auto opened = opsagent::audit::AuditLog::open(path, options);
+  if (!opened) std::abort();
+  auto& log = opened.value();
+  std::vector<std::thread> ts;
+  for (int t = 0; t < threads; ++t) ts.emplace_back([&, t] { produce_new(*log, per, t); });
+  for (auto& t : ts) t.join();
+  log->flush();
+  return thread_cpu_seconds("audit-writer");
+}
+
 int ship_bench(const std::filesystem::path& dir, std::uint64_t per, int threads) {
   using opsagent::audit::ShipFormat;
   using opsagent::audit::SinkOptions;
@@ -225,16 +240,8 @@ int ship_bench(const std::filesystem::path& dir, std::uint64_t per, int threads)
     for (int k = 0; k < 2; ++k) {
       for (int r = 0; r < 2; ++r) before[k][r] = shipped[k][r].value();
     }
-    measure("new sha256 sync=interval ship=" + s, per * threads, threads, [&] {
-      auto opened = opsagent::audit::AuditLog::open(dir / "new.jsonl", options);
-      if (!opened) std::abort();
-      auto& log = opened.value();
-      std::vector<std::thread> ts;
-      for (int t = 0; t < threads; ++t) ts.emplace_back([&, t] { produce_new(*log, per, t); });
-      for (auto& t : ts) t.join();
-      log->flush();
-      return thread_cpu_seconds("audit-writer");
-    });
+    measure("new sha256 sync=interval ship=" + s, per * threads, threads,
+            [&] { return run_new_writer(dir / "new.jsonl", options, per, threads); });
     std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the receivers catch up
     std::printf(
         "%s\n",
@@ -274,14 +281,7 @@ int main(int argc, char** argv) {
         opsagent::audit::AuditLog::Options options;
         options.chain_key = key;
         options.sync = sync;
-        auto opened = opsagent::audit::AuditLog::open(dir / "new.jsonl", options);
-        if (!opened) std::abort();
-        auto& log = opened.value();
-        std::vector<std::thread> ts;
-        for (int t = 0; t < threads; ++t) ts.emplace_back([&, t] { produce_new(*log, per, t); });
-        for (auto& t : ts) t.join();
-        log->flush();
-        return thread_cpu_seconds("audit-writer");
+        return run_new_writer(dir / "new.jsonl", options, per, threads);
       });
     }
   }

@@ -28,25 +28,9 @@ std::string encode_journal_entry(std::string_view line, const RecordFields& f,
   append_journal_field(out, "PRIORITY", f.warning ? "4" : "6");
   append_journal_field(out, "SYSLOG_IDENTIFIER", "opsagent");
   append_journal_field(out, "SYSLOG_FACILITY", std::to_string(syslog_facility));
-  const std::pair<std::string_view, std::string_view> fields[] = {
-      {"OPSAGENT_EVENT", f.event},
-      {"OPSAGENT_SEQ", f.seq},
-      {"OPSAGENT_HOST", f.host},
-      {"OPSAGENT_INSTANCE", f.instance},
-      {"OPSAGENT_PRINCIPAL", f.principal},
-      {"OPSAGENT_CONN", f.conn},
-      {"OPSAGENT_PEER", f.peer},
-      {"OPSAGENT_COMMAND", f.command},
-      {"OPSAGENT_DECISION", f.decision},
-      {"OPSAGENT_RULE", f.rule},
-      {"OPSAGENT_REASON", f.reason},
-      {"OPSAGENT_STATUS", f.status},
-      {"OPSAGENT_EXIT", f.exit},
-      {"OPSAGENT_SIGNAL", f.signal},
-      {"OPSAGENT_POLICY_VERSION", f.policy_version},
-  };
-  for (const auto& [key, value] : fields) {
-    if (!value.empty()) append_journal_field(out, key, value);
+  for (const ShippedField& field : kShippedFields) {
+    const std::string_view value = f.*field.value;
+    if (!value.empty()) append_journal_field(out, field.journal_key, value);
   }
   append_journal_field(out, "OPSAGENT_RECORD", line);
   return out;

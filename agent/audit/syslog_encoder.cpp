@@ -81,25 +81,11 @@ std::string encode_syslog_message(std::string_view line, const RecordFields& f, 
   append_header_field(out, f.event, 32);
   out.append(" [");
   out.append(sd_id);
-  const std::pair<std::string_view, std::string_view> params[] = {
-      {"seq", f.seq},
-      {"instance", f.instance},
-      {"principal", f.principal},
-      {"conn", f.conn},
-      {"peer", f.peer},
-      {"command", f.command},
-      {"decision", f.decision},
-      {"rule", f.rule},
-      {"reason", f.reason},
-      {"status", f.status},
-      {"exit", f.exit},
-      {"signal", f.signal},
-      {"policy_version", f.policy_version},
-  };
-  for (const auto& [name, value] : params) {
-    if (value.empty()) continue;
+  for (const ShippedField& field : kShippedFields) {
+    const std::string_view value = f.*field.value;
+    if (field.sd_name.empty() || value.empty()) continue;
     out.push_back(' ');
-    out.append(name);
+    out.append(field.sd_name);
     out.append("=\"");
     append_sd_escaped(out, value);
     out.push_back('"');

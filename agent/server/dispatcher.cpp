@@ -127,17 +127,10 @@ asio::awaitable<Dispatcher::Next> Dispatcher::handle_line(std::string_view line)
   const auto elapsed = std::chrono::steady_clock::now() - started;
   const auto duration = std::chrono::duration_cast<std::chrono::milliseconds>(elapsed);
   metrics::registry().command_duration[metrics::verb_slot(verb)].observe(elapsed);
-  if (one_record && audit_builtins_ && !outcome.client_gone) {
-    // Its record is queued without waiting; the reply is held until the record is written
-    // (HeldReplies), so the records of pipelined commands share one wait for the disk.
-    auto rec = decision_record(cmd, early, decision, policy->version);
-    result_fields(rec, outcome, out_.bytes_sent() + final_line.size(), duration.count());
-    audit::Receipt receipt = audit_.queue(std::move(rec));
-    const bool sent =
-        co_await out_.send_final(std::move(final_line), std::move(receipt), fail_closed);
-    metrics::registry().reply_bytes.inc(out_.bytes_sent());
-    co_return (!sent || outcome.close) ? Next::close : Next::keep_open;
-  }
+  // A verb that runs nothing does not wait for its record: its reply is held until the record is
+  // written (HeldReplies), so the records of pipelined commands share one wait for the disk.
+  const bool held = one_record && audit_builtins_ && !outcome.client_gone;
+  audit::Receipt receipt;
   if (!one_record || audit_builtins_) {
     audit::RecordEncoder rec = one_record ? decision_record(cmd, early, decision, policy->version)
                                           : audit::RecordEncoder("command_end");
@@ -146,16 +139,25 @@ asio::awaitable<Dispatcher::Next> Dispatcher::handle_line(std::string_view line)
       rec.str_cut("command", cmd.verb, kAuditArgMax).strings_cut("args", cmd.args, kAuditArgMax);
     }
     result_fields(rec, outcome, out_.bytes_sent() + final_line.size(), duration.count());
-    const boost::system::error_code written = co_await audit_.commit(std::move(rec));
-    if (written && one_record && fail_closed && !outcome.client_gone) {
-      // The reply may not say OK for what the audit trail could not record.
-      outcome = Outcome::failure(ErrorCode::internal, kAuditUnavailable);
-      final_line.clear();
-      out_.formatter().error(final_line, outcome.code, outcome.message, outcome.fields);
+    if (held) {
+      receipt = audit_.queue(std::move(rec));
+    } else {
+      const boost::system::error_code written = co_await audit_.commit(std::move(rec));
+      if (written && one_record && fail_closed && !outcome.client_gone) {
+        // The reply may not say OK for what the audit trail could not record.
+        outcome = Outcome::failure(ErrorCode::internal, kAuditUnavailable);
+        final_line.clear();
+        out_.formatter().error(final_line, outcome.code, outcome.message, outcome.fields);
+      }
     }
   }
   if (!outcome.client_gone) {
-    const bool sent = co_await out_.send_final(std::move(final_line));
+    bool sent = false;
+    if (held) {
+      sent = co_await out_.send_final(std::move(final_line), std::move(receipt), fail_closed);
+    } else {
+      sent = co_await out_.send_final(std::move(final_line));
+    }
     if (!sent) outcome.client_gone = true;
   }
   metrics::registry().reply_bytes.inc(out_.bytes_sent());

@@ -11,7 +11,6 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
-#include <netinet/in.h>
 #include <poll.h>
 #include <regex>
 #include <string>
@@ -25,6 +24,7 @@
 
 #include "tests/integration/test_policy.hpp"
 #include "tests/support/agent_process.hpp"
+#include "tests/support/metrics_probe.hpp"
 #include "tests/support/sanitizer.hpp"
 
 namespace opsagent::testing {
@@ -115,51 +115,6 @@ std::map<std::string, std::string> journal_fields(const std::string& d) {
     i = lf + 10 + n;
   }
   return out;
-}
-
-// The port of the metrics endpoint from the agent's log, or 0.
-std::uint16_t metrics_port(const AgentProcess& agent) {
-  static const std::regex line(R"(metrics endpoint on http://127\.0\.0\.1:(\d+)/metrics)");
-  const auto deadline = std::chrono::steady_clock::now() + scaled(10s);
-  while (std::chrono::steady_clock::now() < deadline) {
-    std::smatch m;
-    const std::string log = agent.log();
-    if (std::regex_search(log, m, line)) return static_cast<std::uint16_t>(std::stoi(m[1].str()));
-    std::this_thread::sleep_for(20ms);
-  }
-  return 0;
-}
-
-std::string scrape(std::uint16_t port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  std::string response;
-  const std::string request = "GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n";
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
-      ::send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
-          static_cast<ssize_t>(request.size())) {
-    const auto deadline = std::chrono::steady_clock::now() + scaled(10s);
-    char buf[4096];
-    while (std::chrono::steady_clock::now() < deadline) {
-      pollfd p{fd, POLLIN, 0};
-      if (::poll(&p, 1, 100) <= 0) continue;
-      const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-      if (n <= 0) break;
-      response.append(buf, static_cast<std::size_t>(n));
-    }
-  }
-  ::close(fd);
-  return response;
-}
-
-double sample(const std::string& body, const std::string& series) {
-  const std::string key = "\n" + series + " ";
-  const auto at = body.find(key);
-  if (at == std::string::npos) return -1;
-  return std::stod(body.substr(at + key.size()));
 }
 
 TEST(AuditShippingAgent, EveryWrittenRecordReachesJournaldAndSyslogByteForByte) {
@@ -255,7 +210,7 @@ TEST(AuditShippingAgent, NoDaemonCostsOnlyCountedDropsAndShippingResumesWhenItAp
                                 {"audit", "{path: audit.jsonl, journald: {enabled: true, socket: " +
                                               socket.string() + "}}"}}}};
   ASSERT_NE(agent.port(), 0);
-  const std::uint16_t port = metrics_port(agent);
+  const std::uint16_t port = metrics_port(agent, scaled(10s));
   ASSERT_NE(port, 0);
   const std::string dropped = R"(opsagent_audit_shipped_total{sink="journald",result="dropped"})";
   const std::string sent = R"(opsagent_audit_shipped_total{sink="journald",result="sent"})";

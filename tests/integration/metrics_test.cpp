@@ -2,12 +2,8 @@
 // denied and rejected, a failed handshake, an unmapped certificate, a reload) and asserted
 // value by value; what it refuses to serve; and its configuration rules.
 
-#include <arpa/inet.h>
 #include <csignal>
 #include <fstream>
-#include <netinet/in.h>
-#include <poll.h>
-#include <regex>
 #include <sys/socket.h>
 #include <thread>
 #include <unistd.h>
@@ -16,65 +12,13 @@
 
 #include "tests/integration/test_policy.hpp"
 #include "tests/support/agent_process.hpp"
+#include "tests/support/metrics_probe.hpp"
 #include "tests/support/raw_connection.hpp"
 #include "tests/support/sanitizer.hpp"
 #include "tests/support/test_pki.hpp"
 
 namespace opsagent::testing {
 namespace {
-
-// The port of "metrics endpoint on http(s)://127.0.0.1:PORT/metrics" in the agent's log, or 0
-// when the line does not appear within `wait`.
-std::uint16_t metrics_port(const AgentProcess& agent, std::chrono::milliseconds wait = 10s) {
-  static const std::regex line(R"(metrics endpoint on https?://127\.0\.0\.1:(\d+)/metrics)");
-  const auto deadline = std::chrono::steady_clock::now() + wait;
-  for (;;) {
-    std::smatch m;
-    const std::string log = agent.log();
-    if (std::regex_search(log, m, line)) return static_cast<std::uint16_t>(std::stoi(m[1].str()));
-    if (agent.port() == 0 || std::chrono::steady_clock::now() > deadline) return 0;
-    std::this_thread::sleep_for(20ms);
-  }
-}
-
-// Sends `request` over plain TCP to 127.0.0.1:`port` and returns all the agent sends back
-// until it closes (bounded in time and size).
-std::string http_exchange(std::uint16_t port, const std::string& request) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return "";
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  std::string response;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
-      ::send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
-          static_cast<ssize_t>(request.size())) {
-    const auto deadline = std::chrono::steady_clock::now() + scaled(10s);
-    char buf[4096];
-    while (std::chrono::steady_clock::now() < deadline && response.size() < (4U << 20)) {
-      pollfd p{fd, POLLIN, 0};
-      if (::poll(&p, 1, 100) <= 0) continue;
-      const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-      if (n <= 0) break;
-      response.append(buf, static_cast<std::size_t>(n));
-    }
-  }
-  ::close(fd);
-  return response;
-}
-
-std::string scrape(std::uint16_t port) {
-  return http_exchange(port, "GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n");
-}
-
-// The value of the sample `series` (name and labels exactly as exposed), or -1 when absent.
-double sample(const std::string& body, const std::string& series) {
-  const std::string key = "\n" + series + " ";
-  const auto at = body.find(key);
-  if (at == std::string::npos) return -1;
-  return std::stod(body.substr(at + key.size()));
-}
 
 const std::string kMetricsOn = "{listen: \"127.0.0.1:0\"}";
 
