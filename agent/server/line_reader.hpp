@@ -32,6 +32,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <openssl/err.h>
 
+#include "agent/common/best_effort.hpp"
 #include "agent/common/with_deadline.hpp"
 #include "agent/protocol/line_framer.hpp"
 
@@ -55,7 +56,8 @@ class LineReader {
   /// Called (on the strand) once, when the client is seen to leave: EOF, a read error, or a
   /// hang-up while the queue is full. Queued lines will not be answered.
   using GoneHandler = std::function<void()>;
-  /// Called (on the strand) when an exception (std::bad_alloc, H5) ends the reader.
+  /// Called (on the strand) when an exception (std::bad_alloc, H5) ends the reader, or a
+  /// LostOperation when Asio lost its read. Must not throw.
   using FailureHandler = std::function<void(const std::exception_ptr&)>;
 
   /// `stream` must outlive the reader. At most `max_queued` lines wait for the session.
@@ -147,6 +149,7 @@ class LineReader {
   // Whatever ends the reader, stopped() is told (done_); an exception is reported to the session.
   // `owner` lives in the coroutine frame: it keeps the session, and so this reader, alive.
   boost::asio::awaitable<void> read_loop(std::shared_ptr<void> owner) {
+    EndGuard guard{*this};
     std::exception_ptr failure;
     try {
       co_await read_lines(owner);
@@ -154,9 +157,27 @@ class LineReader {
       failure = std::current_exception();
     }
     if (failure) on_failure_(failure);
-    running_ = false;
-    done_.cancel();
+    guard.finished = true;
   }
+
+  // Destroyed with read_loop's frame, also when Asio loses the read it awaits and destroys the
+  // coroutine instead of resuming it (H5): then the session hears of it as a failure, and
+  // stopped() returns either way. Locals go before the frame's `owner`: the reader is alive.
+  struct EndGuard {
+    LineReader& reader;
+    bool finished = false;
+    explicit EndGuard(LineReader& r) : reader(r) {}
+    EndGuard(const EndGuard&) = delete;
+    EndGuard& operator=(const EndGuard&) = delete;
+    ~EndGuard() {
+      if (!finished) {
+        reader.on_failure_(lost_operation());
+        reader.stop();  // wakes a session waiting in next(), should on_failure_ not have
+      }
+      reader.running_ = false;
+      reader.done_.cancel();
+    }
+  };
 
   // Events are built as named locals before each co_await (GCC 12 mishandles temporaries there).
   boost::asio::awaitable<void> read_lines(const std::shared_ptr<void>& owner) {

@@ -106,17 +106,38 @@ void Session::note_failure(const std::exception_ptr& failure, const char* where)
 }
 
 // Everything a connection does runs inside this try: an exception (std::bad_alloc when an
-// allocation fails, H5) ends this connection, never the agent. What this cannot cover are
-// allocations Asio makes outside any coroutine (operation objects, reactor state), whose
-// exceptions leave io_context::run() in the thread that runs it.
+// allocation fails, H5) ends this connection, never the agent. An allocation Asio makes outside
+// any coroutine (operation objects, reactor state) throws out of io_context::run() instead and
+// destroys the handler of the operation it belonged to; a coroutine awaiting that operation is
+// then destroyed, not resumed. The guard below, destroyed with this frame, ends the connection
+// then as a failure does: its socket, slots and child go now, not at some later deadline.
 asio::awaitable<void> Session::run() {
+  struct EndIfLost {
+    Session& s;
+    bool finished = false;
+    explicit EndIfLost(Session& session) : s(session) {}
+    EndIfLost(const EndIfLost&) = delete;
+    EndIfLost& operator=(const EndIfLost&) = delete;
+    ~EndIfLost() {
+      if (finished) return;
+      s.note_failure(lost_operation(), "session");
+      s.abort_socket();
+      if (s.admitted_) {
+        s.audit_.disconnect(to_string(EndReason::internal_error),
+                            s.dispatcher_ ? s.dispatcher_->commands() : 0U, s.age(), 0);
+      }
+    }
+  } guard{*this};
   std::exception_ptr failure;
   try {
     co_await run_phases();
   } catch (...) {
     failure = std::current_exception();
   }
-  if (!failure) co_return;
+  if (!failure) {
+    guard.finished = true;
+    co_return;
+  }
   const bool secured = phase_ == Phase::authenticating || phase_ == Phase::serving;
   note_failure(failure, "session");
   // Still try to end TLS politely (bounded by kShutdownTimeout); this needs memory too.
@@ -124,6 +145,7 @@ asio::awaitable<void> Session::run() {
     co_await close_connection(secured && !peer_gone_);
   } catch (...) {
   }
+  guard.finished = true;
   abort_socket();
   if (admitted_) {
     audit_.disconnect(to_string(EndReason::internal_error),

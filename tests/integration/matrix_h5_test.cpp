@@ -19,8 +19,11 @@
 //  - allocations below kFailMinSize (see there): Boost.Asio 1.81 crashes in make_strand() when
 //    its 24-byte shared_ptr control block cannot be allocated;
 //  - allocations Asio makes outside any coroutine (operation objects, reactor state) throw out of
-//    io_context::run(); only agent/app, which calls run(), can catch them. Asio recycles those
-//    blocks per thread, so after the warm-up they are rare at this failure rate;
+//    io_context::run() (agent/app catches them and goes on) and destroy the handler of the
+//    operation they belonged to. That connection is not answered; what the agent guarantees is
+//    that it ends at once, not at a deadline later (common/with_deadline.hpp, the guards in
+//    Session::run and LineReader, unit tests WithDeadline.ALostOperation... and
+//    LineReaderLostRead.*), so a client sees its connection closed, never a hang;
 //  - allocations inside noexcept destructors, e.g. nlohmann::json flattening a non-empty document
 //    (the agent avoids those: common/json_release.hpp), end in std::terminate.
 //

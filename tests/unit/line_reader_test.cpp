@@ -145,5 +145,43 @@ TEST_F(LineReaderTest, NoticesAHangUpWhileTheQueueIsFull) {
   EXPECT_EQ(failures_, 0);
 }
 
+// A socket whose reads Asio loses (an allocation failing inside Asio destroys the read's handler
+// unrun, SECURITY-MATRIX H5): the reader's coroutine is destroyed, not resumed.
+struct LosingStream {
+  Socket& socket;
+  [[nodiscard]] auto get_executor() { return socket.get_executor(); }
+  Socket& lowest_layer() { return socket; }
+  template <typename Buffers, typename Token>
+  auto async_read_some(const Buffers& /*buffers*/, Token&& token) {
+    return asio::async_initiate<Token, void(boost::system::error_code, std::size_t)>(
+        [this](auto handler) {
+          asio::post(socket.get_executor(), [lost = std::move(handler)]() mutable { (void)lost; });
+        },
+        token);
+  }
+};
+
+TEST(LineReaderLostRead, TellsTheSessionAndStoppedReturns) {
+  asio::io_context io;
+  auto strand = asio::make_strand(io);
+  Socket ours(strand);
+  Socket theirs(io);
+  asio::local::connect_pair(ours, theirs);
+  LosingStream stream{ours};
+  LineReader<LosingStream> reader(stream, 64, 4);
+  int failures = 0;
+  reader.start(
+      std::make_shared<int>(0), [] {}, [&failures](const std::exception_ptr&) { ++failures; });
+  auto next = asio::co_spawn(strand, reader.next(kIdle), asio::use_future);
+  io.run_for(5s);  // returns once nothing is left to do: long before the idle timeout
+  ASSERT_EQ(next.wait_for(0ms), std::future_status::ready);
+  EXPECT_EQ(next.get().kind, LineEvent::Kind::eof);
+  EXPECT_EQ(failures, 1);
+  auto stopped = asio::co_spawn(strand, reader.stopped(), asio::use_future);
+  io.restart();
+  io.run_for(5s);
+  ASSERT_EQ(stopped.wait_for(0ms), std::future_status::ready);
+}
+
 }  // namespace
 }  // namespace opsagent::server
