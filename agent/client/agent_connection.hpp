@@ -13,11 +13,11 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
-#include <boost/asio/ssl/stream.hpp>
 
 #include "agent/client/host_result.hpp"
 #include "agent/client/target.hpp"
 #include "agent/protocol/reply_parser.hpp"
+#include "agent/tls/socket_stream.hpp"
 
 namespace opsagent::client {
 
@@ -89,7 +89,7 @@ class AgentConnection {
   Target target_;
   Timeouts timeouts_;
   boost::asio::ip::tcp::resolver resolver_;
-  boost::asio::ssl::stream<boost::asio::ip::tcp::socket> stream_;
+  tls::SocketStream stream_;
   // Bytes received: [read_begin_, read_end_) not yet split into lines; no LF before scan_.
   std::vector<char> read_buffer_;
   std::size_t read_begin_ = 0;

@@ -19,7 +19,7 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include "agent/server/dispatcher.hpp"
@@ -29,6 +29,7 @@
 #include "agent/server/session_audit.hpp"
 #include "agent/server/session_end.hpp"
 #include "agent/server/session_info.hpp"
+#include "agent/tls/socket_stream.hpp"
 
 namespace opsagent::server {
 
@@ -66,7 +67,7 @@ class Session : public std::enable_shared_from_this<Session>, public ReplySink {
                std::shared_ptr<const policy::Policy> policy);
 
  private:
-  using Stream = boost::asio::ssl::stream<boost::asio::ip::tcp::socket>;
+  using Stream = tls::SocketStream;
   enum class Phase { handshake, authenticating, serving, closing };
 
   void apply_recheck(boost::asio::ssl::context& tls, const policy::Policy& policy);
