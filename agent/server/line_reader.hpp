@@ -10,7 +10,6 @@
 // A class template over the stream so that it runs over TLS in the agent and over a plain socket
 // pair in unit tests. Everything happens on the stream's executor, which must be a strand.
 
-#include <array>
 #include <chrono>
 #include <cstddef>
 #include <exception>
@@ -20,6 +19,7 @@
 #include <poll.h>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <utility>
 
 #include <boost/asio/as_tuple.hpp>
@@ -179,13 +179,35 @@ class LineReader {
     }
   };
 
+  // Waits until the stream has something to read: over TLS, until OpenSSL holds received bytes
+  // or the socket is readable; over a plain socket, until it is readable.
+  auto wait_readable() {
+    if constexpr (requires(Stream & s) { s.async_wait_readable(kUse); }) {
+      return stream_.async_wait_readable(kUse);
+    } else {
+      return stream_.async_wait(Stream::wait_read, kUse);
+    }
+  }
+
   // Events are built as named locals before each co_await (GCC 12 mishandles temporaries there).
+  // The read buffer is taken once bytes have arrived and given back once they are framed: an
+  // idle session holds none (issue 13, memory per idle session). After a read that filled it,
+  // the next read goes ahead without the wait: more is likely to be there already.
   boost::asio::awaitable<void> read_lines(const std::shared_ptr<void>& owner) {
     protocol::LineFramer framer(max_line_bytes_);
-    std::array<char, kReadChunk> buf{};
+    std::unique_ptr<char[]> buf;
+    bool drained = true;  // the last read left the buffer room: wait before the next one
     bool more = true;
     while (more && !stop_) {
-      const auto read = co_await stream_.async_read_some(boost::asio::buffer(buf), kUse);
+      std::tuple<boost::system::error_code, std::size_t> read;
+      if (drained) {
+        const auto waited = co_await wait_readable();
+        std::get<0>(read) = std::get<0>(waited);
+      }
+      if (!std::get<0>(read) && !stop_) {
+        if (!buf) buf = std::make_unique_for_overwrite<char[]>(kReadChunk);
+        read = co_await stream_.async_read_some(boost::asio::buffer(buf.get(), kReadChunk), kUse);
+      }
       const boost::system::error_code ec = std::get<0>(read);
       // stop_: the session is closing. The socket cancel that goes with it misses a read that had
       // already completed and was waiting for the strand, so the flag, checked before every read,
@@ -198,7 +220,8 @@ class LineReader {
         lines_.try_send(boost::system::error_code{}, std::move(eof));
         break;
       }
-      std::string_view data(buf.data(), std::get<1>(read));
+      drained = std::get<1>(read) < kReadChunk;
+      std::string_view data(buf.get(), std::get<1>(read));
       while (more && !data.empty()) {
         data.remove_prefix(framer.feed(data));
         LineEvent ev;
@@ -219,6 +242,7 @@ class LineReader {
         hangup_watch_.cancel();
         if (std::get<0>(sent)) more = false;
       }
+      if (drained) buf.reset();
     }
   }
 

@@ -94,6 +94,15 @@ class SocketStream {
         WriteStep{buffer.data(), buffer.size()}, std::forward<Token>(token));
   }
 
+  /// Completes when a read can make progress without waiting: OpenSSL holds received bytes, or
+  /// the socket is readable (or closed). Lets a reader take its buffer only once there is
+  /// something to read. Signature: void(error_code).
+  template <typename Token>
+  auto async_wait_readable(Token&& token) {
+    return boost::asio::async_compose<Token, void(boost::system::error_code)>(WaitReadable{*this},
+                                                                              token, socket_);
+  }
+
   /// Sends close_notify and waits for the peer's. Signature: void(error_code).
   template <typename Token>
   auto async_shutdown(Token&& token) {
@@ -136,6 +145,25 @@ class SocketStream {
       const int sent = SSL_shutdown(ssl);
       return sent == 0 ? SSL_shutdown(ssl) : sent;
     }
+  };
+
+  class WaitReadable {
+   public:
+    explicit WaitReadable(SocketStream& stream) : stream_(stream) {}
+    template <typename Self>
+    void operator()(Self& self, boost::system::error_code ec = {}) {
+      if (started_) return self.complete(ec);
+      started_ = true;
+      if (SSL_has_pending(stream_.ssl_.get()) == 1 || !stream_.socket_.is_open()) {
+        boost::asio::post(std::move(self));  // the read that follows has its answer now
+        return;
+      }
+      stream_.socket_.async_wait(socket_type::wait_read, std::move(self));
+    }
+
+   private:
+    SocketStream& stream_;
+    bool started_ = false;
   };
 
   template <typename Buffer, typename Buffers>

@@ -151,6 +151,16 @@ struct LosingStream {
   Socket& socket;
   [[nodiscard]] auto get_executor() { return socket.get_executor(); }
   Socket& lowest_layer() { return socket; }
+  template <typename Token>
+  auto async_wait_readable(Token&& token) {  // "something arrived": on to the read, which is lost
+    return asio::async_initiate<Token, void(boost::system::error_code)>(
+        [this](auto handler) {
+          asio::post(socket.get_executor(), [ready = std::move(handler)]() mutable {
+            std::move(ready)(boost::system::error_code{});
+          });
+        },
+        token);
+  }
   template <typename Buffers, typename Token>
   auto async_read_some(const Buffers& /*buffers*/, Token&& token) {
     return asio::async_initiate<Token, void(boost::system::error_code, std::size_t)>(

@@ -1,6 +1,7 @@
 // tls::SocketStream over real TLS 1.3 on loopback TCP, both ends in this process: data both
 // ways, close_notify and truncation, cancellation, a closed socket whose descriptor number is
-// reused, completion never inside the initiating call, a refused handshake.
+// reused, completion never inside the initiating call, waiting for bytes OpenSSL already holds,
+// a refused handshake.
 
 #include "agent/tls/socket_stream.hpp"
 
@@ -250,6 +251,28 @@ TEST_F(SocketStreamTest, NeverCompletesInsideTheInitiatingCall) {
   io_.restart();
   io_.run_for(2s);
   EXPECT_EQ(std::string(buf.data(), read), "hello\n");
+}
+
+TEST_F(SocketStreamTest, WaitReadableSeesBytesOpenSslAlreadyHolds) {
+  connect();
+  auto server = [&]() -> asio::awaitable<void> {
+    const auto [ec] = co_await server_->async_wait_readable(kUse);
+    EXPECT_FALSE(ec);
+    std::array<char, 1> one{};
+    const auto [rec, n] = co_await server_->async_read_some(asio::buffer(one), kUse);
+    EXPECT_EQ(std::string(one.data(), n), "a");
+    // The rest of the record is inside OpenSSL now, not on the socket: no waiting for it.
+    const auto again = co_await common::with_deadline(server_->async_wait_readable(kUse),
+                                                      std::chrono::milliseconds(2000));
+    EXPECT_TRUE(again.has_value()) << "waited on the socket for bytes OpenSSL already held";
+    const auto [rec2, n2] = co_await server_->async_read_some(asio::buffer(one), kUse);
+    EXPECT_EQ(std::string(one.data(), n2), "b");
+  };
+  auto client = [&]() -> asio::awaitable<void> {
+    const auto [ec, n] = co_await asio::async_write(*client_, asio::buffer("ab", 2), kUse);
+    EXPECT_FALSE(ec);
+  };
+  run(server(), client());
 }
 
 TEST_F(SocketStreamTest, UntrustedPeerFailsTheHandshakeWithAnSslError) {
