@@ -30,7 +30,9 @@
 
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/buffer.hpp>
+#include <boost/asio/cancellation_type.hpp>
 #include <boost/asio/compose.hpp>
+#include <boost/asio/error.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl/context.hpp>
@@ -189,6 +191,10 @@ class SocketStream {
       state_ = State::running;
       if (waited) {
         ec_ = waited;  // cancelled, or the socket was closed under the wait
+      } else if (self.cancelled() != boost::asio::cancellation_type::none) {
+        // Cancelled after the last wait had already completed (its completion was queued behind
+        // the canceller's on the strand): the signal reached no wait, the state remembers it.
+        ec_ = boost::asio::error::operation_aborted;
       } else {
         switch (stream_.attempt(step_, ec_, transferred_)) {
           case Need::read:

@@ -6,6 +6,7 @@
 #include "agent/tls/socket_stream.hpp"
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <exception>
 #include <optional>
@@ -15,11 +16,13 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <gtest/gtest.h>
@@ -196,6 +199,48 @@ TEST_F(SocketStreamTest, DeadlineAndSocketCancelEndAPendingRead) {
     EXPECT_EQ(ec, asio::error::operation_aborted);
   };
   run(server(), []() -> asio::awaitable<void> { co_return; }());
+}
+
+// A deadline that fires while the handshake is between two readiness waits (a byte arrived and
+// its completion is queued on the strand, behind the timer's) must still end it: the
+// cancellation is remembered, not lost with the wait that had already completed. Slowloris: one
+// byte every 100 us of a record that never completes in time, on two threads as in the agent.
+TEST_F(SocketStreamTest, DeadlineEndsAHandshakeFedOneByteAtATime) {
+  for (int round = 0; round < 150; ++round) {  // the race is hit in 3-10 % of rounds
+    auto [accepted, connected] = tcp_pair();
+    asio::io_context threads;
+    auto strand = asio::make_strand(threads);
+    SocketStream stream(tcp::socket(strand, tcp::v4(), accepted.release()), server_ctx_);
+    std::atomic<bool> done{false};
+    std::thread dribble([&done, &raw = connected] {
+      std::string record("\x16\x03\x01\x40\x00", 5);  // a handshake record of 16 KiB
+      record.resize(5 + 16384, '\0');
+      for (std::size_t i = 0; i < record.size() && !done; ++i) {
+        error_code ignored;
+        asio::write(raw, asio::buffer(&record[i], 1), ignored);
+        std::this_thread::sleep_for(100us);
+      }
+    });
+    std::atomic<long> elapsed_ms{-1};
+    auto server = [&]() -> asio::awaitable<void> {
+      const auto started = std::chrono::steady_clock::now();
+      const auto shaken = co_await common::with_deadline(
+          stream.async_handshake(ssl::stream_base::server, kUse), std::chrono::milliseconds(20));
+      elapsed_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::steady_clock::now() - started)
+                       .count();
+      EXPECT_FALSE(shaken.has_value());
+      done = true;
+    };
+    asio::co_spawn(strand, server(), asio::detached);
+    std::thread second([&threads] { threads.run_for(3s); });
+    threads.run_for(3s);
+    second.join();
+    done = true;
+    dribble.join();
+    ASSERT_GE(elapsed_ms.load(), 0) << "round " << round << ": the handshake never ended";
+    ASSERT_LT(elapsed_ms.load(), 1000) << "round " << round;
+  }
 }
 
 TEST_F(SocketStreamTest, ClosedSocketNeverTouchesItsReusedDescriptor) {
