@@ -24,6 +24,14 @@ ROWS = [
      "µs/MiB"),
     ("idle", "RSS per idle authenticated session; p99: one ping on each in turn", "KiB", False,
      ""),
+    ("hash", "`hash sha256` of a cached file over mTLS, whole `opsctl` process", "MB/s", True,
+     "µs/MiB"),
+    ("oneshot", "one command per process, `opsctl run true` (session cache warm)", "cmd/s", True,
+     "µs/cmd"),
+    ("oneshot_fresh", "one command per process, full handshake (`opsctl --no-resume`)", "cmd/s",
+     True, "µs/cmd"),
+    ("stream_opsctl", "stream a big file (`run cat`), read by `opsctl`", "MB/s", True, "µs/MiB"),
+    ("fanout50", "fan-out of `run true` to 50 hosts, 50 at once", "hosts/s", True, "µs/host"),
 ]
 
 # Short names for the chart's axis, in ROWS order.
@@ -35,6 +43,11 @@ CHART_LABELS = {
     "handshake_resumed": "resumed handshake",
     "stream": "stream run cat",
     "idle": "idle session RSS",
+    "hash": "hash sha256",
+    "oneshot": "1 command/process",
+    "oneshot_fresh": "1 command, fresh",
+    "stream_opsctl": "stream to opsctl",
+    "fanout50": "fan-out 50",
 }
 
 
@@ -101,12 +114,15 @@ def main():
         if len(f) < 8:
             continue
         row, side = f[0], f[1]
-        d = data.setdefault((row, side), {"v": [], "cpu": [], "p50": [], "p99": [], "err": 0})
+        d = data.setdefault((row, side),
+                            {"v": [], "cpu": [], "p50": [], "p99": [], "err": 0, "client": []})
         d["v"].append(float(f[3]))
         d["cpu"].append(float(f[4]))
         d["p50"].append(float(f[5]))
         d["p99"].append(float(f[6]))
         d["err"] += int(f[7])
+        if len(f) > 8:  # whole-process rows: the client's CPU per operation
+            d["client"].append(float(f[8]))
     cmds = {}
     for line in open(a.commands):
         f = line.rstrip("\n").split("\t")
@@ -124,7 +140,9 @@ def main():
                "Each cell is the median of 3 runs with the sides alternating, min-max in "
                "brackets. Server CPU per operation is utime+stime from `/proc/PID/stat` of the "
                "server process over the run (for the streaming row with its waited-for "
-               "children: the command, `opsagent-guard`, sshd's session and shell).")
+               "children: the command, `opsagent-guard`, sshd's session and shell). Client CPU "
+               "is given for the rows that run whole client processes (`opsctl`, `ssh`, "
+               "`parallel-ssh`, `openssl dgst`), start-up included.")
     out.append("")
     out.append(f"Versions: {a.versions}.  ")
     out.append(f"Parameters: {a.params}.")
@@ -132,8 +150,8 @@ def main():
     svg_name = os.path.splitext(os.path.basename(a.out))[0] + ".svg"
     chart_at = len(out)
     advantages = []
-    out.append("| workload | opsagent | peer | peer's | ratio opsagent/peer | server CPU opsagent / peer | p99 latency µs opsagent / peer |")
-    out.append("|---|---|---|---|---|---|---|")
+    out.append("| workload | opsagent | peer | peer's | ratio opsagent/peer | server CPU opsagent / peer | client CPU opsagent / peer | p99 latency µs opsagent / peer |")
+    out.append("|---|---|---|---|---|---|---|---|")
     for row, title, unit, higher, cpu_unit in ROWS:
         ours = data.get((row, "opsagent"))
         peer_side = next((s for (r, s) in data if r == row and s != "opsagent"), None)
@@ -161,6 +179,12 @@ def main():
             cpu_s = f"{fmt(co)} / {fmt(cp)} {cpu_unit}" if peer else f"{fmt(co)} {cpu_unit}"
         else:
             cpu_s = "-"
+        if ours["client"]:
+            ko = statistics.median(ours["client"])
+            kp = statistics.median(peer["client"]) if peer and peer["client"] else None
+            client_s = f"{fmt(ko)} / {fmt(kp)} {cpu_unit}" if kp is not None else f"{fmt(ko)} {cpu_unit}"
+        else:
+            client_s = "-"
         if row.startswith("ping") or row.startswith("handshake") or row == "idle":
             lat = f"{fmt(statistics.median(ours['p99']))} / " + (
                 fmt(statistics.median(peer["p99"])) if peer else "-")
@@ -169,7 +193,7 @@ def main():
         errs = ours["err"] + (peer["err"] if peer else 0)
         if errs:
             ratio_s += f" ({errs} errors)"
-        out.append(f"| {title} | {cell_o} | {peer_side or '-'} | {cell_p} | {ratio_s} | {cpu_s} | {lat} |")
+        out.append(f"| {title} | {cell_o} | {peer_side or '-'} | {cell_p} | {ratio_s} | {cpu_s} | {client_s} | {lat} |")
     out.append("")
     if a.ssh != "1":
         out.append("The streaming row has no peer: openssh-server is not installed, so no "

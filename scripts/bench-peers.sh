@@ -19,6 +19,13 @@
 #     127.0.0.1 with its own config, aes256-gcm), when openssh-server is installed
 #   idle sessions: RSS per authenticated idle session, opsagent vs redis, with 10,000 sessions
 #     held (500 with --quick), then the latency of one ping on each of them in turn (p50, p99)
+#   whole processes, client CPU included (when openssh-server is installed):
+#     one command per process: `opsctl HOST run true` (session cache warm) vs `ssh HOST true`
+#       through a running ControlMaster, and `opsctl --no-resume` vs a fresh lean `ssh`
+#     the same big file streamed to `opsctl HOST run cat-big` vs `ssh cat`
+#     a 50-host fan-out of `run true` (50 inventory hosts, all this agent): `opsctl -j 50` vs
+#       `parallel-ssh -p 50` (pssh, installed if missing) against the local sshd
+#     `hash sha256` of a cached file (1 GiB, 256 MiB with --quick) vs `openssl dgst -sha256`
 # Also draws the ratios as docs/benchmarks.svg with gnuplot (gnuplot-nox, installed if missing).
 # Server CPU per operation comes from /proc/PID/stat (utime+stime, plus waited-for children for
 # the streaming row) before and after each run. Needs root only to apt-get install the peers.
@@ -35,16 +42,16 @@ while [[ $# -gt 0 ]]; do
     --out) out="$2"; shift ;;
     --build) build="$2"; shift ;;
     --label) label="$2"; shift ;;
-    -h | --help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench-peers.sh: unknown argument: $1" >&2; exit 2 ;;
   esac
   shift
 done
 
 if ((quick)); then
-  secs=2; stream_mib=128; idle_n=500; hs_secs=2
+  secs=2; stream_mib=128; idle_n=500; hs_secs=2; hash_mib=256; oneshot_n=20
 else
-  secs=5; stream_mib=256; idle_n=10000; hs_secs=4
+  secs=5; stream_mib=256; idle_n=10000; hs_secs=4; hash_mib=1024; oneshot_n=50
 fi
 reps=3
 
@@ -62,12 +69,15 @@ need_pkg() {  # command package
 need_pkg redis-server redis-server
 need_pkg openssl openssl
 need_pkg gnuplot gnuplot-nox
+need_pkg sshd openssh-server  # the streaming, one-command and fan-out rows' peer
+need_pkg parallel-ssh pssh
 redis-server --help 2>&1 | grep -q tls || true  # Debian builds it with TLS (checked at start)
 
 [[ -x "${build}/agent/app/opsagent" ]] || OPSAGENT_SKIP_DEPS=1 "${repo_root}/scripts/build.sh" release
 loadgen="${OPSAGENT_LOADGEN:-${build}/bench/opsagent-loadgen}"
 [[ -n "${OPSAGENT_LOADGEN:-}" ]] || cmake --build "${build}" --target opsagent-loadgen -j2 >/dev/null
 opsagent="${build}/agent/app/opsagent"
+opsctl="${build}/agent/app/opsctl"
 
 work="$(mktemp -d /tmp/opsagent-bench-XXXXXX)"
 chmod 755 "${work}"
@@ -106,6 +116,10 @@ awk -v n=$((stream_mib * 1024 * 1024 / 100)) 'BEGIN {
     printf "Dec  2 18:%02d:%02d web1 app[%d]: request %09d served in 12 ms, status 200 OK ....\n",
       i % 60, i % 60, 1000 + i % 900, i }' >"${big}"
 big_bytes="$(stat -c %s "${big}")"
+hashed="${work}/hashed.bin"  # for the hash row; read once so that it is cached
+head -c "$((hash_mib * 1048576))" /dev/zero >"${hashed}"
+cat "${hashed}" >/dev/null
+hashed_bytes="$(stat -c %s "${hashed}")"
 
 # --- opsagent ------------------------------------------------------------------------------------
 cat >"${work}/policy.yaml" <<POLICY
@@ -115,13 +129,18 @@ identities:
     roles: [operator]
 roles:
   operator:
-    commands: [ping, run]
-    run: [cat-big]
+    commands: [ping, run, hash]
+    run: [cat-big, "true"]
+    hash:
+      algorithms: [sha256]
+      paths: ["${work}/hashed.bin"]
 commands:
   cat-big:
     argv: [/usr/bin/cat, ${big}]
     timeout: 10m
     max_output: 1GiB
+  "true":
+    argv: [/bin/true]
 POLICY
 cat >"${work}/agent.yaml" <<AGENT
 listen: ["127.0.0.1:${agent_port}"]
@@ -133,6 +152,7 @@ limits:
   max_clients: 10000
   max_clients_per_identity: 10000
   max_handshakes: 1024
+  max_children: 64  # the fan-out row: 50 "hosts" that are all this one agent
 run_as:
   allow_root: true
 logging:
@@ -197,6 +217,8 @@ UsePAM no
 StrictModes no
 Ciphers aes256-gcm@openssh.com
 PidFile none
+# The fan-out row opens 50 connections at once; the default (10:30:100) would drop some.
+MaxStartups 200
 SSHD
   "${sshd_bin}" -D -e -f "${work}/ssh/sshd_config" 2>"${work}/sshd.log" &
   sshd_pid=$!
@@ -325,6 +347,115 @@ measure_idle() {  # side rep
   wait "${pid}" 2>/dev/null || true
 }
 
+# --- whole processes: client start-up and CPU included ---------------------------------------
+after_runs=()
+octl=("${opsctl}" --cert "${c}/alice.crt" --key "${c}/alice.key" --ca "${c}/ca.crt")
+export XDG_CACHE_HOME="${work}/cache"  # opsctl's session cache
+sshc=(ssh -q -p "${ssh_port}" -i "${work}/ssh/client" -o StrictHostKeyChecking=no
+  -o UserKnownHostsFile=/dev/null -o BatchMode=yes)
+fleet="${work}/fleet.yaml"  # 50 inventory hosts, all this agent
+{
+  echo "defaults: {port: ${agent_port}}"
+  echo "hosts:"
+  for i in $(seq 1 50); do echo "  h${i}: {address: 127.0.0.1}"; done
+} >"${fleet}"
+for i in $(seq 1 50); do echo "127.0.0.1:${ssh_port}"; done >"${work}/pssh-hosts"
+
+# Runs `command...` `runs` times in a row in a subshell and appends one result row: `units`
+# per run (1 for commands, bytes for streams, hosts for a fan-out) over the wall time, as
+# value/s (MB/s when `per` is MB), the server's CPU (`pid` with its reaped children) and the
+# client's (every process the subshell waited for) per unit (per MiB when `per` is MB).
+# `after_runs`, when set (an array), runs before the server's CPU is read again (to end a
+# connection whose server process is reaped only then).
+measure_runs() {  # row side rep pid runs units per display command...
+  local row="$1" side="$2" rep="$3" pid="$4" runs="$5" units="$6" per="$7" display="$8"
+  shift 8
+  note_command "${row}" "${side}" "${display}"
+  local before after
+  before="$(ticks_all "${pid}")"
+  # In the subshell: wall time, failed runs and the children's CPU ticks, on one line.
+  read -r start end failed client < <(
+    me="${BASHPID}"  # this subshell: it waits for every run, so their CPU is in its cutime
+    st="$(date +%s.%N)"
+    f=0
+    for _ in $(seq 1 "${runs}"); do "$@" >/dev/null 2>&1 || f=$((f + 1)); done
+    en="$(date +%s.%N)"
+    echo "${st} ${en} ${f} $(awk '{print $16 + $17}' "/proc/${me}/stat")"
+  )
+  if ((${#after_runs[@]})); then "${after_runs[@]}" 2>/dev/null || true; fi
+  sleep 0.2  # let the server reap what it spawned, so that its CPU is counted
+  after="$(ticks_all "${pid}")"
+  awk -v r="${row}" -v s="${side}" -v rep="${rep}" -v st="${start}" -v en="${end}" \
+    -v n="$((runs * units))" -v per="${per}" -v t="$((after - before))" -v c="${client}" \
+    -v hz="${hz}" -v e="${failed}" 'BEGIN {
+      w = en - st; value = n / w; div = n
+      if (per == "MB") { value = n / 1e6 / w; div = n / 1048576 }
+      printf "%s\t%s\t%s\t%.1f\t%.0f\t0\t0\t%d\t%.0f\n", r, s, rep, value,
+        t / hz * 1e6 / div, e, c / hz * 1e6 / div }' >>"${results}"
+}
+
+measure_oneshot() {  # side rep
+  local side="$1" rep="$2" target="127.0.0.1:${agent_port}"
+  case "${side}" in
+    opsagent)
+      "${octl[@]}" "${target}" ping >/dev/null  # the session cache holds this agent
+      measure_runs oneshot opsagent "${rep}" "${agent_pid}" "${oneshot_n}" 1 op \
+        "opsctl 127.0.0.1:PORT run true   # session cache warm" "${octl[@]}" "${target}" run true ;;
+    opsagent_fresh)
+      measure_runs oneshot_fresh opsagent "${rep}" "${agent_pid}" "${oneshot_n}" 1 op \
+        "opsctl --no-resume 127.0.0.1:PORT run true" "${octl[@]}" --no-resume "${target}" run true ;;
+    ssh_cm)
+      local cm=(-o ControlPath="${work}/ssh/cm-%C")
+      "${sshc[@]}" "${cm[@]}" -o ControlMaster=yes -o ControlPersist=yes -N -f root@127.0.0.1
+      # The master's sshd child is reaped (and its CPU counted) once the master exits.
+      after_runs=("${sshc[@]}" "${cm[@]}" -O exit root@127.0.0.1)
+      measure_runs oneshot ssh_controlmaster "${rep}" "${sshd_pid}" "${oneshot_n}" 1 op \
+        "ssh -o ControlPath=CM -p PORT root@127.0.0.1 true   # master running" \
+        "${sshc[@]}" "${cm[@]}" root@127.0.0.1 true
+      after_runs=() ;;
+    ssh)
+      measure_runs oneshot_fresh ssh "${rep}" "${sshd_pid}" "${oneshot_n}" 1 op \
+        "ssh -p PORT root@127.0.0.1 true" "${sshc[@]}" root@127.0.0.1 true ;;
+  esac
+}
+
+measure_client_stream() {  # side rep
+  if [[ "$1" == opsagent ]]; then
+    measure_runs stream_opsctl opsagent "$2" "${agent_pid}" 1 "${big_bytes}" MB \
+      "opsctl 127.0.0.1:PORT run cat-big >/dev/null" "${octl[@]}" "127.0.0.1:${agent_port}" \
+      run cat-big
+  else
+    measure_runs stream_opsctl ssh "$2" "${sshd_pid}" 1 "${big_bytes}" MB \
+      "ssh -c aes256-gcm@openssh.com -p PORT root@127.0.0.1 cat big.log >/dev/null" \
+      "${sshc[@]}" -c aes256-gcm@openssh.com root@127.0.0.1 cat "${big}"
+  fi
+}
+
+measure_fanout() {  # side rep
+  if [[ "$1" == opsagent ]]; then
+    measure_runs fanout50 opsagent "$2" "${agent_pid}" 1 50 host \
+      "opsctl -i fleet.yaml -j 50 all run true   # 50 hosts, all this agent" \
+      "${octl[@]}" -i "${fleet}" -j 50 --no-summary all run true
+  else
+    measure_runs fanout50 parallel-ssh "$2" "${sshd_pid}" 1 50 host \
+      "parallel-ssh -p 50 -h hosts -l root -x '-i KEY -q' true   # 50 x 127.0.0.1:PORT" \
+      parallel-ssh -p 50 -h "${work}/pssh-hosts" -l root -O StrictHostKeyChecking=no \
+      -O UserKnownHostsFile=/dev/null -O BatchMode=yes -x "-i ${work}/ssh/client -q" true
+  fi
+}
+
+measure_hash() {  # side rep
+  if [[ "$1" == opsagent ]]; then
+    measure_runs hash opsagent "$2" "${agent_pid}" 1 "${hashed_bytes}" MB \
+      "opsctl 127.0.0.1:PORT hash sha256 hashed.bin   # cached" \
+      "${octl[@]}" "127.0.0.1:${agent_port}" hash sha256 "${hashed}"
+  else
+    # No server: its CPU column reads the idle agent's (about 0); the client's is openssl's.
+    measure_runs hash openssl_dgst "$2" "${agent_pid}" 1 "${hashed_bytes}" MB \
+      "openssl dgst -sha256 hashed.bin   # cached, local" openssl dgst -sha256 "${hashed}"
+  fi
+}
+
 ping_args() {  # side
   if [[ "$1" == opsagent ]]; then echo "--port ${agent_port} --proto opsagent"
   else echo "--port ${redis_port} --proto redis"; fi
@@ -372,6 +503,25 @@ for rep in $(seq 1 "${reps}"); do
     s=opsagent; [[ "${side}" == peer ]] && s=redis
     measure_idle "${s}" "${rep}"
   done
+  for side in "${sides[@]}"; do
+    if [[ "${side}" == opsagent ]]; then measure_hash opsagent "${rep}"
+    else measure_hash openssl "${rep}"; fi
+  done
+  if ((ssh_ok)); then
+    for side in "${sides[@]}"; do
+      if [[ "${side}" == opsagent ]]; then
+        measure_oneshot opsagent "${rep}"
+        measure_oneshot opsagent_fresh "${rep}"
+        measure_client_stream opsagent "${rep}"
+        measure_fanout opsagent "${rep}"
+      else
+        measure_oneshot ssh_cm "${rep}"
+        measure_oneshot ssh "${rep}"
+        measure_client_stream ssh "${rep}"
+        measure_fanout ssh "${rep}"
+      fi
+    done
+  fi
   echo "bench-peers.sh: round ${rep} done" >&2
 done
 
