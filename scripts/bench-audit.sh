@@ -64,15 +64,7 @@ fi
 
 echo "# 2. agent under a ping load (8 connections, depth ${depth}), ${secs} s each"
 c="${work}/certs"
-cat >"${work}/policy.yaml" <<POLICY
-identities:
-  - match: {cn: alice}
-    principal: alice
-    roles: [operator]
-roles:
-  operator:
-    commands: [ping]
-POLICY
+bench_ping_policy
 clock_ticks="$(getconf CLK_TCK)"
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # A stand-in daemon: binds an AF_UNIX datagram socket and drains it until killed.

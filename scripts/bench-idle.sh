@@ -37,15 +37,7 @@ ulimit -n $((conns + 1024)) 2>/dev/null || {
   exit 1
 }
 c="${work}/certs"
-cat >"${work}/policy.yaml" <<POLICY
-identities:
-  - match: {cn: alice}
-    principal: alice
-    roles: [operator]
-roles:
-  operator:
-    commands: [ping]
-POLICY
+bench_ping_policy
 cat >"${work}/agent.yaml" <<AGENT
 listen: ["127.0.0.1:${port}"]
 tls:

@@ -4,8 +4,8 @@
 # certificates in ${work}/certs and a ${port} for the agent.
 # bench_setup NAME BUILD_DIR: bench_workdir, plus the checks and the certificate variables of
 # the opsctl benchmarks (opsctl built, GNU time installed).
-# The caller writes ${work}/policy.yaml and ${work}/agent.yaml, then calls bench_start_agent
-# (and bench_stop_agent to run another one).
+# The caller writes ${work}/policy.yaml (bench_ping_policy: alice may `ping`, nothing else) and
+# ${work}/agent.yaml, then calls bench_start_agent (and bench_stop_agent to run another one).
 
 bench_workdir() {
   local name="$1"
@@ -27,6 +27,19 @@ bench_setup() {
   [[ -x /usr/bin/time ]] || { echo "${name}: needs /usr/bin/time (apt-get install time)" >&2; exit 1; }
   export OPSCTL_CERT="${work}/certs/alice.crt" OPSCTL_KEY="${work}/certs/alice.key" \
     OPSCTL_CA="${work}/certs/ca.crt"
+}
+
+# ${work}/policy.yaml: the certificate CN alice is principal alice, who may `ping` only.
+bench_ping_policy() {
+  cat >"${work}/policy.yaml" <<POLICY
+identities:
+  - match: {cn: alice}
+    principal: alice
+    roles: [operator]
+roles:
+  operator:
+    commands: [ping]
+POLICY
 }
 
 # Stops the agent started by bench_start_agent, if it still runs.
