@@ -47,7 +47,7 @@ Options (before TARGETS):
       --color WHEN         auto (default: on a terminal, unless NO_COLOR is set) | always | never
       --raw-bytes          one host, -o raw: write the command's output lines exactly as received,
                            control characters included (default: escaped as \xNN, \uNNNN)
-  -j, --concurrency N      hosts in flight at once (default 64)
+  -j, --concurrency N      hosts in flight at once (default 256)
       --connect-timeout D  resolve + TCP connect (default 5s)
       --handshake-timeout D  TLS handshake + greeting (default 10s)
       --no-resume          full TLS handshakes only: no cached sessions offered or kept

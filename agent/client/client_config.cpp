@@ -154,7 +154,7 @@ ClientSettings resolve_client_settings(const ClientFlags& flags, const EnvLookup
                     .value_or(fs::path());
   s.port = first_of(flags.port, env_port, file.port);
   s.concurrency =
-      first_of(flags.concurrency, std::optional<std::size_t>(), file.concurrency).value_or(64);
+      first_of(flags.concurrency, std::optional<std::size_t>(), file.concurrency).value_or(256);
   s.resume = first_of(flags.resume, std::optional<bool>(), file.resume).value_or(true);
   const Timeouts defaults;
   s.timeouts.connect = first_of(flags.connect_timeout, std::optional<milliseconds>(), file.connect)

@@ -36,7 +36,7 @@ struct ClientSettings {
   std::optional<std::uint16_t> port;  ///< default agent port for hosts that name none
   std::filesystem::path inventory;    ///< empty: none
   Timeouts timeouts;
-  std::size_t concurrency = 64;
+  std::size_t concurrency = 256;
   bool resume = true;                 ///< resume TLS sessions (SessionCache, in memory and on disk)
   std::filesystem::path config_file;  ///< the file that was read (empty: none)
 };

@@ -24,7 +24,7 @@ inline constexpr std::size_t kMaxConnections = 320;
 
 struct FanOutOptions {
   Timeouts timeouts;
-  std::size_t concurrency = 64;  ///< hosts in flight at once (at least 1, at most kMaxConnections)
+  std::size_t concurrency = 256;  ///< hosts in flight at once (at least 1, at most kMaxConnections)
   /// Connection attempts after the first when connecting fails (host unreachable), with a
   /// growing pause (250 ms, 500 ms, ... 4 s). A command that was sent is never sent again.
   int retries = 0;
