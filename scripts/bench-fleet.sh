@@ -24,15 +24,7 @@ resume_modes=(${BENCH_RESUME:-off warm})
 # shellcheck source=scripts/bench-lib.sh
 source "${repo_root}/scripts/bench-lib.sh"
 bench_setup bench-fleet.sh "${build}"
-cat >"${work}/policy.yaml" <<POLICY
-identities:
-  - match: {cn: alice}
-    principal: alice
-    roles: [operator]
-roles:
-  operator:
-    commands: [ping]
-POLICY
+bench_ping_policy
 cat >"${work}/agent.yaml" <<AGENT
 listen: ["127.0.0.1:${port}"]
 tls:
