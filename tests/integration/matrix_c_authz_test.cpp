@@ -367,6 +367,17 @@ TEST(MatrixC, C1_EmptyIdentityListRefusesEveryCertificate) {
     EXPECT_NE(line->find("is not mapped to a principal; bye"), std::string::npos) << *line;
     EXPECT_TRUE(c.wait_closed(5s));
   }
+  // auth_denied records are queued, not awaited before the refusal: the last one may reach the
+  // file a moment after its connection closed.
+  const auto denials = [&agent] {
+    const auto records = agent.audit();
+    return std::count_if(records.begin(), records.end(),
+                         [](const auto& r) { return r.value("event", "") == "auth_denied"; });
+  };
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (denials() < 3 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(20ms);
+  }
   std::size_t denied = 0;
   for (const auto& r : agent.audit()) {
     EXPECT_NE(r.value("event", ""), "auth_ok") << r.dump();
