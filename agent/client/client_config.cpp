@@ -153,8 +153,8 @@ ClientSettings resolve_client_settings(const ClientFlags& flags, const EnvLookup
   s.inventory = first_of(flags.inventory, env_path(env, "OPSCTL_INVENTORY"), file.inventory)
                     .value_or(fs::path());
   s.port = first_of(flags.port, env_port, file.port);
-  s.concurrency =
-      first_of(flags.concurrency, std::optional<std::size_t>(), file.concurrency).value_or(256);
+  s.concurrency = first_of(flags.concurrency, std::optional<std::size_t>(), file.concurrency)
+                      .value_or(kDefaultConcurrency);
   s.resume = first_of(flags.resume, std::optional<bool>(), file.resume).value_or(true);
   const Timeouts defaults;
   s.timeouts.connect = first_of(flags.connect_timeout, std::optional<milliseconds>(), file.connect)

@@ -15,6 +15,10 @@
 
 namespace opsagent::client {
 
+/// Hosts in flight at once unless a flag or the config file says otherwise (docs/opsctl.md,
+/// "Scale": measured with scripts/bench-fleet.sh).
+inline constexpr std::size_t kDefaultConcurrency = 256;
+
 /// Values given on the command line (unset: not given).
 struct ClientFlags {
   std::optional<std::filesystem::path> config;                 ///< --config
@@ -36,7 +40,7 @@ struct ClientSettings {
   std::optional<std::uint16_t> port;  ///< default agent port for hosts that name none
   std::filesystem::path inventory;    ///< empty: none
   Timeouts timeouts;
-  std::size_t concurrency = 256;
+  std::size_t concurrency = kDefaultConcurrency;
   bool resume = true;                 ///< resume TLS sessions (SessionCache, in memory and on disk)
   std::filesystem::path config_file;  ///< the file that was read (empty: none)
 };

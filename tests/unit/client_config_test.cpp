@@ -109,6 +109,10 @@ TEST_F(ClientConfig, NoConfigFileIsFineUntilTlsFilesAreNeeded) {
   }
 }
 
+TEST_F(ClientConfig, ConcurrencyDefaultsTo256WhenNothingSetsIt) {
+  EXPECT_EQ(resolve_client_settings({}, env()).concurrency, 256U);
+}
+
 TEST_F(ClientConfig, UnreadableTlsFilesAreNamedWithTheReason) {
   ClientFlags flags;
   flags.certificate = write("alice.crt", "x");
