@@ -12,9 +12,11 @@
 #include <unistd.h>
 #include <vector>
 
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <spdlog/spdlog.h>
 
@@ -84,6 +86,30 @@ std::string host_name() {
   return buf;
 }
 
+namespace {
+
+// The I/O contexts beyond the main one: one per further I/O thread, each run by that thread
+// alone (concurrency hint 1).
+std::vector<std::unique_ptr<asio::io_context>> make_pinned_contexts(int io_threads) {
+  std::vector<std::unique_ptr<asio::io_context>> contexts;
+  for (int i = 1; i < io_threads; ++i) {
+    contexts.push_back(std::make_unique<asio::io_context>(1));
+    // Creates the context's reactor (epoll, eventfd, timerfd) now, not with its first
+    // connection: the agent's descriptors are all open once it listens.
+    const asio::steady_timer make_reactor(*contexts.back());
+  }
+  return contexts;
+}
+
+std::vector<asio::executor_work_guard<asio::io_context::executor_type>> keep_running(
+    const std::vector<std::unique_ptr<asio::io_context>>& contexts) {
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
+  for (const auto& context : contexts) guards.push_back(asio::make_work_guard(*context));
+  return guards;
+}
+
+}  // namespace
+
 // Declaration order is destruction order in reverse: the server and its sessions go before the
 // shared state they use.
 struct Agent::State {
@@ -92,7 +118,9 @@ struct Agent::State {
       : config_store(std::make_shared<const config::AgentConfig>(std::move(c))),
         process_prepared(prepare_process(*config_store.get())),
         audit(open_audit_log(*config_store.get())),
-        io(config_store.get()->limits.io_threads),
+        io(1),
+        pinned(make_pinned_contexts(config_store.get()->limits.io_threads)),
+        pinned_work(keep_running(pinned)),
         blocking(static_cast<std::size_t>(config_store.get()->limits.blocking_threads)),
         housekeeping(1),
         preauth_audit(*audit),
@@ -101,7 +129,7 @@ struct Agent::State {
         registry(Admission::Limits::from(config_store.get()->limits)),
         ctx{config_store, tls_store,    policy_store,  *audit,     registry,
             blocking,     housekeeping, preauth_audit, host_name()},
-        server(io, ctx),
+        server(io, ctx, session_contexts()),
         stop_signals(io, SIGINT, SIGTERM),
         reload_signal(io, SIGHUP),
         reserved_signals(io, SIGUSR1, SIGUSR2),
@@ -112,12 +140,29 @@ struct Agent::State {
   void on_reload_signal();
   void wait_reserved_signals();
   void reload_until_caught_up() noexcept;
-  void run_io() noexcept;
+  static void run_io(asio::io_context& context) noexcept;
+  // Every connection's context: the main one, then one per further I/O thread.
+  std::vector<asio::io_context*> session_contexts() {
+    std::vector<asio::io_context*> all{&io};
+    for (auto& context : pinned) all.push_back(context.get());
+    return all;
+  }
+  void stop_all_io() {
+    io.stop();
+    for (auto& context : pinned) context->stop();
+  }
 
   Snapshot<const config::AgentConfig> config_store;  // io_threads, blocking_threads: start-up only
   bool process_prepared;  // umask and subreaper, before the audit log or any child exists
   std::unique_ptr<audit::AuditLog> audit;
+  // One io_context per I/O thread (limits.io_threads), each run by its thread alone; every
+  // connection is pinned to one of them, so its handlers never hop between threads (the
+  // wake-ups that cost a shared context a third of its CPU per request, README Performance).
+  // `io` also holds the acceptors, signals, metrics and timers; the others only connections
+  // and are kept running (pinned_work) until `io` has nothing left to do.
   asio::io_context io;
+  std::vector<std::unique_ptr<asio::io_context>> pinned;
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> pinned_work;
   asio::thread_pool blocking;      // client file work (hash, tail), limits.blocking_threads
   asio::thread_pool housekeeping;  // reload and the orphan sweep only: never behind client work
   PreAuthAudit preauth_audit;
@@ -239,7 +284,7 @@ void Agent::State::on_stop_signal(int sig) {
       spdlog::warn("sessions still open {} s after the stop signal; stopping anyway",
                    kShutdownDeadline.count());
       shutdown_forced = true;
-      io.stop();
+      stop_all_io();
     }
   });
 }
@@ -270,10 +315,10 @@ void Agent::State::reload_until_caught_up() noexcept {
 
 // An exception escaping a completion handler (std::bad_alloc in Asio's own allocations) ends
 // that handler, not the thread: log it and go on running.
-void Agent::State::run_io() noexcept {
+void Agent::State::run_io(asio::io_context& context) noexcept {
   for (;;) {
     try {
-      io.run();
+      context.run();
       return;
     } catch (...) {
       log_noexcept(spdlog::level::err, "I/O thread: {}; carrying on",
@@ -285,9 +330,13 @@ void Agent::State::run_io() noexcept {
 void Agent::run() {
   State& s = *state_;
   std::vector<std::thread> threads;
-  const int io_threads = s.config_store.get()->limits.io_threads;  // restart-only
-  for (int i = 1; i < io_threads; ++i) threads.emplace_back([&s] { s.run_io(); });
-  s.run_io();
+  for (auto& context : s.pinned) {
+    threads.emplace_back([c = context.get()] { State::run_io(*c); });
+  }
+  State::run_io(s.io);
+  // The main context has ended: no acceptor, no signal, every session told to stop. The other
+  // contexts end once their last connections have.
+  s.pinned_work.clear();
   for (auto& t : threads) t.join();
   {
     std::lock_guard lock(s.shutdown_mutex);

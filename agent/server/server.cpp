@@ -35,8 +35,20 @@ std::string endpoint_text(const tcp::endpoint& ep) {
 }
 }  // namespace
 
-Server::Server(asio::io_context& io, ServerContext& ctx)
-    : io_(io), ctx_(ctx), sweep_strand_(asio::make_strand(io)), sweep_timer_(sweep_strand_) {}
+Server::Server(asio::io_context& io, ServerContext& ctx,
+               std::vector<asio::io_context*> session_contexts)
+    : io_(io),
+      ctx_(ctx),
+      session_contexts_(std::move(session_contexts)),
+      sweep_strand_(asio::make_strand(io)),
+      sweep_timer_(sweep_strand_) {
+  if (session_contexts_.empty()) session_contexts_.push_back(&io_);
+}
+
+asio::io_context& Server::next_session_context() noexcept {
+  const std::size_t i = next_context_.fetch_add(1, std::memory_order_relaxed);
+  return *session_contexts_[i % session_contexts_.size()];
+}
 
 void Server::start() {
   const auto config = ctx_.config.get();
@@ -211,7 +223,7 @@ asio::awaitable<void> Server::accept_loop(tcp::acceptor& acceptor) {
 }
 
 asio::awaitable<Server::AcceptResult> Server::accept_once(tcp::acceptor& acceptor) {
-  auto accepted = co_await acceptor.async_accept(asio::make_strand(io_), kUse);
+  auto accepted = co_await acceptor.async_accept(asio::make_strand(next_session_context()), kUse);
   auto ec = std::get<0>(accepted);
   auto socket = std::get<1>(std::move(accepted));
   if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return AcceptResult::stop;

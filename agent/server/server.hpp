@@ -3,6 +3,7 @@
 // connection to a Session on its own strand. Keeps weak references to live sessions so that
 // stop() can end them all.
 
+#include <atomic>
 #include <exception>
 #include <memory>
 #include <mutex>
@@ -22,7 +23,11 @@ class Session;
 
 class Server {
  public:
-  Server(boost::asio::io_context& io, ServerContext& ctx);
+  /// Acceptors and housekeeping run on `io`. Each accepted connection is pinned to one of
+  /// `session_contexts` in turn (round robin), each run by one I/O thread, so that its handlers
+  /// never hop between threads; empty: every connection on `io`.
+  Server(boost::asio::io_context& io, ServerContext& ctx,
+         std::vector<boost::asio::io_context*> session_contexts = {});
 
   /// Binds and listens on every configured address (throws std::system_error naming the
   /// address on failure) and starts accepting. Logs "listening on ADDR:PORT" for each.
@@ -56,8 +61,13 @@ class Server {
   /// Logs, best effort, that `what` failed with `e` and the loop goes on.
   static void log_failure(const char* what, const std::exception& e) noexcept;
 
+  /// The context of the next connection.
+  boost::asio::io_context& next_session_context() noexcept;
+
   boost::asio::io_context& io_;
   ServerContext& ctx_;
+  std::vector<boost::asio::io_context*> session_contexts_;
+  std::atomic<std::size_t> next_context_{0};
   std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
   boost::asio::strand<boost::asio::io_context::executor_type> sweep_strand_;
   boost::asio::steady_timer sweep_timer_;  // used on sweep_strand_ only
