@@ -94,6 +94,20 @@ int generate_ticket_cb(SSL* ssl, void* /*arg*/) {
   return SSL_SESSION_set1_ticket_appdata(SSL_get0_session(ssl), data, der.empty() ? 1 : der.size());
 }
 
+// Tickets go only to a client that asks for them with the session_ticket extension (OpenSSL
+// sends it unless SSL_OP_NO_TICKET: `opsctl --no-resume`, `openssl s_client -no_ticket`, a
+// benchmark's full handshakes). Making a ticket costs the agent about a fifth of a full
+// handshake (OpenSSL serialises the session with the client's certificate, parses it back and
+// serialises it again; then our chain and the encryption), for a ticket such a client drops.
+int client_hello_cb(SSL* ssl, int* /*alert*/, void* /*arg*/) {
+  const unsigned char* ext = nullptr;
+  std::size_t len = 0;
+  if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_session_ticket, &ext, &len) != 1) {
+    SSL_set_num_tickets(ssl, 0);
+  }
+  return SSL_CLIENT_HELLO_SUCCESS;
+}
+
 SSL_TICKET_RETURN decrypt_ticket_cb(SSL* /*ssl*/, SSL_SESSION* /*session*/,
                                     const unsigned char* /*name*/, size_t /*name_len*/,
                                     SSL_TICKET_STATUS status, void* /*arg*/) {
@@ -190,6 +204,7 @@ void configure_session_tickets(SSL_CTX* ctx, const TicketSettings& settings) {
   SSL_CTX_set_ex_data(ctx, ring_index(), new std::shared_ptr<TicketKeyRing>(settings.keys));
   SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_key_cb);
   SSL_CTX_set_session_ticket_cb(ctx, generate_ticket_cb, decrypt_ticket_cb, nullptr);
+  SSL_CTX_set_client_hello_cb(ctx, client_hello_cb, nullptr);
 }
 
 STACK_OF(X509) * resumed_peer_chain(SSL* ssl) {

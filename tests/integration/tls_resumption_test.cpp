@@ -261,6 +261,22 @@ TEST(TlsResumption, TicketsOffMeansNoTicketsAndFullHandshakes) {
   EXPECT_TRUE(r.greeting.has_value());
 }
 
+TEST(TlsResumption, AClientThatAsksForNoTicketGetsNoneAndOthersStillDo) {
+  AgentProcess agent{spec_with(zoo_tls_section())};
+  ClientOptions o = zoo_client("alice");
+  o.no_ticket = true;  // no session_ticket extension in the ClientHello
+  TlsClient c(o);
+  ASSERT_EQ(c.connect("127.0.0.1", agent.port()), "");
+  ASSERT_TRUE(c.read_line().has_value()) << c.last_error();  // a ticket would arrive by now
+  EXPECT_EQ(c.command("ping"), std::vector<std::string>{"OK pong"});
+  EXPECT_EQ(c.sessions_received(), 0);
+  c.close();
+  // The setting is per connection: the next client asking for one gets it, and resumes.
+  const auto ticket = ticket_of(agent, "alice");
+  ASSERT_TRUE(ticket);
+  EXPECT_TRUE(resume_as(agent, "alice", ticket).resumed);
+}
+
 // Blocking OpenSSL on a plain socket: Asio's stream cannot send early data.
 TEST(TlsResumption, EarlyDataIsNeverAccepted) {
   AgentProcess agent{spec_with(zoo_tls_section())};

@@ -92,6 +92,7 @@ TlsClient::TlsClient(ClientOptions options)
     throw std::runtime_error("TlsClient: signature algorithms not usable: " + options_.sigalgs);
   }
   if (options_.allow_no_dhe) SSL_CTX_set_options(raw, SSL_OP_ALLOW_NO_DHE_KEX);
+  if (options_.no_ticket) SSL_CTX_set_options(raw, SSL_OP_NO_TICKET);
   // Every session the agent sends (a TLS 1.3 ticket) is counted; the last one is kept.
   SSL_CTX_set_ex_data(raw, client_index(), this);
   SSL_CTX_set_session_cache_mode(raw, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);

@@ -36,6 +36,7 @@ struct ClientOptions {
                                              ///< ClientHello (a slow client)
   std::shared_ptr<SSL_SESSION> resume;       ///< a session (ticket) to offer: TLS resumption
   bool allow_no_dhe = false;                 ///< also offer psk_ke, resumption without (EC)DHE
+  bool no_ticket = false;                    ///< SSL_OP_NO_TICKET: ask for no session ticket
 };
 
 /// One connection. Not thread-safe.
