@@ -72,11 +72,11 @@ audit: {path: ${work}/audit.jsonl, builtins: ${builtins}}
 policy: ${work}/policy.yaml
 AGENT
       bench_start_agent
-      before="$(awk '{print $14 + $15}' "/proc/${agent_pid}/stat")"
+      before="$(bench_cpu_ticks "${agent_pid}")"
       result="$("${build}/bench/opsagent-loadgen" --port "${port}" --cert "${c}/alice.crt" \
         --key "${c}/alice.key" --ca "${c}/ca.crt" --request ping --conns "${load%%:*}" \
         --depth "${load#*:}" --duration "${secs}" "${mode[@]}")"
-      after="$(awk '{print $14 + $15}' "/proc/${agent_pid}/stat")"
+      after="$(bench_cpu_ticks "${agent_pid}")"
       bench_stop_agent
       jq -c --arg side "${side}" --argjson round "${round}" --arg load "${load}" \
         --argjson ticks "$((after - before))" --argjson hz "${hz}" \

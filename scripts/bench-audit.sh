@@ -66,7 +66,6 @@ echo "# 2. agent under a ping load (8 connections, depth ${depth}), ${secs} s ea
 c="${work}/certs"
 bench_ping_policy
 clock_ticks="$(getconf CLK_TCK)"
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # A stand-in daemon: binds an AF_UNIX datagram socket and drains it until killed.
 start_receiver() {
   python3 - "$1" <<'PY' &
@@ -109,11 +108,11 @@ policy: ${work}/policy.yaml
 metrics: {listen: "127.0.0.1:$((port + 1))"}
 AGENT
       bench_start_agent
-      before="$(cpu_ticks "${agent_pid}")"
+      before="$(bench_cpu_ticks "${agent_pid}")"
       result="$("${build}/bench/opsagent-loadgen" --port "${port}" --cert "${c}/alice.crt" \
         --key "${c}/alice.key" --ca "${c}/ca.crt" --request ping --conns 8 --depth "${depth}" \
         --duration "${secs}")"
-      after="$(cpu_ticks "${agent_pid}")"
+      after="$(bench_cpu_ticks "${agent_pid}")"
       shipped="$(curl -s "http://127.0.0.1:$((port + 1))/metrics" |
         awk '/^opsagent_audit_shipped_total/ && $2 > 0 {sub(/opsagent_audit_shipped_total/, "");
              gsub(/"/, ""); printf "%s%s=%s", sep, $1, $2; sep=" "}')"

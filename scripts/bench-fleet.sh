@@ -41,7 +41,6 @@ policy: ${work}/policy.yaml
 AGENT
 bench_start_agent
 
-agent_ticks() { awk '{print $14 + $15}' "/proc/${agent_pid}/stat"; }
 hz="$(getconf CLK_TCK)"
 
 export XDG_CACHE_HOME="${work}/cache"
@@ -70,12 +69,12 @@ for n in "${sizes[@]}"; do
         echo "bench-fleet.sh: ${bin} has no --no-resume; its row is left out" >&2
         continue
       fi
-      before="$(agent_ticks)"
+      before="$(bench_cpu_ticks "${agent_pid}")"
       start="$(date +%s.%N)"
       /usr/bin/time -f '%U %S %M' -o "${work}/time" \
         "${bin}" "${flags[@]}" -i "${inv}" -j "${j}" --json all ping >"${work}/out" 2>"${work}/err" || true
       end="$(date +%s.%N)"
-      after="$(agent_ticks)"
+      after="$(bench_cpu_ticks "${agent_pid}")"
       # GNU time puts "Command exited with non-zero status N" first when hosts failed.
       read -r user sys rss_kib < <(tail -n 1 "${work}/time")
       ok="$(grep -c '"status":"ok"' "${work}/out" || true)"

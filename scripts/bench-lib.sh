@@ -1,5 +1,5 @@
 # Shared set-up of the benchmarks that run one agent (bench-fleet.sh, bench-opsctl-stream.sh,
-# bench-audit.sh); sourced, not run.
+# bench-audit.sh, bench-idle.sh, bench-ab.sh); sourced, not run.
 # bench_workdir NAME BUILD_DIR: makes ${work} (removed on exit, with the agent stopped), dev
 # certificates in ${work}/certs and a ${port} for the agent.
 # bench_setup NAME BUILD_DIR: bench_workdir, plus the checks and the certificate variables of
@@ -41,6 +41,9 @@ roles:
     commands: [ping]
 POLICY
 }
+
+# CPU ticks (utime + stime, in CLK_TCK units) that process $1 has used so far.
+bench_cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 # Stops the agent started by bench_start_agent, if it still runs.
 bench_stop_agent() {

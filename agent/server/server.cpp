@@ -1,6 +1,7 @@
 #include "agent/server/server.hpp"
 
 #include <algorithm>
+#include <cassert>
 #include <map>
 #include <system_error>
 
@@ -42,7 +43,7 @@ Server::Server(asio::io_context& io, ServerContext& ctx,
       session_contexts_(std::move(session_contexts)),
       sweep_strand_(asio::make_strand(io)),
       sweep_timer_(sweep_strand_) {
-  if (session_contexts_.empty()) session_contexts_.push_back(&io_);
+  assert(!session_contexts_.empty());
 }
 
 asio::io_context& Server::next_session_context() noexcept {

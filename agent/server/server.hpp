@@ -24,10 +24,10 @@ class Session;
 class Server {
  public:
   /// Acceptors and housekeeping run on `io`. Each accepted connection is pinned to one of
-  /// `session_contexts` in turn (round robin), each run by one I/O thread, so that its handlers
-  /// never hop between threads; empty: every connection on `io`.
+  /// `session_contexts` (not empty; `io` among them or not) in turn, round robin, each run by
+  /// one I/O thread, so that its handlers never hop between threads.
   Server(boost::asio::io_context& io, ServerContext& ctx,
-         std::vector<boost::asio::io_context*> session_contexts = {});
+         std::vector<boost::asio::io_context*> session_contexts);
 
   /// Binds and listens on every configured address (throws std::system_error naming the
   /// address on failure) and starts accepting. Logs "listening on ADDR:PORT" for each.
