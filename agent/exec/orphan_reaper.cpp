@@ -2,6 +2,7 @@
 
 #include <array>
 #include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -14,6 +15,7 @@
 #include <string>
 #include <sys/prctl.h>
 #include <sys/wait.h>
+#include <thread>
 #include <unistd.h>
 
 #include "agent/common/c_ptr.hpp"
@@ -43,32 +45,69 @@ Status become_subreaper() {
   return ok_status();
 }
 
-std::vector<pid_t> sweep_orphans() {
-  std::vector<pid_t> killed;
-  const pid_t self = ::getpid();
-  std::lock_guard lock(children_mutex());
-  // Owned, so that std::bad_alloc from push_back() cannot leak the directory descriptor.
-  const CPtr<DIR, ::closedir> proc(::opendir("/proc"));
-  if (!proc) return killed;
-  while (const dirent* entry = ::readdir(proc.get())) {
-    const char* name = entry->d_name;
-    if (name[0] < '1' || name[0] > '9') continue;
+namespace {
+
+// How long a process that looks alive is given to show that a SIGKILL already reached it. Between
+// taking a pending SIGKILL off its queue and marking itself exiting (PF_EXITING), a process shows
+// neither mark for a moment; on a busy machine it can be preempted in that moment. Anything killed
+// is gone or a zombie well within this.
+constexpr auto kSecondLook = std::chrono::milliseconds(20);
+
+// The orphans among `pids` (all of /proc when `pids` is null) that are alive and show no sign of
+// a kill on its way. Reaps those already dead. Call with children_mutex() held.
+std::vector<pid_t> live_orphans(const std::vector<pid_t>* pids, pid_t self) {
+  std::vector<pid_t> live;
+  auto consider = [&](const char* name, pid_t pid) {
     const auto st = read_proc_stat(name);
-    if (!st || st->parent != self) continue;
-    const pid_t pid = parse_decimal<pid_t>(name).value_or(0);
-    if (pid <= 1) continue;                    // never a process group, never init
-    if (children().count(pid) != 0) continue;  // a running command's own child
+    if (!st || st->parent != self) return;
+    if (pid <= 1) return;                  // never a process group, never init
+    if (children().contains(pid)) return;  // a running command's own child
     if (st->dying()) {
       // Dead or dying: typically a command whose guard was killed with it (the group SIGKILL at
       // a timeout or disconnect) and that was re-parented to us when the guard went first. A
       // zombie is reaped now, one still exiting by a later sweep; neither is reported: nothing
       // escaped, the group kill reached it.
       ::waitpid(pid, nullptr, WNOHANG);
-      continue;
+      return;
     }
-    ::kill(pid, SIGKILL);
-    killed.push_back(pid);
+    live.push_back(pid);
+  };
+  if (pids != nullptr) {
+    for (const pid_t pid : *pids) {
+      std::array<char, 16> name{};
+      (void)std::snprintf(name.data(), name.size(), "%d", static_cast<int>(pid));
+      consider(name.data(), pid);
+    }
+    return live;
   }
+  // Owned, so that std::bad_alloc from push_back() cannot leak the directory descriptor.
+  const CPtr<DIR, ::closedir> proc(::opendir("/proc"));
+  if (!proc) return live;
+  while (const dirent* entry = ::readdir(proc.get())) {
+    const char* name = entry->d_name;
+    if (name[0] < '1' || name[0] > '9') continue;
+    consider(name, parse_decimal<pid_t>(name).value_or(0));
+  }
+  return live;
+}
+
+}  // namespace
+
+std::vector<pid_t> sweep_orphans() {
+  const pid_t self = ::getpid();
+  std::vector<pid_t> suspects;
+  {
+    std::lock_guard lock(children_mutex());
+    suspects = live_orphans(nullptr, self);
+  }
+  if (suspects.empty()) return suspects;
+  // A second look before killing and reporting (see kSecondLook); spawns are not held up by it.
+  // A suspect cannot turn into a tracked child meanwhile unless it dies, is reaped and its pid is
+  // reused by a spawn, which the second look under the lock sees.
+  std::this_thread::sleep_for(kSecondLook);
+  std::lock_guard lock(children_mutex());
+  std::vector<pid_t> killed = live_orphans(&suspects, self);
+  for (const pid_t pid : killed) ::kill(pid, SIGKILL);
   // Reap what is already dead; the rest is reaped by a later sweep (SIGKILL is not instant).
   for (const pid_t pid : killed) ::waitpid(pid, nullptr, WNOHANG);
   return killed;

@@ -19,8 +19,9 @@ namespace opsagent::exec {
 Status become_subreaper();
 
 /// Kills (SIGKILL) and reaps every process whose parent is this process and that spawn() did not
-/// start. Returns the pids of those that were still alive; zombies are reaped silently.
-/// Blocking (reads /proc): run on the blocking-work pool.
+/// start. Returns the pids of those that were still alive at two looks 20 ms apart; zombies and
+/// processes a kill has already reached are reaped silently. Blocking (reads /proc, sleeps when
+/// it finds one): run on the blocking-work pool.
 std::vector<pid_t> sweep_orphans();
 
 namespace detail {

@@ -3,6 +3,7 @@
 #include <csignal>
 #include <cstdint>
 #include <string>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -61,33 +62,58 @@ TEST(CommonProcStat, ReadsOurOwnParentAndGroup) {
 
 // The orphan sweep must not report a process the agent's own group SIGKILL has already reached
 // (MatrixF.F2 once saw the `hang` command of a dropped session reported as an escapee).
-TEST(CommonProcStat, AStoppedProcessWithSigkillPendingIsDying) {
+TEST(CommonProcStat, ReadsTheSignalsPendingForAProcess) {
+  sigset_t usr1;
+  sigemptyset(&usr1);
+  sigaddset(&usr1, SIGUSR1);
+  sigset_t before;
+  ASSERT_EQ(::sigprocmask(SIG_BLOCK, &usr1, &before), 0);  // inherited by the child
   const pid_t child = ::fork();
   ASSERT_GE(child, 0);
   if (child == 0) {
-    ::pause();
-    ::_exit(0);
+    for (;;) ::pause();
   }
+  ASSERT_EQ(::sigprocmask(SIG_SETMASK, &before, nullptr), 0);
   const std::string pid = std::to_string(child);
-  ASSERT_EQ(::kill(child, SIGSTOP), 0);
-  // Stopped ('T'), it is not running when SIGKILL is sent; it may still exit at once on the other
-  // core, and a zombie counts as dying too.
-  for (int i = 0; i < 2000; ++i) {
-    const auto st = read_proc_stat(pid.c_str());
-    if (st && st->state == 'T') break;
-    ::usleep(1000);
-  }
   const auto alive = read_proc_stat(pid.c_str());
   ASSERT_TRUE(alive.has_value());
+  EXPECT_EQ(alive->pending, 0u);
   EXPECT_FALSE(alive->dying());
+  // Blocked, so it stays pending; sent to the thread, so it is in the field /proc shows.
+  ASSERT_EQ(::syscall(SYS_tgkill, child, child, SIGUSR1), 0);
+  const auto marked = read_proc_stat(pid.c_str());
+  ASSERT_TRUE(marked.has_value());
+  EXPECT_EQ(marked->pending, 1UL << (SIGUSR1 - 1));
+  EXPECT_FALSE(marked->dying());
+  // After SIGKILL the process shows a mark within moments (pending SIGKILL, exiting, zombie);
+  // between taking SIGKILL off its queue and marking itself exiting it briefly shows none, which
+  // is why the sweep looks twice.
   ASSERT_EQ(::kill(child, SIGKILL), 0);
-  // Until the reap the process is either still marked (SIGKILL pending, exiting) or a zombie.
-  const auto killed = read_proc_stat(pid.c_str());
-  ASSERT_TRUE(killed.has_value());
-  EXPECT_TRUE(killed->dying());
+  bool dying = false;
+  for (int i = 0; i < 2000 && !dying; ++i) {
+    const auto st = read_proc_stat(pid.c_str());
+    ASSERT_TRUE(st.has_value());  // not reaped yet: at worst a zombie
+    dying = st->dying();
+    if (!dying) ::usleep(1000);
+  }
+  EXPECT_TRUE(dying);
   int status = 0;
   ASSERT_EQ(::waitpid(child, &status, 0), child);
   EXPECT_TRUE(WIFSIGNALED(status));
+}
+
+TEST(CommonProcStat, ASigkillPendingAZombieOrAnExitingProcessIsDying) {
+  ProcStat st;
+  st.state = 'S';
+  EXPECT_FALSE(st.dying());
+  st.pending = 1UL << (SIGKILL - 1);
+  EXPECT_TRUE(st.dying());
+  st.pending = 0;
+  st.flags = 0x4;  // PF_EXITING
+  EXPECT_TRUE(st.dying());
+  st.flags = 0;
+  st.state = 'Z';
+  EXPECT_TRUE(st.dying());
 }
 
 TEST(CommonUtf8, RefusesOverlongSurrogatesAndTruncation) {
