@@ -117,7 +117,8 @@ void read_tls(const YamlNode& node, const NodeContext& ctx, const std::filesyste
               TlsSettings& tls) {
   MapReader map(node, ctx);
   map.expect_keys({"certificate", "private_key", "client_ca", "crl", "min_version", "verify_depth",
-                   "groups", "session_tickets", "ticket_lifetime", "ticket_key_rotation"});
+                   "groups", "session_tickets", "ticket_lifetime", "ticket_key_rotation",
+                   "session_cache_size"});
   tls.certificate = read_existing_file(map, "certificate", base_dir);
 
   const YamlNode& key_node = map.require("private_key");
@@ -157,6 +158,9 @@ void read_tls(const YamlNode& node, const NodeContext& ctx, const std::filesyste
   }
   if (const YamlNode* v = map.find("ticket_lifetime")) {
     tls.ticket_lifetime = as_duration(*v, map.ctx("ticket_lifetime"), 1s, 24h);
+  }
+  if (const YamlNode* v = map.find("session_cache_size")) {
+    tls.session_cache_size = as_count(*v, map.ctx("session_cache_size"), 1, 1'000'000);
   }
   if (const YamlNode* v = map.find("ticket_key_rotation")) {
     tls.ticket_key_rotation = as_duration(*v, map.ctx("ticket_key_rotation"), 1s, 24h);

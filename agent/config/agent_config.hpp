@@ -30,9 +30,12 @@ struct TlsSettings {
   /// Key exchange groups offered, in preference order, with OpenSSL's names: a non-empty
   /// subset of tls::kEcdheGroups. Finite-field groups are never allowed (DHEat).
   std::vector<std::string> groups{"X25519", "P-256"};
-  bool session_tickets = true;                  ///< TLS 1.3 resumption with in-memory ticket keys
-  milliseconds ticket_lifetime{7'200'000};      ///< how long a client may resume with a ticket
-  milliseconds ticket_key_rotation{3'600'000};  ///< how long one key seals new tickets
+  bool session_tickets = true;              ///< TLS 1.3 resumption of sessions kept in memory
+  milliseconds ticket_lifetime{7'200'000};  ///< how long a client may resume with a ticket
+  int session_cache_size = 4096;            ///< the most resumable sessions kept
+  /// Read and checked, no longer used: tickets are session ids, there are no keys to rotate
+  /// (kept so that existing files still load; docs/configuration.md).
+  milliseconds ticket_key_rotation{3'600'000};
 };
 
 struct Timeouts {

@@ -18,13 +18,12 @@ tls::ServerSettings server_tls_settings(const config::TlsSettings& tls) {
   settings.verify_depth = tls.verify_depth;
   settings.groups = tls.groups;
   if (tls.session_tickets) {
-    // One key ring for the life of the process: tickets survive a reload (a new context), and a
+    // One store for the life of the process: sessions survive a reload (a new context), and a
     // resumed session is verified again against the new trust (Session::handshake).
-    static const auto keys = std::make_shared<tls::TicketKeyRing>();
+    static const auto store = std::make_shared<tls::SessionStore>();
     const auto lifetime = std::chrono::duration_cast<std::chrono::seconds>(tls.ticket_lifetime);
-    keys->configure(std::chrono::duration_cast<std::chrono::seconds>(tls.ticket_key_rotation),
-                    lifetime);
-    settings.tickets = tls::TicketSettings{keys, lifetime};
+    store->configure(static_cast<std::size_t>(tls.session_cache_size), lifetime);
+    settings.resumption = tls::ResumptionSettings{store, lifetime};
   }
   return settings;
 }

@@ -8,7 +8,7 @@
 
 #include "agent/common/c_ptr.hpp"
 #include "agent/tls/peer_certificate.hpp"
-#include "agent/tls/session_tickets.hpp"
+#include "agent/tls/session_store.hpp"
 
 namespace opsagent::tls {
 namespace {
@@ -28,7 +28,7 @@ std::optional<VerifyFailure> verify_peer_chain(SSL* ssl, SSL_CTX* ctx,
     return verify_chain(SSL_get0_peer_certificate(ssl), SSL_get_peer_cert_chain(ssl), ctx,
                         ca_fingerprints);
   }
-  // A resumed session: the intermediates of its full handshake, from the ticket.
+  // A resumed session: the intermediates of its full handshake, kept with the session.
   const CPtr<STACK_OF(X509), free_chain> chain(resumed_peer_chain(ssl));
   if (!chain) {
     return VerifyFailure{X509_V_ERR_UNSPECIFIED, "the resumed session carries no peer chain"};

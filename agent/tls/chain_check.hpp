@@ -24,9 +24,9 @@ std::optional<VerifyFailure> handshake_verify_failure(const SSL* ssl);
 /// Verifies the peer chain of an established server-side connection again, with the store (CA
 /// bundle, CRLs) and parameters (purpose, depth, CRL flags) of `ctx` and the current time: what a
 /// new handshake would decide. nullopt when it verifies. A resumed connection is verified with the
-/// intermediates its ticket carries (session_tickets.hpp): run on every resumed handshake, this is
-/// what keeps a resumed session from outliving a revocation or a CA change. `ca_fingerprints`
-/// as for verify_chain. Leaves nothing on the thread's OpenSSL error queue.
+/// intermediates of the full handshake it descends from (session_store.hpp): run on every resumed
+/// handshake, this is what keeps a resumed session from outliving a revocation or a CA change.
+/// `ca_fingerprints` as for verify_chain. Leaves nothing on the thread's OpenSSL error queue.
 std::optional<VerifyFailure> verify_peer_chain(SSL* ssl, SSL_CTX* ctx,
                                                std::vector<std::string>* ca_fingerprints = nullptr);
 

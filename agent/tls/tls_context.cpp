@@ -57,7 +57,7 @@ std::string join_groups(const std::vector<std::string>& groups) {
 // for both ends. Throws SetupError naming what OpenSSL refused.
 void apply_common(SSL_CTX* ctx, bool allow_tls12, const std::string& groups) {
   SSL_CTX_set_min_proto_version(ctx, allow_tls12 ? TLS1_2_VERSION : TLS1_3_VERSION);
-  // Tickets: the server decides (session_tickets.hpp); opsctl uses them only with a
+  // Tickets: the server decides (session_store.hpp); opsctl uses them only with a
   // SessionCache attached.
   SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
   if (SSL_CTX_set_cipher_list(ctx, kTls12Ciphers) != 1) {
@@ -110,8 +110,8 @@ ssl::context make_server_context(const ServerSettings& settings) {
   SSL_CTX* raw = ctx.native_handle();
   apply_common(raw, settings.allow_tls12, join_groups(settings.groups));
   SSL_CTX_set_options(raw, SSL_OP_CIPHER_SERVER_PREFERENCE);
-  // Stateless TLS 1.3 tickets under in-memory rotating keys, or none (session_tickets.hpp).
-  configure_session_tickets(raw, settings.tickets);
+  // TLS 1.3 tickets naming sessions kept in the agent's memory, or none (session_store.hpp).
+  configure_resumption(raw, settings.resumption);
   SSL_CTX_set_max_cert_list(raw, kMaxCertList);
   // An idle session holds no OpenSSL record buffers (about 34 KiB each otherwise): they are
   // freed whenever empty and allocated again by the next record (issue 13, idle RSS).

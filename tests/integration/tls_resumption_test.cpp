@@ -137,6 +137,38 @@ TEST(TlsResumption, SecondConnectionResumesAndSaysSoInTheAudit) {
   EXPECT_EQ(ok["principal"], "alice");
 }
 
+// A ticket is the id of a session kept in the agent's memory, taken out when used: a copy of a
+// ticket that has resumed is refused (a full handshake follows), and the resumed connection
+// brings a fresh ticket, which resumes in turn.
+TEST(TlsResumption, ATicketResumesOnceAndTheResumedConnectionBringsAFreshOne) {
+  AgentProcess agent{spec_with(zoo_tls_section())};
+  const auto ticket = ticket_of(agent, "alice");
+  ClientOptions o = zoo_client("alice");
+  o.resume = ticket;
+  TlsClient first(o);
+  ASSERT_EQ(first.connect("127.0.0.1", agent.port()), "");
+  EXPECT_TRUE(first.resumed());
+  ASSERT_TRUE(first.read_line().has_value()) << first.last_error();
+  EXPECT_EQ(first.sessions_received(), 1);
+  const auto fresh = first.session();
+  first.close();
+
+  const Resumption again = resume_as(agent, "alice", ticket);
+  EXPECT_FALSE(again.resumed);
+  EXPECT_TRUE(again.greeting.has_value());  // a full handshake, greeted as always
+  EXPECT_TRUE(resume_as(agent, "alice", fresh).resumed);
+}
+
+// `session_cache_size` bounds what the agent keeps: the oldest session makes room.
+TEST(TlsResumption, TheOldestSessionMakesRoomInAFullStore) {
+  AgentProcess agent{spec_with(zoo_tls_section(", session_cache_size: 1"))};
+  const auto older = ticket_of(agent, "alice");
+  const auto newer = ticket_of(agent, "alice");
+  // (Each connection brings a new session that pushes the one before out: newest first.)
+  EXPECT_TRUE(resume_as(agent, "alice", newer).resumed);
+  EXPECT_FALSE(resume_as(agent, "alice", older).resumed);
+}
+
 TEST(TlsResumption, AClientOfferingPskWithoutDheStillGetsEcdhe) {
   AgentProcess agent{spec_with(zoo_tls_section())};
   ClientOptions o = zoo_client("alice");

@@ -592,11 +592,11 @@ TEST(Config, RejectsADuplicateKeyThatWouldSwapThePolicy) {
 
 TEST(Config, RejectsUnknownKeysListingTheAllowedOnes) {
   const std::string err = fixture_error("unknown_key.yaml");
-  EXPECT_NE(
-      err.find("agent.yaml:6:3: tls.verfy_depth: unknown key 'verfy_depth' (allowed: "
-               "certificate, client_ca, crl, groups, min_version, private_key, session_tickets, "
-               "ticket_key_rotation, ticket_lifetime, verify_depth)"),
-      std::string::npos)
+  EXPECT_NE(err.find("agent.yaml:6:3: tls.verfy_depth: unknown key 'verfy_depth' (allowed: "
+                     "certificate, client_ca, crl, groups, min_version, private_key, "
+                     "session_cache_size, session_tickets, ticket_key_rotation, ticket_lifetime, "
+                     "verify_depth)"),
+            std::string::npos)
       << err;
 }
 
