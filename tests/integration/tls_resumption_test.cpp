@@ -391,6 +391,30 @@ TEST(OpsctlResumption, TheSecondRunResumesFromTheCacheWhichOnlyItsOwnerCanRead) 
   fs::remove_all(cache);
 }
 
+// A ticket resumes once, so each host keeps its own, also when several inventory names lead to
+// one agent; each run leaves the fresh tickets it got (files rewritten in place) for the next.
+TEST(OpsctlResumption, EachHostKeepsItsOwnTicketAndEveryLaterRunResumesThemAll) {
+  AgentProcess agent{AgentSpec{kTestPolicy}};
+  const fs::path cache = make_temp_dir("opsctl-cache");
+  const std::map<std::string, std::string> env = {{"XDG_CACHE_HOME", cache.string()}};
+  const fs::path inventory = cache / "inventory.yaml";
+  std::ofstream(inventory) << "defaults: {port: " << agent.port()
+                           << "}\nhosts:\n  a: {address: 127.0.0.1}\n  b: {address: 127.0.0.1}\n"
+                           << "  c: {address: 127.0.0.1}\n";
+  for (int run = 1; run <= 3; ++run) {
+    const auto r = run_opsctl({"-i", inventory.string(), "all", "ping"}, env);
+    ASSERT_EQ(r.exit_code, 0) << describe(r);
+  }
+  EXPECT_EQ(resumed_connections(agent, false), 3U);
+  EXPECT_EQ(resumed_connections(agent, true), 6U) << agent.log();
+  std::size_t files = 0;
+  for ([[maybe_unused]] const auto& e : fs::directory_iterator(cache / "opsctl" / "sessions")) {
+    ++files;
+  }
+  EXPECT_EQ(files, 3U);
+  fs::remove_all(cache);
+}
+
 TEST(OpsctlResumption, APinMismatchIsRefusedAlsoWhenTheSessionResumes) {
   AgentProcess agent{AgentSpec{kTestPolicy}};
   std::string fp;
