@@ -36,6 +36,7 @@ int main(int argc, char** argv) {
   try {
     config::AgentConfig cfg = config::load_agent_config(config_file);
     spdlog::set_level(spdlog::level::from_str(cfg.log_level));
+    for (const std::string& warning : cfg.warnings) spdlog::warn("configuration: {}", warning);
     // Files owned by the user the agent drops to are its own (the key must be, for reloads).
     trust_owner(static_cast<long>(cfg.run_as.uid));
     auto policy = policy::load_policy(cfg.policy_path);

@@ -114,7 +114,7 @@ std::vector<std::string> read_groups(const YamlNode& node, const NodeContext& ct
 }
 
 void read_tls(const YamlNode& node, const NodeContext& ctx, const std::filesystem::path& base_dir,
-              TlsSettings& tls) {
+              TlsSettings& tls, std::vector<std::string>& warnings) {
   MapReader map(node, ctx);
   map.expect_keys({"certificate", "private_key", "client_ca", "crl", "min_version", "verify_depth",
                    "groups", "session_tickets", "ticket_lifetime", "ticket_key_rotation",
@@ -164,6 +164,9 @@ void read_tls(const YamlNode& node, const NodeContext& ctx, const std::filesyste
   }
   if (const YamlNode* v = map.find("ticket_key_rotation")) {
     tls.ticket_key_rotation = as_duration(*v, map.ctx("ticket_key_rotation"), 1s, 24h);
+    warnings.push_back(located(map.ctx("ticket_key_rotation"), *v,
+                               "has no effect: tickets carry no sealed state, so there are no "
+                               "ticket keys to rotate (the key can be removed)"));
   }
   map.finish();
 }
@@ -584,7 +587,7 @@ AgentConfig load_agent_config(const std::filesystem::path& file) {
     }
   }
 
-  read_tls(map.require("tls"), map.ctx("tls"), base_dir, cfg.tls);
+  read_tls(map.require("tls"), map.ctx("tls"), base_dir, cfg.tls, cfg.warnings);
   const YamlNode* timeouts = map.find("timeouts");
   read_timeouts(timeouts != nullptr ? *timeouts : kAbsent, map.ctx("timeouts"), cfg.timeouts);
   const YamlNode* limits = map.find("limits");

@@ -138,6 +138,9 @@ struct AgentConfig {
   AuditJournald audit_journald;         ///< audit.journald
   AuditSyslog audit_syslog;             ///< audit.syslog
   std::filesystem::path policy_path;    ///< policy.yaml
+  /// Keys that load but do nothing any more, "file:line:col: path: why": logged as warnings at
+  /// start-up and at each reload.
+  std::vector<std::string> warnings;
 };
 
 /// Loads and validates agent.yaml. Relative paths are resolved against the file's directory.

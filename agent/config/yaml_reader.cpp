@@ -73,14 +73,18 @@ NodeContext NodeContext::index(std::size_t i) const {
   return NodeContext{file, path + "[" + std::to_string(i) + "]"};
 }
 
-void fail(const NodeContext& ctx, const YamlNode& node, std::string_view message) {
+std::string located(const NodeContext& ctx, const YamlNode& node, std::string_view message) {
   std::ostringstream out;
   out << ctx.file;
   if (node.mark.line > 0) out << ':' << node.mark.line << ':' << node.mark.column;
   out << ": ";
   if (!ctx.path.empty()) out << ctx.path << ": ";
   out << message;
-  throw ConfigError(out.str());
+  return out.str();
+}
+
+void fail(const NodeContext& ctx, const YamlNode& node, std::string_view message) {
+  throw ConfigError(located(ctx, node, message));
 }
 
 std::string as_string(const YamlNode& n, const NodeContext& ctx) {

@@ -25,7 +25,9 @@ struct NodeContext {
   [[nodiscard]] NodeContext index(std::size_t i) const;
 };
 
-/// Throws ConfigError "file:line:col: path: message".
+/// "file:line:col: path: message".
+std::string located(const NodeContext& ctx, const YamlNode& node, std::string_view message);
+/// Throws ConfigError with located(ctx, node, message).
 [[noreturn]] void fail(const NodeContext& ctx, const YamlNode& node, std::string_view message);
 
 // Scalar conversions. Plain and quoted scalars are both strings; numbers, booleans and

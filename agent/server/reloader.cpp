@@ -26,6 +26,7 @@ void reload_config(ServerContext& ctx) {
     }
     ctx.registry.set_limits(Admission::Limits::from(next->limits));
     spdlog::set_level(spdlog::level::from_str(next->log_level));
+    for (const std::string& warning : next->warnings) spdlog::warn("configuration: {}", warning);
     ctx.config.replace(next);
     metrics::registry().reloaded(metrics::ReloadPart::config, true);
     ctx.audit.record("config_reload", {{"config", next->source.string()}});

@@ -318,6 +318,18 @@ TEST(Config, ReadsTlsGroupsInOrderUnderTheirCanonicalNames) {
             std::vector<std::string>{"P-384"});
 }
 
+// A key that loads but no longer does anything is named, with its place, as a warning.
+TEST(Config, WarnsThatTicketKeyRotationHasNoEffect) {
+  const ConfigDir dir;
+  EXPECT_TRUE(load_agent_config(dir.write("agent.yaml", with_groups("[P-256]"))).warnings.empty());
+  const AgentConfig cfg =
+      load_agent_config(dir.write("agent.yaml", with_groups("[P-256], ticket_key_rotation: 1h")));
+  ASSERT_EQ(cfg.warnings.size(), 1U);
+  EXPECT_NE(cfg.warnings[0].find("agent.yaml:3:45: tls.ticket_key_rotation: has no effect"),
+            std::string::npos)
+      << cfg.warnings[0];
+}
+
 // What agent.yaml accepts is exactly what the TLS layer offers (tls::kEcdheGroups).
 TEST(Config, AcceptsEveryGroupTheTlsLayerSupports) {
   const ConfigDir dir;
