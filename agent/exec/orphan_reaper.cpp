@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
+#include <utility>
 
 #include "agent/common/c_ptr.hpp"
 #include "agent/common/parse_number.hpp"
@@ -53,40 +54,42 @@ namespace {
 // is gone or a zombie well within this.
 constexpr auto kSecondLook = std::chrono::milliseconds(20);
 
-// The orphans among `pids` (all of /proc when `pids` is null) that are alive and show no sign of
-// a kill on its way. Reaps those already dead. Call with children_mutex() held.
-std::vector<pid_t> live_orphans(const std::vector<pid_t>* pids, pid_t self) {
-  std::vector<pid_t> live;
-  auto consider = [&](const char* name, pid_t pid) {
-    const auto st = read_proc_stat(name);
-    if (!st || st->parent != self) return;
-    if (pid <= 1) return;                  // never a process group, never init
-    if (children().contains(pid)) return;  // a running command's own child
-    if (st->dying()) {
-      // Dead or dying: typically a command whose guard was killed with it (the group SIGKILL at
-      // a timeout or disconnect) and that was re-parented to us when the guard went first. A
-      // zombie is reaped now, one still exiting by a later sweep; neither is reported: nothing
-      // escaped, the group kill reached it.
-      ::waitpid(pid, nullptr, WNOHANG);
-      return;
-    }
-    live.push_back(pid);
-  };
-  if (pids != nullptr) {
-    for (const pid_t pid : *pids) {
-      std::array<char, 16> name{};
-      (void)std::snprintf(name.data(), name.size(), "%d", static_cast<int>(pid));
-      consider(name.data(), pid);
-    }
-    return live;
+// True when process `name` (its /proc directory; `pid` the same number) is an orphan of ours
+// that is alive and shows no sign of a kill on its way. One already dead is reaped. Call with
+// children_mutex() held.
+bool live_orphan(const char* name, pid_t pid, pid_t self) {
+  const auto st = read_proc_stat(name);
+  if (!st || st->parent != self) return false;
+  if (pid <= 1) return false;                  // never a process group, never init
+  if (children().contains(pid)) return false;  // a running command's own child
+  if (st->dying()) {
+    // Dead or dying: typically a command whose guard was killed with it (the group SIGKILL at a
+    // timeout or disconnect) and that was re-parented to us when the guard went first. A zombie
+    // is reaped now, one still exiting by a later sweep; neither is reported: nothing escaped,
+    // the group kill reached it.
+    ::waitpid(pid, nullptr, WNOHANG);
+    return false;
   }
+  return true;
+}
+
+bool live_orphan(pid_t pid, pid_t self) {
+  std::array<char, 16> name{};
+  (void)std::snprintf(name.data(), name.size(), "%d", static_cast<int>(pid));
+  return live_orphan(name.data(), pid, self);
+}
+
+// Every live orphan of ours in /proc. Call with children_mutex() held.
+std::vector<pid_t> live_orphans(pid_t self) {
+  std::vector<pid_t> live;
   // Owned, so that std::bad_alloc from push_back() cannot leak the directory descriptor.
   const CPtr<DIR, ::closedir> proc(::opendir("/proc"));
   if (!proc) return live;
   while (const dirent* entry = ::readdir(proc.get())) {
     const char* name = entry->d_name;
     if (name[0] < '1' || name[0] > '9') continue;
-    consider(name, parse_decimal<pid_t>(name).value_or(0));
+    const pid_t pid = parse_decimal<pid_t>(name).value_or(0);
+    if (live_orphan(name, pid, self)) live.push_back(pid);
   }
   return live;
 }
@@ -98,7 +101,7 @@ std::vector<pid_t> sweep_orphans() {
   std::vector<pid_t> suspects;
   {
     std::lock_guard lock(children_mutex());
-    suspects = live_orphans(nullptr, self);
+    suspects = live_orphans(self);
   }
   if (suspects.empty()) return suspects;
   // A second look before killing and reporting (see kSecondLook); spawns are not held up by it.
@@ -106,7 +109,8 @@ std::vector<pid_t> sweep_orphans() {
   // reused by a spawn, which the second look under the lock sees.
   std::this_thread::sleep_for(kSecondLook);
   std::lock_guard lock(children_mutex());
-  std::vector<pid_t> killed = live_orphans(&suspects, self);
+  std::vector<pid_t> killed = std::move(suspects);
+  std::erase_if(killed, [self](pid_t pid) { return !live_orphan(pid, self); });
   for (const pid_t pid : killed) ::kill(pid, SIGKILL);
   // Reap what is already dead; the rest is reaped by a later sweep (SIGKILL is not instant).
   for (const pid_t pid : killed) ::waitpid(pid, nullptr, WNOHANG);

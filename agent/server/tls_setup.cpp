@@ -21,9 +21,9 @@ tls::ServerSettings server_tls_settings(const config::TlsSettings& tls) {
     // One store for the life of the process: sessions survive a reload (a new context), and a
     // resumed session is verified again against the new trust (Session::handshake).
     static const auto store = std::make_shared<tls::SessionStore>();
-    const auto lifetime = std::chrono::duration_cast<std::chrono::seconds>(tls.ticket_lifetime);
-    store->configure(static_cast<std::size_t>(tls.session_cache_size), lifetime);
-    settings.resumption = tls::ResumptionSettings{store, lifetime};
+    store->configure(static_cast<std::size_t>(tls.session_cache_size),
+                     std::chrono::duration_cast<std::chrono::seconds>(tls.ticket_lifetime));
+    settings.sessions = store;
   }
   return settings;
 }

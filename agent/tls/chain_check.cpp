@@ -8,12 +8,8 @@
 
 #include "agent/common/c_ptr.hpp"
 #include "agent/tls/peer_certificate.hpp"
-#include "agent/tls/session_store.hpp"
 
 namespace opsagent::tls {
-namespace {
-void free_chain(STACK_OF(X509) * chain) noexcept { sk_X509_pop_free(chain, X509_free); }
-}  // namespace
 
 std::optional<VerifyFailure> handshake_verify_failure(const SSL* ssl) {
   const long code = SSL_get_verify_result(ssl);
@@ -23,17 +19,13 @@ std::optional<VerifyFailure> handshake_verify_failure(const SSL* ssl) {
 
 std::optional<VerifyFailure> verify_peer_chain(SSL* ssl, SSL_CTX* ctx,
                                                std::vector<std::string>* ca_fingerprints) {
-  if (!SSL_session_reused(ssl)) {
-    // Server side, the peer chain comes without the leaf.
-    return verify_chain(SSL_get0_peer_certificate(ssl), SSL_get_peer_cert_chain(ssl), ctx,
-                        ca_fingerprints);
-  }
-  // A resumed session: the intermediates of its full handshake, kept with the session.
-  const CPtr<STACK_OF(X509), free_chain> chain(resumed_peer_chain(ssl));
-  if (!chain) {
+  // Server side, the peer chain comes without the leaf. A resumed session shares it with the
+  // session of its full handshake (session_store.hpp); not knowing it there fails closed.
+  STACK_OF(X509)* chain = SSL_get_peer_cert_chain(ssl);
+  if (chain == nullptr && SSL_session_reused(ssl) == 1) {
     return VerifyFailure{X509_V_ERR_UNSPECIFIED, "the resumed session carries no peer chain"};
   }
-  return verify_chain(SSL_get0_peer_certificate(ssl), chain.get(), ctx, ca_fingerprints);
+  return verify_chain(SSL_get0_peer_certificate(ssl), chain, ctx, ca_fingerprints);
 }
 
 std::optional<VerifyFailure> verify_chain(X509* leaf, STACK_OF(X509) * chain, SSL_CTX* ctx,

@@ -123,6 +123,11 @@ std::size_t SessionStore::size() const {
   return entries_.size();
 }
 
+std::chrono::seconds SessionStore::lifetime() const {
+  const std::lock_guard lock(mutex_);
+  return lifetime_;
+}
+
 void SessionStore::drop_front() {
   Entry& oldest = entries_.front();
   by_id_.erase(oldest.id);
@@ -134,7 +139,7 @@ void SessionStore::drop_expired(Clock::time_point now) {
   while (!entries_.empty() && now - entries_.front().added >= lifetime_) drop_front();
 }
 
-void configure_resumption(SSL_CTX* ctx, const ResumptionSettings& settings) {
+void configure_resumption(SSL_CTX* ctx, const std::shared_ptr<SessionStore>& store) {
   // Early data is replayable: never accepted (a ticket says max_early_data 0, and the server
   // reads none).
   SSL_CTX_set_max_early_data(ctx, 0);
@@ -145,7 +150,7 @@ void configure_resumption(SSL_CTX* ctx, const ResumptionSettings& settings) {
   // On a server, SSL_OP_NO_TICKET means no stateless tickets: TLS 1.3 tickets are then session
   // ids (and TLS 1.2 gets no tickets).
   SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
-  if (!settings.store) {
+  if (!store) {
     // No resumption and no tickets at all, so a client never holds one the agent would refuse.
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_num_tickets(ctx, 0);
@@ -155,19 +160,11 @@ void configure_resumption(SSL_CTX* ctx, const ResumptionSettings& settings) {
   // the session of every connection that ends without the agent's close_notify.
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER | SSL_SESS_CACHE_NO_INTERNAL);
   SSL_CTX_set_num_tickets(ctx, 1);
-  SSL_CTX_set_timeout(ctx, static_cast<long>(settings.lifetime.count()));
-  SSL_CTX_set_ex_data(ctx, store_index(), new std::shared_ptr<SessionStore>(settings.store));
+  SSL_CTX_set_timeout(ctx, static_cast<long>(store->lifetime().count()));
+  SSL_CTX_set_ex_data(ctx, store_index(), new std::shared_ptr<SessionStore>(store));
   SSL_CTX_sess_set_new_cb(ctx, new_session_cb);
   SSL_CTX_sess_set_get_cb(ctx, get_session_cb);
   SSL_CTX_set_client_hello_cb(ctx, client_hello_cb, nullptr);
-}
-
-STACK_OF(X509) * resumed_peer_chain(SSL* ssl) {
-  if (SSL_session_reused(ssl) == 0) return nullptr;
-  // Server side, the chain comes without the leaf; the resumed session shares it with the
-  // session of the full handshake.
-  STACK_OF(X509)* chain = SSL_get_peer_cert_chain(ssl);
-  return chain != nullptr ? X509_chain_up_ref(chain) : nullptr;
 }
 
 }  // namespace opsagent::tls

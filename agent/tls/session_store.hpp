@@ -46,6 +46,7 @@ class SessionStore {
   SSL_SESSION* take(const unsigned char* id, std::size_t len, Clock::time_point now) noexcept;
 
   [[nodiscard]] std::size_t size() const;
+  [[nodiscard]] std::chrono::seconds lifetime() const;
 
  private:
   struct Entry {
@@ -63,19 +64,9 @@ class SessionStore {
   std::unordered_map<std::string, std::list<Entry>::iterator> by_id_;
 };
 
-struct ResumptionSettings {
-  std::shared_ptr<SessionStore> store;  ///< null: no tickets, every handshake is a full one
-  std::chrono::seconds lifetime{7200};  ///< the lifetime a ticket states to the client
-};
-
 /// Turns resumption on for a server context (a ticket per handshake for a client that asks for
-/// one, sessions in `settings.store`, session id context, lifetime, no early data), or makes
-/// sure it is off.
-void configure_resumption(SSL_CTX* ctx, const ResumptionSettings& settings);
-
-/// The untrusted intermediates the client sent in the full handshake that the resumed session
-/// of `ssl` descends from; an empty stack when there were none. The caller frees it
-/// (sk_X509_pop_free). Null when `ssl` was not resumed or the chain is not known.
-STACK_OF(X509) * resumed_peer_chain(SSL* ssl);
+/// one, sessions in `store`, session id context, the store's lifetime, no early data), or, with
+/// a null `store`, makes sure it is off.
+void configure_resumption(SSL_CTX* ctx, const std::shared_ptr<SessionStore>& store);
 
 }  // namespace opsagent::tls

@@ -111,7 +111,7 @@ ssl::context make_server_context(const ServerSettings& settings) {
   apply_common(raw, settings.allow_tls12, join_groups(settings.groups));
   SSL_CTX_set_options(raw, SSL_OP_CIPHER_SERVER_PREFERENCE);
   // TLS 1.3 tickets naming sessions kept in the agent's memory, or none (session_store.hpp).
-  configure_resumption(raw, settings.resumption);
+  configure_resumption(raw, settings.sessions);
   SSL_CTX_set_max_cert_list(raw, kMaxCertList);
   // An idle session holds no OpenSSL record buffers (about 34 KiB each otherwise): they are
   // freed whenever empty and allocated again by the next record (issue 13, idle RSS).

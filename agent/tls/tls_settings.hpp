@@ -19,7 +19,7 @@ struct ServerSettings {
   bool allow_tls12 = false;           ///< TLS 1.2 (ECDHE + AEAD only) besides TLS 1.3
   int verify_depth = 4;               ///< max intermediate CAs in a client chain
   std::vector<std::string> groups;    ///< key exchange groups in preference order (OpenSSL names)
-  ResumptionSettings resumption;      ///< TLS 1.3 resumption; no store = off
+  std::shared_ptr<SessionStore> sessions;  ///< TLS 1.3 resumption; null = off
 };
 
 /// The key exchange groups the agent and opsctl may use: ECDHE only, never finite-field groups

@@ -69,7 +69,9 @@ TEST(SessionStore, OnMeansStatefulTicketsOneEachNoEarlyDataAndAlwaysDhe) {
   SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
   ASSERT_NE(ctx, nullptr);
   SSL_CTX_set_options(ctx, SSL_OP_ALLOW_NO_DHE_KEX);  // whatever was there before
-  configure_resumption(ctx, ResumptionSettings{std::make_shared<SessionStore>(), 7200s});
+  const auto store = std::make_shared<SessionStore>();
+  store->configure(4096, 7200s);
+  configure_resumption(ctx, store);
   EXPECT_EQ(SSL_CTX_get_options(ctx) & SSL_OP_ALLOW_NO_DHE_KEX, 0U);
   // On a server: no stateless tickets, the TLS 1.3 ticket is the session's id.
   EXPECT_NE(SSL_CTX_get_options(ctx) & SSL_OP_NO_TICKET, 0U);
@@ -84,7 +86,7 @@ TEST(SessionStore, OnMeansStatefulTicketsOneEachNoEarlyDataAndAlwaysDhe) {
   SSL_CTX_free(ctx);
 
   ctx = SSL_CTX_new(TLS_server_method());
-  configure_resumption(ctx, ResumptionSettings{});
+  configure_resumption(ctx, nullptr);
   EXPECT_NE(SSL_CTX_get_options(ctx) & SSL_OP_NO_TICKET, 0U);
   EXPECT_EQ(SSL_CTX_get_num_tickets(ctx), 0U);
   EXPECT_EQ(SSL_CTX_get_session_cache_mode(ctx), SSL_SESS_CACHE_OFF);
