@@ -254,6 +254,7 @@ asio::awaitable<HostResult> AgentConnection::command(std::string line, LineHandl
     co_return fail(HostStatus::error, "connection",
                    "cannot send the command: " + write_ec.message());
 
+  protocol::ReplyLine parsed;  // one for every line: a streamed line reuses its storage
   while (true) {
     const std::optional<std::string_view> reply = buffered_line();
     if (!reply) {
@@ -274,7 +275,7 @@ asio::awaitable<HostResult> AgentConnection::command(std::string line, LineHandl
       continue;
     }
     const protocol::Mode mode = mode_of(*reply);
-    const protocol::ReplyLine parsed = protocol::parse_reply_line(*reply, mode);
+    protocol::parse_reply_line(*reply, mode, parsed);
     if (on_line) on_line(parsed, *reply);
     if (!parsed.is_final()) continue;
     HostResult r = result_from_final_line(parsed);

@@ -9,6 +9,7 @@
 
 #include "agent/client/collected_output.hpp"
 #include "agent/client/reporter_base.hpp"
+#include "agent/protocol/reply_formatter.hpp"
 
 namespace opsagent::client {
 namespace {
@@ -44,9 +45,14 @@ class RawReporter final : public ReporterBase {
               const ReportOptions& options)
       : ReporterBase(targets, streams, progress, options), raw_bytes_(options.raw_bytes) {}
   void line(std::size_t, protocol::Channel channel, std::string_view text) override {
-    std::string out = raw_bytes_ ? std::string(text) : shown(text);
-    out.push_back('\n');
-    emit(stream(channel), out);
+    line_.clear();  // keeps its capacity: a streamed line allocates nothing here
+    if (raw_bytes_) {
+      line_.append(text);
+    } else {
+      protocol::sanitize_append(line_, text);
+    }
+    line_.push_back('\n');
+    emit(stream(channel), line_);
   }
   void result(std::size_t, const HostResult& r) override {
     if (shows_reply_text(r)) emit(streams_.out, shown(r.reply_text) + "\n");
@@ -55,6 +61,7 @@ class RawReporter final : public ReporterBase {
 
  private:
   bool raw_bytes_;
+  std::string line_;
 };
 
 // "web1   | line" on stdout, "web1   ! line" on stderr, "web1   # denied: ..." for failures.

@@ -169,4 +169,18 @@ ReplyLine parse_reply_line(std::string_view line, Mode mode) {
   return mode == Mode::json ? parse_json(line) : parse_text(line);
 }
 
+void parse_reply_line(std::string_view line, Mode mode, ReplyLine& into) {
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  if (mode == Mode::text && line.size() >= 2 && (line[0] == '|' || line[0] == '!') &&
+      line[1] == ' ') {
+    into.kind = ReplyKind::data;
+    into.channel = line[0] == '|' ? Channel::out : Channel::err;
+    into.text.assign(line.substr(2));
+    into.code.clear();
+    into.fields.clear();
+    return;
+  }
+  into = mode == Mode::json ? parse_json(line) : parse_text(line);
+}
+
 }  // namespace opsagent::protocol

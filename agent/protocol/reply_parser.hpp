@@ -43,5 +43,8 @@ struct ReplyLine {
 /// Classifies one line (without its LF; one trailing CR is ignored) received in `mode`.
 /// Never throws; anything unrecognised is ReplyKind::invalid.
 ReplyLine parse_reply_line(std::string_view line, Mode mode);
+/// The same, into `into`; a text-mode data line reuses its storage, so a client that streams
+/// output through one ReplyLine allocates nothing per line.
+void parse_reply_line(std::string_view line, Mode mode, ReplyLine& into);
 
 }  // namespace opsagent::protocol

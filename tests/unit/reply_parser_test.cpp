@@ -126,6 +126,28 @@ TEST(ReplyParser, ReadsTheGreeting) {
   EXPECT_EQ(line.fields.at("roles"), "operator,reader");
 }
 
+TEST_P(BothModes, OneReplyLineReusedAcrossLinesReadsEachAsAFreshOneWould) {
+  ReplyFormatter f = fmt();
+  std::vector<std::string> lines(6);
+  f.data(lines[0], Channel::out, "first line");
+  f.error(lines[1], ErrorCode::denied, "not for you", {{"rule", "deny", false}});
+  f.data(lines[2], Channel::err, "second\tline\r");
+  f.data(lines[3], Channel::out, "");
+  f.ok(lines[4], "done", {{"exit", "3", true}});
+  lines[5] = "garbage\n";
+  ReplyLine reused;
+  for (const auto& l : lines) {
+    const std::string line = strip_lf(l);
+    parse_reply_line(line, GetParam(), reused);
+    const ReplyLine fresh = parse_reply_line(line, GetParam());
+    EXPECT_EQ(reused.kind, fresh.kind) << line;
+    EXPECT_EQ(reused.channel, fresh.channel) << line;
+    EXPECT_EQ(reused.text, fresh.text) << line;
+    EXPECT_EQ(reused.code, fresh.code) << line;
+    EXPECT_EQ(reused.fields, fresh.fields) << line;
+  }
+}
+
 TEST(ReplyParser, BareOkAndTrailingCr) {
   EXPECT_EQ(parse_reply_line("OK", Mode::text).kind, ReplyKind::ok);
   const auto line = parse_reply_line("OK pong\r", Mode::text);
