@@ -1,5 +1,6 @@
 #include "agent/protocol/reply_parser.hpp"
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -88,20 +89,23 @@ ReplyLine invalid(std::string_view line) {
   return r;
 }
 
+// A text data line ("| text", "! text") into `r`, reusing its storage; false for any other
+// line. The formatter writes "|"/"!" plus a space even for empty lines; a bare prefix is
+// accepted too.
+bool read_text_data(std::string_view line, ReplyLine& r) {
+  if (line.empty() || (line[0] != '|' && line[0] != '!')) return false;
+  if (line.size() > 1 && line[1] != ' ') return false;
+  r.kind = ReplyKind::data;
+  r.channel = line[0] == '|' ? Channel::out : Channel::err;
+  r.text.assign(line.substr(std::min<std::size_t>(2, line.size())));
+  r.code.clear();
+  r.fields.clear();
+  return true;
+}
+
 ReplyLine parse_text(std::string_view line) {
   ReplyLine r;
-  if (line.size() >= 2 && (line.substr(0, 2) == "| " || line.substr(0, 2) == "! ")) {
-    r.kind = ReplyKind::data;
-    r.channel = line[0] == '|' ? Channel::out : Channel::err;
-    r.text = std::string(line.substr(2));
-    return r;
-  }
-  // The formatter writes "|"/"!" plus a space even for empty lines; accept a bare prefix too.
-  if (line == "|" || line == "!") {
-    r.kind = ReplyKind::data;
-    r.channel = line[0] == '|' ? Channel::out : Channel::err;
-    return r;
-  }
+  if (read_text_data(line, r)) return r;
   if (line == "OK" || line.substr(0, 3) == "OK ") {
     r.kind = ReplyKind::ok;
     split_message_and_fields(line.size() > 2 ? line.substr(3) : std::string_view{}, r);
@@ -171,15 +175,7 @@ ReplyLine parse_reply_line(std::string_view line, Mode mode) {
 
 void parse_reply_line(std::string_view line, Mode mode, ReplyLine& into) {
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-  if (mode == Mode::text && line.size() >= 2 && (line[0] == '|' || line[0] == '!') &&
-      line[1] == ' ') {
-    into.kind = ReplyKind::data;
-    into.channel = line[0] == '|' ? Channel::out : Channel::err;
-    into.text.assign(line.substr(2));
-    into.code.clear();
-    into.fields.clear();
-    return;
-  }
+  if (mode == Mode::text && read_text_data(line, into)) return;
   into = mode == Mode::json ? parse_json(line) : parse_text(line);
 }
 
