@@ -3,9 +3,9 @@
 #  1. opsagent-bench-audit: records/s and CPU per record of the writer (encoder + group commit)
 #     against the writer it replaced (nlohmann::json + one write(2) per record under a mutex),
 #     RECORDS records from 1 and from 4 producer threads.
-#  2. the real agent under a ping load (opsagent-loadgen, 8 connections, DEPTH pipelined pings
-#     each): agent CPU per ping with `audit.builtins: all` (one record per ping) and `denied`
-#     (no record); the difference is the agent CPU one audit record costs. With --peer, the
+#  2. the real agent under a ping load (opsagent-loadgen, CONNS connections, default 8, DEPTH
+#     pipelined pings each): agent CPU per ping with `audit.builtins: all` (one record per
+#     ping) and `denied` (no record); the difference is the agent CPU one audit record costs. With --peer, the
 #     agent of another build (e.g. the previous commit's) runs the same load, alternating with
 #     this one, ROUNDS times.
 # With --ship, the cost of shipping copies to journald and syslog instead: part 1 runs the
@@ -13,7 +13,7 @@
 # a receiver thread; part 2 runs the agent (`builtins: all`) without shipping and shipping to
 # both, each socket drained by a python3 receiver (a stand-in daemon). Copies the receivers
 # cannot take in time are dropped and counted (sent/dropped in the output).
-# Usage: scripts/bench-audit.sh [--records N] [--seconds S] [--depth D] [--rounds R]
+# Usage: scripts/bench-audit.sh [--records N] [--seconds S] [--conns C] [--depth D] [--rounds R]
 #                               [--agent-only] [--build DIR] [--peer DIR] [--ship]
 set -euo pipefail
 
@@ -22,6 +22,7 @@ build="${repo_root}/build/release"
 peer=""
 records=1000000
 secs=5
+conns=8
 depth=16
 rounds=1
 agent_only=0
@@ -30,13 +31,14 @@ while [[ $# -gt 0 ]]; do
   case "$1" in
     --records) records="$2"; shift ;;
     --seconds) secs="$2"; shift ;;
+    --conns) conns="$2"; shift ;;
     --depth) depth="$2"; shift ;;
     --rounds) rounds="$2"; shift ;;
     --agent-only) agent_only=1 ;;
     --build) build="$2"; shift ;;
     --peer) peer="$2"; shift ;;
     --ship) ship=1 ;;
-    -h | --help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench-audit.sh: unknown argument: $1" >&2; exit 2 ;;
   esac
   shift
@@ -62,7 +64,7 @@ if [[ "${agent_only}" -eq 0 ]]; then
   done
 fi
 
-echo "# 2. agent under a ping load (8 connections, depth ${depth}), ${secs} s each"
+echo "# 2. agent under a ping load (${conns} connections, depth ${depth}), ${secs} s each"
 c="${work}/certs"
 bench_ping_policy
 clock_ticks="$(getconf CLK_TCK)"
@@ -110,7 +112,7 @@ AGENT
       bench_start_agent
       before="$(bench_cpu_ticks "${agent_pid}")"
       result="$("${build}/bench/opsagent-loadgen" --port "${port}" --cert "${c}/alice.crt" \
-        --key "${c}/alice.key" --ca "${c}/ca.crt" --request ping --conns 8 --depth "${depth}" \
+        --key "${c}/alice.key" --ca "${c}/ca.crt" --request ping --conns "${conns}" --depth "${depth}" \
         --duration "${secs}")"
       after="$(bench_cpu_ticks "${agent_pid}")"
       shipped="$(curl -s "http://127.0.0.1:$((port + 1))/metrics" |

@@ -5,6 +5,8 @@
 // thread; whichever lets go last frees it, so neither waits for the other to let go.
 
 #include <atomic>
+#include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <utility>
@@ -13,13 +15,15 @@
 #include <boost/system/error_code.hpp>
 
 #include "agent/audit/audit_writer.hpp"
+#include "agent/audit/receipt_wake.hpp"
 
 namespace opsagent::audit {
 
-/// The record behind a Receipt. The writer only stores the result and sets `done`; it never
-/// posts to a session's strand: a strand queues a function first and then allocates the
-/// operation that schedules it, so a failed allocation there would leave the strand stuck and
-/// the session hung (SECURITY-MATRIX H5). The session polls instead (Receipt::wait).
+/// The record behind a Receipt. The writer only stores the result, marks it done and, when a
+/// session waits for it, writes that session's WakeSignal (an eventfd); it never posts to a
+/// session's strand: a strand queues a function first and then allocates the operation that
+/// schedules it, so a failed allocation there would leave the strand stuck and the session hung
+/// (SECURITY-MATRIX H5).
 class SharedRecord final : public PendingRecord {
  public:
   explicit SharedRecord(std::string body) noexcept : PendingRecord(std::move(body)) {}
@@ -30,13 +34,23 @@ class SharedRecord final : public PendingRecord {
   void fail_unqueued(boost::system::error_code ec) noexcept { complete(ec); }
   /// The caller's share is dropped.
   void release() noexcept;
+  /// The caller is about to wait: complete() notifies `wake`. False when the record is done
+  /// already (nothing will be notified).
+  bool arm(std::shared_ptr<WakeSignal> wake) noexcept;
 
-  [[nodiscard]] bool done() const noexcept { return done_.load(std::memory_order_acquire); }
+  [[nodiscard]] bool done() const noexcept {
+    return state_.load(std::memory_order_acquire) == kDone;
+  }
   [[nodiscard]] boost::system::error_code result() const noexcept { return ec_; }
 
  private:
-  boost::system::error_code ec_;  // written by the writer before done_ is set
-  std::atomic<bool> done_{false};
+  static constexpr std::uint8_t kQueued = 0;
+  static constexpr std::uint8_t kArmed = 1;  // wake_ is set and is to be notified
+  static constexpr std::uint8_t kDone = 2;
+
+  boost::system::error_code ec_;      // written by the writer before state_ becomes kDone
+  std::shared_ptr<WakeSignal> wake_;  // written by arm() before state_ becomes kArmed
+  std::atomic<std::uint8_t> state_{kQueued};
   std::atomic<int> shares_{2};  // the caller's and the writer's
 };
 
@@ -66,8 +80,11 @@ class Receipt {
     return record_ == nullptr ? boost::system::error_code{} : record_->result();
   }
   /// Completes once the record was written (an empty error_code) or failed; on the caller's
-  /// executor, which it polls (a few yields, then a timer backing off from 20 us to 1 ms).
-  boost::asio::awaitable<boost::system::error_code> wait() const;
+  /// executor. After a few yields it waits to be woken by its context's ReceiptWake, looking
+  /// again every `fallback` should no wake-up come; on a context without a ReceiptWake it polls
+  /// with a timer backing off from 20 us to 1 ms.
+  [[nodiscard]] boost::asio::awaitable<boost::system::error_code> wait(
+      std::chrono::milliseconds fallback = std::chrono::milliseconds(1)) const;
 
  private:
   void reset() noexcept {

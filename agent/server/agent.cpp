@@ -21,6 +21,7 @@
 #include <spdlog/spdlog.h>
 
 #include "agent/audit/audit_log.hpp"
+#include "agent/audit/receipt_wake.hpp"
 #include "agent/common/best_effort.hpp"
 #include "agent/exec/orphan_reaper.hpp"
 #include "agent/metrics/metrics_server.hpp"
@@ -133,7 +134,11 @@ struct Agent::State {
         stop_signals(io, SIGINT, SIGTERM),
         reload_signal(io, SIGHUP),
         reserved_signals(io, SIGUSR1, SIGUSR2),
-        watchdog(io) {}
+        watchdog(io) {
+    // A session waiting for its audit record is woken by the writer (each context is run by
+    // one thread, which ReceiptWake requires).
+    for (auto* context : session_contexts()) audit::install_receipt_wake(*context);
+  }
 
   void start_metrics();
   void on_stop_signal(int sig);
