@@ -54,8 +54,11 @@ void ReceiptWake::read_on(asio::io_context& io) {
   copy.release();
 }
 
+// The context is going: waits still linked are destroyed after this (with the rest of the
+// context's work) and only unlink themselves.
 void ReceiptWake::shutdown() {
   stopped_ = true;
+  reading_ = false;
   reader_.reset();  // the pending read (if any) is abandoned with the context's other work
 }
 
@@ -83,7 +86,7 @@ void ReceiptWake::remove(ReceiptWaiter& w) noexcept {
   if (!w.linked) return;  // the wake took it off already
   unlink(w);
   // Nobody waits: stop reading, so that the context can run out of work and its run() return.
-  if (head_ == nullptr && reading_) {
+  if (head_ == nullptr && reading_ && reader_) {
     boost::system::error_code ignored;
     reader_->cancel(ignored);  // no system call: the read completes with operation_aborted
   }
