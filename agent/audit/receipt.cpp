@@ -51,8 +51,8 @@ class LinkedWaiter {
   LinkedWaiter(const LinkedWaiter&) = delete;
   LinkedWaiter& operator=(const LinkedWaiter&) = delete;
   ~LinkedWaiter() { wake_.remove(waiter_); }
-  /// True once, after the wake cancelled the timer.
-  bool take_woken() noexcept { return std::exchange(waiter_.woken, false); }
+  /// True after the wake took the wait off its list and cancelled the timer.
+  [[nodiscard]] bool woken() const noexcept { return !waiter_.linked; }
 
  private:
   ReceiptWake& wake_;
@@ -85,8 +85,7 @@ asio::awaitable<boost::system::error_code> Receipt::wait(std::chrono::millisecon
       // A wake-up that never comes costs `fallback`, not the session.
       timer.expires_after(fallback);
       const auto [ec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
-      const bool woken = waiter.take_woken();
-      if (ec == asio::error::operation_aborted && !woken) {
+      if (ec == asio::error::operation_aborted && !waiter.woken()) {
         throw boost::system::system_error(ec);  // the session's own cancellation
       }
     }

@@ -130,7 +130,6 @@ void ReceiptWake::on_signal(const boost::system::error_code& ec) noexcept {
     ReceiptWaiter* next = w->next;
     if (w->record->done()) {
       unlink(*w);
-      w->woken = true;
       try {
         w->timer->cancel();
       } catch (const boost::system::system_error& e) {  // not seen: the wait's fallback timer

@@ -50,8 +50,7 @@ class WakeSignal {
 struct ReceiptWaiter {
   const SharedRecord* record = nullptr;
   boost::asio::steady_timer* timer = nullptr;
-  bool woken = false;   // the timer was cancelled by the wake, not by the session's own cancel
-  bool linked = false;  // in the list (the wake unlinks a wait when it wakes it)
+  bool linked = false;  // in the list; the wake unlinks a wait when it wakes it
   ReceiptWaiter* prev = nullptr;
   ReceiptWaiter* next = nullptr;
 };
@@ -72,7 +71,7 @@ class ReceiptWake final : public boost::asio::execution_context::service {
   ~ReceiptWake() override = default;
 
   [[nodiscard]] const std::shared_ptr<WakeSignal>& signal() const noexcept { return signal_; }
-  /// `w` waits until its record is done; then it is taken off the list, w.woken is set and
+  /// `w` waits until its record is done; then it is taken off the list (w.linked false) and
   /// its timer cancelled.
   void add(ReceiptWaiter& w) noexcept;
   /// `w` no longer waits (a no-op once it was woken).

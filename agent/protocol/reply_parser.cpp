@@ -103,9 +103,9 @@ bool read_text_data(std::string_view line, ReplyLine& r) {
   return true;
 }
 
+// Any text line but a data line (read_text_data).
 ReplyLine parse_text(std::string_view line) {
   ReplyLine r;
-  if (read_text_data(line, r)) return r;
   if (line == "OK" || line.substr(0, 3) == "OK ") {
     r.kind = ReplyKind::ok;
     split_message_and_fields(line.size() > 2 ? line.substr(3) : std::string_view{}, r);
@@ -169,14 +169,18 @@ std::optional<std::int64_t> ReplyLine::int_field(std::string_view key) const {
 }
 
 ReplyLine parse_reply_line(std::string_view line, Mode mode) {
-  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-  return mode == Mode::json ? parse_json(line) : parse_text(line);
+  ReplyLine r;
+  parse_reply_line(line, mode, r);
+  return r;
 }
 
 void parse_reply_line(std::string_view line, Mode mode, ReplyLine& into) {
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-  if (mode == Mode::text && read_text_data(line, into)) return;
-  into = mode == Mode::json ? parse_json(line) : parse_text(line);
+  if (mode == Mode::json) {
+    into = parse_json(line);
+  } else if (!read_text_data(line, into)) {
+    into = parse_text(line);
+  }
 }
 
 }  // namespace opsagent::protocol

@@ -14,6 +14,7 @@
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_future.hpp>
 #include <gtest/gtest.h>
 
@@ -117,6 +118,40 @@ TEST(ReceiptWake, AWriterCompletingAfterTheContextIsGoneTouchesNothingFreed) {
   std::thread writer([&] { q.record->complete({}); });  // notifies the signal the record holds
   writer.join();
   EXPECT_TRUE(q.receipt.done());
+}
+
+TEST(ReceiptWake, AWaitArrivingWhileTheLastOnesReadIsBeingCancelledIsStillWoken) {
+  asio::io_context io(1);
+  install_receipt_wake(io);
+  auto& wake = asio::use_service<ReceiptWake>(io);
+  Queued first;
+  Queued second;
+  asio::steady_timer first_timer(io);
+  asio::steady_timer second_timer(io);
+  ReceiptWaiter a;
+  a.record = first.record;
+  a.timer = &first_timer;
+  wake.add(a);     // starts reading the eventfd
+  wake.remove(a);  // the last wait leaves: the read is cancelled, its completion not run yet
+  ReceiptWaiter b;
+  b.record = second.record;
+  b.timer = &second_timer;
+  ASSERT_TRUE(second.record->arm(wake.signal()));
+  wake.add(b);  // before that completion ran
+  bool fired = false;
+  boost::system::error_code woke;
+  second_timer.expires_after(hours(1));
+  second_timer.async_wait([&](const boost::system::error_code& ec) {
+    fired = true;
+    woke = ec;
+  });
+  std::thread writer([&] { second.record->complete({}); });
+  writer.join();
+  io.run_for(std::chrono::seconds(10));
+  ASSERT_TRUE(fired);
+  EXPECT_EQ(woke, asio::error::operation_aborted);  // cancelled by the wake, not expired
+  EXPECT_FALSE(b.linked);
+  first.record->complete({});
 }
 
 TEST(ReceiptWake, AWaitCancelledByItsSessionEndsAsBeforeAndLeavesNoReadPending) {
