@@ -145,7 +145,9 @@ void expect_verify_failure(const AgentProcess& agent, const ClientOptions& optio
   if (!rec.is_null()) {
     EXPECT_EQ(rec["verify_error"], X509_verify_cert_error_string(code)) << rec.dump();
     for (const auto& r : agent.audit()) {
-      if (r.value("event", "") == "auth_ok") EXPECT_NE(r["conn"], rec["conn"]) << r.dump();
+      if (r.value("event", "") == "auth_ok") {
+        EXPECT_NE(r["conn"], rec["conn"]) << r.dump();
+      }
     }
   }
   expect_no_command_records(agent);

@@ -23,7 +23,7 @@ namespace opsagent::testing {
 struct AgentSpec {
   std::string policy_yaml;  ///< the whole policy file; @DIR@ and @HELPERS@ are replaced by the
                             ///< agent's directory and the directory of the helper programs
-  std::map<std::string, std::string> sections;  ///< agent.yaml top-level key -> YAML value
+  std::map<std::string, std::string> sections{};  ///< agent.yaml top-level key -> YAML value
   std::string listen_host = "127.0.0.1";
   std::map<std::string, std::string> env{};  ///< environment variables set (or replaced) for the
                                              ///< agent on top of the test's own environment
