@@ -154,8 +154,9 @@ int explain_main(int argc, char** argv) {
   // One argument is one protocol line, quoting and all, as a client would type it.
   if (flags.words.size() == 1) {
     auto parsed = protocol::parse_command(flags.words.front());
-    if (!parsed)
+    if (!parsed) {
       return explain_usage_error("cannot parse the command line: " + parsed.error().message);
+    }
     flags.words = {parsed->verb};
     flags.words.insert(flags.words.end(), parsed->args.begin(), parsed->args.end());
   }

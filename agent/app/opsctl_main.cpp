@@ -55,8 +55,9 @@ std::string command_line(const std::vector<std::string>& words) {
   }
   const auto parsed = protocol::parse_command(line);
   if (!parsed) usage_error("invalid command: " + parsed.error().message);
-  if (parsed->verb != words.front() || parsed->args.size() + 1 != words.size())
+  if (parsed->verb != words.front() || parsed->args.size() + 1 != words.size()) {
     usage_error("invalid command");
+  }
   return line;
 }
 
@@ -104,8 +105,9 @@ int main(int argc, char** argv) {
   if (auto* done = std::get_if<CliExit>(&parsed)) {
     std::fputs(done->out.c_str(), stdout);
     // The message may quote a target pattern: escaped like everything opsctl prints.
-    if (!done->err.empty())
+    if (!done->err.empty()) {
       std::fprintf(stderr, "%s\n", protocol::sanitize_line(done->err).c_str());
+    }
     return done->status;
   }
   const CliOptions& opts = std::get<CliOptions>(parsed);
@@ -168,8 +170,9 @@ int main(int argc, char** argv) {
   }
 
   if (opts.command.empty()) {
-    if (targets.size() != 1)
+    if (targets.size() != 1) {
       usage_error("an interactive session needs exactly one host; give a COMMAND for several");
+    }
     if (opts.raw_bytes) usage_error("--raw-bytes needs a COMMAND (the shell always escapes)");
     return run_interactive(*tls, targets.front(), settings.timeouts, default_history_file());
   }
@@ -178,8 +181,9 @@ int main(int argc, char** argv) {
   const bool single = selection->single_host;
   const OutputMode mode = opts.output.value_or(single ? OutputMode::raw : OutputMode::prefix);
   // Raw bytes only where nothing else shares the stream: one host's own lines, no prefixes.
-  if (opts.raw_bytes && (!single || mode != OutputMode::raw))
+  if (opts.raw_bytes && (!single || mode != OutputMode::raw)) {
     usage_error("--raw-bytes needs exactly one host and -o raw");
+  }
   ProgressLine progress(stderr, !single && ::isatty(STDERR_FILENO) == 1, targets.size());
   ReportOptions report;
   report.raw_bytes = opts.raw_bytes;
@@ -228,8 +232,9 @@ int main(int argc, char** argv) {
     std::printf("%s\n", json_summary(targets, results, elapsed, facts).c_str());
     std::fflush(stdout);
   }
-  if (!opts.retry_file.empty() && !write_retry_file(opts.retry_file, targets, results))
+  if (!opts.retry_file.empty() && !write_retry_file(opts.retry_file, targets, results)) {
     return exit_status::kConfig;
+  }
 
   if (single) {
     const std::string message = failure_message(targets.front(), results.front());

@@ -44,8 +44,9 @@ AuditWriter::AuditWriter(std::filesystem::path path, UniqueFd fd, std::string st
   terminate_torn_ = options.tail.torn;
   previous_torn_ = options.tail.torn;
   batch_.reserve(64 * 1024);
-  for (auto& sink : options.sinks)
+  for (auto& sink : options.sinks) {
     sinks_.push_back(std::make_unique<DatagramSink>(std::move(sink)));
+  }
   thread_ = std::thread([this] { run(); });
   ::pthread_setname_np(thread_.native_handle(), "audit-writer");  // top -H, benchmarks
 }

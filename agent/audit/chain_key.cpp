@@ -20,8 +20,9 @@ Result<std::string> read_chain_key_file(const std::filesystem::path& path, bool 
   if (raw < 0) return error(std::string("cannot open the key file: ") + std::strerror(errno));
   const UniqueFd fd(raw);
   struct stat st {};
-  if (::fstat(fd.get(), &st) != 0)
+  if (::fstat(fd.get(), &st) != 0) {
     return error(std::string("cannot stat: ") + std::strerror(errno));
+  }
   if (!S_ISREG(st.st_mode)) return error("the key file is not a regular file");
   if (strict) {
     if ((st.st_mode & 077) != 0) {

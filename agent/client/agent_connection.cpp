@@ -250,9 +250,10 @@ asio::awaitable<HostResult> AgentConnection::command(std::string line, LineHandl
                    "sending the command timed out after " + limit_text);
   }
   const error_code write_ec = std::get<0>(*written);
-  if (write_ec)
+  if (write_ec) {
     co_return fail(HostStatus::error, "connection",
                    "cannot send the command: " + write_ec.message());
+  }
 
   protocol::ReplyLine parsed;  // one for every line: a streamed line reuses its storage
   while (true) {

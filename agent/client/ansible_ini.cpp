@@ -77,8 +77,9 @@ std::vector<Token> tokens(std::string_view line, const std::string& file, int li
       const char c = line[i];
       if (c == '"' || c == '\'') {
         const auto close = line.find(c, i + 1);
-        if (close == std::string_view::npos)
+        if (close == std::string_view::npos) {
           fail(file, line_no, static_cast<int>(i) + 1, "unterminated quote");
+        }
         t.text.append(line.substr(i + 1, close - i - 1));
         t.quoted = true;
         i = close + 1;
@@ -96,8 +97,9 @@ std::vector<Token> tokens(std::string_view line, const std::string& file, int li
 std::pair<YamlNode, YamlNode> key_value(std::string_view text, int column, const std::string& file,
                                         int line_no) {
   const auto eq = text.find('=');
-  if (eq == std::string_view::npos || eq == 0)
+  if (eq == std::string_view::npos || eq == 0) {
     fail(file, line_no, column, fmt::format("expected key=value, got '{}'", text));
+  }
   std::string key(text.substr(0, eq));
   while (!key.empty() && (key.back() == ' ' || key.back() == '\t')) key.pop_back();
   std::string_view value = text.substr(eq + 1);
@@ -118,8 +120,9 @@ std::pair<YamlNode, YamlNode> key_value(std::string_view text, int column, const
 
 std::string_view trimmed(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) {
     s.remove_suffix(1);
+  }
   return s;
 }
 
@@ -164,9 +167,10 @@ config::YamlNode parse_ansible_ini(std::string_view text, const std::string& fil
 
     if (line.front() == '[') {
       const auto close = line.find(']');
-      if (close == std::string_view::npos || trimmed(line.substr(close + 1)).size() > 0)
+      if (close == std::string_view::npos || trimmed(line.substr(close + 1)).size() > 0) {
         fail(file, line_no, indent,
              "a section header is [GROUP], [GROUP:vars] or [GROUP:children]");
+      }
       const std::string_view header = line.substr(1, close - 1);
       const auto colon = header.find(':');
       group = std::string(header.substr(0, colon));

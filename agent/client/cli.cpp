@@ -143,8 +143,9 @@ HostCount count_value(std::string_view flag, std::string v, bool allow_zero) {
     v.pop_back();
   }
   const auto n = parse_decimal<std::size_t>(v);
-  if (!n || (*n == 0 && !allow_zero) || (c.percent && *n > 100) || *n > 1000000)
+  if (!n || (*n == 0 && !allow_zero) || (c.percent && *n > 100) || *n > 1000000) {
     throw UsageError{fmt::format("{} needs a number of hosts or a percentage (N or N%)", flag)};
+  }
   c.value = *n;
   return c;
 }
@@ -160,15 +161,19 @@ ColourChoice colour_value(const std::string& v) {
 void check_output_options(const CliOptions& o, bool json, bool table) {
   if (json && table) throw UsageError{"--json and --table exclude each other"};
   const auto mode = o.output;
-  if (o.collapse && mode && *mode != OutputMode::grouped)
+  if (o.collapse && mode && *mode != OutputMode::grouped) {
     throw UsageError{"--collapse goes with grouped output only (-o grouped, or no -o)"};
-  if (o.sort && mode == OutputMode::json)
+  }
+  if (o.sort && mode == OutputMode::json) {
     throw UsageError{"--sort does not apply to JSON output (sort with jq)"};
-  if (o.quiet && ((mode && *mode != OutputMode::json) || o.collapse || o.sort))
+  }
+  if (o.quiet && ((mode && *mode != OutputMode::json) || o.collapse || o.sort)) {
     throw UsageError{
         "--quiet shows no per-host output; it excludes -o (but json), --collapse and --sort"};
-  if (o.raw_bytes && (o.collapse || o.sort || o.quiet))
+  }
+  if (o.raw_bytes && (o.collapse || o.sort || o.quiet)) {
     throw UsageError{"--raw-bytes excludes --collapse, --sort and --quiet"};
+  }
 }
 
 CliExit usage_exit(const std::string& message) {
@@ -273,10 +278,12 @@ std::variant<CliOptions, CliExit> parse_command_line(const std::vector<std::stri
     if (colour) o.colour = colour_value(*colour);
     if (concurrency) o.flags.concurrency = concurrency_value(*concurrency);
     if (no_resume) o.flags.resume = false;
-    if (connect_timeout)
+    if (connect_timeout) {
       o.flags.connect_timeout = duration_value("--connect-timeout", *connect_timeout, false);
-    if (handshake_timeout)
+    }
+    if (handshake_timeout) {
       o.flags.handshake_timeout = duration_value("--handshake-timeout", *handshake_timeout, false);
+    }
     if (timeout) o.flags.command_timeout = duration_value("--timeout", *timeout, true);
     if (retry) o.retries = retry_value(*retry);
     if (serial) o.serial = count_value("--serial", *serial, false);

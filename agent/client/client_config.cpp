@@ -59,15 +59,19 @@ FileSettings read_config_file(const fs::path& path, const EnvLookup& env) {
   const fs::path base = path.parent_path();
   FileSettings s;
   MapReader r(root, NodeContext{path.string(), ""});
-  if (const YamlNode* n = r.find("certificate"))
+  if (const YamlNode* n = r.find("certificate")) {
     s.certificate = file_path(*n, r.ctx("certificate"), base, env);
-  if (const YamlNode* n = r.find("private_key"))
+  }
+  if (const YamlNode* n = r.find("private_key")) {
     s.private_key = file_path(*n, r.ctx("private_key"), base, env);
+  }
   if (const YamlNode* n = r.find("ca")) s.ca = file_path(*n, r.ctx("ca"), base, env);
-  if (const YamlNode* n = r.find("inventory"))
+  if (const YamlNode* n = r.find("inventory")) {
     s.inventory = file_path(*n, r.ctx("inventory"), base, env);
-  if (const YamlNode* n = r.find("port"))
+  }
+  if (const YamlNode* n = r.find("port")) {
     s.port = static_cast<std::uint16_t>(config::as_int(*n, r.ctx("port"), 1, 65535));
+  }
   if (const YamlNode* n = r.find("concurrency")) {
     s.concurrency =
         static_cast<std::size_t>(config::as_int(*n, r.ctx("concurrency"), 1, kMaxConcurrency));
@@ -75,13 +79,15 @@ FileSettings read_config_file(const fs::path& path, const EnvLookup& env) {
   if (const YamlNode* n = r.find("resume")) s.resume = config::as_bool(*n, r.ctx("resume"));
   if (const YamlNode* t = r.find("timeouts")) {
     MapReader tr(*t, r.ctx("timeouts"));
-    if (const YamlNode* n = tr.find("connect"))
+    if (const YamlNode* n = tr.find("connect")) {
       s.connect = config::as_duration(*n, tr.ctx("connect"), milliseconds(1), kMaxTimeout);
+    }
     if (const YamlNode* n = tr.find("handshake")) {
       s.handshake = config::as_duration(*n, tr.ctx("handshake"), milliseconds(1), kMaxTimeout);
     }
-    if (const YamlNode* n = tr.find("command"))
+    if (const YamlNode* n = tr.find("command")) {
       s.command = config::as_duration(*n, tr.ctx("command"), milliseconds(0), kMaxTimeout);
+    }
     tr.finish();
   }
   r.finish();
@@ -172,9 +178,10 @@ void require_tls_files(const ClientSettings& s) {
       s.config_file.empty() ? "~/.config/opsctl/config.yaml" : s.config_file.string();
   const auto need = [&](const fs::path& p, std::string_view what, std::string_view flag,
                         std::string_view var, std::string_view key) {
-    if (p.empty())
+    if (p.empty()) {
       throw ConfigError(
           fmt::format("no {}: use {}, ${} or `{}:` in {}", what, flag, var, key, where));
+    }
   };
   need(s.tls.certificate, "client certificate", "--cert", "OPSCTL_CERT", "certificate");
   need(s.tls.private_key, "client private key", "--key", "OPSCTL_KEY", "private_key");

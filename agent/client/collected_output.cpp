@@ -50,8 +50,9 @@ class CollectedReporter final : public detail::ReporterBase {
     if (mode_ != OutputMode::table) lines_[host].emplace_back(channel, shown(text));
   }
   void result(std::size_t host, const HostResult& r) override {
-    if (mode_ != OutputMode::table && shows_reply_text(r))
+    if (mode_ != OutputMode::table && shows_reply_text(r)) {
       line(host, protocol::Channel::out, r.reply_text);
+    }
     results_[host] = r;
     results_[host]->reply_text.clear();  // shown as a line already; the table does not show it
     done(r);
@@ -88,8 +89,9 @@ class CollectedReporter final : public detail::ReporterBase {
     const HostResult& r = *results_[host];
     if (silent(r)) return;
     if (mode_ == OutputMode::prefix) {
-      for (const auto& [channel, text] : lines_[host])
+      for (const auto& [channel, text] : lines_[host]) {
         put(stream(channel), prefix_line(host, channel, text));
+      }
       if (r.status != HostStatus::ok) put(streams_.err, prefix_failure(host, r));
       return;
     }

@@ -58,8 +58,9 @@ void report(FanOutState& state, std::size_t index, HostResult result) {
   if (result.status != HostStatus::ok && result.status != HostStatus::cancelled &&
       result.status != HostStatus::not_started) {
     ++state.failures;
-    if (state.options.max_fail && state.failures > *state.options.max_fail)
+    if (state.options.max_fail && state.failures > *state.options.max_fail) {
       state.max_fail_hit = true;
+    }
   }
   state.results[index] = std::move(result);
   state.reported[index] = true;

@@ -64,8 +64,9 @@ YamlNode from_json(const json& j) {
 std::string run_list(const std::filesystem::path& path) {
   const std::string program = path.string();
   int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0)
+  if (::pipe2(fds, O_CLOEXEC) != 0) {
     throw ConfigError(fmt::format("{}: cannot run: {}", program, std::strerror(errno)));
+  }
   UniqueFd read_end(fds[0]);
   UniqueFd write_end(fds[1]);
   posix_spawn_file_actions_t fa;
@@ -97,9 +98,10 @@ std::string run_list(const std::filesystem::path& path) {
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
-  if (too_large)
+  if (too_large) {
     throw ConfigError(
         fmt::format("{} --list: more than {} MiB of output", program, kMaxOutput >> 20U));
+  }
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
     throw ConfigError(fmt::format("{} --list: {} {}", program,
                                   WIFEXITED(status) ? "exited with status" : "killed by signal",
@@ -120,12 +122,14 @@ bool is_inventory_script(const std::filesystem::path& path) {
 config::YamlNode load_inventory_script(const std::filesystem::path& path) {
   const std::string where = path.string() + " --list";
   const json doc = json::parse(run_list(path), nullptr, false);
-  if (doc.is_discarded() || !doc.is_object())
+  if (doc.is_discarded() || !doc.is_object()) {
     throw ConfigError(fmt::format("{}: expected a JSON object (Ansible dynamic inventory)", where));
+  }
   json hostvars = json::object();
   if (const auto meta = doc.find("_meta"); meta != doc.end() && meta->is_object()) {
-    if (const auto hv = meta->find("hostvars"); hv != meta->end() && hv->is_object())
+    if (const auto hv = meta->find("hostvars"); hv != meta->end() && hv->is_object()) {
       hostvars = *hv;
+    }
   }
   const auto vars_of = [&](const std::string& host) {
     const auto it = hostvars.find(host);
@@ -142,18 +146,21 @@ config::YamlNode load_inventory_script(const std::filesystem::path& path) {
     } else if (value.is_object()) {
       for (const auto& [key, part] : value.items()) {
         if (key == "hosts") {
-          if (!part.is_array())
+          if (!part.is_array()) {
             throw ConfigError(
                 fmt::format("{}: {}.hosts: expected a list of host names", where, name));
+          }
           hosts = &part;
         } else if (key == "children") {
-          if (!part.is_array())
+          if (!part.is_array()) {
             throw ConfigError(
                 fmt::format("{}: {}.children: expected a list of group names", where, name));
+          }
           YamlNode children = map_node();
           for (const auto& c : part) {
-            if (!c.is_string())
+            if (!c.is_string()) {
               throw ConfigError(fmt::format("{}: {}.children: expected group names", where, name));
+            }
             children.entries.emplace_back(scalar(c.get<std::string>(), false), YamlNode{});
           }
           group.entries.emplace_back(scalar("children", false), std::move(children));
@@ -171,8 +178,9 @@ config::YamlNode load_inventory_script(const std::filesystem::path& path) {
     if (hosts != nullptr) {
       YamlNode host_map = map_node();
       for (const auto& h : *hosts) {
-        if (!h.is_string())
+        if (!h.is_string()) {
           throw ConfigError(fmt::format("{}: {}.hosts: expected host names", where, name));
+        }
         const std::string host = h.get<std::string>();
         listed.insert(host);
         host_map.entries.emplace_back(scalar(host, false), vars_of(host));
@@ -184,8 +192,9 @@ config::YamlNode load_inventory_script(const std::filesystem::path& path) {
   // Hosts that only have variables are ungrouped, as in Ansible.
   YamlNode ungrouped_hosts = map_node();
   for (const auto& [host, vars] : hostvars.items()) {
-    if (listed.count(host) == 0)
+    if (!listed.contains(host)) {
       ungrouped_hosts.entries.emplace_back(scalar(host, false), vars_of(host));
+    }
   }
   if (!ungrouped_hosts.entries.empty()) {
     YamlNode group = map_node();

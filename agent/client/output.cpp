@@ -94,8 +94,9 @@ class GroupedReporter final : public ReporterBase {
     if (shows_reply_text(r)) line(host, protocol::Channel::out, r.reply_text);
     progress_.clear();
     put(streams_.out, grouped_header(name(host), describe_result(r), r));
-    for (const auto& [channel, text] : buffered_[host])
+    for (const auto& [channel, text] : buffered_[host]) {
       put(stream(channel), grouped_line(channel, text));
+    }
     buffered_.erase(host);
     done(r);
   }
@@ -177,8 +178,9 @@ std::unique_ptr<Reporter> make_reporter(OutputMode mode, const std::vector<Targe
                                         const ReportOptions& options) {
   if (options.quiet) return std::make_unique<QuietReporter>(targets, streams, progress, options);
   if (mode == OutputMode::table || (options.collapse && mode == OutputMode::grouped) ||
-      (options.sort && (mode == OutputMode::prefix || mode == OutputMode::grouped)))
+      (options.sort && (mode == OutputMode::prefix || mode == OutputMode::grouped))) {
     return make_collected_reporter(mode, targets, streams, progress, options);
+  }
   switch (mode) {
     case OutputMode::raw:
       return std::make_unique<RawReporter>(targets, streams, progress, options);
@@ -227,8 +229,9 @@ std::string format_summary(const std::vector<Target>& targets,
                            std::chrono::milliseconds elapsed, const RunFacts& facts) {
   const int signal = facts.signal;
   std::map<HostStatus, std::vector<std::string>> by_status;
-  for (std::size_t i = 0; i < results.size() && i < targets.size(); ++i)
+  for (std::size_t i = 0; i < results.size() && i < targets.size(); ++i) {
     by_status[results[i].status].push_back(shown(targets[i].name));
+  }
   std::string out;
   if (signal != 0) {
     const std::size_t cancelled = by_status[HostStatus::cancelled].size();
@@ -258,10 +261,12 @@ std::string format_summary(const std::vector<Target>& targets,
     const auto& names = by_status[s];
     if (s == HostStatus::ok || names.empty()) continue;
     std::string list;
-    for (std::size_t i = 0; i < names.size() && i < kMaxNamesListed; ++i)
+    for (std::size_t i = 0; i < names.size() && i < kMaxNamesListed; ++i) {
       list += (i == 0 ? "" : " ") + names[i];
-    if (names.size() > kMaxNamesListed)
+    }
+    if (names.size() > kMaxNamesListed) {
       list += fmt::format(" (and {} more)", names.size() - kMaxNamesListed);
+    }
     out += fmt::format("opsctl:   {}: {}\n", summary_word(s), list);
   }
   return out;

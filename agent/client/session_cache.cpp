@@ -141,7 +141,7 @@ SessionPtr SessionCache::find(const Target& target) {
 void SessionCache::store(const Target& target, SSL_SESSION* session) {
   const std::string k = key(target);
   if (k.empty() || session == nullptr || expired(session)) return;
-  if (memory_.size() >= kMaxMemorySessions && memory_.count(k) == 0) memory_.erase(memory_.begin());
+  if (memory_.size() >= kMaxMemorySessions && !memory_.contains(k)) memory_.erase(memory_.begin());
   SSL_SESSION_up_ref(session);
   memory_[k] = SessionPtr(session);
   if (!disk_ok_) return;

@@ -125,8 +125,9 @@ void read_tls(const YamlNode& node, const NodeContext& ctx, const std::filesyste
   tls.private_key = as_path(key_node, map.ctx("private_key"), base_dir);
   const struct stat key_status =
       require_readable_file(tls.private_key, map.ctx("private_key"), key_node);
-  if (auto s = check_private_key_mode(tls.private_key, key_status); !s)
+  if (auto s = check_private_key_mode(tls.private_key, key_status); !s) {
     fail(map.ctx("private_key"), key_node, s.error().message);
+  }
 
   tls.client_ca = read_existing_file(map, "client_ca", base_dir);
 
@@ -520,8 +521,9 @@ void resolve_guard(AgentConfig& config) {
 std::string restart_only_change(const AgentConfig& current, const AgentConfig& next) {
   if (current.listen != next.listen) return "listen";
   if (current.limits.io_threads != next.limits.io_threads) return "limits.io_threads";
-  if (current.limits.blocking_threads != next.limits.blocking_threads)
+  if (current.limits.blocking_threads != next.limits.blocking_threads) {
     return "limits.blocking_threads";
+  }
   if (current.exec.umask != next.exec.umask) return "exec.umask";
   if (current.audit_path != next.audit_path) return "audit.path";
   if (current.audit_host != next.audit_host) return "audit.host";
@@ -531,8 +533,9 @@ std::string restart_only_change(const AgentConfig& current, const AgentConfig& n
     return "audit.chain_key_file";
   }
   if (current.audit_sync != next.audit_sync) return "audit.sync";
-  if (current.audit_sync_interval_ms != next.audit_sync_interval_ms)
+  if (current.audit_sync_interval_ms != next.audit_sync_interval_ms) {
     return "audit.sync_interval_ms";
+  }
   if (current.audit_journald != next.audit_journald) return "audit.journald";
   if (current.audit_syslog != next.audit_syslog) return "audit.syslog";
   if (current.run_as.uid != next.run_as.uid) return "run_as.user";

@@ -268,8 +268,9 @@ class TreeBuilder : public YAML::EventHandler {
       return;
     }
     if (!top.has_key) {
-      if (node.kind != YamlNode::Kind::scalar)
+      if (node.kind != YamlNode::Kind::scalar) {
         fail(node.mark, "map keys must be non-empty scalars");
+      }
       // Duplicate keys are the classic way to hide a second, different value behind the first
       // one a reviewer reads; yaml-cpp silently keeps one of them, so we check ourselves.
       if (auto it = top.seen.find(node.scalar); it != top.seen.end()) {

@@ -71,8 +71,9 @@ Result<mode_t> process_umask() {
   if (n <= 0) return Error{ErrorCode::internal, "cannot read the umask"};
   const std::string_view status(buffer.data(), static_cast<std::size_t>(n));
   const auto at = status.find("\nUmask:\t");
-  if (at == std::string_view::npos)
+  if (at == std::string_view::npos) {
     return Error{ErrorCode::internal, "the kernel does not report the umask"};
+  }
   mode_t mask = 0;
   for (std::size_t i = at + 8; i < status.size() && status[i] >= '0' && status[i] <= '7'; ++i) {
     mask = static_cast<mode_t>(mask * 8 + static_cast<mode_t>(status[i] - '0'));

@@ -59,7 +59,7 @@ Decision authorize_tail(const Policy& policy, const Principal& principal,
 
   const Role* granting = nullptr;
   for (const Role* role : allowing) {
-    if (role->logs.count(log) != 0) {
+    if (role->logs.contains(log)) {
       granting = role;
       break;
     }
@@ -105,7 +105,7 @@ Decision authorize_hash(const Principal& principal, const std::vector<const Role
   // The algorithm and the path must be granted by the same role: two roles each granting half
   // of a request must not add up to a grant neither of them made.
   for (const Role* role : allowing) {
-    if (!is_comphash && role->hash.algorithms.count(algorithm) == 0) continue;
+    if (!is_comphash && !role->hash.algorithms.contains(algorithm)) continue;
     algorithm_granted = true;
     for (const auto& pattern : role->hash.paths) {
       // Something must remain beneath the root to open: "/var/log/**" does not grant "/var/log".
@@ -136,7 +136,7 @@ Decision authorize_run(const Policy& policy, const Principal& principal,
   const std::string& name = args[0];
   const Role* granting = nullptr;
   for (const Role* role : allowing) {
-    if (role->run.count(name) != 0) {
+    if (role->run.contains(name)) {
       granting = role;
       break;
     }
@@ -236,14 +236,14 @@ Decision authorize_checked(const Policy& policy, const Principal& principal, std
 
   const std::vector<const Role*> roles = roles_of(policy, principal);
   for (const Role* role : roles) {
-    if (role->deny.count(std::string(verb)) != 0) {
+    if (role->deny.contains(std::string(verb))) {
       return deny(role_rule(*role, "deny"), "role " + role->name + " denies '" + std::string(verb) +
                                                 "' to " + principal.name);
     }
   }
   std::vector<const Role*> allowing;
   for (const Role* role : roles) {
-    if (role->commands.count(std::string(verb)) != 0) allowing.push_back(role);
+    if (role->commands.contains(std::string(verb))) allowing.push_back(role);
   }
   if (allowing.empty()) {
     return deny("default-deny",

@@ -147,7 +147,7 @@ Explanation explain(const Policy& policy, const Principal& principal,
   e.lines.push_back("decision: " + decision);
   add_rule_lines(policy, verb, args, d, e.lines);
   e.lines.push_back("reason: " + d.reason);
-  if (spec->verb == protocol::Verb::run && policy.commands.count(args.front()) == 0) {
+  if (spec->verb == protocol::Verb::run && !policy.commands.contains(args.front())) {
     e.lines.push_back("note: no command '" + args.front() + "' is defined under commands:");
   }
   return e;

@@ -10,8 +10,8 @@ std::vector<const Role*> roles_granting(const Policy& policy, const Principal& p
   const std::vector<const Role*> roles = roles_of(policy, principal);
   std::vector<const Role*> out;
   for (const Role* role : roles) {
-    if (role->deny.count(name) != 0) return {};  // deny wins, as in authorize()
-    if (role->commands.count(name) != 0) out.push_back(role);
+    if (role->deny.contains(name)) return {};  // deny wins, as in authorize()
+    if (role->commands.contains(name)) out.push_back(role);
   }
   return out;
 }

@@ -165,8 +165,9 @@ RunCommand read_command(const std::string& name, const YamlNode& node, const Nod
 
   if (const YamlNode* args = map.find("args")) {
     const NodeContext args_ctx = map.ctx("args");
-    if (args->kind != YamlNode::Kind::sequence)
+    if (args->kind != YamlNode::Kind::sequence) {
       fail(args_ctx, *args, "expected a list of arguments");
+    }
     for (std::size_t i = 0; i < args->items.size(); ++i) {
       ArgSpec arg = read_arg(args->items[i], args_ctx.index(i));
       // A required argument after an optional one would make the position of every later
@@ -186,8 +187,9 @@ RunCommand read_command(const std::string& name, const YamlNode& node, const Nod
   if (const YamlNode* v = map.find("end_of_options")) {
     cmd.end_of_options = as_bool(*v, map.ctx("end_of_options"));
   }
-  if (const YamlNode* v = map.find("timeout"))
+  if (const YamlNode* v = map.find("timeout")) {
     cmd.timeout = as_duration(*v, map.ctx("timeout"), 1ms, 24h);
+  }
   if (const YamlNode* v = map.find("max_output")) {
     cmd.max_output = as_size(*v, map.ctx("max_output"), 1, 1ULL << 30);
   }
@@ -251,7 +253,7 @@ Role read_role(const std::string& name, const YamlNode& node, const NodeContext&
     note_items(policy, prefix + ".deny", *v);
     // Allowing and denying the same verb in one role can only be a mistake.
     for (std::size_t i = 0; i < v->items.size(); ++i) {
-      if (role.commands.count(v->items[i].scalar) != 0) {
+      if (role.commands.contains(v->items[i].scalar)) {
         fail(map.ctx("deny").index(i), v->items[i],
              "'" + v->items[i].scalar + "' is both allowed and denied by this role");
       }
@@ -261,7 +263,7 @@ Role read_role(const std::string& name, const YamlNode& node, const NodeContext&
     role.logs = as_name_set(*v, map.ctx("logs"));
     note_items(policy, prefix + ".logs", *v);
     for (std::size_t i = 0; i < v->items.size(); ++i) {
-      if (policy.logs.count(v->items[i].scalar) == 0) {
+      if (!policy.logs.contains(v->items[i].scalar)) {
         fail(map.ctx("logs").index(i), v->items[i],
              "log '" + v->items[i].scalar + "' is not defined under logs:");
       }
@@ -304,7 +306,7 @@ Role read_role(const std::string& name, const YamlNode& node, const NodeContext&
     role.run = as_name_set(*v, map.ctx("run"));
     note_items(policy, prefix + ".run", *v);
     for (std::size_t i = 0; i < v->items.size(); ++i) {
-      if (policy.commands.count(v->items[i].scalar) == 0) {
+      if (!policy.commands.contains(v->items[i].scalar)) {
         fail(map.ctx("run").index(i), v->items[i],
              "command '" + v->items[i].scalar + "' is not defined under commands:");
       }
@@ -374,7 +376,7 @@ IdentityRule read_identity(const YamlNode& node, const NodeContext& ctx, const P
   const YamlNode& roles = map.require("roles");
   rule.roles = as_string_list(roles, map.ctx("roles"));
   for (std::size_t i = 0; i < rule.roles.size(); ++i) {
-    if (policy.roles.count(rule.roles[i]) == 0) {
+    if (!policy.roles.contains(rule.roles[i])) {
       fail(map.ctx("roles").index(i), roles.items[i],
            "role '" + rule.roles[i] + "' is not defined under roles:");
     }

@@ -23,11 +23,11 @@ enum class Mode { text, json };
 /// "line" string (as JSON encodes it) in JSON mode. A longer line (a 1 MiB log line of control
 /// bytes escapes to 4 MiB) is sent as several data lines, cut only between characters, so the
 /// pieces joined give the line back.
-inline constexpr std::size_t kMaxDataLineText = 16 * 1024;
+inline constexpr std::size_t kMaxDataLineText = std::size_t{16} * 1024;
 /// Most bytes, LF included, of any line the formatter produces (data, OK, ERR, either mode).
 /// Final lines keep within it by cutting an over-long message or field value (marked "…").
 /// A client must accept lines this long (opsctl does).
-inline constexpr std::size_t kMaxReplyLineBytes = 64 * 1024;
+inline constexpr std::size_t kMaxReplyLineBytes = std::size_t{64} * 1024;
 enum class Channel { out, err };
 
 /// Extra key/value facts for a final line, e.g. {"exit","0"}; numeric values are emitted as

@@ -212,10 +212,11 @@ void Agent::start() {
   warn_about_root_commands(*s.config_store.get());
 
   nlohmann::json listening = nlohmann::json::array();
-  for (const auto& ep : s.server.endpoints())
+  for (const auto& ep : s.server.endpoints()) {
     listening.push_back(ep.address().is_v6()
                             ? "[" + ep.address().to_string() + "]:" + std::to_string(ep.port())
                             : ep.address().to_string() + ":" + std::to_string(ep.port()));
+  }
   const auto config = s.config_store.get();
   s.audit->record("agent_start", {{"version", OPSAGENT_VERSION},
                                   {"config", config->source.string()},

@@ -10,7 +10,6 @@
 namespace opsagent::server {
 namespace {
 
-using protocol::Field;
 using protocol::Verb;
 
 constexpr std::size_t kUsageWidth = 26;
@@ -48,8 +47,9 @@ HelpReply run_help(const policy::Policy& policy, const policy::Principal& princi
 HelpReply tail_help(const policy::Policy& policy, const policy::Principal& principal) {
   HelpReply r;
   const auto logs = policy::tailable_logs(policy, principal);
-  for (const auto& log : logs)
+  for (const auto& log : logs) {
     r.lines.push_back(fmt::format("{:<16} {}", log.name, log.path.string()));
+  }
   r.outcome =
       Outcome::success("help tail", {{"logs", std::to_string(logs.size()), true},
                                      {"max_lines", std::to_string(policy.tail_max_lines), true}});

@@ -126,8 +126,9 @@ void reload(ServerContext& ctx) noexcept {
     }
   };
   guarded("audit log reopen", [&ctx] {
-    if (!trust_check(ctx, "audit log", config::check_audit_file, ctx.config.get()->audit_path))
+    if (!trust_check(ctx, "audit log", config::check_audit_file, ctx.config.get()->audit_path)) {
       return;
+    }
     if (auto st = ctx.audit.reopen(); !st) {
       spdlog::error("{}; still writing to the old audit file", st.error().message);
     }

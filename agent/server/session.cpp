@@ -185,8 +185,9 @@ asio::awaitable<bool> Session::handshake() {
     info_.resumed = SSL_session_reused(ssl) == 1;
     // A ticket must never outlive a revocation, a CA change or an expiry: a resumed session is
     // verified again, against the trust of this connection's context, as a full handshake is.
-    if (info_.resumed)
+    if (info_.resumed) {
       stale = tls::verify_peer_chain(ssl, tls_->native_handle(), &info_.resumed_cas);
+    }
   }
   if (done && !std::get<0>(*done) && !evicted && !stale) {
     metrics::registry().handshake_done(info_.resumed);
@@ -277,8 +278,9 @@ asio::awaitable<void> Session::serve() {
       end(EndReason::line_too_long);
     } else {
       const Dispatcher::Next next = co_await dispatcher_->handle_line(ev.text);
-      if (next == Dispatcher::Next::close)
+      if (next == Dispatcher::Next::close) {
         end(peer_gone_ ? EndReason::client_closed : EndReason::exit);
+      }
     }
   }
 }
