@@ -27,8 +27,8 @@ endif()
 # Hardening for release binaries (Debian's own defaults, stated explicitly).
 target_compile_options(opsagent_options INTERFACE -fstack-protector-strong -fPIE)
 target_compile_definitions(opsagent_options INTERFACE $<$<NOT:$<CONFIG:Debug>>:_FORTIFY_SOURCE=2>)
-# Debug builds (debug, asan, tsan) check every libstdc++ precondition: an index out of range, an
-# empty optional or a null unique_ptr dereferenced abort there instead of reading inline storage
-# no sanitizer watches.
+# Debug builds (debug, asan, tsan, fuzz) check libstdc++'s preconditions: an index out of range,
+# an empty optional or a null unique_ptr dereferenced aborts there instead of reading inline
+# storage no sanitizer watches (tests/unit/build_flags_test.cpp).
 target_compile_definitions(opsagent_options INTERFACE $<$<CONFIG:Debug>:_GLIBCXX_ASSERTIONS>)
 target_link_options(opsagent_options INTERFACE -pie -Wl,-z,relro,-z,now)
