@@ -28,7 +28,7 @@ int main(int argc, char** argv) {
   bool check_only = false;
   const auto parsed = app::parse_args(argc, argv, check_only);
   if (const int* rc = std::get_if<int>(&parsed)) return *rc;
-  const std::string& config_file = std::get<std::string>(parsed);
+  const auto& config_file = std::get<std::string>(parsed);
 
   server::install_operational_log();  // the journal under systemd, else stderr
   std::signal(SIGPIPE, SIG_IGN);      // writes to a vanished peer fail with EPIPE

@@ -210,9 +210,9 @@ bool AuditWriter::append_line_start(std::uint64_t seq, std::int64_t time_us) {
   char digits[24];
   const auto res = std::to_chars(digits, digits + sizeof digits, seq);
   batch_.append(digits, res.ptr);
-  batch_.append(",\"prev\":\"");
+  batch_.append(R"(,"prev":")");
   batch_.append(batch_hash_.data(), batch_hash_.size());
-  batch_.append("\",\"ts\":\"");
+  batch_.append(R"(","ts":")");
   append_time(time_us);
   batch_.push_back(',');
   batch_.append(stamp_);
@@ -232,13 +232,13 @@ bool AuditWriter::end_line(std::size_t start) {
 bool AuditWriter::append_header(std::uint64_t seq, std::int64_t time_us) {
   const std::size_t start = batch_.size();
   append_line_start(seq, time_us);
-  batch_.append("\"event\":\"audit_file_start\",\"reason\":\"");
+  batch_.append(R"("event":"audit_file_start","reason":")");
   batch_.append(header_reason_);
-  batch_.append("\",\"chain\":\"");
+  batch_.append(R"(","chain":")");
   batch_.append(chain_.algorithm());
   batch_.push_back('"');
   if (chain_.keyed()) {
-    batch_.append(",\"key_id\":\"");
+    batch_.append(R"(,"key_id":")");
     batch_.append(chain_.key_id());
     batch_.push_back('"');
   }

@@ -50,7 +50,7 @@ Record parse(std::string_view line) {
   Record r;
   r.seq = leading_seq(line);
   if (r.seq == 0) return r;
-  constexpr std::string_view kPrev = ",\"prev\":\"";
+  constexpr std::string_view kPrev = R"(,"prev":")";
   const auto at = line.find(kPrev);  // right after the digits: leading_seq checked the comma
   const auto digits_end = line.find(',');
   if (at != digits_end || line.size() < at + kPrev.size() + 65) return r;
@@ -69,12 +69,12 @@ Record parse(std::string_view line) {
   std::size_t pos =
       static_cast<std::size_t>(static_cast<const char*>(pid) - line.data()) + kPid.size();
   while (pos < line.size() && line[pos] >= '0' && line[pos] <= '9') ++pos;
-  constexpr std::string_view kHeader = ",\"event\":\"audit_file_start\"";
+  constexpr std::string_view kHeader = R"(,"event":"audit_file_start")";
   if (line.substr(pos, kHeader.size()) != kHeader) return r;
   r.header = true;
   const std::string_view rest = line.substr(pos + kHeader.size());
-  r.chain = string_field(rest, ",\"chain\":\"");
-  r.key_id = string_field(rest, ",\"key_id\":\"");
+  r.chain = string_field(rest, R"(,"chain":")");
+  r.key_id = string_field(rest, R"(,"key_id":")");
   r.previous_torn = rest.find(",\"previous_torn\":true") != std::string_view::npos;
   return r;
 }
@@ -199,9 +199,8 @@ class Verifier {
           last_hash_ = before_hash_;
           last_seq_ = before_seq_;
         } else if (!r.ok) {
-          return fail(
-              file, n, "malformed",
-              "not a chain record (no {\"seq\":N,\"prev\":\"...\" start): edited or inserted");
+          return fail(file, n, "malformed",
+                      R"(not a chain record (no {"seq":N,"prev":"..." start): edited or inserted)");
         } else if (!check_record(file, n, r, lines.pos())) {
           return false;
         }

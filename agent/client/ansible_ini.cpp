@@ -167,7 +167,7 @@ config::YamlNode parse_ansible_ini(std::string_view text, const std::string& fil
 
     if (line.front() == '[') {
       const auto close = line.find(']');
-      if (close == std::string_view::npos || trimmed(line.substr(close + 1)).size() > 0) {
+      if (close == std::string_view::npos || !trimmed(line.substr(close + 1)).empty()) {
         fail(file, line_no, indent,
              "a section header is [GROUP], [GROUP:vars] or [GROUP:children]");
       }

@@ -206,8 +206,17 @@ std::variant<CliOptions, CliExit> parse_command_line(const std::vector<std::stri
 
   bool help = false;
   bool version = false;
-  std::optional<std::string> inventory, config, cert, key, ca, port, output, concurrency;
-  std::optional<std::string> connect_timeout, handshake_timeout, timeout;
+  std::optional<std::string> inventory;
+  std::optional<std::string> config;
+  std::optional<std::string> cert;
+  std::optional<std::string> key;
+  std::optional<std::string> ca;
+  std::optional<std::string> port;
+  std::optional<std::string> output;
+  std::optional<std::string> concurrency;
+  std::optional<std::string> connect_timeout;
+  std::optional<std::string> handshake_timeout;
+  std::optional<std::string> timeout;
   bool json = false;
   CliOptions o;
   bool no_summary = false;
@@ -239,7 +248,9 @@ std::variant<CliOptions, CliExit> parse_command_line(const std::vector<std::stri
   app.add_flag("-q,--quiet", o.quiet);
   app.add_option("--color,--colour", colour);
   app.add_option("-l,--limit", o.limit);
-  std::optional<std::string> retry, serial, max_fail;
+  std::optional<std::string> retry;
+  std::optional<std::string> serial;
+  std::optional<std::string> max_fail;
   app.add_option("--retry", retry);
   app.add_option("--retry-file", o.retry_file);
   app.add_option("--serial", serial);

@@ -61,7 +61,9 @@ void print_line(std::string_view text) {
   std::fflush(stdout);
 }
 
-void print_reply_line(const protocol::ReplyLine&, std::string_view raw) { print_line(raw); }
+void print_reply_line(const protocol::ReplyLine& /*line*/, std::string_view raw) {
+  print_line(raw);
+}
 
 std::string trim(std::string s) {
   const auto first = s.find_first_not_of(" \t");

@@ -81,8 +81,10 @@ void check_name(const YamlNode& n, const NodeContext& ctx, const std::string& na
 // "AB:CD:..." like the agent's own fingerprints.
 std::string pinned_fingerprint(const YamlNode& n, const NodeContext& ctx) {
   std::string text = config::as_string(n, ctx);
-  if (text.size() > 7 && (text.compare(0, 7, "sha256:") == 0 || text.compare(0, 7, "SHA256:") == 0))
+  if (text.size() > 7 &&
+      (text.compare(0, 7, "sha256:") == 0 || text.compare(0, 7, "SHA256:") == 0)) {
     text.erase(0, 7);
+  }
   std::string hex;
   for (const char c : text) {
     if (c == ':') continue;
@@ -92,8 +94,9 @@ std::string pinned_fingerprint(const YamlNode& n, const NodeContext& ctx) {
     }
     hex.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
   }
-  if (hex.size() != 64)
+  if (hex.size() != 64) {
     fail(ctx, n, "expected a SHA-256 certificate fingerprint: sha256:AB:CD:... (32 hex bytes)");
+  }
   std::string out;
   for (std::size_t i = 0; i < hex.size(); i += 2) {
     if (!out.empty()) out.push_back(':');
@@ -104,8 +107,9 @@ std::string pinned_fingerprint(const YamlNode& n, const NodeContext& ctx) {
 
 const YamlNode* null_or_map(const YamlNode& n, const NodeContext& ctx, std::string_view what) {
   if (n.kind == YamlNode::Kind::null) return nullptr;
-  if (n.kind != YamlNode::Kind::map)
+  if (n.kind != YamlNode::Kind::map) {
     fail(ctx, n, fmt::format("expected {} (a map) or nothing", what));
+  }
   return &n;
 }
 
@@ -118,7 +122,7 @@ std::vector<std::string> in_host_order(const std::set<std::string>& members,
                                        const std::vector<InventoryHost>& hosts) {
   std::vector<std::string> out;
   for (const auto& h : hosts) {
-    if (members.count(h.name) != 0) out.push_back(h.name);
+    if (members.contains(h.name)) out.push_back(h.name);
   }
   return out;
 }
@@ -140,8 +144,9 @@ bool looks_like_address(std::string_view host) {
 }
 
 std::optional<std::uint16_t> parse_port(std::string_view s) {
-  if (s.empty() || s.size() > 5 || s.find_first_not_of("0123456789") != std::string_view::npos)
+  if (s.empty() || s.size() > 5 || s.find_first_not_of("0123456789") != std::string_view::npos) {
     return std::nullopt;
+  }
   const int v = std::stoi(std::string(s));
   if (v < 1 || v > 65535) return std::nullopt;
   return static_cast<std::uint16_t>(v);
@@ -192,8 +197,9 @@ class InventoryBuilder {
     if (root_.kind != YamlNode::Kind::map) fail(top, root_, "expected a map at the top level");
     bool native = !ansible_only_;
     for (const auto& [key, value] : root_.entries) {
-      if (key.scalar != "defaults" && key.scalar != "hosts" && key.scalar != "groups")
+      if (key.scalar != "defaults" && key.scalar != "hosts" && key.scalar != "groups") {
         native = false;
+      }
     }
     if (native) {
       build_native();
@@ -211,18 +217,21 @@ class InventoryBuilder {
     std::optional<std::uint16_t> default_port;
     if (const YamlNode* d = top.find("defaults")) {
       MapReader defaults(*d, top.ctx("defaults"));
-      if (const YamlNode* p = defaults.find("port"))
+      if (const YamlNode* p = defaults.find("port")) {
         default_port = as_port(*p, defaults.ctx("port"));
+      }
       inv_.default_port_ = default_port;
-      if (const YamlNode* f = defaults.find("fingerprint"))
+      if (const YamlNode* f = defaults.find("fingerprint")) {
         default_pin_ = pinned_fingerprint(*f, defaults.ctx("fingerprint"));
+      }
       defaults.finish();
     }
     if (const YamlNode* h = top.find("hosts")) {
       const NodeContext ctx = top.ctx("hosts");
       if (null_or_map(*h, ctx, "hosts") != nullptr) {
-        for (const auto& [key, value] : h->entries)
+        for (const auto& [key, value] : h->entries) {
           read_native_host(key, value, ctx.key(key.scalar), default_port);
+        }
       }
     }
     std::map<std::string, std::vector<std::pair<std::string, const YamlNode*>>> members;
@@ -233,13 +242,15 @@ class InventoryBuilder {
         for (const auto& [key, value] : g->entries) {
           const NodeContext gctx = ctx.key(key.scalar);
           check_name(key, gctx, key.scalar, "group");
-          if (key.scalar == "all")
+          if (key.scalar == "all") {
             fail(gctx, key, "'all' is implicit (every host) and cannot be defined");
+          }
           if (inv_.find_host(key.scalar) != nullptr) {
             fail(gctx, key, fmt::format("'{}' is already the name of a host", key.scalar));
           }
-          if (value.kind != YamlNode::Kind::sequence)
+          if (value.kind != YamlNode::Kind::sequence) {
             fail(gctx, value, "expected a list of host and group names");
+          }
           auto& list = members[key.scalar];
           group_ctx.emplace(key.scalar, gctx);
           for (std::size_t i = 0; i < value.items.size(); ++i) {
@@ -265,9 +276,10 @@ class InventoryBuilder {
         const NodeContext mctx = group_ctx.at(group).index(i);
         if (inv_.find_host(name) != nullptr) {
           out.insert(name);
-        } else if (members.count(name) != 0) {
-          if (visiting.count(name) != 0)
+        } else if (members.contains(name)) {
+          if (visiting.contains(name)) {
             fail(mctx, *node, fmt::format("group '{}' contains itself", name));
+          }
           const auto& sub = resolve(name);
           out.insert(sub.begin(), sub.end());
         } else {
@@ -277,8 +289,9 @@ class InventoryBuilder {
       visiting.erase(group);
       return resolved[group] = std::move(out);
     };
-    for (const auto& [group, list] : members)
+    for (const auto& [group, list] : members) {
       inv_.groups_[group] = in_host_order(resolve(group), inv_.hosts_);
+    }
     std::vector<std::string> all;
     for (const auto& h : inv_.hosts_) all.push_back(h.name);
     inv_.groups_["all"] = std::move(all);
@@ -294,13 +307,16 @@ class InventoryBuilder {
     host.pin_sha256 = default_pin_;
     if (null_or_map(value, ctx, "host settings") != nullptr) {
       MapReader r(value, ctx);
-      if (const YamlNode* a = r.find("address"))
+      if (const YamlNode* a = r.find("address")) {
         host.address = printable_string(*a, r.ctx("address"), "address");
+      }
       if (const YamlNode* p = r.find("port")) host.port = as_port(*p, r.ctx("port"));
-      if (const YamlNode* s = r.find("server_name"))
+      if (const YamlNode* s = r.find("server_name")) {
         host.server_name = printable_string(*s, r.ctx("server_name"), "server_name");
-      if (const YamlNode* f = r.find("fingerprint"))
+      }
+      if (const YamlNode* f = r.find("fingerprint")) {
         host.pin_sha256 = pinned_fingerprint(*f, r.ctx("fingerprint"));
+      }
       r.finish();
     }
     inv_.hosts_.push_back(std::move(host));
@@ -335,8 +351,9 @@ class InventoryBuilder {
     // Depth from `all` decides which group's vars win (deeper wins, then name order), as in
     // Ansible.
     groups_["all"].depth = 0;
-    if (auto it = groups_["all"].vars.find("opsagent_port"); it != groups_["all"].vars.end())
+    if (auto it = groups_["all"].vars.find("opsagent_port"); it != groups_["all"].vars.end()) {
       inv_.default_port_ = as_port(*it->second.value, it->second.ctx);
+    }
     for (std::size_t round = 0; round <= groups_.size(); ++round) {
       bool changed = false;
       for (auto& [name, g] : groups_) {
@@ -363,7 +380,7 @@ class InventoryBuilder {
     }
     auto& ungrouped = members["ungrouped"];
     for (const auto& h : host_order_) {
-      if (grouped.count(h) == 0) ungrouped.insert(h);
+      if (!grouped.contains(h)) ungrouped.insert(h);
     }
     members["all"].insert(host_order_.begin(), host_order_.end());
 
@@ -371,7 +388,7 @@ class InventoryBuilder {
       // Group vars from shallow to deep, then the host's own vars.
       std::vector<std::string> host_groups;
       for (const auto& [group, set] : members) {
-        if (set.count(name) != 0 && groups_.count(group) != 0) host_groups.push_back(group);
+        if (set.contains(name) && groups_.contains(group)) host_groups.push_back(group);
       }
       std::sort(host_groups.begin(), host_groups.end(),
                 [&](const std::string& a, const std::string& b) {
@@ -394,8 +411,9 @@ class InventoryBuilder {
       } else if (auto jt = vars.find("ansible_port"); jt != vars.end()) {
         host.port = as_port(*jt->second.value, jt->second.ctx);
       }
-      if (auto it = vars.find("opsagent_fingerprint"); it != vars.end())
+      if (auto it = vars.find("opsagent_fingerprint"); it != vars.end()) {
         host.pin_sha256 = pinned_fingerprint(*it->second.value, it->second.ctx);
+      }
       if (auto it = vars.find("opsagent_server_name"); it != vars.end()) {
         host.server_name =
             printable_string(*it->second.value, it->second.ctx, "opsagent_server_name");
@@ -419,13 +437,14 @@ class InventoryBuilder {
 
   void read_vars(const YamlNode& node, const NodeContext& ctx, std::map<std::string, Var>& into) {
     if (null_or_map(node, ctx, "vars") == nullptr) return;
-    for (const auto& [key, value] : node.entries)
+    for (const auto& [key, value] : node.entries) {
       into.insert_or_assign(key.scalar, Var{&value, ctx.key(key.scalar)});
+    }
   }
 
   void read_group(const std::string& name, const YamlNode& key, const YamlNode& node,
                   const NodeContext& ctx) {
-    if (inv_.find_host(name) != nullptr || host_vars_.count(name) != 0) {
+    if (inv_.find_host(name) != nullptr || host_vars_.contains(name)) {
       fail(ctx, key, fmt::format("'{}' is already the name of a host", name));
     }
     groups_[name];
@@ -449,9 +468,10 @@ class InventoryBuilder {
               host.resize(colon);
             }
             check_name(hkey, one, host, "host");
-            if (groups_.count(host) != 0)
+            if (groups_.contains(host)) {
               fail(one, hkey, fmt::format("'{}' is already the name of a group", host));
-            if (host_vars_.count(host) == 0) host_order_.push_back(host);
+            }
+            if (!host_vars_.contains(host)) host_order_.push_back(host);
             if (key_port) {
               YamlNode& port_node = synthetic_.emplace_back();
               port_node.kind = YamlNode::Kind::scalar;
@@ -535,8 +555,9 @@ const InventoryHost* Inventory::find_host(std::string_view name) const {
 Result<std::vector<std::string>> expand_host_range(std::string_view name) {
   const auto open = name.find('[');
   if (open == std::string_view::npos) {
-    if (name.find(']') != std::string_view::npos)
+    if (name.find(']') != std::string_view::npos) {
       return usage(fmt::format("'{}': ']' without '['", name));
+    }
     return std::vector<std::string>{std::string(name)};
   }
   const auto close = name.find(']', open);
@@ -547,8 +568,9 @@ Result<std::vector<std::string>> expand_host_range(std::string_view name) {
   if (!rest) return rest.error();
 
   const auto c1 = spec.find(':');
-  if (c1 == std::string_view::npos)
+  if (c1 == std::string_view::npos) {
     return usage(fmt::format("'{}': a range is [START:END] or [START:END:STEP]", name));
+  }
   const auto c2 = spec.find(':', c1 + 1);
   const std::string_view first = spec.substr(0, c1);
   const std::string_view last =
@@ -571,14 +593,16 @@ Result<std::vector<std::string>> expand_host_range(std::string_view name) {
     const std::size_t width = first.size() > 1 && first.front() == '0' ? first.size() : 0;
     for (long i = a; i <= b; i += static_cast<long>(step)) {
       items.push_back(fmt::format("{:0{}}", i, width));
-      if (items.size() > kMaxRangeHosts)
+      if (items.size() > kMaxRangeHosts) {
         return usage(fmt::format("'{}': the range is too large", name));
+      }
     }
   } else if (first.size() == 1 && last.size() == 1 &&
              std::islower(static_cast<unsigned char>(first[0])) != 0 &&
              std::islower(static_cast<unsigned char>(last[0])) != 0 && first[0] <= last[0]) {
-    for (int c = first[0]; c <= last[0]; c += static_cast<int>(step))
+    for (int c = first[0]; c <= last[0]; c += static_cast<int>(step)) {
       items.emplace_back(1, static_cast<char>(c));
+    }
   } else {
     return usage(fmt::format("'{}': a range is numeric ([01:10]) or alphabetic ([a:f])", name));
   }
@@ -586,8 +610,9 @@ Result<std::vector<std::string>> expand_host_range(std::string_view name) {
   for (const auto& item : items) {
     for (const auto& tail : rest.value()) {
       out.push_back(std::string(prefix) + item + tail);
-      if (out.size() > kMaxRangeHosts)
+      if (out.size() > kMaxRangeHosts) {
         return usage(fmt::format("'{}': the range is too large", name));
+      }
     }
   }
   return out;
@@ -645,12 +670,13 @@ Result<TermHosts> resolve_term(const Inventory* inventory, std::string_view term
   TermHosts out;
   const auto in_inventory_order = [&](const std::set<std::string>& matched) {
     for (const auto& h : inventory->hosts()) {
-      if (matched.count(h.name) != 0) out.names.push_back(h.name);
+      if (matched.contains(h.name)) out.names.push_back(h.name);
     }
   };
   if (term.front() == '~') {
-    if (inventory == nullptr)
+    if (inventory == nullptr) {
       return usage(fmt::format("'{}': regular expressions need an inventory", term));
+    }
     std::regex re;
     try {
       re = std::regex(std::string(term.substr(1)), std::regex::ECMAScript);
@@ -664,29 +690,33 @@ Result<TermHosts> resolve_term(const Inventory* inventory, std::string_view term
     for (const auto& [group, hosts] : inventory->groups()) {
       if (std::regex_search(group, re)) matched.insert(hosts.begin(), hosts.end());
     }
-    if (matched.empty())
+    if (matched.empty()) {
       return usage(fmt::format("'{}' matches no host or group in the inventory", term));
+    }
     in_inventory_order(matched);
     return out;
   }
   if (has_glob(term)) {
-    if (inventory == nullptr)
+    if (inventory == nullptr) {
       return usage(fmt::format("'{}': globs need an inventory (--inventory)", term));
+    }
     const std::string glob(term);
     std::set<std::string> matched;
     for (const auto& h : inventory->hosts()) {
       if (::fnmatch(glob.c_str(), h.name.c_str(), 0) == 0) matched.insert(h.name);
     }
     for (const auto& [group, hosts] : inventory->groups()) {
-      if (::fnmatch(glob.c_str(), group.c_str(), 0) == 0)
+      if (::fnmatch(glob.c_str(), group.c_str(), 0) == 0) {
         matched.insert(hosts.begin(), hosts.end());
+      }
     }
-    if (matched.empty())
+    if (matched.empty()) {
       return usage(fmt::format("'{}' matches no host or group in the inventory", term));
+    }
     in_inventory_order(matched);
     return out;
   }
-  if (inventory != nullptr && inventory->groups().count(std::string(term)) != 0) {
+  if (inventory != nullptr && inventory->groups().contains(std::string(term))) {
     out.names = inventory->groups().find(term)->second;
     return out;
   }
@@ -708,8 +738,9 @@ Result<TermHosts> resolve_term(const Inventory* inventory, std::string_view term
         "'all' needs an inventory (--inventory, OPSCTL_INVENTORY or inventory: in the config "
         "file)");
   }
-  if (inventory != nullptr && !looks_like_address(hp->host))
+  if (inventory != nullptr && !looks_like_address(hp->host)) {
     return usage(fmt::format("'{}' is not a host or group in the inventory", hp->host));
+  }
   // A host that is not in the inventory: its own port, else the inventory's default port,
   // else --port / $OPSCTL_PORT / port: of the config file.
   std::optional<std::uint16_t> port = hp->port;
@@ -745,8 +776,9 @@ Result<Evaluated> evaluate(const Inventory* inventory, std::string_view pattern,
   std::vector<std::string> exclude;
   for (const auto& t : terms.value()) {
     if (t.front() == '!' || t.front() == '&') {
-      if (t.size() == 1)
+      if (t.size() == 1) {
         return usage(fmt::format("'{}' needs a host, group, glob or ~regex after it", t));
+      }
       (t.front() == '!' ? exclude : intersect).push_back(t.substr(1));
     } else {
       regular.push_back(t);
@@ -754,8 +786,9 @@ Result<Evaluated> evaluate(const Inventory* inventory, std::string_view pattern,
   }
   // As in Ansible: only exclusions and intersections apply to every host.
   if (regular.empty()) {
-    if (inventory == nullptr)
+    if (inventory == nullptr) {
       return usage(fmt::format("'{}': '!' and '&' alone need an inventory", pattern));
+    }
     regular.emplace_back("all");
   }
   std::set<std::string> chosen;
@@ -808,7 +841,7 @@ Result<Selection> select_targets(const Inventory* inventory, std::string_view pa
     auto lim = evaluate(inventory, limit, default_port);
     if (!lim) return lim.error();
     const std::set<std::string> allowed(lim->order.begin(), lim->order.end());
-    std::erase_if(ev->order, [&](const std::string& n) { return allowed.count(n) == 0; });
+    std::erase_if(ev->order, [&](const std::string& n) { return !allowed.contains(n); });
   }
   Selection sel;
   for (const auto& name : ev->order) {

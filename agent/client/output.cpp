@@ -44,7 +44,7 @@ class RawReporter final : public ReporterBase {
   RawReporter(const std::vector<Target>& targets, OutputStreams streams, ProgressLine& progress,
               const ReportOptions& options)
       : ReporterBase(targets, streams, progress, options), raw_bytes_(options.raw_bytes) {}
-  void line(std::size_t, protocol::Channel channel, std::string_view text) override {
+  void line(std::size_t /*host*/, protocol::Channel channel, std::string_view text) override {
     line_.clear();  // keeps its capacity: a streamed line allocates nothing here
     if (raw_bytes_) {
       line_.append(text);
@@ -54,7 +54,7 @@ class RawReporter final : public ReporterBase {
     line_.push_back('\n');
     emit(stream(channel), line_);
   }
-  void result(std::size_t, const HostResult& r) override {
+  void result(std::size_t /*host*/, const HostResult& r) override {
     if (shows_reply_text(r)) emit(streams_.out, shown(r.reply_text) + "\n");
     done(r);
   }
@@ -109,8 +109,9 @@ class GroupedReporter final : public ReporterBase {
 class QuietReporter final : public ReporterBase {
  public:
   using ReporterBase::ReporterBase;
-  void line(std::size_t, protocol::Channel, std::string_view) override {}
-  void result(std::size_t, const HostResult& r) override { done(r); }
+  void line(std::size_t /*host*/, protocol::Channel /*channel*/,
+            std::string_view /*text*/) override {}
+  void result(std::size_t /*host*/, const HostResult& r) override { done(r); }
 };
 
 // One JSON object per line on stdout, for jq.

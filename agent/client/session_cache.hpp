@@ -44,8 +44,8 @@ class SessionCache {
   static void attach(boost::asio::ssl::context& ctx, std::shared_ptr<SessionCache> cache);
 
  private:
-  std::string key(const Target& target) const;
-  std::filesystem::path file_of(const std::string& key) const;
+  [[nodiscard]] std::string key(const Target& target) const;
+  [[nodiscard]] std::filesystem::path file_of(const std::string& key) const;
   void prune(std::size_t max_files);
 
   std::filesystem::path directory_;

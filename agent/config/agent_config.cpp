@@ -147,7 +147,7 @@ void read_tls(const YamlNode& node, const NodeContext& ctx, const std::filesyste
     } else if (v->kind == YamlNode::Kind::scalar && v->scalar == "1.2") {
       tls.allow_tls12 = true;
     } else {
-      fail(map.ctx("min_version"), *v, "expected \"1.3\" or \"1.2\"");
+      fail(map.ctx("min_version"), *v, R"(expected "1.3" or "1.2")");
     }
   }
   if (const YamlNode* v = map.find("verify_depth")) {

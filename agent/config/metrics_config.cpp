@@ -9,7 +9,7 @@ bool is_loopback(const std::string& host) { return host.rfind("127.", 0) == 0 ||
 MetricsSettings read_metrics(const YamlNode& node, const NodeContext& ctx,
                              const std::vector<ListenAddress>& agent_listen) {
   MapReader map(node, ctx);
-  for (const auto key : {"listen", "tls"}) map.find(key);
+  for (const auto* const key : {"listen", "tls"}) map.find(key);
   map.finish();
   MetricsSettings m;
   if (const YamlNode* v = map.find("tls")) m.tls = as_bool(*v, map.ctx("tls"));

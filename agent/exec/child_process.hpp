@@ -44,8 +44,8 @@ struct ExitStatus {
 class ChildProcess {
  public:
   ChildProcess() = default;
-  ChildProcess(ChildProcess&&) noexcept;
-  ChildProcess& operator=(ChildProcess&&) noexcept;
+  ChildProcess(ChildProcess&& /*other*/) noexcept;
+  ChildProcess& operator=(ChildProcess&& /*other*/) noexcept;
   ChildProcess(const ChildProcess&) = delete;
   ChildProcess& operator=(const ChildProcess&) = delete;
   ~ChildProcess();

@@ -58,8 +58,9 @@ class RunControl {
   [[nodiscard]] bool cancelled() const noexcept { return cancelled_; }
 
  private:
-  friend boost::asio::awaitable<RunOutcome> run_process(ChildProcess, RunLimits, OutputSink&,
-                                                        RunControl&);
+  friend boost::asio::awaitable<RunOutcome> run_process(ChildProcess /*child*/,
+                                                        RunLimits /*limits*/, OutputSink& /*sink*/,
+                                                        RunControl& /*control*/);
   ChildProcess* child_ = nullptr;
   bool cancelled_ = false;
 };

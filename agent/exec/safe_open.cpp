@@ -59,8 +59,9 @@ Error open_error(int err, const std::string& shown) {
 // and gives clearer messages; "." and empty components mean the caller did not normalise.
 Result<std::vector<std::string>> split_relative(const std::string& text) {
   if (text.empty()) return Error{ErrorCode::usage, "empty path"};
-  if (text.find('\0') != std::string::npos)
+  if (text.find('\0') != std::string::npos) {
     return Error{ErrorCode::usage, "path contains a NUL byte"};
+  }
   if (text.size() >= PATH_MAX) return Error{ErrorCode::denied, "path is too long"};
   if (text.front() == '/') return Error{ErrorCode::denied, "path escapes its root"};
   std::vector<std::string> parts;
@@ -243,8 +244,9 @@ Result<UniqueFd> open_beneath_by_walk(const std::filesystem::path& root,
 }  // namespace detail
 
 Result<UniqueFd> open_log_file(const std::filesystem::path& path) {
-  if (!path.is_absolute())
+  if (!path.is_absolute()) {
     return Error{ErrorCode::usage, "log path must be absolute: " + path.string()};
+  }
   int raw = -1;
   do {
     raw = ::open(path.c_str(), kReadFlags);

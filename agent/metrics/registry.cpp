@@ -100,7 +100,7 @@ std::string render(const Registry& r, const ScrapeState& s) {
   for (std::size_t v = 0; v < kVerbSlots; ++v) {
     for (std::size_t d = 0; d < kDecisions; ++d) {
       line("opsagent_commands_total",
-           fmt::format("verb=\"{}\",decision=\"{}\"", slot_name(v), kDecisionNames[d]),
+           fmt::format(R"(verb="{}",decision="{}")", slot_name(v), kDecisionNames[d]),
            r.commands[v][d].value());
     }
   }
@@ -110,12 +110,11 @@ std::string render(const Registry& r, const ScrapeState& s) {
     const Histogram& h = r.command_duration[v];
     for (std::size_t b = 0; b < kDurationBuckets.size(); ++b) {
       line("opsagent_command_duration_seconds_bucket",
-           fmt::format("verb=\"{}\",le=\"{}\"", slot_name(v), kDurationBuckets[b]),
-           h.cumulative(b));
+           fmt::format(R"(verb="{}",le="{}")", slot_name(v), kDurationBuckets[b]), h.cumulative(b));
     }
     const std::uint64_t count = h.cumulative(kDurationBuckets.size());
     line("opsagent_command_duration_seconds_bucket",
-         fmt::format("verb=\"{}\",le=\"+Inf\"", slot_name(v)), count);
+         fmt::format(R"(verb="{}",le="+Inf")", slot_name(v)), count);
     line("opsagent_command_duration_seconds_sum", fmt::format("verb=\"{}\"", slot_name(v)),
          h.sum_seconds());
     line("opsagent_command_duration_seconds_count", fmt::format("verb=\"{}\"", slot_name(v)),
@@ -137,18 +136,18 @@ std::string render(const Registry& r, const ScrapeState& s) {
          "or not keeping up; the audit file has them).");
   for (std::size_t sink = 0; sink < 2; ++sink) {
     const char* name = sink == 0 ? "journald" : "syslog";
-    line("opsagent_audit_shipped_total", fmt::format("sink=\"{}\",result=\"sent\"", name),
+    line("opsagent_audit_shipped_total", fmt::format(R"(sink="{}",result="sent")", name),
          r.audit_shipped[sink][0].value());
-    line("opsagent_audit_shipped_total", fmt::format("sink=\"{}\",result=\"dropped\"", name),
+    line("opsagent_audit_shipped_total", fmt::format(R"(sink="{}",result="dropped")", name),
          r.audit_shipped[sink][1].value());
   }
   header(out, "opsagent_reloads_total", "counter", "Reload steps (SIGHUP), by part and result.");
   for (std::size_t p = 0; p < kReloadParts; ++p) {
     line("opsagent_reloads_total",
-         fmt::format("what=\"{}\",result=\"success\"", kReloadPartNames[p]),
+         fmt::format(R"(what="{}",result="success")", kReloadPartNames[p]),
          r.reloads[p][0].value());
     line("opsagent_reloads_total",
-         fmt::format("what=\"{}\",result=\"failure\"", kReloadPartNames[p]),
+         fmt::format(R"(what="{}",result="failure")", kReloadPartNames[p]),
          r.reloads[p][1].value());
   }
   return out;

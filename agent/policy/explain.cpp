@@ -33,7 +33,7 @@ void add_rule_lines(const Policy& policy, const std::string& verb,
     return;
   }
   if (rule == "default-deny") {
-    lines.push_back("rule: default deny (no rule of the policy grants this)");
+    lines.emplace_back("rule: default deny (no rule of the policy grants this)");
     return;
   }
   if (rule == "malformed" || rule == "internal-error") {
@@ -120,7 +120,7 @@ Explanation explain(const Policy& policy, const Principal& principal,
 
   if (words.empty() || words.front().empty()) {
     e.verdict = Explanation::Verdict::reject;
-    e.lines.push_back("decision: reject (no command given)");
+    e.lines.emplace_back("decision: reject (no command given)");
     return e;
   }
   const std::string& verb = words.front();
@@ -128,7 +128,7 @@ Explanation explain(const Policy& policy, const Principal& principal,
   const protocol::VerbSpec* spec = protocol::find_verb(verb);
   if (spec == nullptr) {
     e.verdict = Explanation::Verdict::reject;
-    e.lines.push_back(
+    e.lines.emplace_back(
         "decision: reject (unknown command: the agent answers ERR unknown before "
         "the policy is asked)");
     return e;

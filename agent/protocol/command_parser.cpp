@@ -21,8 +21,9 @@ Status validate_characters(std::string_view line) {
       return usage(fmt::format("invalid UTF-8 at byte {}", pos + 1));
     }
     if (cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp <= 0x9F)) {
-      if (cp == '\r')
+      if (cp == '\r') {
         return usage(fmt::format("carriage return inside the line at byte {}", pos + 1));
+      }
       return usage(fmt::format("control character U+{:04X} at byte {}", cp, pos + 1));
     }
     pos += len;

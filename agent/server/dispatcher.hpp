@@ -47,10 +47,10 @@ class Dispatcher {
   [[nodiscard]] std::uint64_t commands() const noexcept { return commands_; }
 
  private:
-  audit::RecordEncoder decision_record(const protocol::Command& cmd,
-                                       const std::optional<Outcome>& early,
-                                       const policy::Decision& decision,
-                                       const std::string& policy_version) const;
+  [[nodiscard]] audit::RecordEncoder decision_record(const protocol::Command& cmd,
+                                                     const std::optional<Outcome>& early,
+                                                     const policy::Decision& decision,
+                                                     const std::string& policy_version) const;
   static void result_fields(audit::RecordEncoder& rec, const Outcome& outcome,
                             std::uint64_t bytes_out, std::int64_t duration_ms);
 

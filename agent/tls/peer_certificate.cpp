@@ -118,8 +118,9 @@ Result<PeerIdentity> identity_from_certificate(X509* cert) {
   if (auto st = read_sans(cert, id); !st) return st.error();
   id.fingerprint_sha256 = fingerprint_sha256(cert);
   id.serial = serial_hex(cert);
-  if (id.fingerprint_sha256.empty())
+  if (id.fingerprint_sha256.empty()) {
     return Error{ErrorCode::internal, "cannot fingerprint the certificate"};
+  }
   return id;
 }
 
@@ -139,8 +140,9 @@ Result<PeerIdentity> identity_from_connection(SSL* ssl,
   STACK_OF(X509)* chain = SSL_get0_verified_chain(ssl);
   for (int i = 1; chain != nullptr && i < sk_X509_num(chain); ++i) {
     std::string fingerprint = fingerprint_sha256(sk_X509_value(chain, i));
-    if (fingerprint.empty())
+    if (fingerprint.empty()) {
       return Error{ErrorCode::internal, "cannot fingerprint a CA of the chain"};
+    }
     id.value().ca_fingerprints_sha256.push_back(std::move(fingerprint));
   }
   return id;

@@ -170,7 +170,7 @@ class SocketStream {
 
   template <typename Buffer, typename Buffers>
   static Buffer first_buffer(const Buffers& buffers) {
-    for (auto it = boost::asio::buffer_sequence_begin(buffers);
+    for (const auto* it = boost::asio::buffer_sequence_begin(buffers);
          it != boost::asio::buffer_sequence_end(buffers); ++it) {
       const Buffer buffer(*it);
       if (buffer.size() != 0) return buffer;
