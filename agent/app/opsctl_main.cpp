@@ -24,6 +24,8 @@
 #include "agent/client/inventory.hpp"
 #include "agent/client/output.hpp"
 #include "agent/client/session_cache.hpp"
+#include "agent/common/environment.hpp"
+#include "agent/common/errno_text.hpp"
 #include "agent/config/config_error.hpp"
 #include "agent/protocol/command_parser.hpp"
 #include "agent/protocol/reply_formatter.hpp"
@@ -43,6 +45,7 @@ void print_error(const std::string& message) {
 
 [[noreturn]] void usage_error(const std::string& message) {
   print_error(message + " (see opsctl --help)");
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): argument errors come before any thread starts
   std::exit(exit_status::kUsage);
 }
 
@@ -70,12 +73,12 @@ bool write_retry_file(const std::string& path, const std::vector<Target>& target
   }
   std::FILE* f = std::fopen(path.c_str(), "w");
   if (f == nullptr) {
-    print_error(path + ": cannot write the retry file: " + std::strerror(errno));
+    print_error(path + ": cannot write the retry file: " + common::errno_text(errno));
     return false;
   }
   const bool written = std::fwrite(text.data(), 1, text.size(), f) == text.size();
   if (std::fclose(f) != 0 || !written) {
-    print_error(path + ": cannot write the retry file: " + std::strerror(errno));
+    print_error(path + ": cannot write the retry file: " + common::errno_text(errno));
     return false;
   }
   return true;
@@ -93,7 +96,8 @@ void list_names(const Inventory& inventory) {
 
 // Whether stream `fd` gets colours (--color, NO_COLOR, TERM, a terminal).
 bool colour_for(ColourChoice choice, int fd) {
-  return colour_wanted(choice, ::isatty(fd) == 1, std::getenv("NO_COLOR"), std::getenv("TERM"));
+  return colour_wanted(choice, ::isatty(fd) == 1, common::env_var("NO_COLOR"),
+                       common::env_var("TERM"));
 }
 
 }  // namespace

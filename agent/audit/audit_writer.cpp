@@ -14,6 +14,7 @@
 
 #include "agent/audit/log_file.hpp"
 #include "agent/common/best_effort.hpp"
+#include "agent/common/errno_text.hpp"
 #include "agent/metrics/registry.hpp"
 
 namespace opsagent::audit {
@@ -104,7 +105,7 @@ Status AuditWriter::reopen_with(const char* reason) {
   // What went to the old file reaches its disk before the new file links to it.
   if (sync_ != SyncPolicy::none && dirty_ && ::fdatasync(fd_.get()) != 0) {
     log_noexcept(spdlog::level::err, "audit log {}: fdatasync before reopening failed: {}",
-                 path_.c_str(), std::strerror(errno));
+                 path_.c_str(), common::errno_text(errno));
   }
   dirty_ = false;
   fd_ = std::move(fd.value());
@@ -124,7 +125,7 @@ Result<bool> AuditWriter::reopen_if_deleted() {
     std::lock_guard lock(fd_mutex_);
     if (::fstat(fd_.get(), &st) != 0) {
       return Error{ErrorCode::internal,
-                   "cannot stat audit log " + path_.string() + ": " + std::strerror(errno)};
+                   "cannot stat audit log " + path_.string() + ": " + common::errno_text(errno)};
     }
   }
   if (st.st_nlink != 0) return false;
@@ -271,7 +272,7 @@ void AuditWriter::sync_now() noexcept {
   std::lock_guard lock(fd_mutex_);
   if (dirty_ && ::fdatasync(fd_.get()) != 0) {
     log_noexcept(spdlog::level::err, "audit log {}: fdatasync failed: {}", path_.c_str(),
-                 std::strerror(errno));
+                 common::errno_text(errno));
   }
   dirty_ = false;
   unsynced_ = false;
@@ -314,13 +315,13 @@ boost::system::error_code AuditWriter::write_batch(PendingRecord* head) noexcept
       if (done > 0 && ::fstat(fd_.get(), &st) == 0 && st.st_size >= static_cast<off_t>(done) &&
           ::ftruncate(fd_.get(), st.st_size - static_cast<off_t>(done)) != 0) {
         log_noexcept(spdlog::level::critical, "audit log {}: cannot remove a partial batch: {}",
-                     path_.c_str(), std::strerror(errno));
+                     path_.c_str(), common::errno_text(errno));
       }
       metrics::registry().audit_write_failures.inc();
       if (healthy_.exchange(false)) {
         log_noexcept(spdlog::level::critical,
                      "audit log {} write failed: {}; refusing new commands until it recovers",
-                     path_.c_str(), std::strerror(err));
+                     path_.c_str(), common::errno_text(err));
       }
       return boost::system::error_code(err, boost::system::system_category());
     }
@@ -340,7 +341,7 @@ boost::system::error_code AuditWriter::write_batch(PendingRecord* head) noexcept
       if (healthy_.exchange(false)) {
         log_noexcept(spdlog::level::critical,
                      "audit log {} fdatasync failed: {}; refusing new commands until it recovers",
-                     path_.c_str(), std::strerror(err));
+                     path_.c_str(), common::errno_text(err));
       }
       return boost::system::error_code(err, boost::system::system_category());
     }

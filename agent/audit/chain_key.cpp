@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "agent/common/errno_text.hpp"
 #include "agent/common/unique_fd.hpp"
 
 namespace opsagent::audit {
@@ -17,11 +18,11 @@ Result<std::string> read_chain_key_file(const std::filesystem::path& path, bool 
     return Error{ErrorCode::internal, path.string() + ": " + problem};
   };
   const int raw = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-  if (raw < 0) return error(std::string("cannot open the key file: ") + std::strerror(errno));
+  if (raw < 0) return error(std::string("cannot open the key file: ") + common::errno_text(errno));
   const UniqueFd fd(raw);
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) {
-    return error(std::string("cannot stat: ") + std::strerror(errno));
+    return error(std::string("cannot stat: ") + common::errno_text(errno));
   }
   if (!S_ISREG(st.st_mode)) return error("the key file is not a regular file");
   if (strict) {
@@ -49,7 +50,7 @@ Result<std::string> read_chain_key_file(const std::filesystem::path& path, bool 
   while (done < key.size()) {
     const ssize_t n = ::read(fd.get(), key.data() + done, key.size() - done);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return error(std::string("cannot read the key file: ") + std::strerror(errno));
+    if (n < 0) return error(std::string("cannot read the key file: ") + common::errno_text(errno));
     if (n == 0) break;
     done += static_cast<std::size_t>(n);
   }

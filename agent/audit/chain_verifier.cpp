@@ -11,6 +11,7 @@
 
 #include "agent/audit/chain_tail.hpp"
 #include "agent/audit/hash_chain.hpp"
+#include "agent/common/errno_text.hpp"
 #include "agent/common/unique_fd.hpp"
 
 namespace opsagent::audit {
@@ -363,7 +364,7 @@ Result<ChainReport> verify_chain_files(const std::vector<std::filesystem::path>&
     const int raw = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
     const auto cannot = [&path](const char* what) {
       return Error{ErrorCode::internal, "cannot " + std::string(what) + " " + path.string() + ": " +
-                                            std::strerror(errno)};
+                                            common::errno_text(errno)};
     };
     if (raw < 0) return cannot("open");
     const UniqueFd fd(raw);

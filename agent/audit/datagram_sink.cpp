@@ -11,6 +11,7 @@
 #include "agent/audit/journal_encoder.hpp"
 #include "agent/audit/syslog_encoder.hpp"
 #include "agent/common/best_effort.hpp"
+#include "agent/common/errno_text.hpp"
 #include "agent/metrics/registry.hpp"
 
 namespace opsagent::audit {
@@ -61,7 +62,7 @@ void DatagramSink::dropped(const char* why, int err, bool disconnected) noexcept
                "last because: {}{}{} (the audit file has them; opsagent_audit_shipped_total "
                "counts every drop)",
                name(), options_.socket, drops_since_log_, drops_since_log_ == 1 ? "y" : "ies", why,
-               err != 0 ? ": " : "", err != 0 ? std::strerror(err) : "");
+               err != 0 ? ": " : "", err != 0 ? common::errno_text(err) : "");
   drops_since_log_ = 0;
 }
 

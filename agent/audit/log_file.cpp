@@ -6,6 +6,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "agent/common/errno_text.hpp"
+
 namespace opsagent::audit {
 
 // O_NOFOLLOW: a link planted at the log path is refused, not followed. O_NONBLOCK: a FIFO planted
@@ -17,7 +19,7 @@ Result<UniqueFd> open_log_file(const std::filesystem::path& path) {
              O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY, 0640);
   if (fd < 0) {
     return Error{ErrorCode::internal,
-                 "cannot open audit log " + path.string() + ": " + std::strerror(errno)};
+                 "cannot open audit log " + path.string() + ": " + common::errno_text(errno)};
   }
   UniqueFd owned(fd);
   struct stat st {};

@@ -8,6 +8,8 @@
 
 #include <fmt/format.h>
 
+#include "agent/common/environment.hpp"
+#include "agent/common/errno_text.hpp"
 #include "agent/common/trusted_file.hpp"
 #include "agent/config/config_error.hpp"
 #include "agent/config/strict_yaml.hpp"
@@ -112,7 +114,7 @@ std::optional<fs::path> env_path(const EnvLookup& env, std::string_view name) {
 
 std::optional<std::string> process_env(std::string_view name) {
   const std::string key(name);
-  const char* v = std::getenv(key.c_str());
+  const char* v = common::env_var(key.c_str());
   if (v == nullptr || *v == '\0') return std::nullopt;
   return std::string(v);
 }
@@ -193,7 +195,7 @@ void check_tls_files_readable(const ClientSettings& s) {
   const auto readable = [](const fs::path& p, std::string_view what) {
     if (::access(p.c_str(), R_OK) != 0) {
       throw ConfigError(
-          fmt::format("{}: cannot read the {}: {}", p.string(), what, std::strerror(errno)));
+          fmt::format("{}: cannot read the {}: {}", p.string(), what, common::errno_text(errno)));
     }
   };
   readable(s.tls.certificate, "client certificate");

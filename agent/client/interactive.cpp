@@ -16,6 +16,7 @@
 
 #include "agent/client/agent_connection.hpp"
 #include "agent/client/output.hpp"
+#include "agent/common/environment.hpp"
 #include "agent/protocol/verbs.hpp"
 
 namespace opsagent::client {
@@ -79,10 +80,10 @@ struct FreeDeleter {
 }  // namespace
 
 fs::path default_history_file() {
-  if (const char* state = std::getenv("XDG_STATE_HOME"); state != nullptr && *state != '\0') {
+  if (const char* state = common::env_var("XDG_STATE_HOME"); state != nullptr && *state != '\0') {
     return fs::path(state) / "opsctl" / "history";
   }
-  if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0') {
+  if (const char* home = common::env_var("HOME"); home != nullptr && *home != '\0') {
     return fs::path(home) / ".local" / "state" / "opsctl" / "history";
   }
   return {};

@@ -17,6 +17,7 @@
 
 #include "agent/client/ansible_ini.hpp"
 #include "agent/client/inventory_script.hpp"
+#include "agent/common/errno_text.hpp"
 #include "agent/config/config_error.hpp"
 #include "agent/config/strict_yaml.hpp"
 #include "agent/config/yaml_reader.hpp"
@@ -876,7 +877,8 @@ Result<Selection> select_targets(const Inventory* inventory, std::string_view pa
 Result<std::string> read_limit_file(const std::filesystem::path& path) {
   std::ifstream in(path);
   if (!in) {
-    return usage(fmt::format("--limit @{}: cannot read: {}", path.string(), std::strerror(errno)));
+    return usage(
+        fmt::format("--limit @{}: cannot read: {}", path.string(), common::errno_text(errno)));
   }
   std::string pattern;
   std::size_t line_no = 0;

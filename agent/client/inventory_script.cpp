@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "agent/common/errno_text.hpp"
 #include "agent/common/unique_fd.hpp"
 #include "agent/config/config_error.hpp"
 
@@ -65,7 +66,7 @@ std::string run_list(const std::filesystem::path& path) {
   const std::string program = path.string();
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) {
-    throw ConfigError(fmt::format("{}: cannot run: {}", program, std::strerror(errno)));
+    throw ConfigError(fmt::format("{}: cannot run: {}", program, common::errno_text(errno)));
   }
   UniqueFd read_end(fds[0]);
   UniqueFd write_end(fds[1]);
@@ -80,7 +81,8 @@ std::string run_list(const std::filesystem::path& path) {
   const int rc = ::posix_spawn(&pid, program.c_str(), &fa, nullptr, argv, environ);
   posix_spawn_file_actions_destroy(&fa);
   write_end.reset();
-  if (rc != 0) throw ConfigError(fmt::format("{}: cannot run: {}", program, std::strerror(rc)));
+  if (rc != 0)
+    throw ConfigError(fmt::format("{}: cannot run: {}", program, common::errno_text(rc)));
   std::string out;
   char buf[65536];
   bool too_large = false;

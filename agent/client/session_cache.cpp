@@ -15,6 +15,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 
+#include "agent/common/environment.hpp"
 #include "agent/common/hex.hpp"
 #include "agent/common/unique_fd.hpp"
 #include "agent/tls/peer_certificate.hpp"
@@ -203,10 +204,10 @@ void SessionCache::attach(boost::asio::ssl::context& ctx, std::shared_ptr<Sessio
 }
 
 fs::path default_session_cache_dir() {
-  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg != nullptr && *xdg == '/') {
+  if (const char* xdg = common::env_var("XDG_CACHE_HOME"); xdg != nullptr && *xdg == '/') {
     return fs::path(xdg) / "opsctl" / "sessions";
   }
-  if (const char* home = std::getenv("HOME"); home != nullptr && *home == '/') {
+  if (const char* home = common::env_var("HOME"); home != nullptr && *home == '/') {
     return fs::path(home) / ".cache" / "opsctl" / "sessions";
   }
   return {};

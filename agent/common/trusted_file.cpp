@@ -7,6 +7,8 @@
 #include <string>
 #include <unistd.h>
 
+#include "agent/common/errno_text.hpp"
+
 namespace opsagent {
 namespace {
 
@@ -14,7 +16,7 @@ std::atomic<long> g_trusted_owner{-1};
 
 Error stat_error(const std::filesystem::path& path, int err) {
   return {err == ENOENT || err == ENOTDIR ? ErrorCode::notfound : ErrorCode::denied,
-          path.string() + ": cannot stat: " + std::strerror(err)};
+          path.string() + ": cannot stat: " + common::errno_text(err)};
 }
 
 Status check_directory(const std::filesystem::path& dir) {

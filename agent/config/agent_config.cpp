@@ -12,9 +12,11 @@
 #include <stdexcept>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <vector>
 
 #include "agent/audit/chain_key.hpp"
 #include "agent/audit/syslog_encoder.hpp"
+#include "agent/common/errno_text.hpp"
 #include "agent/common/trusted_file.hpp"
 #include "agent/config/config_error.hpp"
 #include "agent/config/config_file.hpp"
@@ -32,6 +34,56 @@ const YamlNode kAbsent{};
 
 constexpr std::int64_t kMaxCount = 100'000;
 
+// A user or group named in the configuration. getpwnam() and getgrnam() return a buffer that
+// every thread shares, and the configuration is read again on each reload (SIGHUP) while the
+// agent serves: the reentrant lookups here. Returns 0, or ENOENT for a name that does not
+// exist, or the errno of a lookup that failed.
+struct Account {
+  uid_t uid = 0;
+  gid_t gid = 0;
+};
+
+bool not_found(int rc) noexcept {
+  return rc == 0 || rc == ENOENT || rc == ESRCH || rc == EBADF || rc == EPERM;
+}
+
+int lookup_user(const std::string& name, Account& out) {
+  std::vector<char> buf(16 * std::size_t{1024});
+  for (;;) {
+    struct passwd entry {};
+    struct passwd* found = nullptr;
+    const int rc = ::getpwnam_r(name.c_str(), &entry, buf.data(), buf.size(), &found);
+    if (rc == ERANGE && buf.size() < std::size_t{1} << 20) {
+      buf.resize(buf.size() * 2);
+      continue;
+    }
+    if (found == nullptr) return not_found(rc) ? ENOENT : rc;
+    out = {entry.pw_uid, entry.pw_gid};
+    return 0;
+  }
+}
+
+int lookup_group(const std::string& name, gid_t& out) {
+  std::vector<char> buf(16 * std::size_t{1024});
+  for (;;) {
+    struct group entry {};
+    struct group* found = nullptr;
+    const int rc = ::getgrnam_r(name.c_str(), &entry, buf.data(), buf.size(), &found);
+    if (rc == ERANGE && buf.size() < std::size_t{1} << 20) {
+      buf.resize(buf.size() * 2);
+      continue;
+    }
+    if (found == nullptr) return not_found(rc) ? ENOENT : rc;
+    out = entry.gr_gid;
+    return 0;
+  }
+}
+
+std::string lookup_failure(const char* what, const std::string& name, int rc) {
+  if (rc == ENOENT) return std::string("no such ") + what + ": " + name;
+  return std::string("cannot look up ") + what + " " + name + ": " + common::errno_text(rc);
+}
+
 // Rejects unknown keys before anything else is read, so a misspelt key ("polcy:") is reported
 // as such rather than as the required key it was meant to be.
 int as_count(const YamlNode& n, const NodeContext& ctx, int min, int max) {
@@ -44,13 +96,14 @@ struct stat require_readable_file(const std::filesystem::path& path, const NodeC
                                   const YamlNode& node) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
   if (fd < 0) {
-    fail(ctx, node, "cannot open " + path.string() + ": " + std::strerror(errno));
+    fail(ctx, node, "cannot open " + path.string() + ": " + common::errno_text(errno));
   }
   struct stat st {};
   const int rc = ::fstat(fd, &st);
   const int saved_errno = errno;
   ::close(fd);
-  if (rc != 0) fail(ctx, node, "cannot stat " + path.string() + ": " + std::strerror(saved_errno));
+  if (rc != 0)
+    fail(ctx, node, "cannot stat " + path.string() + ": " + common::errno_text(saved_errno));
   if (!S_ISREG(st.st_mode)) fail(ctx, node, path.string() + " is not a regular file");
   return st;
 }
@@ -337,14 +390,16 @@ void read_exec(const YamlNode& node, const NodeContext& ctx, const std::filesyst
   }
   if (const YamlNode* v = map.find("user")) {
     e.user = as_string(*v, map.ctx("user"));
-    const struct passwd* pw = ::getpwnam(e.user.c_str());  // start-up only: not thread-safe
-    if (pw == nullptr) fail(map.ctx("user"), *v, "no such user: " + e.user);
-    if (pw->pw_uid != ::geteuid() && ::geteuid() != 0) {
+    Account account;
+    if (const int rc = lookup_user(e.user, account); rc != 0) {
+      fail(map.ctx("user"), *v, lookup_failure("user", e.user, rc));
+    }
+    if (account.uid != ::geteuid() && ::geteuid() != 0) {
       fail(map.ctx("user"), *v,
            "running commands as " + e.user + " needs the agent to run as root");
     }
-    e.uid = pw->pw_uid;
-    e.gid = pw->pw_gid;
+    e.uid = account.uid;
+    e.gid = account.gid;
   }
   map.finish();
 }
@@ -354,19 +409,21 @@ void read_run_as(const YamlNode& node, const NodeContext& ctx, const ExecSetting
   map.expect_keys({"user", "group", "allow_root"});
   if (const YamlNode* v = map.find("user")) {
     r.user = as_string(*v, map.ctx("user"));
-    const struct passwd* pw = ::getpwnam(r.user.c_str());  // start-up only: not thread-safe
-    if (pw == nullptr) fail(map.ctx("user"), *v, "no such user: " + r.user);
-    if (pw->pw_uid == 0) {
+    Account account;
+    if (const int rc = lookup_user(r.user, account); rc != 0) {
+      fail(map.ctx("user"), *v, lookup_failure("user", r.user, rc));
+    }
+    if (account.uid == 0) {
       fail(map.ctx("user"), *v,
            r.user + " is root; name an unprivileged user, or drop run_as.user");
     }
     // Reloads run after the drop: then the agent already is this user.
-    if (pw->pw_uid != ::geteuid() && ::geteuid() != 0) {
+    if (account.uid != ::geteuid() && ::geteuid() != 0) {
       fail(map.ctx("user"), *v,
            "switching to " + r.user + " needs the agent to be started as root");
     }
-    r.uid = pw->pw_uid;
-    r.gid = pw->pw_gid;
+    r.uid = account.uid;
+    r.gid = account.gid;
     // After the drop the agent cannot switch users for its commands any more.
     if (exec.uid >= 0 && exec.uid != r.uid) {
       fail(map.ctx("user"), *v,
@@ -377,10 +434,12 @@ void read_run_as(const YamlNode& node, const NodeContext& ctx, const ExecSetting
   if (const YamlNode* v = map.find("group")) {
     r.group = as_string(*v, map.ctx("group"));
     if (r.user.empty()) fail(map.ctx("group"), *v, "run_as.group needs run_as.user");
-    const struct group* gr = ::getgrnam(r.group.c_str());  // start-up only: not thread-safe
-    if (gr == nullptr) fail(map.ctx("group"), *v, "no such group: " + r.group);
-    if (gr->gr_gid == 0) fail(map.ctx("group"), *v, r.group + " is the root group; name another");
-    r.gid = gr->gr_gid;
+    gid_t gid = 0;
+    if (const int rc = lookup_group(r.group, gid); rc != 0) {
+      fail(map.ctx("group"), *v, lookup_failure("group", r.group, rc));
+    }
+    if (gid == 0) fail(map.ctx("group"), *v, r.group + " is the root group; name another");
+    r.gid = gid;
   }
   if (const YamlNode* v = map.find("allow_root")) r.allow_root = as_bool(*v, map.ctx("allow_root"));
   map.finish();

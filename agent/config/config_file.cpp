@@ -7,27 +7,24 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "agent/common/errno_text.hpp"
 #include "agent/common/trusted_file.hpp"
 #include "agent/common/unique_fd.hpp"
 #include "agent/config/config_error.hpp"
 
 namespace opsagent::config {
-namespace {
-
-std::string errno_text() { return std::strerror(errno); }
-
-}  // namespace
 
 ConfigFile read_config_file(const std::filesystem::path& path, std::size_t max_bytes) {
   const std::string file = path.string();
   // O_NONBLOCK so that a FIFO planted in place of the file cannot hang start-up before the
   // regular-file check below.
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-  if (fd < 0) throw ConfigError(file + ": cannot open: " + errno_text());
+  if (fd < 0) throw ConfigError(file + ": cannot open: " + common::errno_text(errno));
   const UniqueFd closer(fd);
 
   ConfigFile out;
-  if (::fstat(fd, &out.status) != 0) throw ConfigError(file + ": cannot stat: " + errno_text());
+  if (::fstat(fd, &out.status) != 0)
+    throw ConfigError(file + ": cannot stat: " + common::errno_text(errno));
   if (!S_ISREG(out.status.st_mode)) throw ConfigError(file + ": not a regular file");
   if (static_cast<std::uint64_t>(out.status.st_size) > max_bytes) {
     throw ConfigError(file + ": file is larger than " + std::to_string(max_bytes) + " bytes");
@@ -40,7 +37,7 @@ ConfigFile read_config_file(const std::filesystem::path& path, std::size_t max_b
     const ssize_t n = ::read(fd, out.text.data() + used, out.text.size() - used);
     if (n < 0) {
       if (errno == EINTR) continue;
-      throw ConfigError(file + ": cannot read: " + errno_text());
+      throw ConfigError(file + ": cannot read: " + common::errno_text(errno));
     }
     if (n == 0) break;
     used += static_cast<std::size_t>(n);
@@ -59,10 +56,11 @@ void check_not_writable_by_others(const std::filesystem::path& path, const struc
 
 void check_private_key_file(const std::filesystem::path& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-  if (fd < 0) throw ConfigError(path.string() + ": cannot open: " + errno_text());
+  if (fd < 0) throw ConfigError(path.string() + ": cannot open: " + common::errno_text(errno));
   const UniqueFd closer(fd);
   struct stat st {};
-  if (::fstat(fd, &st) != 0) throw ConfigError(path.string() + ": cannot stat: " + errno_text());
+  if (::fstat(fd, &st) != 0)
+    throw ConfigError(path.string() + ": cannot stat: " + common::errno_text(errno));
   if (!S_ISREG(st.st_mode)) throw ConfigError(path.string() + ": not a regular file");
   if (auto s = check_private_key_mode(path, st); !s) throw ConfigError(s.error().message);
 }

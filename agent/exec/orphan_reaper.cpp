@@ -20,6 +20,7 @@
 #include <utility>
 
 #include "agent/common/c_ptr.hpp"
+#include "agent/common/errno_text.hpp"
 #include "agent/common/parse_number.hpp"
 #include "agent/common/proc_stat.hpp"
 
@@ -41,7 +42,7 @@ std::set<pid_t>& children() {  // GUARDED_BY(children_mutex())
 Status become_subreaper() {
   if (::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0) {
     return Error{ErrorCode::internal,
-                 std::string("PR_SET_CHILD_SUBREAPER: ") + std::strerror(errno)};
+                 std::string("PR_SET_CHILD_SUBREAPER: ") + common::errno_text(errno)};
   }
   return ok_status();
 }
@@ -85,6 +86,7 @@ std::vector<pid_t> live_orphans(pid_t self) {
   // Owned, so that std::bad_alloc from push_back() cannot leak the directory descriptor.
   const CPtr<DIR, ::closedir> proc(::opendir("/proc"));
   if (!proc) return live;
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): readdir() is safe on a stream no other thread reads
   while (const dirent* entry = ::readdir(proc.get())) {
     const char* name = entry->d_name;
     if (name[0] < '1' || name[0] > '9') continue;

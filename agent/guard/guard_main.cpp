@@ -83,6 +83,7 @@ void kill_descendants() {
   const pid_t self = ::getpid();
   DIR* proc = ::opendir("/proc");
   if (proc == nullptr) return;
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): readdir() is safe on a stream no other thread reads
   while (const dirent* entry = ::readdir(proc)) {
     if (entry->d_name[0] < '1' || entry->d_name[0] > '9') continue;
     const auto stat = read_proc_stat(entry->d_name);
@@ -135,7 +136,7 @@ bool reset_every_signal() {
     sigset_t only;
     sigemptyset(&only);
     sigaddset(&only, sig);
-    ::sigprocmask(SIG_UNBLOCK, &only, nullptr);
+    ::pthread_sigmask(SIG_UNBLOCK, &only, nullptr);
     ::kill(::getpid(), sig);
     _exit(128 + sig);  // a signal that does not terminate
   }
@@ -174,7 +175,7 @@ int main(int argc, char** argv) {
   sigset_t waited;
   sigemptyset(&waited);
   for (const int sig : {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGQUIT}) sigaddset(&waited, sig);
-  ::sigprocmask(SIG_BLOCK, &waited, nullptr);
+  ::pthread_sigmask(SIG_BLOCK, &waited, nullptr);
 
   if (::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0 || ::prctl(PR_SET_PDEATHSIG, SIGTERM) != 0) {
     report_errno(errno);

@@ -10,10 +10,12 @@
 #include <spdlog/sinks/systemd_sink.h>
 #include <spdlog/spdlog.h>
 
+#include "agent/common/environment.hpp"
+
 namespace opsagent::server {
 
 bool stderr_is_journal() {
-  const char* stream = std::getenv("JOURNAL_STREAM");
+  const char* stream = common::env_var("JOURNAL_STREAM");
   if (stream == nullptr) return false;
   // "DEVICE:INODE", both decimal.
   char* end = nullptr;

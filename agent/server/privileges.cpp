@@ -12,12 +12,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include "agent/common/errno_text.hpp"
 #include "agent/common/unique_fd.hpp"
 
 namespace opsagent::server {
 namespace {
-
-std::string errno_text(int err) { return std::strerror(err); }
 
 // "Uid:\t0\t0\t0\t0" -> the four numbers.
 template <typename Id>
@@ -43,16 +42,17 @@ std::string list_groups(const std::vector<gid_t>& groups) {
 // The audit log was created by root at start-up; the agent reopens it on every SIGHUP.
 void give_audit_log_to(const std::filesystem::path& path, uid_t uid, gid_t gid) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-  if (fd < 0) throw std::runtime_error(path.string() + ": cannot open: " + errno_text(errno));
+  if (fd < 0)
+    throw std::runtime_error(path.string() + ": cannot open: " + common::errno_text(errno));
   const UniqueFd file(fd);
   struct stat st {};
   if (::fstat(file.get(), &st) != 0) {
-    throw std::runtime_error(path.string() + ": cannot stat: " + errno_text(errno));
+    throw std::runtime_error(path.string() + ": cannot stat: " + common::errno_text(errno));
   }
   if (st.st_uid == uid) return;
   if (::fchown(file.get(), uid, gid) != 0) {
     throw std::runtime_error(path.string() + ": cannot give it to uid " + std::to_string(uid) +
-                             ": " + errno_text(errno));
+                             ": " + common::errno_text(errno));
   }
 }
 
@@ -125,16 +125,17 @@ void drop_privileges(const config::RunAs& run_as, const std::filesystem::path& a
   // are how an operator grants read access to logs without a privileged agent.
   if (::initgroups(run_as.user.c_str(), gid) != 0) {
     throw std::runtime_error("cannot set the supplementary groups of " + run_as.user + ": " +
-                             errno_text(errno));
+                             common::errno_text(errno));
   }
   // gid before uid: once the uid is gone, so is the right to change the gid. glibc applies the
   // set*id calls to every thread of the process (the pools already run).
   if (::setresgid(gid, gid, gid) != 0) {
     throw std::runtime_error("cannot switch to gid " + std::to_string(gid) + ": " +
-                             errno_text(errno));
+                             common::errno_text(errno));
   }
   if (::setresuid(uid, uid, uid) != 0) {
-    throw std::runtime_error("cannot switch to user " + run_as.user + ": " + errno_text(errno));
+    throw std::runtime_error("cannot switch to user " + run_as.user + ": " +
+                             common::errno_text(errno));
   }
 
   // Trust nothing: prove that the way back is closed and that no capability survived.
