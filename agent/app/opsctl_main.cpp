@@ -100,9 +100,7 @@ bool colour_for(ColourChoice choice, int fd) {
                        common::env_var("TERM"));
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   // Writes to a vanished agent must fail with EPIPE, never kill opsctl.
   std::signal(SIGPIPE, SIG_IGN);
   auto parsed = parse_command_line(std::vector<std::string>(argv + 1, argv + argc));
@@ -253,3 +251,24 @@ int main(int argc, char** argv) {
   return outcome.signal != 0 ? exit_status::interrupted(outcome.signal)
                              : fan_out_exit_status(results);
 }
+
+// Output that could not be written (a full disk, a closed pipe) must not pass for success: a
+// script would take the part that was written for the whole. A status that already says
+// something failed is kept; a success becomes kOutput. A closed pipe is the reader's choice
+// (`opsctl ... | head -1`): the status says it, no message does.
+int finish_output(int status) {
+  errno = 0;
+  const bool flushed = std::fflush(stdout) == 0;
+  if (flushed && std::ferror(stdout) == 0) return status;
+  const int err = flushed || errno == 0 ? stdout_write_error() : errno;
+  if (err != EPIPE) {
+    print_error(err != 0
+                    ? std::string("cannot write to standard output: ") + common::errno_text(err)
+                    : std::string("cannot write to standard output"));
+  }
+  return status == exit_status::kOk ? exit_status::kOutput : status;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) { return finish_output(run(argc, argv)); }

@@ -65,6 +65,7 @@ inline constexpr int kUnreachable = 68;  ///< cannot connect
 inline constexpr int kTimeout = 69;      ///< handshake, command or agent-side timeout
 inline constexpr int kAgentError =
     70;  ///< other agent errors (busy, limit, notfound, internal), protocol errors
+inline constexpr int kOutput = 74;  ///< opsctl could not write its output (disk full)
 inline constexpr int kConfig =
     78;  ///< opsctl configuration, inventory or certificate files unusable
 /// Interrupted by signal N (SIGINT: 130, SIGTERM: 143), as a shell reports it.

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
+#include <cerrno>
 #include <csignal>
 
 #include <fmt/format.h>
@@ -134,12 +136,24 @@ class JsonReporter final : public ReporterBase {
 }  // namespace
 
 namespace {
-// The progress line is drawn on a terminal, at once.
+std::atomic<int> g_stdout_error{0};  // NOLINT(cppcoreguidelines-avoid-non-const-global-variables)
+
+// Remembers the first failed write to stdout (what the exit status reports); stderr's failures
+// have nowhere to be reported.
+void note_failure(std::FILE* f, bool ok) noexcept {
+  if (ok || f != stdout) return;
+  int expected = 0;
+  g_stdout_error.compare_exchange_strong(expected, errno != 0 ? errno : EIO);
+}
+
+// The progress line is drawn on a terminal (stderr), at once; a failure there is not reported.
 void write_progress(std::FILE* f, std::string_view text) {
-  std::fwrite(text.data(), 1, text.size(), f);
-  std::fflush(f);
+  note_failure(f, std::fwrite(text.data(), 1, text.size(), f) == text.size());
+  note_failure(f, std::fflush(f) == 0);
 }
 }  // namespace
+
+int stdout_write_error() noexcept { return g_stdout_error.load(); }
 
 void ProgressLine::clear() {
   if (!enabled_ || !shown_) return;
@@ -336,20 +350,20 @@ void ReporterBase::emit(std::FILE* f, std::string_view text) {
   progress_.clear();
   put(f, text);
   if (progress_.enabled()) {
-    std::fflush(f);  // before the progress line is drawn again on the terminal
+    note_failure(f, std::fflush(f) == 0);  // before the progress line is drawn again
     progress_.draw(false);
   }
 }
 
 void ReporterBase::put(std::FILE* f, std::string_view text) {
-  if (last_ != nullptr && last_ != f) std::fflush(last_);
+  if (last_ != nullptr && last_ != f) note_failure(last_, std::fflush(last_) == 0);
   last_ = f;
-  std::fwrite(text.data(), 1, text.size(), f);
+  note_failure(f, std::fwrite(text.data(), 1, text.size(), f) == text.size());
 }
 
 void ReporterBase::flush() {
-  std::fflush(streams_.out);
-  std::fflush(streams_.err);
+  note_failure(streams_.out, std::fflush(streams_.out) == 0);
+  note_failure(streams_.err, std::fflush(streams_.err) == 0);
   last_ = nullptr;
 }
 

@@ -123,6 +123,10 @@ std::string format_summary(const std::vector<Target>& targets,
 std::string json_summary(const std::vector<Target>& targets, const std::vector<HostResult>& results,
                          std::chrono::milliseconds elapsed, const RunFacts& facts = {});
 
+/// The errno of the first write to standard output that failed (0: none failed). opsctl's
+/// exit status says so: output that was lost must not pass for success.
+int stdout_write_error() noexcept;
+
 /// "SIGINT", "SIGTERM" or "signal N".
 std::string signal_name(int signal);
 

@@ -99,8 +99,10 @@ struct RunningOpsctl {
   bool signal(int sig) const { return pid > 0 && ::kill(pid, sig) == 0; }
 };
 
+/// `stdout_file`, when given, is opened for stdout instead of a file in `dir` (e.g. /dev/full).
 inline RunningOpsctl start_opsctl(const std::vector<std::string>& args,
-                                  const std::map<std::string, std::string>& extra_env = {}) {
+                                  const std::map<std::string, std::string>& extra_env = {},
+                                  const fs::path& stdout_file = {}) {
   RunningOpsctl run;
   run.dir = make_temp_dir("opsctl-run");
   std::vector<std::string> full = {OPSCTL_BINARY};
@@ -116,8 +118,8 @@ inline RunningOpsctl start_opsctl(const std::vector<std::string>& args,
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 1, (run.dir / "out").c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                   0600);
+  const fs::path out = stdout_file.empty() ? run.dir / "out" : stdout_file;
+  posix_spawn_file_actions_addopen(&fa, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
   posix_spawn_file_actions_addopen(&fa, 2, (run.dir / "err").c_str(), O_WRONLY | O_CREAT | O_TRUNC,
                                    0600);
   pid_t pid = -1;

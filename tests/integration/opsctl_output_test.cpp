@@ -164,6 +164,28 @@ TEST_F(OpsctlOutput, QuietPrintsOnlyTheSummaryAndKeepsTheExitStatus) {
   EXPECT_TRUE(contains(r.out, R"("type":"summary")")) << describe(r);
 }
 
+TEST_F(OpsctlOutput, OutputThatCannotBeWrittenIsAnErrorNotASuccess) {
+  if (!fs::exists("/dev/full")) GTEST_SKIP() << "/dev/full is not available";
+  const auto to_full_disk = [](std::vector<std::string> args) {
+    args.insert(args.begin(), {"-i", inventory(), "-t", "30s"});
+    RunningOpsctl run = start_opsctl(args, {}, "/dev/full");
+    return finish_opsctl(run);
+  };
+  // Every host succeeded, but what they said never reached the file: not a success (74).
+  auto r = to_full_disk({"web", "run", "greet"});
+  EXPECT_EQ(r.exit_code, 74) << describe(r);
+  EXPECT_TRUE(contains(r.err, "opsctl: cannot write to standard output: No space left on device\n"))
+      << describe(r);
+  r = to_full_disk({"--json", "web1", "ping"});
+  EXPECT_EQ(r.exit_code, 74) << describe(r);
+  r = to_full_disk({"--help"});
+  EXPECT_EQ(r.exit_code, 74) << describe(r);
+  // A status that already reports a failure is kept: the remote command's 2 here.
+  r = to_full_disk({"db1", "run", "greet"});
+  EXPECT_EQ(r.exit_code, 2) << describe(r);
+  EXPECT_TRUE(contains(r.err, "opsctl: cannot write to standard output")) << describe(r);
+}
+
 TEST_F(OpsctlOutput, ColoursOnlyOnATerminalWithoutNoColorOrWhenAsked) {
   const std::string csi = "\x1b[";
   const std::vector<std::string> args = {"-i",       inventory(), "-t",   "30s",
