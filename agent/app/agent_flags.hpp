@@ -22,7 +22,7 @@ constexpr const char* kUsage =
     "Runs in the foreground and logs to stderr; the audit trail goes to audit.path.\n";
 
 inline int usage_error(const std::string& problem) {
-  std::fprintf(stderr, "opsagent: %s\n%s", problem.c_str(), kUsage);
+  (void)std::fprintf(stderr, "opsagent: %s\n%s", problem.c_str(), kUsage);
   return kExitUsage;
 }
 
@@ -46,7 +46,7 @@ inline std::variant<std::string, int> parse_args(int argc, char** argv, bool& ch
       std::printf("opsagent %s\n", OPSAGENT_VERSION);
       return 0;
     } else if (arg == "--help" || arg == "-h") {
-      std::fputs(kUsage, stdout);
+      (void)std::fputs(kUsage, stdout);
       return 0;
     } else {
       return usage_error("unknown argument '" + arg + "'");

@@ -13,7 +13,7 @@ namespace opsagent::app {
 namespace {
 
 int usage() {
-  std::fputs(
+  (void)std::fputs(
       "usage: opsagent audit verify [--key-file FILE] AUDIT_FILE...\n"
       "  Checks the audit hash chain across the files, oldest first (audit.jsonl.2 audit.jsonl.1\n"
       "  audit.jsonl). Exit 0 intact, 1 tampered or broken, 2 only a torn last line (a crash),\n"
@@ -42,7 +42,7 @@ int audit_main(int argc, char** argv) {
       usage();
       return kVerifyIntact;
     } else if (!options_done && arg.size() > 1 && arg[0] == '-') {
-      std::fprintf(stderr, "opsagent audit verify: unknown option %s\n", arg.c_str());
+      (void)std::fprintf(stderr, "opsagent audit verify: unknown option %s\n", arg.c_str());
       return usage();
     } else {
       files.emplace_back(arg);
@@ -53,7 +53,7 @@ int audit_main(int argc, char** argv) {
   if (!key_file.empty()) {
     auto read = audit::read_chain_key_file(key_file, false);
     if (!read) {
-      std::fprintf(stderr, "opsagent audit verify: %s\n", read.error().message.c_str());
+      (void)std::fprintf(stderr, "opsagent audit verify: %s\n", read.error().message.c_str());
       return kVerifyNoInput;
     }
     key = std::move(read.value());
@@ -61,7 +61,7 @@ int audit_main(int argc, char** argv) {
   try {
     const auto report = audit::verify_chain_files(files, key);
     if (!report) {
-      std::fprintf(stderr, "opsagent audit verify: %s\n", report.error().message.c_str());
+      (void)std::fprintf(stderr, "opsagent audit verify: %s\n", report.error().message.c_str());
       return kVerifyNoInput;
     }
     std::printf("%s\n", audit::format_report(report.value()).c_str());
@@ -74,7 +74,7 @@ int audit_main(int argc, char** argv) {
         return kVerifyBroken;
     }
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "opsagent audit verify: %s\n", e.what());
+    (void)std::fprintf(stderr, "opsagent audit verify: %s\n", e.what());
   }
   return kVerifyBroken;
 }

@@ -42,7 +42,7 @@ struct Flags {
 };
 
 int explain_usage_error(const std::string& problem) {
-  std::fprintf(stderr, "opsagent explain: %s\n%s", problem.c_str(), kExplainUsage);
+  (void)std::fprintf(stderr, "opsagent explain: %s\n%s", problem.c_str(), kExplainUsage);
   return kExitUsage;
 }
 
@@ -137,7 +137,7 @@ int explain_main(int argc, char** argv) {
     } else if (arg == "--cert" && has_value) {
       flags.cert = argv[++i];
     } else if (arg == "--help" || arg == "-h") {
-      std::fputs(kExplainUsage, stdout);
+      (void)std::fputs(kExplainUsage, stdout);
       return 0;
     } else if (arg.starts_with("-")) {
       return explain_usage_error("unknown argument '" + arg + "'");
@@ -174,10 +174,10 @@ int explain_main(int argc, char** argv) {
     if (e.verdict == policy::Explanation::Verdict::deny) return kExplainDeny;
     return kExplainReject;
   } catch (const config::ConfigError& e) {
-    std::fprintf(stderr, "opsagent explain: configuration error: %s\n", e.what());
+    (void)std::fprintf(stderr, "opsagent explain: configuration error: %s\n", e.what());
     return kExitConfig;
   } catch (const std::exception& e) {  // a TLS file OpenSSL cannot use
-    std::fprintf(stderr, "opsagent explain: %s\n", e.what());
+    (void)std::fprintf(stderr, "opsagent explain: %s\n", e.what());
     return kExitConfig;
   }
 }

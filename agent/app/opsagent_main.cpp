@@ -21,6 +21,7 @@ namespace {
 constexpr int kExitConfig = 78;  // EX_CONFIG
 }  // namespace
 
+// NOLINTNEXTLINE(bugprone-exception-escape): only std::bad_alloc, which ends it
 int main(int argc, char** argv) {
   using namespace opsagent;
   if (argc > 1 && std::string(argv[1]) == "explain") return app::explain_main(argc - 1, argv + 1);
@@ -30,9 +31,9 @@ int main(int argc, char** argv) {
   if (const int* rc = std::get_if<int>(&parsed)) return *rc;
   const auto& config_file = std::get<std::string>(parsed);
 
-  server::install_operational_log();  // the journal under systemd, else stderr
-  std::signal(SIGPIPE, SIG_IGN);      // writes to a vanished peer fail with EPIPE
-  std::signal(SIGXFSZ, SIG_IGN);      // an audit log over RLIMIT_FSIZE fails the write (EFBIG)
+  server::install_operational_log();    // the journal under systemd, else stderr
+  (void)std::signal(SIGPIPE, SIG_IGN);  // writes to a vanished peer fail with EPIPE
+  (void)std::signal(SIGXFSZ, SIG_IGN);  // an audit log over RLIMIT_FSIZE fails the write (EFBIG)
   try {
     config::AgentConfig cfg = config::load_agent_config(config_file);
     spdlog::set_level(spdlog::level::from_str(cfg.log_level));

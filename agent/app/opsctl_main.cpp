@@ -36,11 +36,10 @@ namespace {
 
 using namespace opsagent;
 using namespace opsagent::client;
-namespace fs = std::filesystem;
 
 // Messages may quote inventory names or target patterns: escaped like everything opsctl prints.
 void print_error(const std::string& message) {
-  std::fprintf(stderr, "opsctl: %s\n", protocol::sanitize_line(message).c_str());
+  (void)std::fprintf(stderr, "opsctl: %s\n", protocol::sanitize_line(message).c_str());
 }
 
 [[noreturn]] void usage_error(const std::string& message) {
@@ -91,7 +90,7 @@ void list_names(const Inventory& inventory) {
     if (group != "all") text += protocol::sanitize_line(group) + "\n";
   }
   for (const auto& host : inventory.hosts()) text += protocol::sanitize_line(host.name) + "\n";
-  std::fwrite(text.data(), 1, text.size(), stdout);
+  (void)std::fwrite(text.data(), 1, text.size(), stdout);
 }
 
 // Whether stream `fd` gets colours (--color, NO_COLOR, TERM, a terminal).
@@ -102,13 +101,13 @@ bool colour_for(ColourChoice choice, int fd) {
 
 int run(int argc, char** argv) {
   // Writes to a vanished agent must fail with EPIPE, never kill opsctl.
-  std::signal(SIGPIPE, SIG_IGN);
+  (void)std::signal(SIGPIPE, SIG_IGN);
   auto parsed = parse_command_line(std::vector<std::string>(argv + 1, argv + argc));
   if (auto* done = std::get_if<CliExit>(&parsed)) {
-    std::fputs(done->out.c_str(), stdout);
+    (void)std::fputs(done->out.c_str(), stdout);
     // The message may quote a target pattern: escaped like everything opsctl prints.
     if (!done->err.empty()) {
-      std::fprintf(stderr, "%s\n", protocol::sanitize_line(done->err).c_str());
+      (void)std::fprintf(stderr, "%s\n", protocol::sanitize_line(done->err).c_str());
     }
     return done->status;
   }
@@ -232,7 +231,7 @@ int run(int argc, char** argv) {
   facts.stopped_by_max_fail = outcome.stopped_by_max_fail;
   if (mode == OutputMode::json && (!single || outcome.signal != 0)) {
     std::printf("%s\n", json_summary(targets, results, elapsed, facts).c_str());
-    std::fflush(stdout);
+    (void)std::fflush(stdout);
   }
   if (!opts.retry_file.empty() && !write_retry_file(opts.retry_file, targets, results)) {
     return exit_status::kConfig;
@@ -240,13 +239,15 @@ int run(int argc, char** argv) {
 
   if (single) {
     const std::string message = failure_message(targets.front(), results.front());
-    if (!message.empty() && mode != OutputMode::json) std::fprintf(stderr, "%s\n", message.c_str());
+    if (!message.empty() && mode != OutputMode::json) {
+      (void)std::fprintf(stderr, "%s\n", message.c_str());
+    }
     return outcome.signal != 0 ? exit_status::interrupted(outcome.signal)
                                : single_host_exit_status(results.front());
   }
   if (opts.summary || outcome.signal != 0) {
     const std::string summary = format_summary(targets, results, elapsed, facts);
-    std::fwrite(summary.data(), 1, summary.size(), stderr);
+    (void)std::fwrite(summary.data(), 1, summary.size(), stderr);
   }
   return outcome.signal != 0 ? exit_status::interrupted(outcome.signal)
                              : fan_out_exit_status(results);
@@ -271,4 +272,5 @@ int finish_output(int status) {
 
 }  // namespace
 
+// NOLINTNEXTLINE(bugprone-exception-escape): only std::bad_alloc, which ends it
 int main(int argc, char** argv) { return finish_output(run(argc, argv)); }

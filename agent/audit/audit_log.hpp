@@ -51,9 +51,11 @@ class AuditLog {
   /// One field of a record, as in record("auth_ok", {{"conn", id}, {"peer", peer}}). Unlike
   /// nlohmann::json's own {{"key", value}} lists, building and dropping these never allocates
   /// inside a destructor (common/json_release.hpp).
-  struct Field {
+  // An aggregate (declared copy or move members would end that); never copied.
+  struct Field {  // NOLINT(cppcoreguidelines-special-member-functions)
     const char* key;
     mutable nlohmann::json value;  // mutable: moved out of the initializer_list
+    // NOLINTNEXTLINE(bugprone-exception-escape): release_json() throws nothing
     ~Field() { release_json(value); }
   };
 

@@ -36,15 +36,15 @@ AuditWriter::AuditWriter(std::filesystem::path path, UniqueFd fd, std::string st
       sync_(options.sync),
       sync_interval_(options.sync_interval),
       fd_(std::move(fd)),
+      // A torn last line (a crash mid-write) is ended with an LF so that the header starts a
+      // line of its own; the header says so and links to the last whole record.
+      terminate_torn_(options.tail.torn),
+      previous_torn_(options.tail.torn),
       chain_(options.chain_key),
       last_hash_(options.tail.hash),
       batch_hash_(options.tail.hash),
       seq_(options.tail.found ? options.tail.seq : 0) {
-  // A torn last line (a crash mid-write) is ended with an LF so that the header starts a line
-  // of its own; the header says so and links to the last whole record.
-  terminate_torn_ = options.tail.torn;
-  previous_torn_ = options.tail.torn;
-  batch_.reserve(64 * 1024);
+  batch_.reserve(std::size_t{64} * 1024);
   for (auto& sink : options.sinks) {
     sinks_.push_back(std::make_unique<DatagramSink>(std::move(sink)));
   }
@@ -152,11 +152,13 @@ void AuditWriter::run() noexcept {
       std::unique_lock lock(mutex_);
       if (retry_ != nullptr) {
         // Completions wait for memory: try again soon, whether or not records arrive.
-        wake_.wait_for(lock, std::chrono::milliseconds(1), [&] { return head_ || stop_; });
+        wake_.wait_for(lock, std::chrono::milliseconds(1),
+                       [&] { return head_ != nullptr || stop_; });
       } else if (unsynced_) {
-        wake_.wait_until(lock, last_sync_ + sync_interval_, [&] { return head_ || stop_; });
+        wake_.wait_until(lock, last_sync_ + sync_interval_,
+                         [&] { return head_ != nullptr || stop_; });
       } else {
-        wake_.wait(lock, [&] { return head_ || stop_; });
+        wake_.wait(lock, [&] { return head_ != nullptr || stop_; });
       }
       if (head_ == nullptr && stop_ && retry_ == nullptr) {
         lock.unlock();
@@ -196,7 +198,7 @@ void AuditWriter::append_time(std::int64_t time_us) {
     const auto t = static_cast<std::time_t>(second);
     std::tm tm{};
     gmtime_r(&t, &tm);
-    std::strftime(second_text_, sizeof second_text_, "%Y-%m-%dT%H:%M:%S", &tm);
+    (void)std::strftime(second_text_, sizeof second_text_, "%Y-%m-%dT%H:%M:%S", &tm);
     second_ = second;
   }
   batch_.append(second_text_);

@@ -28,7 +28,7 @@ Result<std::string> read_chain_key_file(const std::filesystem::path& path, bool 
   if (strict) {
     if ((st.st_mode & 077) != 0) {
       char mode[8];
-      std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+      (void)std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
       return error(std::string("the key file has mode ") + mode +
                    "; it must not be accessible by group or others (chmod 600)");
     }

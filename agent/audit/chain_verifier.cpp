@@ -1,5 +1,6 @@
 #include "agent/audit/chain_verifier.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -30,11 +31,9 @@ struct Record {
 };
 
 bool is_hex64(std::string_view s) {
-  if (s.size() != 64) return false;
-  for (const char c : s) {
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
-  }
-  return true;
+  return s.size() == 64 && std::ranges::all_of(s, [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
 }
 
 // The text of "key":"VALUE" after `from`, up to the next quote (agent-written values only).
@@ -313,6 +312,8 @@ class Mapping {
  public:
   Mapping() = default;
   Mapping(void* p, std::size_t n) : p_(p), n_(n) {}
+  Mapping(const Mapping&) = delete;
+  Mapping& operator=(const Mapping&) = delete;
   Mapping(Mapping&& o) noexcept : p_(std::exchange(o.p_, nullptr)), n_(o.n_) {}
   Mapping& operator=(Mapping&&) = delete;
   ~Mapping() {

@@ -36,6 +36,7 @@ class DatagramSink {
   explicit DatagramSink(SinkOptions options);
   DatagramSink(const DatagramSink&) = delete;
   DatagramSink& operator=(const DatagramSink&) = delete;
+  ~DatagramSink() = default;
 
   /// Encodes and sends one record (`line` without its LF, `fields` scanned from it). Never
   /// blocks, never throws: a copy that cannot be sent now is dropped and counted.

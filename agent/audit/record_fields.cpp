@@ -1,5 +1,6 @@
 #include "agent/audit/record_fields.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <utility>
@@ -52,17 +53,14 @@ bool is_warning_event(std::string_view e) noexcept {
       "session_revoked",      "session_error",       "policy_reload_failed",
       "config_reload_failed", "tls_reload_failed",   "trust_check_failed",
       "orphans_killed",       "audit_log_recreated", "tls_failures_suppressed"};
-  for (const auto w : kWarnings) {
-    if (w == e) return true;
-  }
-  return false;
+  return std::ranges::find(kWarnings, e) != kWarnings.end();
 }
 
 }  // namespace
 
 RecordFields scan_record(std::string_view line) noexcept {
   RecordFields f;
-  const std::pair<std::string_view, std::string_view RecordFields::*> kFields[] = {
+  static constexpr std::pair<std::string_view, std::string_view RecordFields::*> kFields[] = {
       {"seq", &RecordFields::seq},
       {"ts", &RecordFields::ts},
       {"host", &RecordFields::host},

@@ -1,5 +1,6 @@
 #include "agent/audit/syslog_encoder.hpp"
 
+#include <algorithm>
 #include <array>
 #include <utility>
 
@@ -7,11 +8,8 @@ namespace opsagent::audit {
 namespace {
 
 bool printable_ascii(std::string_view s, std::size_t max) noexcept {
-  if (s.empty() || s.size() > max) return false;
-  for (const char c : s) {
-    if (c < 33 || c > 126) return false;
-  }
-  return true;
+  return !s.empty() && s.size() <= max &&
+         std::ranges::all_of(s, [](char c) { return c >= 33 && c <= 126; });
 }
 
 // A header field (HOSTNAME, PROCID, MSGID, TIMESTAMP): the value when it is 1 to `max`

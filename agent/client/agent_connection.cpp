@@ -42,7 +42,7 @@ static_assert(kMaxReplyLine >= protocol::kMaxReplyLineBytes,
 // The read buffer starts small (a fleet of `ping`s holds thousands of connections) and grows
 // for long lines, or up to kStreamChunk while reads keep filling it (`run cat bigfile`).
 constexpr std::size_t kFirstRead = 4096;
-constexpr std::size_t kStreamChunk = 64 * 1024;
+constexpr std::size_t kStreamChunk = std::size_t{64} * 1024;
 constexpr std::size_t kMinFree = 1024;
 constexpr auto kShutdownWait = std::chrono::seconds(1);
 constexpr auto kNoDeadline = std::chrono::hours(24 * 365);
@@ -153,10 +153,11 @@ asio::awaitable<HostResult> AgentConnection::open() {
     name_set = X509_VERIFY_PARAM_set1_ip_asc(param, name.c_str());
   } else {
     // SNI only for DNS names (RFC 6066 forbids IP literals).
-    name_set =
-        static_cast<int>(SSL_ctrl(ssl_handle, SSL_CTRL_SET_TLSEXT_HOSTNAME,
-                                  TLSEXT_NAMETYPE_host_name, const_cast<char*>(name.c_str()))) &
-        X509_VERIFY_PARAM_set1_host(param, name.c_str(), name.size());
+    // NOLINTNEXTLINE(cppcoreguidelines-pro-type-const-cast): SSL_ctrl takes void*, reads only
+    char* host = const_cast<char*>(name.c_str());
+    name_set = static_cast<int>(SSL_ctrl(ssl_handle, SSL_CTRL_SET_TLSEXT_HOSTNAME,
+                                         TLSEXT_NAMETYPE_host_name, host)) &
+               X509_VERIFY_PARAM_set1_host(param, name.c_str(), name.size());
   }
   if (name_set != 1) {
     co_return fail(HostStatus::tls_error, "tls",

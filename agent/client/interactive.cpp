@@ -48,7 +48,7 @@ HostResult run_step(asio::io_context& io, AgentConnection& connection,
     io.restart();
     io.run();
   }
-  std::signal(SIGINT, SIG_IGN);  // the signal_set put the default action back
+  (void)std::signal(SIGINT, SIG_IGN);  // the signal_set put the default action back
   if (error) std::rethrow_exception(error);
   return std::move(*result);
 }
@@ -57,16 +57,16 @@ HostResult run_step(asio::io_context& io, AgentConnection& connection,
 // control byte from the network (SECURITY-MATRIX I11).
 void print_line(std::string_view text) {
   const std::string shown = protocol::sanitize_line(text);
-  std::fwrite(shown.data(), 1, shown.size(), stdout);
-  std::fputc('\n', stdout);
-  std::fflush(stdout);
+  (void)std::fwrite(shown.data(), 1, shown.size(), stdout);
+  (void)std::fputc('\n', stdout);
+  (void)std::fflush(stdout);
 }
 
 void print_reply_line(const protocol::ReplyLine& /*line*/, std::string_view raw) {
   print_line(raw);
 }
 
-std::string trim(std::string s) {
+std::string trim(const std::string& s) {
   const auto first = s.find_first_not_of(" \t");
   if (first == std::string::npos) return {};
   const auto last = s.find_last_not_of(" \t");
@@ -92,13 +92,13 @@ fs::path default_history_file() {
 int run_interactive(asio::ssl::context& tls, const Target& target, const Timeouts& timeouts,
                     const fs::path& history_file) {
   asio::io_context io(1);
-  std::signal(SIGINT, SIG_IGN);
+  (void)std::signal(SIGINT, SIG_IGN);
   auto connection = std::make_unique<AgentConnection>(io.get_executor(), tls, target, timeouts);
   const auto connect = [&]() -> std::optional<int> {
     const HostResult opened = run_step(io, *connection, connection->open());
     if (connection->aborted()) return exit_status::interrupted(SIGINT);
     if (opened.status != HostStatus::ok) {
-      std::fprintf(stderr, "%s\n", failure_message(target, opened).c_str());
+      (void)std::fprintf(stderr, "%s\n", failure_message(target, opened).c_str());
       return single_host_exit_status(opened);
     }
     print_line(connection->greeting());
@@ -121,12 +121,12 @@ int run_interactive(asio::ssl::context& tls, const Target& target, const Timeout
     if (!raw && errno == EINTR) {
       // Ctrl-C at the prompt: libedit catches SIGINT while it reads and gives up the line.
       // Like a shell, drop what was typed and prompt again; only Ctrl-D (end of input) leaves.
-      std::fputc('\n', stdout);
+      (void)std::fputc('\n', stdout);
       continue;
     }
     if (!raw) {
       // End of input: leave politely, as if the user had typed `exit`.
-      std::fputc('\n', stdout);
+      (void)std::fputc('\n', stdout);
       line = protocol::spec_of(protocol::Verb::exit).name;
     } else {
       line = trim(raw.get());
@@ -139,8 +139,8 @@ int run_interactive(asio::ssl::context& tls, const Target& target, const Timeout
     if (connection->aborted()) {
       // Ctrl-C: the protocol has no way to stop one command, so the connection was closed
       // (which ends the command on the agent); a new one keeps the shell going.
-      std::fprintf(stderr, "\nopsctl: %s: command cancelled; reconnecting\n",
-                   protocol::sanitize_line(target.name).c_str());
+      (void)std::fprintf(stderr, "\nopsctl: %s: command cancelled; reconnecting\n",
+                         protocol::sanitize_line(target.name).c_str());
       if (leaving) break;
       connection = std::make_unique<AgentConnection>(io.get_executor(), tls, target, timeouts);
       if (const auto failed = connect()) {
@@ -150,13 +150,13 @@ int run_interactive(asio::ssl::context& tls, const Target& target, const Timeout
       continue;
     }
     if (!connection->is_open() && reply.code == "timeout") {
-      std::fprintf(stderr, "%s\n", failure_message(target, reply).c_str());
+      (void)std::fprintf(stderr, "%s\n", failure_message(target, reply).c_str());
       status = single_host_exit_status(reply);
       break;
     }
     if (reply.code == "connection" || reply.code == "protocol") {
       if (!leaving) {
-        std::fprintf(stderr, "%s\n", failure_message(target, reply).c_str());
+        (void)std::fprintf(stderr, "%s\n", failure_message(target, reply).c_str());
         status = single_host_exit_status(reply);
       }
       break;

@@ -436,7 +436,8 @@ class InventoryBuilder {
     return out;
   }
 
-  void read_vars(const YamlNode& node, const NodeContext& ctx, std::map<std::string, Var>& into) {
+  static void read_vars(const YamlNode& node, const NodeContext& ctx,
+                        std::map<std::string, Var>& into) {
     if (null_or_map(node, ctx, "vars") == nullptr) return;
     for (const auto& [key, value] : node.entries) {
       into.insert_or_assign(key.scalar, Var{&value, ctx.key(key.scalar)});
@@ -601,7 +602,8 @@ Result<std::vector<std::string>> expand_host_range(std::string_view name) {
   } else if (first.size() == 1 && last.size() == 1 &&
              std::islower(static_cast<unsigned char>(first[0])) != 0 &&
              std::islower(static_cast<unsigned char>(last[0])) != 0 && first[0] <= last[0]) {
-    for (int c = first[0]; c <= last[0]; c += static_cast<int>(step)) {
+    const int to = static_cast<unsigned char>(last[0]);
+    for (int c = static_cast<unsigned char>(first[0]); c <= to; c += static_cast<int>(step)) {
       items.emplace_back(1, static_cast<char>(c));
     }
   } else {
@@ -610,7 +612,10 @@ Result<std::vector<std::string>> expand_host_range(std::string_view name) {
   std::vector<std::string> out;
   for (const auto& item : items) {
     for (const auto& tail : rest.value()) {
-      out.push_back(std::string(prefix) + item + tail);
+      std::string host(prefix);
+      host += item;
+      host += tail;
+      out.push_back(std::move(host));
       if (out.size() > kMaxRangeHosts) {
         return usage(fmt::format("'{}': the range is too large", name));
       }

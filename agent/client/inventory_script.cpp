@@ -19,8 +19,6 @@
 #include "agent/common/unique_fd.hpp"
 #include "agent/config/config_error.hpp"
 
-extern char** environ;
-
 namespace opsagent::client {
 namespace {
 
@@ -81,8 +79,9 @@ std::string run_list(const std::filesystem::path& path) {
   const int rc = ::posix_spawn(&pid, program.c_str(), &fa, nullptr, argv, environ);
   posix_spawn_file_actions_destroy(&fa);
   write_end.reset();
-  if (rc != 0)
+  if (rc != 0) {
     throw ConfigError(fmt::format("{}: cannot run: {}", program, common::errno_text(rc)));
+  }
   std::string out;
   char buf[65536];
   bool too_large = false;

@@ -24,7 +24,7 @@ namespace opsagent::client {
 namespace fs = std::filesystem;
 namespace {
 
-constexpr std::size_t kMaxSessionBytes = 64 * 1024;  // a session is about 2 KiB
+constexpr std::size_t kMaxSessionBytes = std::size_t{64} * 1024;  // a session is about 2 KiB
 // Sessions kept in memory (a parsed session holds the agent's certificate, a few KiB): enough
 // for the shell and retries; a fan-out to thousands of hosts finds the others on disk.
 constexpr std::size_t kMaxMemorySessions = 256;
@@ -81,16 +81,17 @@ void free_cache(void* /*parent*/, void* ptr, CRYPTO_EX_DATA* /*ad*/, int /*idx*/
 }
 
 int cache_index() {
-  static const int index =
+  static const int kIndex =
       CRYPTO_get_ex_new_index(CRYPTO_EX_INDEX_SSL_CTX, 0, nullptr, nullptr, nullptr, free_cache);
-  return index;
+  return kIndex;
 }
 
 }  // namespace
 
 SessionCache::SessionCache(fs::path directory, std::string scope, std::size_t max_files)
-    : directory_(std::move(directory)), scope_(std::move(scope)) {
-  disk_ok_ = !directory_.empty() && !scope_.empty() && private_directory(directory_);
+    : directory_(std::move(directory)),
+      scope_(std::move(scope)),
+      disk_ok_(!directory_.empty() && !scope_.empty() && private_directory(directory_)) {
   if (disk_ok_) prune(max_files);
 }
 

@@ -4,7 +4,7 @@
 // all threads; glibc's strerrordesc_np() returns a constant string, the same text strerror()
 // gives in the C locale.
 
-#include <string.h>
+#include <cstring>
 
 namespace opsagent::common {
 

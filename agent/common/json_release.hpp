@@ -17,6 +17,7 @@
 
 namespace opsagent {
 
+// NOLINTNEXTLINE(bugprone-exception-escape): iteration and clear() throw nothing
 inline void release_json(nlohmann::json& j) noexcept {
   if (!j.is_structured()) return;
   for (auto& child : j) release_json(child);
@@ -28,6 +29,7 @@ inline void release_json(nlohmann::json& j) noexcept {
 class JsonReleaser {
  public:
   explicit JsonReleaser(nlohmann::json& j) noexcept : j_(j) {}
+  // NOLINTNEXTLINE(bugprone-exception-escape): release_json() throws nothing
   ~JsonReleaser() { release_json(j_); }
   JsonReleaser(const JsonReleaser&) = delete;
   JsonReleaser& operator=(const JsonReleaser&) = delete;

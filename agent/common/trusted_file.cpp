@@ -12,6 +12,7 @@
 namespace opsagent {
 namespace {
 
+// NOLINTNEXTLINE(cppcoreguidelines-avoid-non-const-global-variables): one process-wide setting
 std::atomic<long> g_trusted_owner{-1};
 
 Error stat_error(const std::filesystem::path& path, int err) {
@@ -29,7 +30,7 @@ Status check_directory(const std::filesystem::path& dir) {
 
 std::string mode_text(mode_t mode) {
   char buf[8];
-  std::snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(mode & 07777));
+  (void)std::snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(mode & 07777));
   return buf;
 }
 

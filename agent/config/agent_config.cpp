@@ -102,8 +102,9 @@ struct stat require_readable_file(const std::filesystem::path& path, const NodeC
   const int rc = ::fstat(fd, &st);
   const int saved_errno = errno;
   ::close(fd);
-  if (rc != 0)
+  if (rc != 0) {
     fail(ctx, node, "cannot stat " + path.string() + ": " + common::errno_text(saved_errno));
+  }
   if (!S_ISREG(st.st_mode)) fail(ctx, node, path.string() + " is not a regular file");
   return st;
 }

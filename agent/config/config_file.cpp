@@ -23,8 +23,9 @@ ConfigFile read_config_file(const std::filesystem::path& path, std::size_t max_b
   const UniqueFd closer(fd);
 
   ConfigFile out;
-  if (::fstat(fd, &out.status) != 0)
+  if (::fstat(fd, &out.status) != 0) {
     throw ConfigError(file + ": cannot stat: " + common::errno_text(errno));
+  }
   if (!S_ISREG(out.status.st_mode)) throw ConfigError(file + ": not a regular file");
   if (static_cast<std::uint64_t>(out.status.st_size) > max_bytes) {
     throw ConfigError(file + ": file is larger than " + std::to_string(max_bytes) + " bytes");
@@ -59,8 +60,9 @@ void check_private_key_file(const std::filesystem::path& path) {
   if (fd < 0) throw ConfigError(path.string() + ": cannot open: " + common::errno_text(errno));
   const UniqueFd closer(fd);
   struct stat st {};
-  if (::fstat(fd, &st) != 0)
+  if (::fstat(fd, &st) != 0) {
     throw ConfigError(path.string() + ": cannot stat: " + common::errno_text(errno));
+  }
   if (!S_ISREG(st.st_mode)) throw ConfigError(path.string() + ": not a regular file");
   if (auto s = check_private_key_mode(path, st); !s) throw ConfigError(s.error().message);
 }

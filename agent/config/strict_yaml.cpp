@@ -160,7 +160,7 @@ class TreeBuilder : public YAML::EventHandler {
     };
     const auto refuse_control = [&](std::uint32_t code) {
       char name[16];
-      std::snprintf(name, sizeof name, "U+%04X", static_cast<unsigned>(code));
+      (void)std::snprintf(name, sizeof name, "U+%04X", static_cast<unsigned>(code));
       refuse(std::string("control character ") + name);
     };
     std::size_t i = 0;

@@ -237,7 +237,10 @@ void MapReader::finish() const {
       allowed += name;
     }
     const std::string name = sanitize(k.scalar);
-    fail(ctx_.key(name), k, "unknown key '" + name + "' (allowed: " + allowed + ")");
+    std::string message = "unknown key '" + name + "' (allowed: ";
+    message += allowed;
+    message += ')';
+    fail(ctx_.key(name), k, message);
   }
 }
 

@@ -83,7 +83,7 @@ Result<mode_t> process_umask() {
 
 std::string octal(mode_t mode) {
   std::array<char, 16> text{};
-  std::snprintf(text.data(), text.size(), "%04o", static_cast<unsigned>(mode));
+  (void)std::snprintf(text.data(), text.size(), "%04o", static_cast<unsigned>(mode));
   return text.data();
 }
 
@@ -242,6 +242,7 @@ std::vector<char*> c_strings(const std::vector<std::string>& strings) {
   std::vector<char*> out;
   out.reserve(strings.size() + 1);
   // posix_spawn's prototype is not const-correct; it does not modify the strings.
+  // NOLINTNEXTLINE(cppcoreguidelines-pro-type-const-cast): execve() takes char* const[], reads only
   for (const auto& s : strings) out.push_back(const_cast<char*>(s.c_str()));
   out.push_back(nullptr);
   return out;

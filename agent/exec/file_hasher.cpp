@@ -19,7 +19,7 @@
 namespace opsagent::exec {
 namespace {
 
-constexpr std::size_t kChunkBytes = 64 * 1024;
+constexpr std::size_t kChunkBytes = std::size_t{64} * 1024;
 
 using MdPtr = CPtr<EVP_MD, EVP_MD_free>;
 using MdCtxPtr = CPtr<EVP_MD_CTX, EVP_MD_CTX_free>;

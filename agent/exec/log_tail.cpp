@@ -11,7 +11,7 @@
 namespace opsagent::exec {
 namespace {
 
-constexpr std::size_t kChunkBytes = 64 * 1024;
+constexpr std::size_t kChunkBytes = std::size_t{64} * 1024;
 
 Error io_error(const char* what, int err) {
   return {ErrorCode::internal, std::string(what) + ": " + std::generic_category().message(err)};

@@ -27,8 +27,8 @@ namespace {
 constexpr auto kUse = asio::as_tuple(asio::use_awaitable);
 // A pipe is read into 16 KiB; once a read fills that (a command that writes a lot), into 64 KiB,
 // the whole of a default pipe: a quarter of the reads, wake-ups and hand-offs per MiB.
-constexpr std::size_t kFirstReadChunk = 16U * 1024;
-constexpr std::size_t kBulkReadChunk = 64U * 1024;
+constexpr std::size_t kFirstReadChunk = std::size_t{16} * 1024;
+constexpr std::size_t kBulkReadChunk = std::size_t{64} * 1024;
 // Chunks waiting between the pipes and the sink, besides the one each side holds: one keeps the
 // reading and the sending overlapped, and a command whose client does not read holds little
 // (MatrixE.E3: 64 KiB chunks with 8 waiting took 3x the memory of 16 KiB ones).

@@ -32,7 +32,7 @@ struct RunLimits {
   std::chrono::milliseconds kill_grace{2'000};  ///< then SIGKILL after this
   std::chrono::milliseconds drain{1'000};       ///< wait for pipes to close after the child exits
   std::uint64_t max_output = 1U << 20;          ///< stdout+stderr bytes before the group is killed
-  std::size_t max_line = 16U * 1024;            ///< longer lines are split
+  std::size_t max_line = std::size_t{16} * 1024;  ///< longer lines are split
 };
 
 enum class RunEnd {

@@ -24,6 +24,7 @@ namespace {
 constexpr int kReadFlags = O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY;
 
 // Set once openat2 has answered ENOSYS, so later calls go straight to the walk.
+// NOLINTNEXTLINE(cppcoreguidelines-avoid-non-const-global-variables): what the kernel can do
 std::atomic<bool> g_openat2_missing{false};
 
 std::string errno_text(int err) { return std::generic_category().message(err); }

@@ -48,8 +48,6 @@
 #include "agent/common/parse_number.hpp"
 #include "agent/common/proc_stat.hpp"
 
-extern char** environ;
-
 namespace {
 
 using opsagent::parse_decimal;
@@ -132,7 +130,7 @@ bool reset_every_signal() {
     const int sig = WTERMSIG(status);
     const struct rlimit no_core { 0, 0 };
     ::setrlimit(RLIMIT_CORE, &no_core);
-    ::signal(sig, SIG_DFL);
+    (void)::signal(sig, SIG_DFL);
     sigset_t only;
     sigemptyset(&only);
     sigaddset(&only, sig);
@@ -158,10 +156,10 @@ int main(int argc, char** argv) {
   if (argc < 6 || !parse_long(argv[1], agent_pid) || !parse_long(argv[2], max_processes) ||
       !parse_long(argv[3], uid) || !parse_long(argv[4], gid) || agent_pid < 1 ||
       max_processes < 0 || argv[5][0] != '/') {
-    static const char usage[] =
+    static const char kUsage[] =
         "usage: opsagent-guard AGENT_PID MAX_PROCESSES UID GID /PROGRAM [ARG...]\n"
         "(started by opsagent for every command; not meant to be run by hand)\n";
-    const ssize_t n = ::write(STDERR_FILENO, usage, sizeof usage - 1);
+    const ssize_t n = ::write(STDERR_FILENO, kUsage, sizeof kUsage - 1);
     (void)n;
     report_errno(kGuardUsage);
     return kGuardFailure;

@@ -20,6 +20,7 @@ namespace {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
+// NOLINTNEXTLINE(readability-identifier-naming): the Asio idiom
 using tcp = asio::ip::tcp;
 using boost::system::error_code;
 
@@ -88,7 +89,8 @@ asio::awaitable<void> exchange(Stream& stream, beast::tcp_stream& transport,
   (void)written;  // the client may have gone; nothing more to do either way
 }
 
-struct ActiveSlot {
+// A scope guard built as an aggregate; never copied.
+struct ActiveSlot {  // NOLINT(cppcoreguidelines-special-member-functions)
   std::shared_ptr<std::atomic<int>> active;
   ~ActiveSlot() { active->fetch_sub(1); }
 };

@@ -27,6 +27,7 @@ class MetricsServer {
                 Render render);
   MetricsServer(const MetricsServer&) = delete;
   MetricsServer& operator=(const MetricsServer&) = delete;
+  ~MetricsServer() = default;
 
   /// Binds and starts accepting. Throws std::runtime_error naming the address when it cannot
   /// bind.

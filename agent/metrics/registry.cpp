@@ -57,7 +57,7 @@ Registry& registry() noexcept {
 
 std::string render(const Registry& r, const ScrapeState& s) {
   std::string out;
-  out.reserve(16 * 1024);
+  out.reserve(std::size_t{16} * 1024);
   auto line = [&out](std::string_view name, std::string_view labels, auto value) {
     if (labels.empty()) {
       fmt::format_to(std::back_inserter(out), "{} {}\n", name, value);

@@ -230,7 +230,10 @@ void check_verbs(const YamlNode& list, const NodeContext& ctx) {
       allowed += allowed.empty() ? "" : ", ";
       allowed += v;
     }
-    fail(ctx.index(i), list.items[i], "unknown command '" + verb + "' (known: " + allowed + ")");
+    std::string message = "unknown command '" + verb + "' (known: ";
+    message += allowed;
+    message += ')';
+    fail(ctx.index(i), list.items[i], message);
   }
 }
 

@@ -20,7 +20,7 @@ constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
 constexpr std::string_view kCutMark = "\xE2\x80\xA6";      // U+2026, ends a cut final-line text
 // Final lines: what the message may take; the fields share what is left. The rest of the line
 // ("ERR " + code, the JSON keys, separators) fits in kFramingBytes.
-constexpr std::size_t kMaxMessageText = 16 * 1024;
+constexpr std::size_t kMaxMessageText = std::size_t{16} * 1024;
 constexpr std::size_t kFramingBytes = 256;
 static_assert(kMaxDataLineText + kFramingBytes <= kMaxReplyLineBytes);
 static_assert(kMaxMessageText + kFramingBytes < kMaxReplyLineBytes);

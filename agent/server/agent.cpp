@@ -105,6 +105,7 @@ std::vector<std::unique_ptr<asio::io_context>> make_pinned_contexts(int io_threa
 std::vector<asio::executor_work_guard<asio::io_context::executor_type>> keep_running(
     const std::vector<std::unique_ptr<asio::io_context>>& contexts) {
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
+  guards.reserve(contexts.size());
   for (const auto& context : contexts) guards.push_back(asio::make_work_guard(*context));
   return guards;
 }

@@ -79,18 +79,28 @@ asio::awaitable<Outcome> Commands::execute(const protocol::VerbSpec& verb,
                                            const protocol::Command& cmd, const policy::Decision& d,
                                            ReplyStream& out) {
   const Verb v = verb.verb;
-  if (v == Verb::help) co_return co_await help(cmd, out);
+  if (v == Verb::help) {
+    co_return co_await help(cmd, out);
+  }
   if (v == Verb::ping) co_return Outcome::success("pong");
-  if (v == Verb::whoami) co_return co_await whoami(out);
+  if (v == Verb::whoami) {
+    co_return co_await whoami(out);
+  }
   if (v == Verb::json) co_return json(cmd, out);
   if (verb.ends_session) {
     Outcome o = Outcome::success("bye");
     o.close = true;
     co_return o;
   }
-  if (v == Verb::lastlog) co_return co_await lastlog(out);
-  if (v == Verb::tail) co_return co_await tail(d.log_path, d.lines, cmd.args.front(), out);
-  if (v == Verb::hash || v == Verb::comphash) co_return co_await hash(d, cmd.args.back());
+  if (v == Verb::lastlog) {
+    co_return co_await lastlog(out);
+  }
+  if (v == Verb::tail) {
+    co_return co_await tail(d.log_path, d.lines, cmd.args.front(), out);
+  }
+  if (v == Verb::hash || v == Verb::comphash) {
+    co_return co_await hash(d, cmd.args.back());
+  }
   if (v == Verb::run) {
     exec::RunLimits limits;
     limits.timeout = d.run->timeout;
@@ -245,7 +255,7 @@ asio::awaitable<Outcome> Commands::run(std::vector<std::string> argv, const exec
                                fmt::format("too many running commands (max_children {})",
                                            ctx_.config.get()->limits.max_children));
   }
-  struct SlotGuard {
+  struct SlotGuard {  // NOLINT(cppcoreguidelines-special-member-functions): an aggregate guard
     Admission& r;
     ~SlotGuard() { r.release_child(); }
   } slot{ctx_.registry};
@@ -272,7 +282,7 @@ asio::awaitable<Outcome> Commands::run(std::vector<std::string> argv, const exec
   exec::RunControl control;
   // Reset however the run ends: should run_process() throw (std::bad_alloc), the session's
   // cancel_active() must not reach the destroyed `control` through a dangling pointer.
-  struct ActiveRun {
+  struct ActiveRun {  // NOLINT(cppcoreguidelines-special-member-functions): an aggregate guard
     exec::RunControl*& slot;
     ~ActiveRun() { slot = nullptr; }
   } active{active_run_};

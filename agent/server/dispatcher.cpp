@@ -111,7 +111,9 @@ asio::awaitable<Dispatcher::Next> Dispatcher::handle_line(std::string_view line)
     outcome = std::move(*early);
   } else {
     // Replies held for pipelining leave before a command that may take a while.
-    if (!answers_at_once(verb->verb)) co_await out_.flush();
+    if (!answers_at_once(verb->verb)) {
+      co_await out_.flush();
+    }
     outcome = co_await handlers_->execute(*verb, cmd, decision, out_);
   }
 

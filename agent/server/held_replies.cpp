@@ -19,7 +19,9 @@ boost::asio::awaitable<std::string> HeldReplies::take() {
   bool rewrite = false;
   // Records are written in the order they were queued: once the first is done, so are most.
   for (const Check& c : checks_) {
-    if (!c.receipt.done()) co_await c.receipt.wait();
+    if (!c.receipt.done()) {
+      co_await c.receipt.wait();
+    }
     rewrite = rewrite || (c.fail_closed && c.receipt.result());
   }
   std::string out;

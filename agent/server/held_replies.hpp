@@ -20,7 +20,7 @@ namespace opsagent::server {
 class HeldReplies {
  public:
   /// Held bytes and unchecked receipts beyond which the session writes what it holds.
-  static constexpr std::size_t kMaxBytes = 16 * 1024;
+  static constexpr std::size_t kMaxBytes = std::size_t{16} * 1024;
   static constexpr std::size_t kMaxReceipts = 64;
 
   void add(const std::string& line) { bytes_ += line; }

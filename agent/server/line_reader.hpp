@@ -117,6 +117,7 @@ class LineReader {
 
   /// Starts no further read, ends a pending read and wakes a waiting next(). Does not wait for
   /// the reader coroutine to finish (see stopped()).
+  // NOLINTNEXTLINE(bugprone-exception-escape): cancel(): see the catch below
   void stop() noexcept {
     stop_ = true;
     try {
@@ -169,6 +170,7 @@ class LineReader {
     explicit EndGuard(LineReader& r) : reader(r) {}
     EndGuard(const EndGuard&) = delete;
     EndGuard& operator=(const EndGuard&) = delete;
+    // NOLINTNEXTLINE(bugprone-exception-escape): calls noexcept functions only
     ~EndGuard() {
       if (!finished) {
         reader.on_failure_(lost_operation());

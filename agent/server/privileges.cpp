@@ -42,8 +42,9 @@ std::string list_groups(const std::vector<gid_t>& groups) {
 // The audit log was created by root at start-up; the agent reopens it on every SIGHUP.
 void give_audit_log_to(const std::filesystem::path& path, uid_t uid, gid_t gid) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-  if (fd < 0)
+  if (fd < 0) {
     throw std::runtime_error(path.string() + ": cannot open: " + common::errno_text(errno));
+  }
   const UniqueFd file(fd);
   struct stat st {};
   if (::fstat(file.get(), &st) != 0) {

@@ -132,14 +132,17 @@ bool Server::evict_handshake() {
   // In accept order, so the first match is the oldest: first the oldest handshake of the source
   // holding the most (on a tie, the one whose oldest is oldest), then, should those all finish
   // meanwhile, the oldest of any source. The weak references stay: an evicted session must
-  // still be reachable by stop().
-  for (auto& weak : sessions_) {
-    if (auto s = weak.lock(); s && pending[s->source()] == most && s->try_evict()) return true;
-  }
-  for (auto& weak : sessions_) {
-    if (auto s = weak.lock(); s && s->try_evict()) return true;
-  }
-  return false;
+  // still be reachable by stop(). try_evict() acts: each search stops at the first it evicts.
+  const auto evicted_from_busiest = [&](const std::weak_ptr<Session>& weak) {
+    const auto s = weak.lock();
+    return s && pending[s->source()] == most && s->try_evict();
+  };
+  const auto evicted = [](const std::weak_ptr<Session>& weak) {
+    const auto s = weak.lock();
+    return s && s->try_evict();
+  };
+  return std::ranges::any_of(sessions_, evicted_from_busiest) ||
+         std::ranges::any_of(sessions_, evicted);
 }
 
 // An exception in one round (std::bad_alloc) skips that round; the loop goes on.

@@ -76,6 +76,7 @@ bool Session::try_evict() {
 
 void Session::end(EndReason reason) noexcept { end_ = end_.value_or(reason); }
 
+// NOLINTNEXTLINE(bugprone-exception-escape): calls noexcept functions only
 void Session::interrupt(EndReason reason) noexcept {
   end(reason);
   if (dispatcher_) dispatcher_->cancel_active();
@@ -93,6 +94,7 @@ void Session::abort_socket() noexcept {
   stream_.next_layer().close(ec);
 }
 
+// NOLINTNEXTLINE(bugprone-exception-escape): calls noexcept functions only
 void Session::note_failure(const std::exception_ptr& failure, const char* where) noexcept {
   const bool first = end_ != EndReason::internal_error;
   end_ = EndReason::internal_error;
@@ -118,6 +120,7 @@ asio::awaitable<void> Session::run() {
     explicit EndIfLost(Session& session) : s(session) {}
     EndIfLost(const EndIfLost&) = delete;
     EndIfLost& operator=(const EndIfLost&) = delete;
+    // NOLINTNEXTLINE(bugprone-exception-escape): calls noexcept functions only
     ~EndIfLost() {
       if (finished) return;
       s.note_failure(lost_operation(), "session");
@@ -297,8 +300,10 @@ asio::awaitable<void> Session::say_goodbye() {
 
 asio::awaitable<void> Session::close_connection(bool graceful) {
   phase_ = Phase::closing;
-  if (graceful) co_await flush();  // e.g. "OK bye"
-  co_await reader_.stopped();      // a TLS shutdown must not run beside a pending read
+  if (graceful) {
+    co_await flush();  // e.g. "OK bye"
+  }
+  co_await reader_.stopped();  // a TLS shutdown must not run beside a pending read
   if (graceful && !peer_gone_) {
     const auto limit =
         end_ == EndReason::server_shutdown ? kStoppingShutdownTimeout : kShutdownTimeout;

@@ -41,6 +41,10 @@ class Session : public std::enable_shared_from_this<Session>, public ReplySink {
   /// per-source eviction and the audit budget of failed handshakes, PreAuthAudit).
   Session(ServerContext& ctx, boost::asio::ip::tcp::socket socket, std::uint64_t id,
           std::string peer, std::string source = {});
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+  Session(Session&&) = delete;
+  Session& operator=(Session&&) = delete;
   ~Session() override;
 
   /// Starts the session coroutine; the session keeps itself alive until it is done.
@@ -90,11 +94,13 @@ class Session : public std::enable_shared_from_this<Session>, public ReplySink {
   void end(EndReason reason) noexcept;
   /// end(), and interrupts whatever the session waits for: kills a running child, stops the
   /// reader. For ends that come from outside the session's own flow (stop, evict, revoke).
+  // NOLINTNEXTLINE(bugprone-exception-escape): calls noexcept functions only
   void interrupt(EndReason reason) noexcept;
   /// The client is gone (read or write failed, hang-up): kill its command, write nothing more.
   void client_gone() noexcept;
   /// Records that an exception ended the session (`where`: "session" or "reader"): logs and
   /// audits it best-effort, and interrupts the session.
+  // NOLINTNEXTLINE(bugprone-exception-escape): calls noexcept functions only
   void note_failure(const std::exception_ptr& failure, const char* where) noexcept;
   /// Closes the TCP connection at once (no TLS close_notify).
   void abort_socket() noexcept;

@@ -20,10 +20,10 @@ tls::ServerSettings server_tls_settings(const config::TlsSettings& tls) {
   if (tls.session_tickets) {
     // One store for the life of the process: sessions survive a reload (a new context), and a
     // resumed session is verified again against the new trust (Session::handshake).
-    static const auto store = std::make_shared<tls::SessionStore>();
-    store->configure(static_cast<std::size_t>(tls.session_cache_size),
-                     std::chrono::duration_cast<std::chrono::seconds>(tls.ticket_lifetime));
-    settings.sessions = store;
+    static const auto kStore = std::make_shared<tls::SessionStore>();
+    kStore->configure(static_cast<std::size_t>(tls.session_cache_size),
+                      std::chrono::duration_cast<std::chrono::seconds>(tls.ticket_lifetime));
+    settings.sessions = kStore;
   }
   return settings;
 }

@@ -46,6 +46,7 @@ std::optional<std::string> asn1_to_utf8(const ASN1_STRING* s) {
   const int len = ASN1_STRING_to_UTF8(&out, s);
   if (len < 0) return std::nullopt;
   CPtr<unsigned char, openssl_free> guard(out);
+  // NOLINTNEXTLINE(cppcoreguidelines-pro-type-reinterpret-cast): OpenSSL gives bytes
   std::string value(reinterpret_cast<const char*>(out), static_cast<std::size_t>(len));
   if (value.find('\0') != std::string::npos) return std::nullopt;
   return value;
@@ -71,7 +72,9 @@ Status read_sans(X509* cert, PeerIdentity& id) {
   for (int i = 0; i < sk_GENERAL_NAME_num(names.get()); ++i) {
     const GENERAL_NAME* gn = sk_GENERAL_NAME_value(names.get(), i);
     if (gn->type != GEN_DNS && gn->type != GEN_URI) continue;
+    // NOLINTNEXTLINE(cppcoreguidelines-pro-type-union-access): OpenSSL's tagged union
     const ASN1_IA5STRING* s = gn->type == GEN_DNS ? gn->d.dNSName : gn->d.uniformResourceIdentifier;
+    // NOLINTNEXTLINE(cppcoreguidelines-pro-type-reinterpret-cast): OpenSSL gives bytes
     std::string value(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
                       static_cast<std::size_t>(ASN1_STRING_length(s)));
     if (value.find('\0') != std::string::npos) return denied("certificate SAN contains a NUL byte");
@@ -95,7 +98,7 @@ std::string fingerprint_sha256(X509* cert) {
   if (X509_digest(cert, EVP_sha256(), md, &len) != 1) return {};
   std::string out;
   for (unsigned int i = 0; i < len; ++i) {
-    if (i) out.push_back(':');
+    if (i != 0) out.push_back(':');
     out += fmt::format("{:02X}", md[i]);
   }
   return out;

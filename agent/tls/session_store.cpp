@@ -19,9 +19,9 @@ void free_store(void* /*parent*/, void* ptr, CRYPTO_EX_DATA* /*ad*/, int /*idx*/
 }
 
 int store_index() {
-  static const int index =
+  static const int kIndex =
       CRYPTO_get_ex_new_index(CRYPTO_EX_INDEX_SSL_CTX, 0, nullptr, nullptr, nullptr, free_store);
-  return index;
+  return kIndex;
 }
 
 SessionStore* store_of(SSL* ssl) {
@@ -82,6 +82,7 @@ bool SessionStore::put(SSL_SESSION* session, Clock::time_point now) noexcept {
   const unsigned char* id = SSL_SESSION_get_id(session, &len);
   if (len == 0) return false;
   try {
+    // NOLINTNEXTLINE(cppcoreguidelines-pro-type-reinterpret-cast): OpenSSL gives bytes
     std::string key(reinterpret_cast<const char*>(id), len);
     const std::lock_guard lock(mutex_);
     if (capacity_ == 0) return false;
@@ -104,6 +105,7 @@ bool SessionStore::put(SSL_SESSION* session, Clock::time_point now) noexcept {
 SSL_SESSION* SessionStore::take(const unsigned char* id, std::size_t len,
                                 Clock::time_point now) noexcept {
   try {
+    // NOLINTNEXTLINE(cppcoreguidelines-pro-type-reinterpret-cast): OpenSSL gives bytes
     const std::string key(reinterpret_cast<const char*>(id), len);
     const std::lock_guard lock(mutex_);
     drop_expired(now);

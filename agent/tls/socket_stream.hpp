@@ -45,9 +45,13 @@ namespace opsagent::tls {
 
 class SocketStream {
  public:
+  // NOLINTNEXTLINE(readability-identifier-naming): names Asio's stream concept requires
   using socket_type = boost::asio::ip::tcp::socket;
+  // NOLINTNEXTLINE(readability-identifier-naming): names Asio's stream concept requires
   using executor_type = socket_type::executor_type;
+  // NOLINTNEXTLINE(readability-identifier-naming): names Asio's stream concept requires
   using next_layer_type = socket_type;
+  // NOLINTNEXTLINE(readability-identifier-naming): names Asio's stream concept requires
   using lowest_layer_type = socket_type;
 
   /// A stream over an open (accepted or connected) socket. Throws boost::system::system_error

@@ -68,10 +68,12 @@ void apply_common(SSL_CTX* ctx, bool allow_tls12, const std::string& groups) {
   }
   // SSL_CTX_set1_sigalgs_list and SSL_CTX_set1_groups_list are macros with C casts; call what
   // they expand to.
+  // NOLINTNEXTLINE(cppcoreguidelines-pro-type-const-cast): SSL_CTX_ctrl takes void*, reads only
   if (SSL_CTX_ctrl(ctx, SSL_CTRL_SET_SIGALGS_LIST, 0, const_cast<char*>(kSignatureAlgorithms)) !=
       1) {
     throw SetupError("TLS: cannot set signature algorithms: " + drain_openssl_errors());
   }
+  // NOLINTNEXTLINE(cppcoreguidelines-pro-type-const-cast): SSL_CTX_ctrl takes void*, reads only
   if (SSL_CTX_ctrl(ctx, SSL_CTRL_SET_GROUPS_LIST, 0, const_cast<char*>(groups.c_str())) != 1) {
     throw SetupError("TLS: cannot set key exchange groups " + groups + ": " +
                      drain_openssl_errors());
