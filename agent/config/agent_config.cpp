@@ -36,8 +36,7 @@ constexpr std::int64_t kMaxCount = 100'000;
 
 // A user or group named in the configuration. getpwnam() and getgrnam() return a buffer that
 // every thread shares, and the configuration is read again on each reload (SIGHUP) while the
-// agent serves: the reentrant lookups here. Returns 0, or ENOENT for a name that does not
-// exist, or the errno of a lookup that failed.
+// agent serves: the reentrant lookups here.
 struct Account {
   uid_t uid = 0;
   gid_t gid = 0;
@@ -47,36 +46,35 @@ bool not_found(int rc) noexcept {
   return rc == 0 || rc == ENOENT || rc == ESRCH || rc == EBADF || rc == EPERM;
 }
 
-int lookup_user(const std::string& name, Account& out) {
-  std::vector<char> buf(16 * std::size_t{1024});
+// Calls getpwnam_r or getgrnam_r with a buffer that grows until the entry fits; `use` takes
+// what it needs from the entry before the buffer goes. Returns 0, or ENOENT for a name that
+// does not exist, or the errno of a lookup that failed.
+template <typename Entry, typename Use>
+int lookup_entry(int (*lookup)(const char*, Entry*, char*, std::size_t, Entry**),
+                 const std::string& name, Use use) {
+  std::vector<char> buf(std::size_t{16} * 1024);
   for (;;) {
-    struct passwd entry {};
-    struct passwd* found = nullptr;
-    const int rc = ::getpwnam_r(name.c_str(), &entry, buf.data(), buf.size(), &found);
+    Entry entry{};
+    Entry* found = nullptr;
+    const int rc = lookup(name.c_str(), &entry, buf.data(), buf.size(), &found);
     if (rc == ERANGE && buf.size() < std::size_t{1} << 20) {
       buf.resize(buf.size() * 2);
       continue;
     }
     if (found == nullptr) return not_found(rc) ? ENOENT : rc;
-    out = {entry.pw_uid, entry.pw_gid};
+    use(entry);
     return 0;
   }
 }
 
+int lookup_user(const std::string& name, Account& out) {
+  return lookup_entry(::getpwnam_r, name, [&](const struct passwd& e) {
+    out = {e.pw_uid, e.pw_gid};
+  });
+}
+
 int lookup_group(const std::string& name, gid_t& out) {
-  std::vector<char> buf(16 * std::size_t{1024});
-  for (;;) {
-    struct group entry {};
-    struct group* found = nullptr;
-    const int rc = ::getgrnam_r(name.c_str(), &entry, buf.data(), buf.size(), &found);
-    if (rc == ERANGE && buf.size() < std::size_t{1} << 20) {
-      buf.resize(buf.size() * 2);
-      continue;
-    }
-    if (found == nullptr) return not_found(rc) ? ENOENT : rc;
-    out = entry.gr_gid;
-    return 0;
-  }
+  return lookup_entry(::getgrnam_r, name, [&](const struct group& e) { out = e.gr_gid; });
 }
 
 std::string lookup_failure(const char* what, const std::string& name, int rc) {
