@@ -1,5 +1,8 @@
 // The checks the build presets promise (cmake/ProjectOptions.cmake): a test, so that a change to
 // the CMake files cannot drop one silently.
+#include <elf.h>
+#include <fstream>
+
 #include <gtest/gtest.h>
 
 namespace {
@@ -12,6 +15,19 @@ TEST(BuildFlags, DebugBuildsCheckTheStandardLibrarysPreconditions) {
   GTEST_SKIP() << "an optimised build: the assertions are for the debug-based presets";
 #elif !defined(_GLIBCXX_ASSERTIONS)
   FAIL() << "_GLIBCXX_ASSERTIONS is not defined in this debug build";
+#endif
+}
+
+// Executables are PIE with full RELRO, except under ASan+UBSan, where relocating GCC's
+// instrumented UBSan records cost half of every process start (docs/development.md, "Builds").
+TEST(BuildFlags, ExecutablesArePieExceptUnderAddressSanitizer) {
+  std::ifstream self("/proc/self/exe", std::ios::binary);
+  Elf64_Ehdr header{};
+  ASSERT_TRUE(self.read(reinterpret_cast<char*>(&header), sizeof header));  // NOLINT
+#if defined(__SANITIZE_ADDRESS__)
+  EXPECT_EQ(header.e_type, ET_EXEC) << "an ASan+UBSan executable should not be a PIE";
+#else
+  EXPECT_EQ(header.e_type, ET_DYN) << "executables should be PIEs";
 #endif
 }
 
