@@ -5,9 +5,11 @@
 #     RECORDS records from 1 and from 4 producer threads.
 #  2. the real agent under a ping load (opsagent-loadgen, CONNS connections, default 8, DEPTH
 #     pipelined pings each): agent CPU per ping with `audit.builtins: all` (one record per
-#     ping) and `denied` (no record); the difference is the agent CPU one audit record costs. With --peer, the
-#     agent of another build (e.g. the previous commit's) runs the same load, alternating with
-#     this one, ROUNDS times.
+#     ping) and `denied` (no record); the difference is the agent CPU one audit record costs
+#     (the median over ROUNDS is printed last). Each run also reports the writer thread's own
+#     CPU per ping, the records it wrote per wake-up and how often the other threads were
+#     preempted. With --peer, the agent of another build (e.g. the previous commit's) runs the
+#     same load, alternating with this one, ROUNDS times.
 # With --ship, the cost of shipping copies to journald and syslog instead: part 1 runs the
 # default writer with shipping off, to journald, to syslog and to both, each socket drained by
 # a receiver thread; part 2 runs the agent (`builtins: all`) without shipping and shipping to
@@ -38,7 +40,7 @@ while [[ $# -gt 0 ]]; do
     --build) build="$2"; shift ;;
     --peer) peer="$2"; shift ;;
     --ship) ship=1 ;;
-    -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench-audit.sh: unknown argument: $1" >&2; exit 2 ;;
   esac
   shift
@@ -111,10 +113,14 @@ metrics: {listen: "127.0.0.1:$((port + 1))"}
 AGENT
       bench_start_agent
       before="$(bench_cpu_ticks "${agent_pid}")"
+      read -r w_ticks0 w_wakes0 _ <<<"$(bench_thread_counters "${agent_pid}" audit-writer)"
+      read -r _ _ io_pre0 <<<"$(bench_thread_counters "${agent_pid}" '!audit-writer')"
       result="$("${build}/bench/opsagent-loadgen" --port "${port}" --cert "${c}/alice.crt" \
         --key "${c}/alice.key" --ca "${c}/ca.crt" --request ping --conns "${conns}" --depth "${depth}" \
         --duration "${secs}")"
       after="$(bench_cpu_ticks "${agent_pid}")"
+      read -r w_ticks1 w_wakes1 _ <<<"$(bench_thread_counters "${agent_pid}" audit-writer)"
+      read -r _ _ io_pre1 <<<"$(bench_thread_counters "${agent_pid}" '!audit-writer')"
       shipped="$(curl -s "http://127.0.0.1:$((port + 1))/metrics" |
         awk '/^opsagent_audit_shipped_total/ && $2 > 0 {sub(/opsagent_audit_shipped_total/, "");
              gsub(/"/, ""); printf "%s%s=%s", sep, $1, $2; sep=" "}')"
@@ -124,16 +130,36 @@ AGENT
       requests="$(jq -r .requests <<<"${result}")"
       lines="$(wc -l <"${work}/audit-${run}.jsonl")"
       python3 - "${entry%%:*}" "${round}" "${run}" "${requests}" "${lines}" \
-        "$((after - before))" "${clock_ticks}" "${shipped}" <<'PY'
+        "$((after - before))" "${clock_ticks}" "$((w_ticks1 - w_ticks0))" \
+        "$((w_wakes1 - w_wakes0))" "$((io_pre1 - io_pre0))" "${shipped}" <<'PY' | tee -a "${work}/rounds.jsonl"
 import sys
 agent, rnd, b = sys.argv[1], sys.argv[2], sys.argv[3]
-req, lines, ticks, hz = (int(v) for v in sys.argv[4:8])
+req, lines, ticks, hz, w_ticks, w_wakes, io_pre = (int(v) for v in sys.argv[4:11])
+req = max(req, 1)
 print(f'{{"agent":"{agent}","round":{rnd},"builtins":"{b}","pings":{req},'
-      f'"audit_lines":{lines},"agent_cpu_us_per_ping":{ticks / hz * 1e6 / max(req, 1):.2f},'
-      f'"shipped":"{sys.argv[8]}"}}')
+      f'"audit_lines":{lines},"agent_cpu_us_per_ping":{ticks / hz * 1e6 / req:.2f},'
+      f'"writer_cpu_us_per_ping":{w_ticks / hz * 1e6 / req:.2f},'
+      f'"records_per_writer_wakeup":{lines / max(w_wakes, 1):.1f},'
+      f'"other_threads_preempted":{io_pre},"shipped":"{sys.argv[11]}"}}')
 PY
     done
   done
 done
 opsagent="${this_agent}"
-echo "# audit CPU per record = agent_cpu_us_per_ping(all) - agent_cpu_us_per_ping(denied)"
+python3 - "${work}/rounds.jsonl" "${ship}" <<'PY'
+import collections, json, statistics, sys
+rows = [json.loads(line) for line in open(sys.argv[1])]
+second = "all+ship" if sys.argv[2] == "1" else "denied"
+what = "shipping CPU per record" if second == "all+ship" else "audit CPU per record"
+cost = collections.defaultdict(list)
+by_round = collections.defaultdict(dict)
+for r in rows:
+    by_round[(r["agent"], r["round"])][r["builtins"]] = r["agent_cpu_us_per_ping"]
+for (agent, _), runs in sorted(by_round.items()):
+    if "all" in runs and second in runs:
+        cost[agent].append(abs(runs[second] - runs["all"]))
+for agent, values in cost.items():
+    print(f"# {agent}: {what} (agent CPU per ping, {second} against all): median "
+          f"{statistics.median(values):.2f} us, min {min(values):.2f}, max {max(values):.2f}, "
+          f"{len(values)} rounds")
+PY

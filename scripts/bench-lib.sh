@@ -45,6 +45,25 @@ POLICY
 # CPU ticks (utime + stime, in CLK_TCK units) that process $1 has used so far.
 bench_cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
+# "TICKS WAKEUPS PREEMPTIONS" of the agent's threads named $2 (e.g. audit-writer; "!NAME": all
+# but those), summed: CPU ticks, voluntary context switches (each a sleep that ended in a
+# wake-up) and involuntary ones (preempted).
+bench_thread_counters() {
+  local task comm ticks=0 vol=0 invol=0
+  for task in /proc/"$1"/task/*; do
+    comm="$(cat "${task}/comm" 2>/dev/null)" || continue
+    if [[ "$2" == !* ]]; then
+      [[ "${comm}" != "${2#!}" ]] || continue
+    else
+      [[ "${comm}" == "$2" ]] || continue
+    fi
+    ticks=$((ticks + $(awk '{print $14 + $15}' "${task}/stat")))
+    vol=$((vol + $(awk '/^voluntary_ctxt_switches/ {print $2}' "${task}/status")))
+    invol=$((invol + $(awk '/^nonvoluntary_ctxt_switches/ {print $2}' "${task}/status")))
+  done
+  echo "${ticks} ${vol} ${invol}"
+}
+
 # Stops the agent started by bench_start_agent, if it still runs.
 bench_stop_agent() {
   if [[ -n "${agent_pid}" ]] && kill -0 "${agent_pid}" 2>/dev/null; then

@@ -7,6 +7,7 @@
 #include <ctime>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -146,6 +147,13 @@ void AuditWriter::complete_all(PendingRecord* head) noexcept {
 }
 
 void AuditWriter::run() noexcept {
+  // SCHED_BATCH: same share of the CPU, but a wake-up of the writer does not preempt a running
+  // I/O thread; it runs when a core is free or the I/O thread's slice ends. On a busy machine
+  // its batches grow (measured on 2 cores at 8 x 16 pipelined pings: 22 -> 70-85 records per
+  // wake-up, the I/O threads preempted 6x less often; scripts/bench-audit.sh). Latency on an
+  // idle core is unchanged. A refusal (not seen: no privilege is needed) only costs that.
+  sched_param param{};
+  (void)::pthread_setschedparam(::pthread_self(), SCHED_BATCH, &param);
   for (;;) {
     PendingRecord* batch = nullptr;
     {

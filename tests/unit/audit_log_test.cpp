@@ -11,6 +11,7 @@
 #include <fstream>
 #include <future>
 #include <regex>
+#include <sched.h>
 #include <string>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -502,6 +503,29 @@ TEST_F(AuditLogTest, DirectlyEncodedRecordsMatchTheDomEncoding) {
   append_json_string_cut(cut, std::string(2000, 'a'), 1024);
   EXPECT_EQ(json::parse(cut).get<std::string>(),
             std::string(1024, 'a') + "...[truncated, 2000 bytes]");
+}
+
+// The writer thread runs under SCHED_BATCH, so that waking it does not preempt an I/O thread
+// (its batches grow under load; scripts/bench-audit.sh measures it).
+TEST_F(AuditLogTest, WriterThreadIsScheduledAsBatchWork) {
+  auto log = open_log(dir_ / "audit.jsonl");
+  ASSERT_NE(log, nullptr);
+  int writers = 0;
+  for (const auto& task : fs::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(task.path() / "comm");
+    std::string name;
+    std::getline(comm, name);
+    if (name != "audit-writer") continue;
+    ++writers;
+    const auto tid = static_cast<pid_t>(std::stol(task.path().filename().string()));
+    // The thread sets its policy as it starts: give it a moment.
+    int policy = -1;
+    for (int i = 0; i < 200 && (policy = ::sched_getscheduler(tid)) != SCHED_BATCH; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    EXPECT_EQ(policy, SCHED_BATCH);
+  }
+  EXPECT_EQ(writers, 1);
 }
 
 }  // namespace
