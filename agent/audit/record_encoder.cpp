@@ -1,7 +1,11 @@
 #include "agent/audit/record_encoder.hpp"
 
+#include <algorithm>
 #include <array>
+#include <bit>
 #include <charconv>
+#include <cstdint>
+#include <cstring>
 
 #include <nlohmann/json.hpp>
 
@@ -55,18 +59,60 @@ std::size_t decode(std::string_view s, std::size_t i, std::uint32_t& cp) {
   return len;
 }
 
+// Bits 7, 15, ... set for each byte of `w` that needs escaping; the lowest set bit marks the
+// first such byte exactly (a borrow can only add false marks above a true one).
+constexpr std::uint64_t special_bytes(std::uint64_t w) noexcept {
+  constexpr std::uint64_t kOnes = 0x0101010101010101ULL;
+  constexpr std::uint64_t kHighs = 0x8080808080808080ULL;
+  constexpr auto below = [](std::uint64_t x, std::uint64_t n) {
+    return (x - kOnes * n) & ~x & kHighs;
+  };
+  return below(w, 0x20)                  // controls
+         | (w & kHighs)                  // 0x80 and above
+         | below(w ^ (kOnes * 0x7F), 1)  // DEL
+         | below(w ^ (kOnes * '"'), 1) | below(w ^ (kOnes * '\\'), 1);
+}
+
+constexpr bool needs_escape(unsigned char c) noexcept {
+  return c < 0x20 || c >= 0x7F || c == '"' || c == '\\';
+}
+
+// Length of the run of bytes at s[i] that are copied as they are: eight bytes at a time (records
+// are mostly plain text; this is the encoder's hot loop). The last few bytes are read as the end
+// of the string's last eight, shifted down; a string shorter than eight is scanned byte by byte.
+std::size_t plain_run(std::string_view s, std::size_t i) noexcept {
+  static_assert(std::endian::native == std::endian::little, "the lowest byte first");
+  constexpr std::size_t kWord = sizeof(std::uint64_t);
+  std::size_t j = i;
+  for (; s.size() - j >= kWord; j += kWord) {
+    std::uint64_t w = 0;
+    std::memcpy(&w, s.data() + j, kWord);
+    if (const std::uint64_t special = special_bytes(w); special != 0) {
+      return j - i + static_cast<std::size_t>(std::countr_zero(special)) / 8;
+    }
+  }
+  const std::size_t n = s.size() - j;  // 0 to 7 bytes left
+  if (n == 0) return j - i;
+  if (s.size() < kWord) {  // short strings (most keys): byte by byte
+    while (j < s.size() && !needs_escape(static_cast<unsigned char>(s[j]))) ++j;
+    return j - i;
+  }
+  std::uint64_t w = 0;
+  std::memcpy(&w, s.data() + s.size() - kWord, kWord);
+  w >>= 8 * (kWord - n);
+  // The zero bytes shifted in above the n real ones would count as controls.
+  const std::uint64_t special = special_bytes(w) & ((std::uint64_t{1} << (8 * n)) - 1);
+  if (special != 0) return j - i + static_cast<std::size_t>(std::countr_zero(special)) / 8;
+  return s.size() - i;
+}
+
 void append_escaped(std::string& out, std::string_view s) {
   std::size_t i = 0;
   while (i < s.size()) {
     // Runs of plain printable ASCII are copied at once.
-    std::size_t j = i;
-    while (j < s.size()) {
-      const auto c = static_cast<unsigned char>(s[j]);
-      if (c < 0x20 || c >= 0x7F || c == '"' || c == '\\') break;
-      ++j;
-    }
-    out.append(s.data() + i, j - i);
-    i = j;
+    const std::size_t run = plain_run(s, i);
+    out.append(s.data() + i, run);
+    i += run;
     if (i == s.size()) break;
     const auto c = static_cast<unsigned char>(s[i]);
     switch (c) {
@@ -200,7 +246,8 @@ bool is_reserved_key(std::string_view key) noexcept {
 }
 
 RecordEncoder::RecordEncoder(std::string_view event) {
-  out_.reserve(256);
+  // A command's record is 250-300 bytes: room for it at once, without growing (and copying).
+  out_.reserve(384);
   out_.append("\"event\":");
   append_json_string(out_, event);
 }

@@ -505,6 +505,33 @@ TEST_F(AuditLogTest, DirectlyEncodedRecordsMatchTheDomEncoding) {
             std::string(1024, 'a') + "...[truncated, 2000 bytes]");
 }
 
+// The encoder scans eight bytes at a time: a byte that needs escaping is found at every position
+// of strings of every length around the word size, and the bytes next to each special value
+// (0x20 and 0x1F, 0x7E and 0x7F, '!' and '#' around '"', '[' and ']' around '\\') are told apart.
+TEST_F(AuditLogTest, EscapesEveryByteThatNeedsItAtEveryPositionOfTheWord) {
+  const std::string plain_neighbours = "\x20\x7E!#[]";
+  const std::vector<std::string> specials = {"\x00"s, "\x1F", "\"", "\\", "\x7F", "\xC3\xA9", "\n"};
+  for (std::size_t len = 0; len <= 25; ++len) {
+    std::string all_plain(len, 'a');
+    for (std::size_t i = 0; i < len; ++i)
+      all_plain[i] = plain_neighbours[i % plain_neighbours.size()];
+    std::string out;
+    append_json_string(out, all_plain);
+    EXPECT_EQ(out, "\"" + all_plain + "\"");
+    for (std::size_t pos = 0; pos < len; ++pos) {
+      for (const std::string& special : specials) {
+        std::string text = all_plain;
+        text.replace(pos, 1, special);
+        out.clear();
+        append_json_string(out, text);
+        EXPECT_TRUE(is_printable_ascii(out)) << len << " " << pos;
+        EXPECT_EQ(json::parse(out).get<std::string>(), text) << len << " " << pos;
+        EXPECT_GT(out.size(), text.size() + 2) << "not escaped: " << out;
+      }
+    }
+  }
+}
+
 // The writer thread runs under SCHED_BATCH, so that waking it does not preempt an I/O thread
 // (its batches grow under load; scripts/bench-audit.sh measures it).
 TEST_F(AuditLogTest, WriterThreadIsScheduledAsBatchWork) {
