@@ -252,44 +252,44 @@ RecordEncoder::RecordEncoder(std::string_view event) {
   append_json_string(out_, event);
 }
 
-void RecordEncoder::key(std::string_view k) {
-  out_.push_back(',');
-  append_json_string(out_, k);
-  out_.push_back(':');
+void RecordEncoder::key(FieldName k) {
+  out_.append(",\"", 2);
+  out_.append(k.view());
+  out_.append("\":", 2);
 }
 
-RecordEncoder& RecordEncoder::str(std::string_view k, std::string_view value) {
+RecordEncoder& RecordEncoder::str(FieldName k, std::string_view value) {
   key(k);
   append_json_string(out_, value);
   return *this;
 }
 
-RecordEncoder& RecordEncoder::str_cut(std::string_view k, std::string_view value, std::size_t max) {
+RecordEncoder& RecordEncoder::str_cut(FieldName k, std::string_view value, std::size_t max) {
   key(k);
   append_json_string_cut(out_, value, max);
   return *this;
 }
 
-RecordEncoder& RecordEncoder::num(std::string_view k, std::int64_t value) {
+RecordEncoder& RecordEncoder::num(FieldName k, std::int64_t value) {
   key(k);
   append_number(out_, value);
   return *this;
 }
 
-RecordEncoder& RecordEncoder::unum(std::string_view k, std::uint64_t value) {
+RecordEncoder& RecordEncoder::unum(FieldName k, std::uint64_t value) {
   key(k);
   append_number(out_, value);
   return *this;
 }
 
-RecordEncoder& RecordEncoder::boolean(std::string_view k, bool value) {
+RecordEncoder& RecordEncoder::boolean(FieldName k, bool value) {
   key(k);
   out_.append(value ? "true" : "false");
   return *this;
 }
 
-RecordEncoder& RecordEncoder::strings_cut(std::string_view k,
-                                          const std::vector<std::string>& values, std::size_t max) {
+RecordEncoder& RecordEncoder::strings_cut(FieldName k, const std::vector<std::string>& values,
+                                          std::size_t max) {
   key(k);
   out_.push_back('[');
   for (std::size_t i = 0; i < values.size(); ++i) {
@@ -301,7 +301,9 @@ RecordEncoder& RecordEncoder::strings_cut(std::string_view k,
 }
 
 RecordEncoder& RecordEncoder::json(std::string_view k, const nlohmann::json& value) {
-  key(k);
+  out_.push_back(',');
+  append_json_string(out_, k);
+  out_.push_back(':');
   append_json_value(out_, value);
   return *this;
 }

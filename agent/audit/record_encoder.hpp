@@ -24,19 +24,41 @@ void append_json_string_cut(std::string& out, std::string_view s, std::size_t ma
 /// Appends any nlohmann::json value (objects, arrays, scalars) with the escaping above.
 void append_json_value(std::string& out, const nlohmann::json& value);
 
+/// The name of a field, written in the agent's code: checked when the agent is compiled to need
+/// no escaping (printable ASCII but '"' and '\\'), so that encoding copies it as it is. A name
+/// only known at run time goes through RecordEncoder::json, which escapes it.
+class FieldName {
+ public:
+  // Implicit on purpose: rec.str("principal", ...). consteval: a name that would need escaping
+  // does not compile.
+  consteval FieldName(const char* name)  // NOLINT(google-explicit-constructor)
+      : name_(name) {
+    for (const char c : name_) {
+      if (c < 0x20 || c >= 0x7F || c == '"' || c == '\\') {
+        throw "a field name must be printable ASCII without '\"' or '\\'";
+      }
+    }
+  }
+  [[nodiscard]] constexpr std::string_view view() const noexcept { return name_; }
+
+ private:
+  std::string_view name_;
+};
+
 /// Builds the body of a record: `"event":"NAME","k":v,...` (no braces). The writer adds the
 /// standard fields (seq, ts, host, instance, pid) in front and closes the object.
 class RecordEncoder {
  public:
   explicit RecordEncoder(std::string_view event);
 
-  RecordEncoder& str(std::string_view key, std::string_view value);
-  RecordEncoder& str_cut(std::string_view key, std::string_view value, std::size_t max);
-  RecordEncoder& num(std::string_view key, std::int64_t value);
-  RecordEncoder& unum(std::string_view key, std::uint64_t value);
-  RecordEncoder& boolean(std::string_view key, bool value);
-  RecordEncoder& strings_cut(std::string_view key, const std::vector<std::string>& values,
+  RecordEncoder& str(FieldName key, std::string_view value);
+  RecordEncoder& str_cut(FieldName key, std::string_view value, std::size_t max);
+  RecordEncoder& num(FieldName key, std::int64_t value);
+  RecordEncoder& unum(FieldName key, std::uint64_t value);
+  RecordEncoder& boolean(FieldName key, bool value);
+  RecordEncoder& strings_cut(FieldName key, const std::vector<std::string>& values,
                              std::size_t max);
+  /// Any value, under a name that may come from anywhere (escaped like a value).
   RecordEncoder& json(std::string_view key, const nlohmann::json& value);
 
   /// The body so far; take() moves it out.
@@ -44,7 +66,7 @@ class RecordEncoder {
   [[nodiscard]] std::string take() noexcept { return std::move(out_); }
 
  private:
-  void key(std::string_view k);
+  void key(FieldName k);
   std::string out_;
 };
 
