@@ -24,6 +24,7 @@
 #include "agent/audit/chain_tail.hpp"
 #include "agent/audit/datagram_sink.hpp"
 #include "agent/audit/hash_chain.hpp"
+#include "agent/audit/record_buffers.hpp"
 #include "agent/common/error.hpp"
 #include "agent/common/unique_fd.hpp"
 
@@ -34,7 +35,8 @@ namespace opsagent::audit {
 class PendingRecord {
  public:
   explicit PendingRecord(std::string body) noexcept : body_(std::move(body)) {}
-  virtual ~PendingRecord() = default;
+  /// The body's buffer goes back to this thread's cache (record_buffers.hpp).
+  virtual ~PendingRecord() { record_buffers::give_body(std::move(body_)); }
   PendingRecord(const PendingRecord&) = delete;
   PendingRecord& operator=(const PendingRecord&) = delete;
 

@@ -27,6 +27,11 @@ namespace opsagent::audit {
 class SharedRecord final : public PendingRecord {
  public:
   explicit SharedRecord(std::string body) noexcept : PendingRecord(std::move(body)) {}
+  // From the thread's cache of record blocks (record_buffers.hpp).
+  static void* operator new(std::size_t size) { return record_buffers::take_block(size); }
+  static void operator delete(void* block) noexcept {
+    record_buffers::give_block(block, sizeof(SharedRecord));  // final: always this size
+  }
 
   /// Writer thread: stores the result, then lets go of its share.
   bool complete(boost::system::error_code ec) noexcept override;

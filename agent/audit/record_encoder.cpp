@@ -9,6 +9,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "agent/audit/record_buffers.hpp"
+
 namespace opsagent::audit {
 namespace {
 
@@ -59,18 +61,23 @@ std::size_t decode(std::string_view s, std::size_t i, std::uint32_t& cp) {
   return len;
 }
 
+// Bit 7 of each byte of x that is below n (n <= 0x80); exact for the lowest such byte, a borrow
+// can only add false marks above it.
+constexpr std::uint64_t bytes_below(std::uint64_t x, std::uint64_t n) noexcept {
+  constexpr std::uint64_t kOnes = 0x0101010101010101ULL;
+  constexpr std::uint64_t kHighs = 0x8080808080808080ULL;
+  return (x - kOnes * n) & ~x & kHighs;
+}
+
 // Bits 7, 15, ... set for each byte of `w` that needs escaping; the lowest set bit marks the
-// first such byte exactly (a borrow can only add false marks above a true one).
+// first such byte exactly.
 constexpr std::uint64_t special_bytes(std::uint64_t w) noexcept {
   constexpr std::uint64_t kOnes = 0x0101010101010101ULL;
   constexpr std::uint64_t kHighs = 0x8080808080808080ULL;
-  constexpr auto below = [](std::uint64_t x, std::uint64_t n) {
-    return (x - kOnes * n) & ~x & kHighs;
-  };
-  return below(w, 0x20)                  // controls
-         | (w & kHighs)                  // 0x80 and above
-         | below(w ^ (kOnes * 0x7F), 1)  // DEL
-         | below(w ^ (kOnes * '"'), 1) | below(w ^ (kOnes * '\\'), 1);
+  return bytes_below(w, 0x20)                  // controls
+         | (w & kHighs)                        // 0x80 and above
+         | bytes_below(w ^ (kOnes * 0x7F), 1)  // DEL
+         | bytes_below(w ^ (kOnes * '"'), 1) | bytes_below(w ^ (kOnes * '\\'), 1);
 }
 
 constexpr bool needs_escape(unsigned char c) noexcept {
@@ -245,9 +252,7 @@ bool is_reserved_key(std::string_view key) noexcept {
          key == "pid" || key == "prev";
 }
 
-RecordEncoder::RecordEncoder(std::string_view event) {
-  // A command's record is 250-300 bytes: room for it at once, without growing (and copying).
-  out_.reserve(384);
+RecordEncoder::RecordEncoder(std::string_view event) : out_(record_buffers::take_body()) {
   out_.append("\"event\":");
   append_json_string(out_, event);
 }
