@@ -1,6 +1,5 @@
 #include "agent/audit/record_encoder.hpp"
 
-#include <algorithm>
 #include <array>
 #include <bit>
 #include <charconv>
