@@ -42,7 +42,8 @@ roles:
 POLICY
 }
 
-# CPU ticks (utime + stime, in CLK_TCK units) that process $1 has used so far.
+# CPU ticks (utime + stime, in CLK_TCK units) that process $1 (or thread PID/task/TID) has used
+# so far.
 bench_cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 # "TICKS WAKEUPS PREEMPTIONS" of the agent's threads named $2 (e.g. audit-writer; "!NAME": all
@@ -57,7 +58,7 @@ bench_thread_counters() {
     else
       [[ "${comm}" == "$2" ]] || continue
     fi
-    ticks=$((ticks + $(awk '{print $14 + $15}' "${task}/stat")))
+    ticks=$((ticks + $(bench_cpu_ticks "$1/task/${task##*/}")))
     vol=$((vol + $(awk '/^voluntary_ctxt_switches/ {print $2}' "${task}/status")))
     invol=$((invol + $(awk '/^nonvoluntary_ctxt_switches/ {print $2}' "${task}/status")))
   done

@@ -60,23 +60,22 @@ std::size_t decode(std::string_view s, std::size_t i, std::uint32_t& cp) {
   return len;
 }
 
+constexpr std::uint64_t kEachByte = 0x0101010101010101ULL;  // times c: c in every byte
+constexpr std::uint64_t kHighBits = 0x8080808080808080ULL;
+
 // Bit 7 of each byte of x that is below n (n <= 0x80); exact for the lowest such byte, a borrow
 // can only add false marks above it.
 constexpr std::uint64_t bytes_below(std::uint64_t x, std::uint64_t n) noexcept {
-  constexpr std::uint64_t kOnes = 0x0101010101010101ULL;
-  constexpr std::uint64_t kHighs = 0x8080808080808080ULL;
-  return (x - kOnes * n) & ~x & kHighs;
+  return (x - kEachByte * n) & ~x & kHighBits;
 }
 
 // Bits 7, 15, ... set for each byte of `w` that needs escaping; the lowest set bit marks the
 // first such byte exactly.
 constexpr std::uint64_t special_bytes(std::uint64_t w) noexcept {
-  constexpr std::uint64_t kOnes = 0x0101010101010101ULL;
-  constexpr std::uint64_t kHighs = 0x8080808080808080ULL;
-  return bytes_below(w, 0x20)                  // controls
-         | (w & kHighs)                        // 0x80 and above
-         | bytes_below(w ^ (kOnes * 0x7F), 1)  // DEL
-         | bytes_below(w ^ (kOnes * '"'), 1) | bytes_below(w ^ (kOnes * '\\'), 1);
+  return bytes_below(w, 0x20)                      // controls
+         | (w & kHighBits)                         // 0x80 and above
+         | bytes_below(w ^ (kEachByte * 0x7F), 1)  // DEL
+         | bytes_below(w ^ (kEachByte * '"'), 1) | bytes_below(w ^ (kEachByte * '\\'), 1);
 }
 
 constexpr bool needs_escape(unsigned char c) noexcept {
@@ -89,27 +88,29 @@ constexpr bool needs_escape(unsigned char c) noexcept {
 std::size_t plain_run(std::string_view s, std::size_t i) noexcept {
   static_assert(std::endian::native == std::endian::little, "the lowest byte first");
   constexpr std::size_t kWord = sizeof(std::uint64_t);
+  if (s.size() < kWord) {  // short strings (most keys)
+    std::size_t j = i;
+    while (j < s.size() && !needs_escape(static_cast<unsigned char>(s[j]))) ++j;
+    return j - i;
+  }
+  // The run's length when the word read at `at` has `marks` (special_bytes) set.
+  const auto run_to = [i](std::size_t at, std::uint64_t marks) {
+    return at - i + static_cast<std::size_t>(std::countr_zero(marks)) / 8;
+  };
   std::size_t j = i;
   for (; s.size() - j >= kWord; j += kWord) {
     std::uint64_t w = 0;
     std::memcpy(&w, s.data() + j, kWord);
-    if (const std::uint64_t special = special_bytes(w); special != 0) {
-      return j - i + static_cast<std::size_t>(std::countr_zero(special)) / 8;
-    }
+    if (const std::uint64_t marks = special_bytes(w); marks != 0) return run_to(j, marks);
   }
   const std::size_t n = s.size() - j;  // 0 to 7 bytes left
   if (n == 0) return j - i;
-  if (s.size() < kWord) {  // short strings (most keys): byte by byte
-    while (j < s.size() && !needs_escape(static_cast<unsigned char>(s[j]))) ++j;
-    return j - i;
-  }
   std::uint64_t w = 0;
   std::memcpy(&w, s.data() + s.size() - kWord, kWord);
   w >>= 8 * (kWord - n);
   // The zero bytes shifted in above the n real ones would count as controls.
-  const std::uint64_t special = special_bytes(w) & ((std::uint64_t{1} << (8 * n)) - 1);
-  if (special != 0) return j - i + static_cast<std::size_t>(std::countr_zero(special)) / 8;
-  return s.size() - i;
+  const std::uint64_t marks = special_bytes(w) & ((std::uint64_t{1} << (8 * n)) - 1);
+  return marks != 0 ? run_to(j, marks) : s.size() - i;
 }
 
 void append_escaped(std::string& out, std::string_view s) {
