@@ -257,6 +257,13 @@ RecordEncoder::RecordEncoder(std::string_view event) : out_(record_buffers::take
   append_json_string(out_, event);
 }
 
+RecordEncoder RecordEncoder::continuing(std::string_view body) {
+  RecordEncoder rec;
+  rec.out_ = record_buffers::take_body();
+  rec.out_.append(body);
+  return rec;
+}
+
 void RecordEncoder::key(FieldName k) {
   out_.append(",\"", 2);
   out_.append(k.view());

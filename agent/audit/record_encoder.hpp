@@ -50,6 +50,9 @@ class FieldName {
 class RecordEncoder {
  public:
   explicit RecordEncoder(std::string_view event);
+  /// Starts with a copy of `body`, the body() of an encoder (a cached prefix, e.g. a session's
+  /// last decision), to add more fields to.
+  static RecordEncoder continuing(std::string_view body);
 
   RecordEncoder& str(FieldName key, std::string_view value);
   RecordEncoder& str_cut(FieldName key, std::string_view value, std::size_t max);
@@ -66,6 +69,7 @@ class RecordEncoder {
   [[nodiscard]] std::string take() noexcept { return std::move(out_); }
 
  private:
+  RecordEncoder() noexcept = default;
   void key(FieldName k);
   std::string out_;
 };

@@ -134,7 +134,7 @@ asio::awaitable<Dispatcher::Next> Dispatcher::handle_line(std::string_view line)
   const bool held = one_record && audit_builtins_ && !outcome.client_gone;
   audit::Receipt receipt;
   if (!one_record || audit_builtins_) {
-    audit::RecordEncoder rec = one_record ? decision_record(cmd, early, decision, policy->version)
+    audit::RecordEncoder rec = one_record ? builtin_record(cmd, decision, policy->version)
                                           : audit::RecordEncoder("command_end");
     if (!one_record) {
       rec.unum("conn", info_.id).str("principal", info_.principal.name);
@@ -181,6 +181,25 @@ audit::RecordEncoder Dispatcher::decision_record(const protocol::Command& cmd,
     rec.str("reason", decision.reason);
   }
   rec.str("policy_version", policy_version);
+  return rec;
+}
+
+audit::RecordEncoder Dispatcher::builtin_record(const protocol::Command& cmd,
+                                                const policy::Decision& decision,
+                                                const std::string& policy_version) {
+  // Everything the decision part is made of is compared, so a copy is byte for byte what
+  // decision_record() would write.
+  const EncodedDecision* last = last_builtin_ ? &*last_builtin_ : nullptr;
+  if (last != nullptr && cmd.args.empty() && last->verb == cmd.verb &&
+      last->principal == info_.principal.name && last->rule == decision.rule &&
+      last->reason == decision.reason && last->policy_version == policy_version) {
+    return audit::RecordEncoder::continuing(last->body);
+  }
+  audit::RecordEncoder rec = decision_record(cmd, std::nullopt, decision, policy_version);
+  if (cmd.args.empty()) {
+    last_builtin_ = EncodedDecision{info_.principal.name, cmd.verb,       decision.rule,
+                                    decision.reason,      policy_version, rec.body()};
+  }
   return rec;
 }
 

@@ -51,6 +51,11 @@ class Dispatcher {
                                                      const std::optional<Outcome>& early,
                                                      const policy::Decision& decision,
                                                      const std::string& policy_version) const;
+  // decision_record() for an allowed built-in, copied from the last one when only its result
+  // differs (pipelined pings).
+  [[nodiscard]] audit::RecordEncoder builtin_record(const protocol::Command& cmd,
+                                                    const policy::Decision& decision,
+                                                    const std::string& policy_version);
   static void result_fields(audit::RecordEncoder& rec, const Outcome& outcome,
                             std::uint64_t bytes_out, std::int64_t duration_ms);
 
@@ -60,6 +65,13 @@ class Dispatcher {
   ReplyStream out_;
   std::unique_ptr<CommandHandlers> handlers_;
   std::uint64_t commands_ = 0;
+  // The last built-in's decision record without arguments (`"event":"command",...,
+  // "policy_version":"..."`) and what it was made from; empty until a built-in ran.
+  struct EncodedDecision {
+    std::string principal, verb, rule, reason, policy_version;
+    std::string body;
+  };
+  std::optional<EncodedDecision> last_builtin_;
   bool audit_builtins_ = true;
 };
 

@@ -168,6 +168,48 @@ TEST_F(Gate, AuditsAVerbThatRunsNothingInOneRecordWithItsOutcome) {
   EXPECT_EQ(all[0]["bytes_out"], sink_.written.size());
 }
 
+// A session repeating a built-in reuses the encoded decision of the last one (pipelined pings):
+// every record must still say exactly what its own decision was.
+TEST_F(Gate, RecordsEachRepeatedBuiltinWithItsOwnDecision) {
+  handle("ping");
+  handle("ping");
+  handle("whoami");
+  handle("ping");
+  const fs::path next_policy = dir_ / "policy-2.yaml";
+  std::ofstream(next_policy) << kPolicy << "# another version\n";
+  ::chmod(next_policy.c_str(), 0600);
+  policy_->replace(policy::load_policy(next_policy));
+  handle("ping");
+  info_.principal = policy::Principal{"alice-2", {"operator"}, "identities[0]"};
+  handle("ping");
+
+  const auto all = records("command");
+  ASSERT_EQ(all.size(), 6U);
+  const std::vector<std::string> verbs{"ping", "ping", "whoami", "ping", "ping", "ping"};
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    EXPECT_EQ(all[i]["command"], verbs[i]) << i;
+    EXPECT_EQ(all[i]["conn"], 7) << i;
+    EXPECT_EQ(all[i]["args"], nlohmann::json::array()) << i;
+    EXPECT_EQ(all[i]["decision"], "allow") << i;
+    EXPECT_EQ(all[i]["rule"], "roles.operator.commands") << i;
+    EXPECT_EQ(all[i]["reason"], "role operator allows '" + verbs[i] + "'") << i;
+    EXPECT_EQ(all[i]["status"], "ok") << i;
+  }
+  // The second ping's record is the first's but for where it sits in the log and what it cost.
+  auto first = all[0];
+  auto second = all[1];
+  for (const char* varies : {"seq", "prev", "ts", "duration_ms"}) {
+    first.erase(varies);
+    second.erase(varies);
+  }
+  EXPECT_EQ(first, second);
+  EXPECT_EQ(all[3]["policy_version"], all[0]["policy_version"]);
+  EXPECT_NE(all[4]["policy_version"], all[3]["policy_version"]);
+  EXPECT_EQ(all[4]["policy_version"], policy_->get()->version);
+  EXPECT_EQ(all[4]["principal"], "alice");
+  EXPECT_EQ(all[5]["principal"], "alice-2");
+}
+
 TEST_F(Gate, AuditsADenialAndNeverExecutesIt) {
   EXPECT_EQ(handle("run uptime"), Dispatcher::Next::keep_open);
   EXPECT_TRUE(handlers_->executed.empty());
