@@ -98,6 +98,7 @@ class AuditLog {
   static std::string encode(const nlohmann::json& record);
 
  private:
+  friend class RecordBatch;  // queues its chain on writer_
   AuditLog(std::unique_ptr<AuditWriter> writer, std::string instance)
       : writer_(std::move(writer)), instance_(std::move(instance)) {}
   static void report_unencodable(std::string_view event) noexcept;

@@ -62,22 +62,30 @@ AuditWriter::~AuditWriter() {
   thread_.join();
 }
 
-bool AuditWriter::enqueue(PendingRecord* r, bool bounded) noexcept {
+bool AuditWriter::enqueue_chain(PendingRecord* first, PendingRecord* last, std::size_t bytes,
+                                bool bounded) noexcept {
   bool wake = false;
   {
     std::lock_guard lock(mutex_);
     if (stop_ || (bounded && queued_bytes_ >= max_queue_bytes_)) return false;
-    r->time_us_ = now_us();  // under the lock: time order and seq order agree
-    r->next_ = nullptr;
+    // Under the lock: time order and seq order agree.
+    const std::int64_t now = now_us();
+    std::uint64_t count = 0;
+    for (PendingRecord* r = first;; r = r->next_) {
+      r->time_us_ = now;
+      ++count;
+      if (r == last) break;
+    }
+    last->next_ = nullptr;
     if (tail_ != nullptr) {
-      tail_->next_ = r;
+      tail_->next_ = first;
     } else {
-      head_ = r;
+      head_ = first;
       wake = true;
     }
-    tail_ = r;
-    queued_bytes_ += r->body_.size();
-    ++queued_;
+    tail_ = last;
+    queued_bytes_ += bytes;
+    queued_ += count;
   }
   if (wake) wake_.notify_one();
   return true;

@@ -35,13 +35,15 @@ bool answers_at_once(protocol::Verb verb) {
 
 Dispatcher::Dispatcher(audit::AuditLog& audit, Snapshot<const policy::Policy>& policy,
                        const SessionInfo& info, ReplySink& sink,
-                       std::unique_ptr<CommandHandlers> handlers, bool audit_builtins)
+                       std::unique_ptr<CommandHandlers> handlers, bool audit_builtins,
+                       audit::RecordBatch* held_records)
     : audit_(audit),
       policy_(policy),
       info_(info),
       out_(sink),
       handlers_(std::move(handlers)),
-      audit_builtins_(audit_builtins) {}
+      audit_builtins_(audit_builtins),
+      held_records_(held_records) {}
 
 asio::awaitable<Dispatcher::Next> Dispatcher::handle_line(std::string_view line) {
   const auto started = std::chrono::steady_clock::now();
@@ -54,7 +56,7 @@ asio::awaitable<Dispatcher::Next> Dispatcher::handle_line(std::string_view line)
     audit::RecordEncoder rec("command_rejected");
     rec.unum("conn", info_.id).str("principal", info_.principal.name);
     rec.str_cut("line", line, kAuditArgMax).str("reason", parsed.error().message);
-    co_await audit_.commit(std::move(rec));
+    co_await commit(std::move(rec));
     std::string out;
     out_.formatter().error(out, parsed.error().code, parsed.error().message);
     co_await out_.send_final(std::move(out));
@@ -93,7 +95,7 @@ asio::awaitable<Dispatcher::Next> Dispatcher::handle_line(std::string_view line)
   const bool fail_closed = allowed && verb->grant != protocol::Grant::builtin;
   if (!one_record) {
     auto rec = decision_record(cmd, early, decision, policy->version);
-    const boost::system::error_code written = co_await audit_.commit(std::move(rec));
+    const boost::system::error_code written = co_await commit(std::move(rec));
     if (!early && !decision.allowed) {
       early = Outcome::failure(ErrorCode::denied, decision.reason);
     } else if (!early && written && fail_closed) {
@@ -142,9 +144,10 @@ asio::awaitable<Dispatcher::Next> Dispatcher::handle_line(std::string_view line)
     }
     result_fields(rec, outcome, out_.bytes_sent() + final_line.size(), duration.count());
     if (held) {
-      receipt = audit_.queue(std::move(rec));
+      receipt = held_records_ != nullptr ? held_records_->add(std::move(rec))
+                                         : audit_.queue(std::move(rec));
     } else {
-      const boost::system::error_code written = co_await audit_.commit(std::move(rec));
+      const boost::system::error_code written = co_await commit(std::move(rec));
       if (written && one_record && fail_closed && !outcome.client_gone) {
         // The reply may not say OK for what the audit trail could not record.
         outcome = Outcome::failure(ErrorCode::internal, kAuditUnavailable);
@@ -182,6 +185,11 @@ audit::RecordEncoder Dispatcher::decision_record(const protocol::Command& cmd,
   }
   rec.str("policy_version", policy_version);
   return rec;
+}
+
+asio::awaitable<boost::system::error_code> Dispatcher::commit(audit::RecordEncoder rec) {
+  if (held_records_ != nullptr) held_records_->queue();
+  co_return co_await audit_.commit(std::move(rec));
 }
 
 audit::RecordEncoder Dispatcher::builtin_record(const protocol::Command& cmd,

@@ -13,6 +13,7 @@
 #include <boost/asio/awaitable.hpp>
 
 #include "agent/audit/audit_log.hpp"
+#include "agent/audit/record_batch.hpp"
 #include "agent/policy/policy.hpp"
 #include "agent/server/command_handlers.hpp"
 #include "agent/server/reply_stream.hpp"
@@ -27,7 +28,7 @@ class Dispatcher {
 
   Dispatcher(audit::AuditLog& audit, Snapshot<const policy::Policy>& policy,
              const SessionInfo& info, ReplySink& sink, std::unique_ptr<CommandHandlers> handlers,
-             bool audit_builtins = true);
+             bool audit_builtins = true, audit::RecordBatch* held_records = nullptr);
 
   /// Handles one line (without its LF) and writes its whole reply. Every command that gets past
   /// parsing is audited (`command`, awaited until written) before anything is executed, allowed
@@ -35,6 +36,8 @@ class Dispatcher {
   /// (fail closed); its result (`command_end`) is written before its final line is sent. A verb
   /// that runs nothing (ping, help, whoami, json) gets one `command` record holding decision and
   /// outcome, or none when allowed and `audit_builtins` is false (audit.builtins: denied).
+  /// With `held_records` (the session's), that record joins the batch the session queues when
+  /// the reply is about to leave; the other records queue that batch first.
   boost::asio::awaitable<Next> handle_line(std::string_view line);
 
   /// The client went away: kill a running child, stop a running digest. Same strand only.
@@ -56,6 +59,8 @@ class Dispatcher {
   [[nodiscard]] audit::RecordEncoder builtin_record(const protocol::Command& cmd,
                                                     const policy::Decision& decision,
                                                     const std::string& policy_version);
+  // Queues the held batch first (the session's order), then `rec`, and waits for it.
+  boost::asio::awaitable<boost::system::error_code> commit(audit::RecordEncoder rec);
   static void result_fields(audit::RecordEncoder& rec, const Outcome& outcome,
                             std::uint64_t bytes_out, std::int64_t duration_ms);
 
@@ -73,6 +78,7 @@ class Dispatcher {
   };
   std::optional<EncodedDecision> last_builtin_;
   bool audit_builtins_ = true;
+  audit::RecordBatch* held_records_ = nullptr;
 };
 
 }  // namespace opsagent::server

@@ -16,6 +16,7 @@ void HeldReplies::add_checked(const std::string& line, audit::Receipt receipt, b
 }
 
 boost::asio::awaitable<std::string> HeldReplies::take() {
+  if (records_ != nullptr) records_->queue();
   bool rewrite = false;
   // Records are written in the order they were queued: once the first is done, so are most.
   for (const Check& c : checks_) {

@@ -12,6 +12,7 @@
 #include <boost/asio/awaitable.hpp>
 
 #include "agent/audit/receipt.hpp"
+#include "agent/audit/record_batch.hpp"
 #include "agent/protocol/reply_formatter.hpp"
 
 namespace opsagent::server {
@@ -19,6 +20,9 @@ namespace opsagent::server {
 /// One per session, used only on its strand.
 class HeldReplies {
  public:
+  /// `records`: the session's batch of held records, queued before take() waits for them.
+  explicit HeldReplies(audit::RecordBatch* records = nullptr) noexcept : records_(records) {}
+
   /// Held bytes and unchecked receipts beyond which the session writes what it holds.
   static constexpr std::size_t kMaxBytes = std::size_t{16} * 1024;
   static constexpr std::size_t kMaxReceipts = 64;
@@ -49,6 +53,7 @@ class HeldReplies {
     bool fail_closed;
     protocol::Mode mode;
   };
+  audit::RecordBatch* records_;
   std::string bytes_;
   std::vector<Check> checks_;
 };

@@ -244,7 +244,8 @@ asio::awaitable<bool> Session::authenticate() {
   spdlog::info("conn {}: {} authenticated as {} from {}", info_.id, info_.identity.subject,
                info_.principal.name, info_.peer);
   dispatcher_.emplace(ctx_.audit, ctx_.policy, info_, *this,
-                      std::make_unique<Commands>(ctx_, info_), ctx_.config.get()->audit_builtins);
+                      std::make_unique<Commands>(ctx_, info_), ctx_.config.get()->audit_builtins,
+                      &held_records_);
 
   std::string line = greeting(dispatcher_->formatter(), ctx_.hostname, info_.principal);
   co_return co_await send(std::move(line));

@@ -130,14 +130,17 @@ class Session : public std::enable_shared_from_this<Session>, public ReplySink {
   LineReader<Stream> reader_;
   boost::asio::steady_timer write_timer_;
   SessionInfo info_;
-  SessionAudit audit_{ctx_.audit, info_};
+  // The audit records of pipelined built-ins, held with their replies (held_) and queued as one
+  // batch; every other record of the session queues it first (audit_, dispatcher_).
+  audit::RecordBatch held_records_{ctx_.audit};
+  SessionAudit audit_{ctx_.audit, info_, &held_records_};
   std::optional<ClientSlot> admitted_;
   std::optional<Dispatcher> dispatcher_;
   Phase phase_ = Phase::handshake;  // holds a handshake slot while in Phase::handshake
   std::optional<EndReason> end_;
   // Final lines held by send_later() until the pipelined lines are answered (or enough is held),
   // with the audit records they wait for.
-  HeldReplies held_;
+  HeldReplies held_{&held_records_};
   bool peer_gone_ = false;             // the client left or stopped reading: write nothing more
   std::atomic<bool> evictable_{true};  // in its handshake and not yet picked by try_evict()
   std::chrono::steady_clock::time_point started_;

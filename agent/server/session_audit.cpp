@@ -38,22 +38,22 @@ void SessionAudit::tls_failure(const std::string& reason,
     rec["verify_code"] = verify->code;
     rec["verify_error"] = verify->text;
   }
-  log_.record("tls_failure", std::move(rec));
+  log().record("tls_failure", std::move(rec));
 }
 
 void SessionAudit::auth_denied(const std::string& reason) {
   metrics::registry().refused(metrics::Refusal::no_identity);
-  log_.record("auth_denied", {{"conn", info_.id}, {"peer", info_.peer}, {"reason", reason}});
+  log().record("auth_denied", {{"conn", info_.id}, {"peer", info_.peer}, {"reason", reason}});
 }
 
 void SessionAudit::auth_denied_unmapped(const std::string& reason,
                                         const std::string& policy_version) {
   metrics::registry().refused(metrics::Refusal::unmapped);
-  log_.record("auth_denied", {{"conn", info_.id},
-                              {"peer", info_.peer},
-                              {"identity", identity_json(info_.identity)},
-                              {"reason", reason},
-                              {"policy_version", policy_version}});
+  log().record("auth_denied", {{"conn", info_.id},
+                               {"peer", info_.peer},
+                               {"identity", identity_json(info_.identity)},
+                               {"reason", reason},
+                               {"policy_version", policy_version}});
 }
 
 void SessionAudit::session_refused(const std::string& reason) {
@@ -61,54 +61,54 @@ void SessionAudit::session_refused(const std::string& reason) {
   metrics::registry().refused(reason.find("max_clients_per_identity") != std::string::npos
                                   ? metrics::Refusal::max_clients_per_identity
                                   : metrics::Refusal::max_clients);
-  log_.record("session_refused", {{"conn", info_.id},
-                                  {"peer", info_.peer},
-                                  {"principal", info_.principal.name},
-                                  {"reason", reason}});
+  log().record("session_refused", {{"conn", info_.id},
+                                   {"peer", info_.peer},
+                                   {"principal", info_.principal.name},
+                                   {"reason", reason}});
 }
 
 void SessionAudit::auth_ok(const std::string& policy_version) {
-  log_.record("auth_ok", {{"conn", info_.id},
-                          {"peer", info_.peer},
-                          {"identity", identity_json(info_.identity)},
-                          {"principal", info_.principal.name},
-                          {"roles", info_.principal.roles},
-                          {"rule", info_.principal.rule},
-                          {"policy_version", policy_version},
-                          {"tls_resumed", info_.resumed}});
+  log().record("auth_ok", {{"conn", info_.id},
+                           {"peer", info_.peer},
+                           {"identity", identity_json(info_.identity)},
+                           {"principal", info_.principal.name},
+                           {"roles", info_.principal.roles},
+                           {"rule", info_.principal.rule},
+                           {"policy_version", policy_version},
+                           {"tls_resumed", info_.resumed}});
 }
 
 void SessionAudit::line_too_long(std::size_t limit) {
-  log_.record("line_too_long",
-              {{"conn", info_.id}, {"principal", info_.principal.name}, {"limit", limit}});
+  log().record("line_too_long",
+               {{"conn", info_.id}, {"principal", info_.principal.name}, {"limit", limit}});
 }
 
 void SessionAudit::session_revoked(const tls::VerifyFailure& why) {
-  log_.record("session_revoked", {{"conn", info_.id},
-                                  {"peer", info_.peer},
-                                  {"principal", info_.principal.name},
-                                  {"reason", "certificate no longer verifies: " + why.text},
-                                  {"verify_code", why.code},
-                                  {"verify_error", why.text}});
+  log().record("session_revoked", {{"conn", info_.id},
+                                   {"peer", info_.peer},
+                                   {"principal", info_.principal.name},
+                                   {"reason", "certificate no longer verifies: " + why.text},
+                                   {"verify_code", why.code},
+                                   {"verify_error", why.text}});
 }
 
 void SessionAudit::session_unmapped(const std::string& reason, const std::string& policy_version) {
-  log_.record("session_revoked", {{"conn", info_.id},
-                                  {"peer", info_.peer},
-                                  {"principal", info_.principal.name},
-                                  {"reason", reason},
-                                  {"policy_version", policy_version}});
+  log().record("session_revoked", {{"conn", info_.id},
+                                   {"peer", info_.peer},
+                                   {"principal", info_.principal.name},
+                                   {"reason", reason},
+                                   {"policy_version", policy_version}});
 }
 
 void SessionAudit::roles_changed(const std::vector<std::string>& old_roles,
                                  const std::string& policy_version) {
-  log_.record("session_roles_changed", {{"conn", info_.id},
-                                        {"peer", info_.peer},
-                                        {"principal", info_.principal.name},
-                                        {"old_roles", old_roles},
-                                        {"roles", info_.principal.roles},
-                                        {"rule", info_.principal.rule},
-                                        {"policy_version", policy_version}});
+  log().record("session_roles_changed", {{"conn", info_.id},
+                                         {"peer", info_.peer},
+                                         {"principal", info_.principal.name},
+                                         {"old_roles", old_roles},
+                                         {"roles", info_.principal.roles},
+                                         {"rule", info_.principal.rule},
+                                         {"policy_version", policy_version}});
 }
 
 void SessionAudit::session_error(const char* what, bool admitted) noexcept {
@@ -119,7 +119,7 @@ void SessionAudit::session_error(const char* what, bool admitted) noexcept {
     rec["peer"] = info_.peer;
     rec["error"] = what;
     if (admitted) rec["principal"] = info_.principal.name;
-    log_.record("session_error", std::move(rec));
+    log().record("session_error", std::move(rec));
   } catch (...) {  // the memory for the record is what was missing: nothing more to do
   }
 }
@@ -137,7 +137,7 @@ void SessionAudit::disconnect(const std::string& reason, std::uint64_t commands,
     rec["commands"] = commands;
     rec["duration_ms"] = duration.count();
     if (partial_line_bytes > 0) rec["partial_line_bytes"] = partial_line_bytes;
-    log_.record("disconnect", std::move(rec));
+    log().record("disconnect", std::move(rec));
   } catch (...) {  // no memory for the record: nothing more to do
   }
 }

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "agent/audit/audit_log.hpp"
+#include "agent/audit/record_batch.hpp"
 #include "agent/server/session_info.hpp"
 #include "agent/tls/chain_check.hpp"
 
@@ -19,7 +20,10 @@ namespace opsagent::server {
 /// throw std::bad_alloc, which ends the session (H5), except session_error(), which never throws.
 class SessionAudit {
  public:
-  SessionAudit(audit::AuditLog& log, const SessionInfo& info) : log_(log), info_(info) {}
+  /// `held`: the session's batch of held records, queued before any record here (the session's
+  /// order).
+  SessionAudit(audit::AuditLog& log, const SessionInfo& info, audit::RecordBatch* held = nullptr)
+      : log_(log), info_(info), held_(held) {}
 
   /// `tls_failure`: the TLS handshake failed, timed out or was evicted.
   void tls_failure(const std::string& reason, const std::optional<tls::VerifyFailure>& verify);
@@ -47,8 +51,13 @@ class SessionAudit {
                   std::chrono::milliseconds duration, std::size_t partial_line_bytes) noexcept;
 
  private:
+  audit::AuditLog& log() noexcept {
+    if (held_ != nullptr) held_->queue();
+    return log_;
+  }
   audit::AuditLog& log_;
   const SessionInfo& info_;
+  audit::RecordBatch* held_;
 };
 
 }  // namespace opsagent::server

@@ -25,6 +25,8 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "agent/audit/record_batch.hpp"
+
 namespace opsagent::audit {
 namespace {
 
@@ -129,6 +131,59 @@ TEST_F(AuditLogTest, AppendsOneJsonObjectPerLineWithTheStandardFields) {
   const auto second = json::parse(lines[1]);
   EXPECT_EQ(second["event"], "deny");
   EXPECT_TRUE(second["rule"].is_null());
+}
+
+// A session's held records (pipelined built-ins) go to the writer as one chain: nothing before
+// queue(), then all of them in the order added, one after the other.
+TEST_F(AuditLogTest, ABatchOfHeldRecordsIsWrittenWhenQueuedInTheOrderAdded) {
+  const fs::path path = dir_ / "audit.log";
+  auto log = open_log(path);
+  ASSERT_NE(log, nullptr);
+  RecordBatch batch(*log);
+  EXPECT_TRUE(batch.empty());
+  std::vector<Receipt> receipts;
+  for (std::uint64_t i = 0; i < 3; ++i) {
+    RecordEncoder rec("held");
+    rec.unum("i", i);
+    receipts.push_back(batch.add(std::move(rec)));
+  }
+  EXPECT_FALSE(batch.empty());
+  log->record("other", {{"k", 1}});
+  log->flush();
+  ASSERT_EQ(read_lines(path).size(), 1U);  // only "other": the batch is still held
+  for (const Receipt& r : receipts) EXPECT_FALSE(r.done());
+
+  batch.queue();
+  EXPECT_TRUE(batch.empty());
+  log->flush();
+  const auto lines = read_lines(path);
+  ASSERT_EQ(lines.size(), 4U);
+  const json other = json::parse(lines[0]);
+  for (std::uint64_t i = 0; i < 3; ++i) {
+    const json held = json::parse(lines[i + 1]);
+    EXPECT_EQ(held["event"], "held");
+    EXPECT_EQ(held["i"], i);
+    EXPECT_EQ(held["seq"], other["seq"].get<std::uint64_t>() + i + 1);
+    EXPECT_TRUE(receipts[i].done());
+    EXPECT_FALSE(receipts[i].result());
+  }
+}
+
+// A batch its session no longer waits for (the client left) is still written.
+TEST_F(AuditLogTest, ABatchDroppedWithItsReceiptsIsStillWritten) {
+  const fs::path path = dir_ / "audit.log";
+  auto log = open_log(path);
+  ASSERT_NE(log, nullptr);
+  {
+    RecordBatch batch(*log);
+    for (int i = 0; i < 2; ++i) {
+      const Receipt dropped = batch.add(RecordEncoder("held"));
+    }
+  }
+  log->flush();
+  const auto lines = read_lines(path);
+  ASSERT_EQ(lines.size(), 2U);
+  for (const auto& line : lines) EXPECT_EQ(json::parse(line)["event"], "held");
 }
 
 TEST_F(AuditLogTest, IgnoresFieldsThatAreNotAnObject) {
