@@ -39,6 +39,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <fmt/format.h>
@@ -73,6 +75,7 @@ struct Options {
   long count = 0;       // 0: run for `duration`
   bool probe = false;   // idle mode: a sweep of one request per held connection at the end
   bool resume = false;  // handshake mode: resume each loop's previous session
+  double rate = 0;  // requests mode: requests/s over all connections (0: as fast as replies come)
 };
 
 [[noreturn]] void usage(const char* problem) {
@@ -82,7 +85,7 @@ struct Options {
       "usage: opsagent-loadgen --port P --cert C --key K --ca CA\n"
       "  [--host 127.0.0.1] [--proto opsagent|redis|line] [--mode requests|handshake|idle]\n"
       "  [--request LINE] [--conns N] [--depth D] [--threads T]\n"
-      "  [--duration SECONDS | --count N] [--probe]\n",
+      "  [--duration SECONDS | --count N] [--probe] [--rate REQUESTS_PER_S]\n",
       problem);
   std::exit(2);
 }
@@ -139,6 +142,9 @@ Options parse(int argc, char** argv) {
       o.threads = std::atoi(value.c_str());
     } else if (arg == "--duration") {
       o.duration = std::atof(value.c_str());
+    } else if (arg == "--rate") {
+      o.rate = std::atof(value.c_str());
+      if (!(o.rate > 0)) usage("--rate: requests per second > 0");
     } else if (arg == "--count") {
       o.count = std::atol(value.c_str());
     } else {
@@ -258,9 +264,16 @@ asio::awaitable<void> connect_one(Shared& sh, Conn& c) {
   }
 }
 
-// Keeps up to `depth` requests in flight on one connection until the run ends.
+// Keeps up to `depth` requests in flight on one connection until the run ends. With --rate, the
+// connection sends its share of the rate on a fixed schedule, in bursts that fill the pipeline
+// (a connection behind its schedule catches up), so that two servers are compared at the same
+// load rather than each at its own saturation.
 asio::awaitable<void> drive(Shared& sh, Conn& c) {
   if (!c.stream) co_return;
+  const auto interval = std::chrono::duration_cast<Clock::duration>(
+      std::chrono::duration<double>(sh.opts.rate > 0 ? sh.opts.conns / sh.opts.rate : 0.0));
+  auto next_send = Clock::now();
+  asio::steady_timer pace(co_await asio::this_coro::executor);
   const std::string line = sh.opts.request + (sh.opts.proto == Proto::redis ? "\r\n" : "\n");
   ReplyScanner scanner(sh.opts.proto);
   std::vector<char> buf(kReadChunk);
@@ -269,7 +282,11 @@ asio::awaitable<void> drive(Shared& sh, Conn& c) {
   bool stopping = false;
   for (;;) {
     out.clear();
-    while (!stopping && static_cast<int>(sent.size()) < sh.opts.depth) {
+    // Paced: nothing until the schedule says so, then a burst that fills the pipeline, as the
+    // unpaced load sends (the server's batching stays the same, only the rate is fixed).
+    const bool due = interval.count() == 0 || Clock::now() >= next_send;
+    while (due && !stopping && static_cast<int>(sent.size()) < sh.opts.depth) {
+      next_send += interval;
       if (!may_issue(sh)) {
         stopping = true;
         break;
@@ -284,7 +301,12 @@ asio::awaitable<void> drive(Shared& sh, Conn& c) {
         co_return;
       }
     }
-    if (sent.empty()) break;
+    if (sent.empty()) {
+      if (stopping) break;
+      pace.expires_at(next_send);  // ahead of schedule, nothing in flight
+      co_await pace.async_wait(kUse);
+      continue;
+    }
     const auto r = co_await c.stream->async_read_some(asio::buffer(buf), kUse);
     if (std::get<0>(r)) {
       ++sh.errors;

@@ -9,14 +9,18 @@
 #     (the median over ROUNDS is printed last). Each run also reports the writer thread's own
 #     CPU per ping, the records it wrote per wake-up and how often the other threads were
 #     preempted. With --peer, the agent of another build (e.g. the previous commit's) runs the
-#     same load, alternating with this one, ROUNDS times.
+#     same load, alternating with this one, ROUNDS times. With --rate R, the load generator
+#     sends R pings/s in all (paced, still DEPTH deep at most) instead of as fast as replies
+#     come: every agent then runs at the same load and the same batching, which takes most of
+#     the run-to-run noise out of the CPU per record (at saturation it follows the throughput
+#     each run happens to reach). R must stay below what the agent sustains with `all`.
 # With --ship, the cost of shipping copies to journald and syslog instead: part 1 runs the
 # default writer with shipping off, to journald, to syslog and to both, each socket drained by
 # a receiver thread; part 2 runs the agent (`builtins: all`) without shipping and shipping to
 # both, each socket drained by a python3 receiver (a stand-in daemon). Copies the receivers
 # cannot take in time are dropped and counted (sent/dropped in the output).
 # Usage: scripts/bench-audit.sh [--records N] [--seconds S] [--conns C] [--depth D] [--rounds R]
-#                               [--agent-only] [--build DIR] [--peer DIR] [--ship]
+#                               [--agent-only] [--build DIR] [--peer DIR] [--ship] [--rate R]
 set -euo pipefail
 
 repo_root="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -27,6 +31,7 @@ secs=5
 conns=8
 depth=16
 rounds=1
+rate=""
 agent_only=0
 ship=0
 while [[ $# -gt 0 ]]; do
@@ -36,11 +41,12 @@ while [[ $# -gt 0 ]]; do
     --conns) conns="$2"; shift ;;
     --depth) depth="$2"; shift ;;
     --rounds) rounds="$2"; shift ;;
+    --rate) rate="$2"; shift ;;
     --agent-only) agent_only=1 ;;
     --build) build="$2"; shift ;;
     --peer) peer="$2"; shift ;;
     --ship) ship=1 ;;
-    -h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench-audit.sh: unknown argument: $1" >&2; exit 2 ;;
   esac
   shift
@@ -66,7 +72,7 @@ if [[ "${agent_only}" -eq 0 ]]; then
   done
 fi
 
-echo "# 2. agent under a ping load (${conns} connections, depth ${depth}), ${secs} s each"
+echo "# 2. agent under a ping load (${conns} connections, depth ${depth}${rate:+, ${rate} pings/s}), ${secs} s each"
 c="${work}/certs"
 bench_ping_policy
 clock_ticks="$(getconf CLK_TCK)"
@@ -117,7 +123,7 @@ AGENT
       read -r _ _ io_pre0 <<<"$(bench_thread_counters "${agent_pid}" '!audit-writer')"
       result="$("${build}/bench/opsagent-loadgen" --port "${port}" --cert "${c}/alice.crt" \
         --key "${c}/alice.key" --ca "${c}/ca.crt" --request ping --conns "${conns}" --depth "${depth}" \
-        --duration "${secs}")"
+        --duration "${secs}" ${rate:+--rate "${rate}"})"
       after="$(bench_cpu_ticks "${agent_pid}")"
       read -r w_ticks1 w_wakes1 _ <<<"$(bench_thread_counters "${agent_pid}" audit-writer)"
       read -r _ _ io_pre1 <<<"$(bench_thread_counters "${agent_pid}" '!audit-writer')"
