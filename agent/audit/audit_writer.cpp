@@ -62,18 +62,17 @@ AuditWriter::~AuditWriter() {
   thread_.join();
 }
 
-bool AuditWriter::enqueue_chain(PendingRecord* first, PendingRecord* last, std::size_t bytes,
-                                bool bounded) noexcept {
+bool AuditWriter::enqueue_chain(PendingRecord* first, PendingRecord* last, bool bounded) noexcept {
   bool wake = false;
   {
     std::lock_guard lock(mutex_);
     if (stop_ || (bounded && queued_bytes_ >= max_queue_bytes_)) return false;
     // Under the lock: time order and seq order agree.
     const std::int64_t now = now_us();
-    std::uint64_t count = 0;
     for (PendingRecord* r = first;; r = r->next_) {
       r->time_us_ = now;
-      ++count;
+      queued_bytes_ += r->body_.size();
+      ++queued_;
       if (r == last) break;
     }
     last->next_ = nullptr;
@@ -84,8 +83,6 @@ bool AuditWriter::enqueue_chain(PendingRecord* first, PendingRecord* last, std::
       wake = true;
     }
     tail_ = last;
-    queued_bytes_ += bytes;
-    queued_ += count;
   }
   if (wake) wake_.notify_one();
   return true;

@@ -89,14 +89,10 @@ class AuditWriter {
   /// record is refused (false, ownership stays) while the queue holds max_queue_bytes or more;
   /// records awaited by a session pass `bounded` = false: each session awaits its record before
   /// it queues the next, so they are bounded by the number of sessions.
-  bool enqueue(PendingRecord* r, bool bounded) noexcept {
-    r->next_ = nullptr;
-    return enqueue_chain(r, r, r->body_.size(), bounded);
-  }
-  /// Queues the records `first` .. `last`, linked by next_ (RecordBatch), `bytes` of bodies in
-  /// all, in that order and under one lock; like enqueue() otherwise.
-  bool enqueue_chain(PendingRecord* first, PendingRecord* last, std::size_t bytes,
-                     bool bounded) noexcept;
+  bool enqueue(PendingRecord* r, bool bounded) noexcept { return enqueue_chain(r, r, bounded); }
+  /// Queues the records `first` .. `last`, linked by next_ (RecordBatch), in that order and
+  /// under one lock; like enqueue() otherwise.
+  bool enqueue_chain(PendingRecord* first, PendingRecord* last, bool bounded) noexcept;
 
   /// Blocks until every record queued before the call was written or failed. Not on I/O threads.
   void flush();

@@ -10,7 +10,6 @@ namespace opsagent::audit {
 Receipt RecordBatch::add(RecordEncoder rec) {
   auto* record = new SharedRecord(rec.take());
   Receipt receipt(record);
-  bytes_ += record->body_.size();
   if (last_ != nullptr) {
     last_->next_ = record;
   } else {
@@ -24,8 +23,7 @@ void RecordBatch::queue() noexcept {
   if (first_ == nullptr) return;
   SharedRecord* first = std::exchange(first_, nullptr);
   SharedRecord* last = std::exchange(last_, nullptr);
-  const std::size_t bytes = std::exchange(bytes_, 0);
-  if (log_.writer_->enqueue_chain(first, last, bytes, false)) return;
+  if (log_.writer_->enqueue_chain(first, last, false)) return;
   const boost::system::error_code refused(ESHUTDOWN, boost::system::system_category());
   for (PendingRecord* r = first; r != nullptr;) {
     PendingRecord* next = r == last ? nullptr : r->next_;

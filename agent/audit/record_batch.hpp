@@ -6,8 +6,6 @@
 // queues any other record of its own (so the log keeps the session's order); a batch still held
 // when it is destroyed is queued then: a record once built is written, also when its client left.
 
-#include <cstddef>
-
 #include "agent/audit/receipt.hpp"
 #include "agent/audit/record_encoder.hpp"
 
@@ -35,7 +33,6 @@ class RecordBatch {
   AuditLog& log_;
   SharedRecord* first_ = nullptr;
   SharedRecord* last_ = nullptr;
-  std::size_t bytes_ = 0;
 };
 
 }  // namespace opsagent::audit
