@@ -8,7 +8,8 @@
 // not see the client leave; a watch polls the socket for a hang-up meanwhile.
 //
 // A class template over the stream so that it runs over TLS in the agent and over a plain socket
-// pair in unit tests. Everything happens on the stream's executor, which must be a strand.
+// pair in unit tests. Everything happens on the stream's executor, which must be a strand
+// (explicit, or a context run by one thread).
 
 #include <chrono>
 #include <cstddef>

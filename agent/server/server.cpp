@@ -227,7 +227,10 @@ asio::awaitable<void> Server::accept_loop(tcp::acceptor& acceptor) {
 }
 
 asio::awaitable<Server::AcceptResult> Server::accept_once(tcp::acceptor& acceptor) {
-  auto accepted = co_await acceptor.async_accept(asio::make_strand(next_session_context()), kUse);
+  // The context's own executor is the connection's strand: one thread runs each session
+  // context. An explicit strand on top cost every completion a second trip through the
+  // context's queue (one more epoll_wait each: 6 instead of 3 per `ping` on one connection).
+  auto accepted = co_await acceptor.async_accept(next_session_context().get_executor(), kUse);
   auto ec = std::get<0>(accepted);
   auto socket = std::get<1>(std::move(accepted));
   if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return AcceptResult::stop;

@@ -1,9 +1,11 @@
 #pragma once
 // One client connection, from TCP accept to close, as a sequence of phases:
 //   handshake -> authenticating -> serving -> closing
-// Everything runs on the connection's strand. The session's coroutine is the only writer of the
-// stream; a LineReader beside it frames lines into a small bounded queue, so that a disconnect
-// is noticed even while a command runs. Commands themselves go through the Dispatcher.
+// Everything runs on the connection's strand: the executor of the context it is pinned to, which
+// one thread runs (an implicit strand: no two of its handlers ever run at the same time, and no
+// strand object has to be crossed on each completion). The session's coroutine is the only writer
+// of the stream; a LineReader beside it frames lines into a small bounded queue, so that a
+// disconnect is noticed even while a command runs. Commands themselves go through the Dispatcher.
 //
 // An exception escaping either coroutine (above all std::bad_alloc from a failed allocation,
 // SECURITY-MATRIX H5) ends this connection only: it is logged and audited as far as memory
@@ -35,7 +37,8 @@ namespace opsagent::server {
 
 class Session : public std::enable_shared_from_this<Session>, public ReplySink {
  public:
-  /// `socket` must already use a strand executor (accept with make_strand). The caller has
+  /// `socket`'s executor must never run two handlers at once: an io_context run by one thread
+  /// (as in the agent) or a strand (accept with make_strand). The caller has
   /// reserved a handshake slot in the registry; the session releases it. `peer` is the client's
   /// address as text, for logs and audit records; `source` its address without the port (for
   /// per-source eviction and the audit budget of failed handshakes, PreAuthAudit).
