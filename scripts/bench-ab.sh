@@ -11,7 +11,8 @@
 #   --resume     each request on a new connection, resuming the previous one's session
 #   --builtins   the agent's audit.builtins (default all: one audit record per ping)
 # Output: one JSON line per run: side (this|peer), round, load, requests/s, agent CPU per
-# request in microseconds.
+# request in microseconds; then per load a "# load" line with the medians of each side and the
+# ratio of the median CPU per request (this/peer).
 set -euo pipefail
 
 repo_root="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -82,8 +83,19 @@ AGENT
         --argjson ticks "$((after - before))" --argjson hz "${hz}" \
         '{side: $side, round: $round, load: $load, req_per_s: (.req_per_s | floor),
           agent_cpu_us_per_req: (($ticks / $hz * 1e6 / ([.requests, 1] | max)) * 100 | floor / 100)}' \
-        <<<"${result}"
+        <<<"${result}" | tee -a "${work}/results.jsonl"
     done
   done
 done
 opsagent="${this_agent}"
+# Medians per load and side, and this build's median CPU per request over the peer's.
+jq -rs '
+  def median: sort | if length % 2 == 1 then .[length / 2 | floor]
+                     else (.[length / 2 - 1] + .[length / 2]) / 2 end;
+  group_by(.load)[] as $g
+  | ($g | map(select(.side == "this"))) as $t | ($g | map(select(.side == "peer"))) as $p
+  | ($t | map(.agent_cpu_us_per_req) | median) as $tc | ($p | map(.agent_cpu_us_per_req) | median) as $pc
+  | "# load \($g[0].load): median agent CPU per request this \($tc) us, peer \($pc) us "
+    + "(this/peer \(if $pc > 0 then ($tc / $pc * 100 | round) / 100 else "-" end)); "
+    + "median req/s this \($t | map(.req_per_s) | median), peer \($p | map(.req_per_s) | median)"
+' "${work}/results.jsonl"
