@@ -294,6 +294,8 @@ void Server::admit(tcp::socket socket) {
     sessions_.push_back(session);
   }
   // `connection_accepted` is written when the handshake ends (Session::handshake, I8).
+  // A session pinned to this thread's context starts inline, up to its first wait (co_spawn
+  // dispatches): no lock may be held here.
   session->start();
 }
 
