@@ -89,13 +89,19 @@ AGENT
 done
 opsagent="${this_agent}"
 # Medians per load and side, and this build's median CPU per request over the peer's.
-jq -rs '
-  def median: sort | if length % 2 == 1 then .[length / 2 | floor]
-                     else (.[length / 2 - 1] + .[length / 2]) / 2 end;
-  group_by(.load)[] as $g
-  | ($g | map(select(.side == "this"))) as $t | ($g | map(select(.side == "peer"))) as $p
-  | ($t | map(.agent_cpu_us_per_req) | median) as $tc | ($p | map(.agent_cpu_us_per_req) | median) as $pc
-  | "# load \($g[0].load): median agent CPU per request this \($tc) us, peer \($pc) us "
-    + "(this/peer \(if $pc > 0 then ($tc / $pc * 100 | round) / 100 else "-" end)); "
-    + "median req/s this \($t | map(.req_per_s) | median), peer \($p | map(.req_per_s) | median)"
-' "${work}/results.jsonl"
+python3 - "${work}/results.jsonl" <<'PY'
+import collections, json, statistics, sys
+runs = collections.defaultdict(list)
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    runs[(r["load"], r["side"])].append(r)
+for load in dict.fromkeys(load for load, _ in runs):
+    cpu = {side: statistics.median(r["agent_cpu_us_per_req"] for r in runs[(load, side)])
+           for side in ("this", "peer")}
+    rate = {side: statistics.median(r["req_per_s"] for r in runs[(load, side)])
+            for side in ("this", "peer")}
+    ratio = f"{cpu['this'] / cpu['peer']:.2f}" if cpu["peer"] > 0 else "-"
+    print(f"# load {load}: median agent CPU per request this {cpu['this']} us, peer "
+          f"{cpu['peer']} us (this/peer {ratio}); median req/s this {rate['this']}, "
+          f"peer {rate['peer']}")
+PY
