@@ -25,25 +25,42 @@ void header(std::string& out, std::string_view name, std::string_view type, std:
 
 }  // namespace
 
+std::size_t this_thread_shard() noexcept {
+  static std::atomic<std::size_t> next{0};
+  thread_local const std::size_t kShard = next.fetch_add(1, std::memory_order_relaxed) % kShards;
+  return kShard;
+}
+
+std::uint64_t Counter::value() const noexcept {
+  std::uint64_t total = 0;
+  for (const Shard& s : shards_) total += s.value.load(std::memory_order_relaxed);
+  return total;
+}
+
 void Histogram::observe(std::chrono::nanoseconds d) noexcept {
   const double seconds = std::chrono::duration<double>(d).count();
   std::size_t i = 0;
   while (i < kDurationBuckets.size() && seconds > kDurationBuckets[i]) ++i;
-  buckets_[i].fetch_add(1, std::memory_order_relaxed);
-  sum_ns_.fetch_add(static_cast<std::uint64_t>(d.count() < 0 ? 0 : d.count()),
-                    std::memory_order_relaxed);
+  Shard& shard = shards_[this_thread_shard()];
+  shard.buckets[i].fetch_add(1, std::memory_order_relaxed);
+  shard.sum_ns.fetch_add(static_cast<std::uint64_t>(d.count() < 0 ? 0 : d.count()),
+                         std::memory_order_relaxed);
 }
 
 std::uint64_t Histogram::cumulative(std::size_t i) const noexcept {
   std::uint64_t total = 0;
-  for (std::size_t b = 0; b <= i && b < buckets_.size(); ++b) {
-    total += buckets_[b].load(std::memory_order_relaxed);
+  for (const Shard& s : shards_) {
+    for (std::size_t b = 0; b <= i && b < s.buckets.size(); ++b) {
+      total += s.buckets[b].load(std::memory_order_relaxed);
+    }
   }
   return total;
 }
 
 double Histogram::sum_seconds() const noexcept {
-  return static_cast<double>(sum_ns_.load(std::memory_order_relaxed)) / 1e9;
+  std::uint64_t ns = 0;
+  for (const Shard& s : shards_) ns += s.sum_ns.load(std::memory_order_relaxed);
+  return static_cast<double>(ns) / 1e9;
 }
 
 std::size_t verb_slot(const protocol::VerbSpec* verb) noexcept {

@@ -7,6 +7,11 @@
 //
 // Thread-safety: every member may be updated from any thread. Updates are relaxed atomics (no
 // ordering between metrics is promised); a scrape reads each value once.
+//
+// Counters and histograms are sharded: a thread adds to its own shard (each on its own cache
+// line) and a scrape sums the shards. Every command updates three of them; with one shared line
+// each, the I/O threads passed those lines back and forth between their cores on every command
+// (issue 13: the locked adds were 40 % of the dispatcher's own time at pipelined load).
 
 #include <array>
 #include <atomic>
@@ -20,15 +25,27 @@
 
 namespace opsagent::metrics {
 
+/// Shards per counter or histogram: threads are spread over them round-robin, in the order they
+/// first update a metric. More threads than shards share, still correctly (atomic adds).
+inline constexpr std::size_t kShards = 8;
+/// A cache line: shards on separate lines are updated by their threads without contention.
+inline constexpr std::size_t kCacheLine = 64;
+
+/// The calling thread's shard, fixed at its first call.
+std::size_t this_thread_shard() noexcept;
+
 class Counter {
  public:
-  void inc(std::uint64_t n = 1) noexcept { value_.fetch_add(n, std::memory_order_relaxed); }
-  [[nodiscard]] std::uint64_t value() const noexcept {
-    return value_.load(std::memory_order_relaxed);
+  void inc(std::uint64_t n = 1) noexcept {
+    shards_[this_thread_shard()].value.fetch_add(n, std::memory_order_relaxed);
   }
+  [[nodiscard]] std::uint64_t value() const noexcept;
 
  private:
-  std::atomic<std::uint64_t> value_{0};
+  struct alignas(kCacheLine) Shard {
+    std::atomic<std::uint64_t> value{0};
+  };
+  std::array<Shard, kShards> shards_{};
 };
 
 class Gauge {
@@ -54,8 +71,11 @@ class Histogram {
   [[nodiscard]] double sum_seconds() const noexcept;
 
  private:
-  std::array<std::atomic<std::uint64_t>, kDurationBuckets.size() + 1> buckets_{};
-  std::atomic<std::uint64_t> sum_ns_{0};
+  struct alignas(kCacheLine) Shard {
+    std::array<std::atomic<std::uint64_t>, kDurationBuckets.size() + 1> buckets{};
+    std::atomic<std::uint64_t> sum_ns{0};
+  };
+  std::array<Shard, kShards> shards_{};
 };
 
 /// Why an authenticated-or-not connection was turned away (label `reason`).
