@@ -326,7 +326,7 @@ Decision authorize(const Policy& policy, const Principal& principal, std::string
     return authorize_checked(policy, principal, verb, args);
   } catch (...) {
     Decision d;
-    d.rule = "internal-error";
+    d.rule = kInternalErrorRule;
     d.reason = "internal error while authorising";
     return d;
   }

@@ -66,6 +66,9 @@ struct Decision {
   std::vector<std::string> argv;    ///< run: full argv, fixed part + "--" + client args
 };
 
+/// The rule of the decision authorize() gives when it could not decide (out of memory): denied.
+inline constexpr std::string_view kInternalErrorRule = "internal-error";
+
 /// Decides whether `principal` may run `verb args...` under `policy`. Arity has been checked
 /// by the caller; anything unexpected is denied. Rules, in order: builtin verbs
 /// (protocol/verbs.hpp) are allowed; unknown verbs are denied; a verb in any role's `deny` is

@@ -82,9 +82,13 @@ asio::awaitable<Dispatcher::Next> Dispatcher::handle_line(std::string_view line)
   }
 
   // 4. Authorise against one policy snapshot, and audit the decision before acting on it.
-  const auto policy = policy_.get();
-  policy::Decision decision;
-  if (!early) decision = policy::authorize(*policy, info_.principal, cmd.verb, cmd.args);
+  // The session's copy of the policy stays as it is until this command ends (policy_replaced()).
+  // Should the command end by an exception instead, the session ends with it.
+  in_command_ = true;
+  const std::shared_ptr<const policy::Policy>& policy = policy_.get();
+  static const policy::Decision kNotDecided;
+  const policy::Decision& decision =
+      early ? kNotDecided : decide(*policy, policy_.generation(), cmd);
   metrics::registry().command(verb, early              ? metrics::Decision::reject
                                     : decision.allowed ? metrics::Decision::allow
                                                        : metrics::Decision::deny);
@@ -166,7 +170,33 @@ asio::awaitable<Dispatcher::Next> Dispatcher::handle_line(std::string_view line)
     if (!sent) outcome.client_gone = true;
   }
   metrics::registry().reply_bytes.inc(out_.bytes_sent());
+  in_command_ = false;
   co_return (outcome.close || outcome.client_gone) ? Next::close : Next::keep_open;
+}
+
+const policy::Decision& Dispatcher::decide(const policy::Policy& policy, std::uint64_t generation,
+                                           const protocol::Command& cmd) {
+  const policy::Principal& who = info_.principal;
+  if (!cmd.args.empty()) {
+    fresh_ = policy::authorize(policy, who, cmd.verb, cmd.args);
+    return fresh_;
+  }
+  if (known_ && known_->generation == generation && known_->verb == cmd.verb &&
+      known_->principal == who.name && known_->roles == who.roles) {
+    return known_->decision;
+  }
+  known_.reset();
+  policy::Decision d = policy::authorize(policy, who, cmd.verb, cmd.args);
+  if (d.rule == policy::kInternalErrorRule) {  // out of memory: ask again next time
+    fresh_ = std::move(d);
+    return fresh_;
+  }
+  known_ = KnownDecision{generation, who.name, cmd.verb, who.roles, std::move(d)};
+  return known_->decision;
+}
+
+void Dispatcher::policy_replaced() noexcept {
+  if (!in_command_) policy_.drop();
 }
 
 audit::RecordEncoder Dispatcher::decision_record(const protocol::Command& cmd,

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <boost/asio/awaitable.hpp>
 
@@ -49,7 +50,17 @@ class Dispatcher {
   /// Number of commands handled, for the disconnect record.
   [[nodiscard]] std::uint64_t commands() const noexcept { return commands_; }
 
+  /// A reload replaced the policy: let go of this session's copy of the old one unless a command
+  /// is using it (then the next command lets go of it). Same strand only.
+  void policy_replaced() noexcept;
+
  private:
+  // authorize() for `cmd` under `policy`, the `generation`th policy this session has seen. The
+  // last decision for a verb without arguments is kept and given again while the policy and the
+  // principal are the same (authorize() is pure): pipelined pings are decided once. The
+  // reference stays valid until the next call.
+  const policy::Decision& decide(const policy::Policy& policy, std::uint64_t generation,
+                                 const protocol::Command& cmd);
   [[nodiscard]] audit::RecordEncoder decision_record(const protocol::Command& cmd,
                                                      const std::optional<Outcome>& early,
                                                      const policy::Decision& decision,
@@ -65,7 +76,8 @@ class Dispatcher {
                             std::uint64_t bytes_out, std::int64_t duration_ms);
 
   audit::AuditLog& audit_;
-  Snapshot<const policy::Policy>& policy_;
+  Snapshot<const policy::Policy>::Cached policy_;
+  bool in_command_ = false;  // handle_line() is running: policy_'s copy is in use
   const SessionInfo& info_;
   ReplyStream out_;
   std::unique_ptr<CommandHandlers> handlers_;
@@ -77,6 +89,14 @@ class Dispatcher {
     std::string body;
   };
   std::optional<EncodedDecision> last_builtin_;
+  struct KnownDecision {
+    std::uint64_t generation;
+    std::string principal, verb;
+    std::vector<std::string> roles;
+    policy::Decision decision;
+  };
+  std::optional<KnownDecision> known_;  // see decide()
+  policy::Decision fresh_;              // decide()'s answer when it is not kept
   bool audit_builtins_ = true;
   audit::RecordBatch* held_records_ = nullptr;
 };

@@ -29,6 +29,7 @@ void Session::apply_recheck(asio::ssl::context& tls, const policy::Policy& polic
     interrupt(EndReason::certificate_revoked);
     return;
   }
+  if (dispatcher_) dispatcher_->policy_replaced();
   auto remapped = policy::remap_identity(policy, info_.identity, info_.principal);
   if (remapped.kind == policy::Remapping::Kind::unmapped) {
     audit_.session_unmapped(remapped.reason, policy.version);

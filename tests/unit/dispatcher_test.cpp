@@ -210,6 +210,41 @@ TEST_F(Gate, RecordsEachRepeatedBuiltinWithItsOwnDecision) {
   EXPECT_EQ(all[5]["principal"], "alice-2");
 }
 
+// The gate keeps the last decision for a verb without arguments (pipelined pings are decided
+// once); a new policy, other roles or another verb must each be decided afresh.
+TEST_F(Gate, DecidesAgainWhenThePolicyOrThePrincipalChanges) {
+  handle("ping");
+  const fs::path narrowed = dir_ / "policy-narrowed.yaml";
+  std::string text = kPolicy;
+  text.replace(text.find("[ping, "), 7, "[");
+  std::ofstream(narrowed) << text;
+  ::chmod(narrowed.c_str(), 0600);
+  policy_->replace(policy::load_policy(narrowed));
+  handle("ping");
+  dispatcher_->policy_replaced();  // what a session does when a reload reaches it
+  handle("ping");
+  policy_->replace(policy::load_policy(dir_ / "policy.yaml"));
+  handle("ping");
+  info_.principal.roles.clear();  // a reload took the roles (the policy stays the same)
+  handle("ping");
+  info_.principal.roles = {"operator"};
+  handle("ping");
+  handle("whoami");
+
+  const auto all = records("command");
+  ASSERT_EQ(all.size(), 7U);
+  const std::vector<std::string> decisions{"allow", "deny",  "deny", "allow",
+                                           "deny",  "allow", "allow"};
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    EXPECT_EQ(all[i]["decision"], decisions[i]) << i;
+  }
+  EXPECT_EQ(all[1]["rule"], "default-deny");
+  EXPECT_EQ(all[4]["reason"], "no role of alice allows 'ping'");
+  EXPECT_EQ(all[6]["command"], "whoami");
+  EXPECT_EQ(handlers_->decision_rule, "roles.operator.commands");
+  EXPECT_EQ(handlers_->executed, (std::vector<std::string>{"ping", "ping", "ping", "whoami"}));
+}
+
 TEST_F(Gate, AuditsADenialAndNeverExecutesIt) {
   EXPECT_EQ(handle("run uptime"), Dispatcher::Next::keep_open);
   EXPECT_TRUE(handlers_->executed.empty());
