@@ -52,15 +52,7 @@ asio::awaitable<Dispatcher::Next> Dispatcher::handle_line(std::string_view line)
   // 1. Parse. A malformed line is answered and audited; the connection stays usable.
   auto parsed = protocol::parse_command(line);
   if (!parsed) {
-    metrics::registry().command(nullptr, metrics::Decision::reject);
-    audit::RecordEncoder rec("command_rejected");
-    rec.unum("conn", info_.id).str("principal", info_.principal.name);
-    rec.str_cut("line", line, kAuditArgMax).str("reason", parsed.error().message);
-    co_await commit(std::move(rec));
-    std::string out;
-    out_.formatter().error(out, parsed.error().code, parsed.error().message);
-    co_await out_.send_final(std::move(out));
-    metrics::registry().reply_bytes.inc(out_.bytes_sent());
+    co_await reject_unparsable(line, parsed.error());
     co_return Next::keep_open;
   }
   const protocol::Command& cmd = parsed.value();
@@ -172,6 +164,21 @@ asio::awaitable<Dispatcher::Next> Dispatcher::handle_line(std::string_view line)
   metrics::registry().reply_bytes.inc(out_.bytes_sent());
   in_command_ = false;
   co_return (outcome.close || outcome.client_gone) ? Next::close : Next::keep_open;
+}
+
+// Its own coroutine: locals alive across a co_await make the frame, and GCC gives every local of
+// every branch a slot of its own. Kept here, this branch would take handle_line's frame past the
+// 1020 bytes that Asio's per-thread recycling allocator reuses: a malloc and a free per command.
+asio::awaitable<void> Dispatcher::reject_unparsable(std::string_view line, const Error& error) {
+  metrics::registry().command(nullptr, metrics::Decision::reject);
+  audit::RecordEncoder rec("command_rejected");
+  rec.unum("conn", info_.id).str("principal", info_.principal.name);
+  rec.str_cut("line", line, kAuditArgMax).str("reason", error.message);
+  co_await commit(std::move(rec));
+  std::string out;
+  out_.formatter().error(out, error.code, error.message);
+  co_await out_.send_final(std::move(out));
+  metrics::registry().reply_bytes.inc(out_.bytes_sent());
 }
 
 const policy::Decision& Dispatcher::decide(const policy::Policy& policy, std::uint64_t generation,

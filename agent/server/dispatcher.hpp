@@ -15,6 +15,7 @@
 
 #include "agent/audit/audit_log.hpp"
 #include "agent/audit/record_batch.hpp"
+#include "agent/common/error.hpp"
 #include "agent/policy/policy.hpp"
 #include "agent/server/command_handlers.hpp"
 #include "agent/server/reply_stream.hpp"
@@ -55,6 +56,8 @@ class Dispatcher {
   void policy_replaced() noexcept;
 
  private:
+  // A line that does not parse: audited and answered; the connection stays usable.
+  boost::asio::awaitable<void> reject_unparsable(std::string_view line, const Error& error);
   // authorize() for `cmd` under `policy`, the `generation`th policy this session has seen. The
   // last decision for a verb without arguments is kept and given again while the policy and the
   // principal are the same (authorize() is pure): pipelined pings are decided once. The
