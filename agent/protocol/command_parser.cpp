@@ -37,13 +37,17 @@ Result<Command> parse_command(std::string_view line) {
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
   if (auto st = validate_characters(line); !st) return st.error();
 
-  std::vector<std::string> tokens;
+  // The first word is the verb, the others the arguments; each is built where it ends up, so a
+  // command without arguments allocates nothing beyond its words (pipelined pings).
+  Command cmd;
+  bool have_verb = false;
   std::size_t pos = 0;
   const std::size_t n = line.size();
   while (true) {
     while (pos < n && line[pos] == ' ') ++pos;
     if (pos >= n) break;
-    std::string token;
+    std::string& token = have_verb ? cmd.args.emplace_back() : cmd.verb;
+    have_verb = true;
     const char first = line[pos];
     if (first == '\'' || first == '"') {
       const std::size_t open = pos++;
@@ -69,16 +73,11 @@ Result<Command> parse_command(std::string_view line) {
         return usage(fmt::format("closing quote must be followed by a space at byte {}", pos + 1));
       }
     } else {
-      while (pos < n && line[pos] != ' ') token.push_back(line[pos++]);
+      const std::size_t start = pos;
+      while (pos < n && line[pos] != ' ') ++pos;
+      token.assign(line.substr(start, pos - start));
     }
-    tokens.push_back(std::move(token));
   }
-
-  Command cmd;
-  if (tokens.empty()) return cmd;
-  cmd.verb = std::move(tokens.front());
-  cmd.args.assign(std::make_move_iterator(tokens.begin() + 1),
-                  std::make_move_iterator(tokens.end()));
   return cmd;
 }
 
