@@ -11,7 +11,7 @@ void HeldReplies::add_checked(const std::string& line, audit::Receipt receipt, b
                               protocol::Mode mode) {
   checks_.reserve(kMaxReceipts);  // once per session: adding a check allocates nothing more
   const std::size_t offset = bytes_.size();
-  bytes_ += line;
+  append(line);
   checks_.push_back(Check{offset, line.size(), std::move(receipt), fail_closed, mode});
 }
 
