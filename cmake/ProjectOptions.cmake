@@ -11,11 +11,6 @@ add_library(opsagent_options INTERFACE)
 target_compile_definitions(opsagent_options INTERFACE
   BOOST_ASIO_NO_DEPRECATED
   BOOST_ASIO_DISABLE_BOOST_COROUTINE
-  # Blocks each thread keeps for reuse per kind (default 2). A command nests four to six
-  # coroutine frames (serve, handle_line, execute, send_final, send_later, ...): with two, the
-  # deeper ones were malloc'ed and freed on every command. Must be the same in every translation
-  # unit: it sizes Asio's per-thread state.
-  BOOST_ASIO_RECYCLING_ALLOCATOR_CACHE_SIZE=8
   OPSAGENT_VERSION="${PROJECT_VERSION}")
 target_link_libraries(opsagent_options INTERFACE opsagent_warnings)
 
