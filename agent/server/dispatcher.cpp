@@ -198,7 +198,7 @@ const policy::Decision& Dispatcher::decide(const policy::Policy& policy, std::ui
     fresh_ = std::move(d);
     return fresh_;
   }
-  known_ = KnownDecision{generation, who.name, cmd.verb, who.roles, std::move(d)};
+  known_ = KnownDecision{generation, who.name, cmd.verb, who.roles, std::move(d), {}};
   return known_->decision;
 }
 
@@ -232,19 +232,14 @@ asio::awaitable<boost::system::error_code> Dispatcher::commit(audit::RecordEncod
 audit::RecordEncoder Dispatcher::builtin_record(const protocol::Command& cmd,
                                                 const policy::Decision& decision,
                                                 const std::string& policy_version) {
-  // Everything the decision part is made of is compared, so a copy is byte for byte what
-  // decision_record() would write.
-  const EncodedDecision* last = last_builtin_ ? &*last_builtin_ : nullptr;
-  if (last != nullptr && cmd.args.empty() && last->verb == cmd.verb &&
-      last->principal == info_.principal.name && last->rule == decision.rule &&
-      last->reason == decision.reason && last->policy_version == policy_version) {
-    return audit::RecordEncoder::continuing(last->body);
+  // A kept decision was made from this policy, principal and verb, all of which the decision
+  // record is made of (with the connection id): its record is byte for byte the same each time.
+  KnownDecision* kept = (known_ && &decision == &known_->decision) ? &*known_ : nullptr;
+  if (kept != nullptr && !kept->record.empty()) {
+    return audit::RecordEncoder::continuing(kept->record);
   }
   audit::RecordEncoder rec = decision_record(cmd, std::nullopt, decision, policy_version);
-  if (cmd.args.empty()) {
-    last_builtin_ = EncodedDecision{info_.principal.name, cmd.verb,       decision.rule,
-                                    decision.reason,      policy_version, rec.body()};
-  }
+  if (kept != nullptr) kept->record = rec.body();
   return rec;
 }
 

@@ -68,8 +68,8 @@ class Dispatcher {
                                                      const std::optional<Outcome>& early,
                                                      const policy::Decision& decision,
                                                      const std::string& policy_version) const;
-  // decision_record() for an allowed built-in, copied from the last one when only its result
-  // differs (pipelined pings).
+  // decision_record() for an allowed built-in; for a kept decision (pipelined pings) made once
+  // and copied after.
   [[nodiscard]] audit::RecordEncoder builtin_record(const protocol::Command& cmd,
                                                     const policy::Decision& decision,
                                                     const std::string& policy_version);
@@ -85,18 +85,14 @@ class Dispatcher {
   ReplyStream out_;
   std::unique_ptr<CommandHandlers> handlers_;
   std::uint64_t commands_ = 0;
-  // The last built-in's decision record without arguments (`"event":"command",...,
-  // "policy_version":"..."`) and what it was made from; empty until a built-in ran.
-  struct EncodedDecision {
-    std::string principal, verb, rule, reason, policy_version;
-    std::string body;
-  };
-  std::optional<EncodedDecision> last_builtin_;
+  // The last decision for a verb without arguments, what it was made from, and once a built-in
+  // was audited with it, its decision record (`"event":"command",...,"policy_version":"..."`).
   struct KnownDecision {
     std::uint64_t generation;
     std::string principal, verb;
     std::vector<std::string> roles;
     policy::Decision decision;
+    std::string record;
   };
   std::optional<KnownDecision> known_;  // see decide()
   policy::Decision fresh_;              // decide()'s answer when it is not kept
