@@ -190,9 +190,11 @@ def main():
                 fmt(statistics.median(peer["p99"])) if peer else "-")
         else:
             lat = "-"
-        errs = ours["err"] + (peer["err"] if peer else 0)
-        if errs:
-            ratio_s += f" ({errs} errors)"
+        # Say whose runs failed (a client exiting non-zero): a failing side's number is suspect.
+        failed = [f"{side}: {d['err']} of {len(d['v'])} runs exited non-zero"
+                  for side, d in (("opsagent", ours), (peer_side, peer)) if d and d["err"]]
+        if failed:
+            ratio_s += f" ({'; '.join(failed)})"
         out.append(f"| {title} | {cell_o} | {peer_side or '-'} | {cell_p} | {ratio_s} | {cpu_s} | {client_s} | {lat} |")
     out.append("")
     if a.ssh != "1":
