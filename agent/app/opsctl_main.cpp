@@ -1,6 +1,7 @@
 // opsctl: flags, load, wire, run — nothing else. The client for scripts and fleets
 // (docs/opsctl.md).
 
+#include <array>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -270,7 +271,20 @@ int finish_output(int status) {
   return status == exit_status::kOk ? exit_status::kOutput : status;
 }
 
+// stdio gives a pipe or a file a 4 KiB buffer: a write(2) for every 4 KiB of streamed output.
+// The reporters flush whenever the connection has nothing more to read, so a bigger buffer
+// holds no line back while a command is quiet; a terminal keeps its line buffering. Called
+// before anything is written to stdout (setvbuf's precondition).
+void size_stdout_buffer() {
+  if (::isatty(STDOUT_FILENO) == 1) return;
+  static std::array<char, std::size_t{64} * 1024> buffer;
+  (void)std::setvbuf(stdout, buffer.data(), _IOFBF, buffer.size());
+}
+
 }  // namespace
 
 // NOLINTNEXTLINE(bugprone-exception-escape): only std::bad_alloc, which ends it
-int main(int argc, char** argv) { return finish_output(run(argc, argv)); }
+int main(int argc, char** argv) {
+  size_stdout_buffer();
+  return finish_output(run(argc, argv));
+}
