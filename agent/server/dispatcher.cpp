@@ -232,8 +232,9 @@ asio::awaitable<boost::system::error_code> Dispatcher::commit(audit::RecordEncod
 audit::RecordEncoder Dispatcher::builtin_record(const protocol::Command& cmd,
                                                 const policy::Decision& decision,
                                                 const std::string& policy_version) {
-  // A kept decision was made from this policy, principal and verb, all of which the decision
-  // record is made of (with the connection id): its record is byte for byte the same each time.
+  // `decision` is known_'s own when decide() answered from the kept one. A kept decision was made
+  // from this policy, principal and verb, all of which the decision record is made of (with the
+  // connection id): its record is byte for byte the same each time.
   KnownDecision* kept = (known_ && &decision == &known_->decision) ? &*known_ : nullptr;
   if (kept != nullptr && !kept->record.empty()) {
     return audit::RecordEncoder::continuing(kept->record);

@@ -153,6 +153,17 @@ TEST(CommandParser, TreatsEmptyAndBlankLinesAsAnEmptyVerb) {
   }
 }
 
+// An empty quoted first word is the verb (an unknown one), not a gap before it: `"" ping` must
+// never be taken for `ping`.
+TEST(CommandParser, KeepsAnEmptyQuotedFirstWordAsTheVerb) {
+  auto cmd = parse_ok(R"("" ping)");
+  EXPECT_EQ(cmd.verb, "");
+  EXPECT_EQ(cmd.args, (Args{"ping"}));
+  cmd = parse_ok("'' ");
+  EXPECT_EQ(cmd.verb, "");
+  EXPECT_TRUE(cmd.args.empty());
+}
+
 TEST(CommandParser, TreatsRunsOfSpacesAsOneSeparator) {
   const auto cmd = parse_ok("   tail    -n  10   syslog   ");
   EXPECT_EQ(cmd.verb, "tail");
